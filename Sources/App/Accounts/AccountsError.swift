@@ -1,0 +1,34 @@
+import Vapor
+
+/// What can go wrong when signing up, signing in or presenting a token.
+public enum AccountsError: HTTPProblemConvertible, Equatable {
+    case emailTaken
+    /// Wrong password, unknown email and inactive account all answer this, alike.
+    case invalidCredentials
+    case missingToken
+    case invalidToken(String)
+    case refreshTokenReused
+
+    public var problem: HTTPProblem {
+        switch self {
+        case .emailTaken:
+            return HTTPProblem(.conflict, title: "Email already registered",
+                               detail: "An account with this email already exists; sign in instead.",
+                               fieldErrors: ["email": ["An account with this email already exists."]])
+        case .invalidCredentials:
+            return HTTPProblem(.unauthorized, title: "Invalid credentials",
+                               detail: "No active account was found with this email and password.")
+        case .missingToken:
+            return HTTPProblem(.unauthorized, title: "Authentication required",
+                               detail: "Send an access token: Authorization: Bearer <token>.",
+                               headers: ["WWW-Authenticate": "Bearer"])
+        case .invalidToken(let reason):
+            return HTTPProblem(.unauthorized, title: "Invalid token", detail: reason,
+                               headers: ["WWW-Authenticate": #"Bearer error="invalid_token""#])
+        case .refreshTokenReused:
+            return HTTPProblem(.unauthorized, title: "Invalid token",
+                               detail: "This refresh token was already used; every session it belongs to has been signed out.",
+                               headers: ["WWW-Authenticate": #"Bearer error="invalid_token""#])
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Fluent
+import SQLKit
+
+/// Creates `users`: email unique (stored lowercased), with indexes for the admin's lists.
+struct CreateUsers: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(User.schema)
+            .id()
+            .field("email", .string, .required)
+            .field("name", .string, .required)
+            .field("password_hash", .string)
+            .field("role", .string, .required)
+            .field("is_staff", .bool, .required)
+            .field("is_superuser", .bool, .required)
+            .field("is_active", .bool, .required)
+            .field("last_login", .datetime)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .unique(on: "email", name: "uq_users_email")
+            .create()
+        try await (database as? any SQLDatabase)?.create(index: "idx_users_created_at")
+            .on(User.schema).column("created_at").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(User.schema).delete()
+    }
+}
+
+/// Creates `refresh_tokens`, indexed by family (revocation), user and expiry (clean-up).
+struct CreateRefreshTokens: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(RefreshToken.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("family_id", .uuid, .required)
+            .field("expires_at", .datetime, .required)
+            .field("used_at", .datetime)
+            .field("revoked_at", .datetime)
+            .field("created_at", .datetime)
+            .create()
+        guard let sql = database as? any SQLDatabase else { return }
+        try await sql.create(index: "idx_refresh_tokens_family").on(RefreshToken.schema).column("family_id").run()
+        try await sql.create(index: "idx_refresh_tokens_user").on(RefreshToken.schema).column("user_id").run()
+        try await sql.create(index: "idx_refresh_tokens_expires").on(RefreshToken.schema).column("expires_at").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(RefreshToken.schema).delete()
+    }
+}

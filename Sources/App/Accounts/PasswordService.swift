@@ -1,0 +1,73 @@
+import NIOPosix
+import Vapor
+
+/// The password rules of the contract, and bcrypt hashing off the event loops.
+public struct PasswordService: Sendable {
+    let cost: Int
+    let threadPool: NIOThreadPool
+    /// A hash of no one's password, verified against when the email is unknown so that
+    /// a wrong email takes as long as a wrong password.
+    private let decoyHash: String
+
+    init(cost: Int, threadPool: NIOThreadPool) async throws {
+        self.cost = cost
+        self.threadPool = threadPool
+        self.decoyHash = try await threadPool.runIfActive { try Bcrypt.hash(UUID().uuidString, cost: cost) }
+    }
+
+    public func hash(_ password: String) async throws -> String {
+        let cost = self.cost
+        return try await threadPool.runIfActive { try Bcrypt.hash(password, cost: cost) }
+    }
+
+    /// True when `password` matches `hash`; with no hash, spends the same time and answers false.
+    public func verify(_ password: String, against hash: String?) async throws -> Bool {
+        let digest = hash ?? decoyHash
+        let matches = try await threadPool.runIfActive { try Bcrypt.verify(password, created: digest) }
+        return matches && hash != nil
+    }
+
+    /// Messages for each rule the password breaks; empty when it is acceptable.
+    public static func problems(with password: String, email: String) -> [String] {
+        var problems: [String] = []
+        if password.count < 8 {
+            problems.append("This password is too short; it must contain at least 8 characters.")
+        }
+        if password.utf8.count > 72 {
+            problems.append("This password is too long; it may contain at most 72 bytes.")
+        }
+        if !password.isEmpty, password.allSatisfy(\.isNumber) {
+            problems.append("This password is entirely numeric.")
+        }
+        let lowered = password.lowercased()
+        let normalizedEmail = User.normalize(email: email)
+        let localPart = normalizedEmail.split(separator: "@").first.map(String.init) ?? normalizedEmail
+        if !normalizedEmail.isEmpty, lowered == normalizedEmail || lowered == localPart {
+            problems.append("This password is too similar to the email address.")
+        }
+        return problems
+    }
+}
+
+/// The shape of an email address we accept.
+public enum EmailAddress {
+    private static let localCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~.-")
+    private static let domainCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+    /// Checks a normalized (lowercased, trimmed) address.
+    public static func isValid(_ email: String) -> Bool {
+        guard email.utf8.count <= 254 else { return false }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return false }
+        let local = parts[0], domain = parts[1]
+        guard !local.isEmpty, local.count <= 64, local.allSatisfy(localCharacters.contains),
+              !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..")
+        else { return false }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, let tld = labels.last, tld.count >= 2, tld.allSatisfy(\.isLetter) else { return false }
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.allSatisfy(domainCharacters.contains)
+                && !label.hasPrefix("-") && !label.hasSuffix("-")
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import JWT
+import Vapor
+
+/// Access or refresh: a token of one kind is never accepted as the other.
+public enum TokenKind: String, Codable, Sendable {
+    case access
+    case refresh
+}
+
+/// The claims of both token kinds, exactly those of the contract.
+public struct TokenClaims: JWTPayload, Equatable {
+    public var userID: String
+    public var email: String
+    public var role: String
+    public var type: TokenKind
+    public var jti: String
+    public var iat: IssuedAtClaim
+    public var exp: ExpirationClaim
+
+    enum CodingKeys: String, CodingKey {
+        case userID = "user_id", email, role, type, jti, iat, exp
+    }
+
+    /// Expiry is checked by ``TokenSigner`` against its injected clock.
+    public func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Signs and checks HS256 JWTs with the server's `SECRET_KEY`.
+public struct TokenSigner: Sendable {
+    let keys: JWTKeyCollection
+    let clock: any WallClock
+    public let accessLifetime: TimeInterval
+    public let refreshLifetime: TimeInterval
+
+    public init(secretKey: String, clock: any WallClock, accessLifetime: TimeInterval, refreshLifetime: TimeInterval) async {
+        let keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secretKey), digestAlgorithm: .sha256)
+        self.keys = keys
+        self.clock = clock
+        self.accessLifetime = accessLifetime
+        self.refreshLifetime = refreshLifetime
+    }
+
+    /// Signs a token of `kind` for `user` with the id `jti`; returns it and when it expires.
+    func sign(_ kind: TokenKind, for user: User, jti: UUID) async throws -> (token: String, expiresAt: Date) {
+        // JWT times are whole seconds.
+        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
+        let expiresAt = now.addingTimeInterval(kind == .access ? accessLifetime : refreshLifetime)
+        let claims = TokenClaims(
+            userID: try user.requireID().lowercased,
+            email: user.email,
+            role: user.role.rawValue,
+            type: kind,
+            jti: jti.lowercased,
+            iat: IssuedAtClaim(value: now),
+            exp: ExpirationClaim(value: expiresAt)
+        )
+        return (try await keys.sign(claims), expiresAt)
+    }
+
+    /// The claims of a genuine, unexpired token of `kind`; anything else is ``AccountsError/invalidToken(_:)``.
+    public func verify(_ token: String, as kind: TokenKind, allowExpired: Bool = false) async throws(AccountsError) -> TokenClaims {
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch {
+            throw .invalidToken("The token is malformed or its signature does not match.")
+        }
+        guard claims.type == kind else {
+            throw .invalidToken("A \(claims.type.rawValue) token was sent where a \(kind.rawValue) token is required.")
+        }
+        guard allowExpired || claims.exp.value > clock.now() else {
+            throw .invalidToken("The token has expired.")
+        }
+        return claims
+    }
+}

@@ -1,0 +1,60 @@
+import Fluent
+import Vapor
+
+/// What a user may do beyond the basics; `basic` for everyone who signs up.
+public enum UserRole: String, Codable, Sendable, CaseIterable {
+    case basic
+    case premium
+}
+
+/// A person with an account. Identified by a UUID; signs in by email (stored lowercased, so
+/// it is unique regardless of case) and a bcrypt password, or through Google.
+///
+/// `@unchecked Sendable`: Fluent models are mutable classes by design (as in Fluent's own
+/// template); an instance is created and used within one request or task and never shared.
+public final class User: Model, Authenticatable, @unchecked Sendable {
+    public static let schema = "users"
+
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "email") public var email: String
+    @Field(key: "name") public var name: String
+    /// Nil for an account with no usable password (created through Google sign-in).
+    @OptionalField(key: "password_hash") var passwordHash: String?
+    @Field(key: "role") public var role: UserRole
+    @Field(key: "is_staff") public var isStaff: Bool
+    @Field(key: "is_superuser") public var isSuperuser: Bool
+    @Field(key: "is_active") public var isActive: Bool
+    @OptionalField(key: "last_login") public var lastLogin: Date?
+    @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
+
+    public init() {}
+
+    public init(
+        id: UUID? = nil, email: String, name: String = "", passwordHash: String?,
+        role: UserRole = .basic, isStaff: Bool = false, isSuperuser: Bool = false, isActive: Bool = true
+    ) {
+        self.id = id
+        self.email = User.normalize(email: email)
+        self.name = name
+        self.passwordHash = passwordHash
+        self.role = role
+        self.isStaff = isStaff
+        self.isSuperuser = isSuperuser
+        self.isActive = isActive
+    }
+
+    /// The form every email is stored and looked up in.
+    public static func normalize(email: String) -> String {
+        email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    public static func find(email: String, on db: any Database) async throws -> User? {
+        try await User.query(on: db).filter(\.$email == normalize(email: email)).first()
+    }
+
+    public func requireID() throws(AccountsError) -> UUID {
+        guard let id else { throw AccountsError.invalidToken("The account has no identifier.") }
+        return id
+    }
+}

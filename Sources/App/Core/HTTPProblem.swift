@@ -1,0 +1,57 @@
+import Vapor
+
+/// An RFC 9457 problem: what the client is told when a request fails.
+public struct HTTPProblem: Error, Sendable {
+    public var status: HTTPResponseStatus
+    public var title: String
+    public var detail: String?
+    public var type: String
+    /// Field validation errors: field name → messages.
+    public var fieldErrors: [String: [String]]?
+    /// Extra response headers, e.g. `WWW-Authenticate` or `Retry-After`.
+    public var headers: HTTPHeaders
+
+    public init(
+        _ status: HTTPResponseStatus,
+        title: String? = nil,
+        detail: String? = nil,
+        type: String = "about:blank",
+        fieldErrors: [String: [String]]? = nil,
+        headers: HTTPHeaders = [:]
+    ) {
+        self.status = status
+        self.title = title ?? status.reasonPhrase
+        self.detail = detail
+        self.type = type
+        self.fieldErrors = fieldErrors
+        self.headers = headers
+    }
+
+    /// The JSON body, `application/problem+json`.
+    struct Body: Codable, Sendable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String?
+        var errors: [String: [String]]?
+    }
+
+    func response() -> Response {
+        let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors)
+        var headers = self.headers
+        headers.replaceOrAdd(name: .contentType, value: "application/problem+json")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(body)) ?? Data(#"{"title":"Internal Server Error","status":500}"#.utf8)
+        return Response(status: status, headers: headers, body: .init(data: data))
+    }
+}
+
+/// An error of one of our features that knows which problem it is for the client.
+public protocol HTTPProblemConvertible: Error {
+    var problem: HTTPProblem { get }
+}
+
+extension HTTPProblem: HTTPProblemConvertible {
+    public var problem: HTTPProblem { self }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+
+/// Everything the service takes from its environment, read and checked once at start-up.
+///
+/// This is the only place that reads environment variables. Values come from the process
+/// environment, then `.env`, then `.env.<environment>` (the first one that sets a key wins).
+public struct Settings: Sendable {
+    public var secretKey: String
+    /// Where the secret key came from, so start-up can say so.
+    public var secretKeySource: SecretKeySource
+    public var debug: Bool
+    public var allowedHosts: [String]
+    public var database: DatabaseSettings
+    public var autoMigrate: Bool
+    public var host: String
+    public var port: Int
+    public var frontendURL: String
+    public var corsAllowedOrigins: [String]
+    /// Seconds an access token is valid.
+    public var accessTokenLifetime: TimeInterval
+    /// Seconds a refresh token is valid.
+    public var refreshTokenLifetime: TimeInterval
+    public var logLevel: Logger.Level
+    /// The largest request body accepted, in bytes.
+    public var maxBodySize: Int
+    /// The bcrypt work factor for new password hashes.
+    public var bcryptCost: Int
+    /// Used by `createsuperuser --noinput`.
+    public var superuserEmail: String?
+    public var superuserPassword: String?
+
+    public enum SecretKeySource: Sendable, Equatable {
+        case environment
+        /// Generated for development and kept in this file so tokens survive a restart.
+        case developmentFile(path: String, created: Bool)
+        /// Generated for an in-memory development database; lives as long as the process.
+        case ephemeral
+    }
+
+    public static let defaultCORSOrigin = "http://localhost:5173"
+
+    /// Reads the settings from the process environment and the `.env` files in the working directory.
+    public static func load(
+        environmentName: String,
+        directory: String = FileManager.default.currentDirectoryPath,
+        processEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Settings {
+        var values = try DotEnv.load(path: directory + "/.env.\(environmentName)")
+        values.merge(try DotEnv.load(path: directory + "/.env")) { $1 }
+        values.merge(processEnvironment) { $1 }
+        return try Settings(environment: values)
+    }
+
+    /// Builds the settings from raw `KEY=value` pairs; throws a ``SettingsError`` naming the first bad key.
+    public init(environment values: [String: String]) throws(SettingsError) {
+        let read = SettingsReader(values: values)
+        debug = try read.bool("DEBUG", default: false)
+        database = DatabaseSettings(
+            location: try DatabaseSettings.parseLocation(read.string("DATABASE_URL") ?? "sqlite://db.sqlite3", key: "DATABASE_URL"),
+            poolSize: try read.int("DATABASE_POOL_SIZE", default: 10, in: 1...1000)
+        )
+        autoMigrate = try read.bool("AUTO_MIGRATE", default: true)
+        host = read.string("HOST") ?? "0.0.0.0"
+        port = try read.int("PORT", default: 8000, in: 0...65535)
+
+        allowedHosts = read.list("ALLOWED_HOSTS", default: [])
+        if allowedHosts.isEmpty {
+            guard debug else {
+                throw SettingsError(key: "ALLOWED_HOSTS", problem: "required when DEBUG is false: the host names this server answers to, comma-separated (e.g. chat.example.com)")
+            }
+            allowedHosts = ["localhost", "127.0.0.1", "[::1]"]
+        }
+
+        frontendURL = try read.httpURL("FRONTEND_URL", default: Self.defaultCORSOrigin)
+        var origins: [String] = []
+        for raw in read.list("CORS_ALLOWED_ORIGINS", default: [Self.defaultCORSOrigin]) {
+            origins.append(try read.origin(raw, key: "CORS_ALLOWED_ORIGINS"))
+        }
+        corsAllowedOrigins = origins
+
+        accessTokenLifetime = try read.duration("ACCESS_TOKEN_LIFETIME", default: 15 * 60)
+        refreshTokenLifetime = try read.duration("REFRESH_TOKEN_LIFETIME", default: 7 * 86_400)
+        guard refreshTokenLifetime > accessTokenLifetime else {
+            throw SettingsError(key: "REFRESH_TOKEN_LIFETIME", problem: "must be longer than ACCESS_TOKEN_LIFETIME")
+        }
+        logLevel = try read.logLevel("LOG_LEVEL", default: .info)
+        maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
+        bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
+        superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
+        superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
+
+        if let key = read.string("SECRET_KEY") {
+            guard key.utf8.count >= 32 else {
+                throw SettingsError(key: "SECRET_KEY", problem: "must be at least 32 characters; generate one with `openssl rand -hex 32`")
+            }
+            secretKey = key
+            secretKeySource = .environment
+        } else if debug {
+            (secretKey, secretKeySource) = try DevelopmentSecretKey.loadOrCreate(for: database.location)
+        } else {
+            throw SettingsError(key: "SECRET_KEY", problem: "required when DEBUG is false; generate one with `openssl rand -hex 32`")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Fluent
+import Vapor
+
+/// The composition root: settings → database → services → routes → middleware → commands.
+/// The only place concrete types are wired together.
+public func configure(_ app: Application, settings: Settings, dependencies: AppDependencies = .init()) async throws {
+    app.logger.logLevel = settings.logLevel
+    app.http.server.configuration.hostname = settings.host
+    app.http.server.configuration.port = settings.port
+    app.routes.defaultMaxBodySize = ByteCount(value: settings.maxBodySize)
+    JSONCoding.configure()
+
+    try DatabaseSetup.configure(app, settings.database)
+    app.migrations.add(Accounts.migrations)
+
+    let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
+    try routes(app, services)
+
+    app.middleware = Middlewares()
+    app.middleware.use(RequestLogMiddleware())
+    app.middleware.use(CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins))
+    app.middleware.use(ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug))
+    if !settings.debug {
+        app.middleware.use(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
+    }
+
+    app.asyncCommands.use(
+        ServeCommand(autoMigrate: settings.autoMigrate, beforeServing: { app in
+            try await DatabaseSetup.prepare(app, settings.database)
+        }),
+        as: "serve", isDefault: true
+    )
+    app.asyncCommands.use(MigrateCommand(), as: "migrate")
+    app.asyncCommands.use(
+        CreateSuperuserCommand(accounts: services.accounts, autoMigrate: settings.autoMigrate,
+                               environmentEmail: settings.superuserEmail, environmentPassword: settings.superuserPassword),
+        as: "createsuperuser"
+    )
+
+    logStartup(app, settings)
+}
+
+private func logStartup(_ app: Application, _ settings: Settings) {
+    app.logger.info("database: \(DatabaseSetup.describe(settings.database)); DEBUG \(settings.debug ? "on" : "off")")
+    switch settings.secretKeySource {
+    case .environment:
+        break
+    case .developmentFile(let path, let created):
+        app.logger.notice("SECRET_KEY is not set: \(created ? "generated a development key in" : "using the development key in") \(path)")
+    case .ephemeral:
+        app.logger.notice("SECRET_KEY is not set: using a random key for this process; tokens end with it")
+    }
+}

@@ -1,0 +1,2 @@
+/// The model-provider boundary: filled in by the chat feature.
+enum ProvidersModule {}

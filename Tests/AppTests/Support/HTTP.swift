@@ -1,0 +1,65 @@
+import App
+import Foundation
+import NIOHTTP1
+import Testing
+import VaporTesting
+
+extension TestApp {
+    /// Sends a request through the application in memory, as a client on localhost would.
+    /// `json` is serialized as given, so tests can send wrong types on purpose.
+    @discardableResult
+    func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        json: [String: Any]? = nil,
+        body: String? = nil,
+        contentType: String? = nil,
+        token: String? = nil,
+        headers extra: HTTPHeaders = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> TestingHTTPResponse {
+        var headers = HTTPHeaders([("Host", "localhost")])
+        var buffer: ByteBuffer?
+        if let json {
+            buffer = ByteBuffer(data: try JSONSerialization.data(withJSONObject: json))
+            headers.replaceOrAdd(name: .contentType, value: "application/json")
+        } else if let body {
+            buffer = ByteBuffer(string: body)
+        }
+        if let contentType { headers.replaceOrAdd(name: .contentType, value: contentType) }
+        if let token { headers.replaceOrAdd(name: .authorization, value: "Bearer \(token)") }
+        for (name, value) in extra { headers.replaceOrAdd(name: name, value: value) }
+        return try await app.testing().sendRequest(
+            method, path, headers: headers, body: buffer,
+            fileID: sourceLocation.fileID, filePath: sourceLocation.filePath,
+            line: sourceLocation.line, column: sourceLocation.column
+        )
+    }
+}
+
+/// The contract's problem details, as a client reads them.
+struct ProblemBody: Decodable, Equatable {
+    var type: String
+    var title: String
+    var status: Int
+    var detail: String?
+    var errors: [String: [String]]?
+}
+
+extension TestingHTTPResponse {
+    func decoded<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(buffer: body))
+    }
+
+    func jsonObject() throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any])
+    }
+
+    /// The problem+json body; records an issue when the response is not one.
+    func problem(sourceLocation: SourceLocation = #_sourceLocation) throws -> ProblemBody {
+        #expect(headers.first(name: .contentType) == "application/problem+json", sourceLocation: sourceLocation)
+        let problem = try decoded(ProblemBody.self)
+        #expect(problem.status == Int(status.code), sourceLocation: sourceLocation)
+        return problem
+    }
+}
