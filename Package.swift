@@ -58,10 +58,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "AnthropicEmulator",
+            dependencies: [
+                .product(name: "Vapor", package: "vapor"),
+            ],
+            path: "Tests/AnthropicEmulator",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AppTests",
             dependencies: [
                 .target(name: "App"),
+                .target(name: "Providers"),
+                .target(name: "AnthropicEmulator"),
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -72,8 +82,8 @@ let package = Package(
             name: "ProvidersTests",
             dependencies: [
                 .target(name: "Providers"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .target(name: "AnthropicEmulator"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

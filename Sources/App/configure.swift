@@ -12,8 +12,13 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
 
     try DatabaseSetup.configure(app, settings.database)
     app.migrations.add(Accounts.migrations)
+    app.migrations.add(ChatFeature.migrations)
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
+    app.services = services
+    app.lifecycle.use(services.chat.background)
+    app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
+    app.serverStartup.add { _ in await services.chat.background.start() }
     try routes(app, services)
 
     app.middleware = Middlewares()
@@ -24,12 +29,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         app.middleware.use(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
     }
 
-    app.asyncCommands.use(
-        ServeCommand(autoMigrate: settings.autoMigrate, beforeServing: { app in
-            try await DatabaseSetup.prepare(app, settings.database)
-        }),
-        as: "serve", isDefault: true
-    )
+    app.asyncCommands.use(ServeCommand(autoMigrate: settings.autoMigrate), as: "serve", isDefault: true)
     app.asyncCommands.use(MigrateCommand(), as: "migrate")
     app.asyncCommands.use(
         CreateSuperuserCommand(accounts: services.accounts, autoMigrate: settings.autoMigrate,
@@ -37,11 +37,12 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         as: "createsuperuser"
     )
 
-    logStartup(app, settings)
+    logStartup(app, settings, services)
 }
 
-private func logStartup(_ app: Application, _ settings: Settings) {
+private func logStartup(_ app: Application, _ settings: Settings, _ services: AppServices) {
     app.logger.info("database: \(DatabaseSetup.describe(settings.database)); DEBUG \(settings.debug ? "on" : "off")")
+    app.logger.info("\(services.chat.catalog.summary)")
     switch settings.secretKeySource {
     case .environment:
         break

@@ -3,8 +3,16 @@ import Vapor
 /// The whole URL map. Trailing slashes are optional on every route (Vapor ignores empty path segments).
 func routes(_ app: Application, _ services: AppServices) throws {
     let requireUser = AccessTokenMiddleware(signer: services.tokens)
+    let chat = services.chat
 
-    try app.register(collection: HealthController())
+    try app.register(collection: HealthController(isDraining: { chat.runner.isDraining }))
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
     try app.register(collection: AuthController(accounts: services.accounts, sessions: services.sessions, requireUser: requireUser))
+
+    let api = app.grouped("api")
+    try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))
+    try api.grouped(requireUser).register(collection: ChatController(chats: chat.service, rules: chat.rules))
+    try api.register(collection: ChatStreamController(
+        bus: chat.hub, requireUser: AccessTokenMiddleware(signer: services.tokens, allowsQueryToken: true)
+    ))
 }

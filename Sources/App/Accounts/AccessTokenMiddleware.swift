@@ -1,25 +1,40 @@
 import Vapor
 
 /// Lets a request through only with a valid access token of an active user, who is then
-/// available as `req.auth.require(User.self)` (or ``Request/currentUser``).
+/// available as ``Request/currentUser``.
 struct AccessTokenMiddleware: AsyncMiddleware {
     let signer: TokenSigner
+    /// Also take the token from `?access_token=` (RFC 6750 §2.3), for event streams opened by
+    /// clients that cannot set headers. Off everywhere else.
+    var allowsQueryToken = false
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard let bearer = request.headers.bearerAuthorization else { throw AccountsError.missingToken }
-        let claims = try await signer.verify(bearer.token, as: .access)
+        guard let token = request.headers.bearerAuthorization?.token
+            ?? (allowsQueryToken ? request.query[String.self, at: "access_token"] : nil)
+        else { throw AccountsError.missingToken }
+        let claims = try await signer.verify(token, as: .access)
         guard let id = UUID(uuidString: claims.userID), let user = try await User.find(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
         }
         request.auth.login(user)
+        request.storage[AccessClaimsKey.self] = claims
         request.logger[metadataKey: "user"] = .string(claims.userID)
         return try await next.respond(to: request)
     }
+}
+
+private struct AccessClaimsKey: StorageKey {
+    typealias Value = TokenClaims
 }
 
 extension Request {
     /// The user signed in by ``AccessTokenMiddleware``.
     var currentUser: User {
         get throws { try auth.require(User.self) }
+    }
+
+    /// When the access token of this request expires.
+    var accessTokenExpiry: Date? {
+        storage[AccessClaimsKey.self]?.exp.value
     }
 }

@@ -1,11 +1,22 @@
+import Providers
 import Vapor
 
 /// What the outside world provides, injected so tests can substitute it.
 public struct AppDependencies: Sendable {
     public var clock: any WallClock
+    /// Waits between retries of the model provider.
+    public var sleep: @Sendable (Duration) async throws -> Void
+    /// A model provider to use instead of the one the settings choose.
+    public var modelProvider: (any ModelProvider)?
 
-    public init(clock: any WallClock = SystemClock()) {
+    public init(
+        clock: any WallClock = SystemClock(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        modelProvider: (any ModelProvider)? = nil
+    ) {
         self.clock = clock
+        self.sleep = sleep
+        self.modelProvider = modelProvider
     }
 }
 
@@ -17,6 +28,7 @@ struct AppServices: Sendable {
     let tokens: TokenSigner
     let sessions: SessionIssuer
     let accounts: AccountService
+    let chat: ChatFeature
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
@@ -27,7 +39,21 @@ struct AppServices: Sendable {
         let sessions = SessionIssuer(signer: tokens, clock: clock)
         return AppServices(
             settings: settings, clock: clock, passwords: passwords, tokens: tokens, sessions: sessions,
-            accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock)
+            accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock),
+            chat: ChatFeature(app, settings: settings, dependencies: dependencies)
         )
+    }
+}
+
+extension Application {
+    private struct ServicesKey: StorageKey {
+        typealias Value = AppServices
+    }
+
+    /// The services `configure` built; for commands and tests. Request handlers get theirs
+    /// through their controller.
+    var services: AppServices? {
+        get { storage[ServicesKey.self] }
+        set { storage[ServicesKey.self] = newValue }
     }
 }

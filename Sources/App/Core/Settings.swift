@@ -26,6 +26,8 @@ public struct Settings: Sendable {
     public var maxBodySize: Int
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
+    public var anthropic: AnthropicSettings
+    public var chat: ChatSettings
     /// Used by `createsuperuser --noinput`.
     public var superuserEmail: String?
     public var superuserPassword: String?
@@ -87,6 +89,8 @@ public struct Settings: Sendable {
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
+        anthropic = try AnthropicSettings(read)
+        chat = try ChatSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
         superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
 

@@ -40,7 +40,7 @@ struct SettingsReader {
     }
 
     /// A duration such as `900` (seconds), `90s`, `15m`, `12h` or `7d`, in seconds.
-    func duration(_ key: String, default fallback: TimeInterval) throws(SettingsError) -> TimeInterval {
+    func duration(_ key: String, default fallback: TimeInterval, allowZero: Bool = false) throws(SettingsError) -> TimeInterval {
         guard let raw = string(key) else { return fallback }
         let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         var number = Substring(raw.lowercased())
@@ -49,7 +49,7 @@ struct SettingsReader {
             unit = multiplier
             number = number.dropLast()
         }
-        guard let value = Double(number), value.isFinite, value > 0 else {
+        guard let value = Double(number), value.isFinite, value > 0 || (allowZero && value == 0) else {
             throw SettingsError(key: key, problem: "expected a positive duration such as 900, 15m, 12h or 7d, got '\(raw)'")
         }
         return value * unit

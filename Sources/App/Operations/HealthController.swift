@@ -3,6 +3,9 @@ import Vapor
 
 /// `/healthz` (the process answers) and `/readyz` (and its database does), for load balancers.
 struct HealthController: RouteCollection {
+    /// True while the server stops: it is alive but should get no new traffic.
+    let isDraining: @Sendable () -> Bool
+
     struct Status: Content {
         var status: String
         var database: String?
@@ -18,6 +21,9 @@ struct HealthController: RouteCollection {
     }
 
     func ready(req: Request) async throws -> Status {
+        guard !isDraining() else {
+            throw HTTPProblem(.serviceUnavailable, title: "Not ready", detail: "The server is shutting down.")
+        }
         do {
             guard let sql = req.db as? any SQLDatabase else { throw HTTPProblem(.serviceUnavailable) }
             try await sql.raw("SELECT 1").run()

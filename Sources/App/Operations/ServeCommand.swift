@@ -18,8 +18,6 @@ struct ServeCommand: AsyncCommand {
     }
 
     let autoMigrate: Bool
-    /// Work to do once the database is ready, before the first request (e.g. recovering replies).
-    let beforeServing: @Sendable (Application) async throws -> Void
 
     var help: String { "Runs the HTTP server, applying pending migrations first." }
 
@@ -29,7 +27,7 @@ struct ServeCommand: AsyncCommand {
             let applied = try await MigrationRunner.applyPending(on: app)
             app.logger.notice(applied.isEmpty ? "database is up to date" : "applied \(applied.count) migration(s): \(applied.joined(separator: ", "))")
         }
-        try await beforeServing(app)
+        try await app.serverStartup.run(app)
 
         var arguments = [context.input.executable]
         if let hostname = signature.hostname { arguments += ["--hostname", hostname] }

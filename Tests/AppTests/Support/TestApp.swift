@@ -1,4 +1,5 @@
-import App
+import AnthropicEmulator
+@testable import App
 import Fluent
 import Foundation
 import NIOConcurrencyHelpers
@@ -19,13 +20,28 @@ final class TestClock: WallClock {
     }
 }
 
-/// A configured, migrated application on a database of its own, with the clock it runs on.
+/// A configured, migrated application on a database of its own, with the clock it runs on and,
+/// when asked for, the Anthropic emulator its replies come from.
 struct TestApp {
     let app: Application
     let clock: TestClock
     let settings: Settings
+    let emulator: AnthropicEmulator?
+    let sleeps: RecordedSleeps
 
     var db: any Database { app.db }
+    var services: AppServices {
+        get throws { try #require(app.services) }
+    }
+}
+
+/// Records the model provider's waits between retries instead of waiting.
+final class RecordedSleeps: Sendable {
+    private let waits = NIOLockedValueBox<[Duration]>([])
+    var all: [Duration] { waits.withLockedValue { $0 } }
+    var sleep: @Sendable (Duration) async throws -> Void {
+        { [waits] duration in waits.withLockedValue { $0.append(duration) } }
+    }
 }
 
 enum TestSettings {
@@ -58,11 +74,12 @@ private let appSlots = AsyncSemaphore(limit: 6)
 func withTestApp(
     _ database: TestDatabase,
     settings overrides: [String: String] = [:],
+    emulated: Bool = false,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
     do {
-        try await runTestApp(database, overrides, body)
+        try await runTestApp(database, overrides, emulated, body)
     } catch {
         await appSlots.signal()
         throw error
@@ -73,9 +90,16 @@ func withTestApp(
 private func runTestApp(
     _ database: TestDatabase,
     _ overrides: [String: String],
+    _ emulated: Bool,
     _ body: (TestApp) async throws -> Void
 ) async throws {
+    let emulator = emulated ? try await AnthropicEmulator.start() : nil
     var environment = TestSettings.environment(database)
+    if let emulator {
+        environment["ANTHROPIC_API_KEY"] = emulator.apiKey
+        environment["ANTHROPIC_BASE_URL"] = emulator.baseURL
+        environment["ANTHROPIC_MODELS"] = "claude-sonnet-5-5,claude-haiku-5"
+    }
     environment.merge(overrides) { $1 }
     var settings = try Settings(environment: environment)
     var schema: String?
@@ -86,25 +110,31 @@ private func runTestApp(
 
     let app = try await Application.make(.testing)
     let clock = TestClock()
+    let sleeps = RecordedSleeps()
     do {
-        try await configure(app, settings: settings, dependencies: AppDependencies(clock: clock))
+        try await configure(app, settings: settings, dependencies: AppDependencies(clock: clock, sleep: sleeps.sleep))
         if let schema, let sql = app.db as? any SQLDatabase {
             try await sql.raw("CREATE SCHEMA \(ident: schema)").run()
         }
         try await app.autoMigrate()
-        try await body(TestApp(app: app, clock: clock, settings: settings))
+        try await app.serverStartup.run(app)
+        try await body(TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps))
     } catch {
-        await tearDown(app, schema: schema)
+        await tearDown(app, schema: schema, emulator: emulator)
         throw error
     }
-    await tearDown(app, schema: schema)
+    await tearDown(app, schema: schema, emulator: emulator)
 }
 
-private func tearDown(_ app: Application, schema: String?) async {
+private func tearDown(_ app: Application, schema: String?, emulator: AnthropicEmulator?) async {
+    // Let the emulator's paused and hanging replies go, so that replies in flight end.
+    emulator?.openGate()
+    await app.services?.chat.runner.drain(timeout: 0)
     if let schema, let sql = app.db as? any SQLDatabase {
         try? await sql.raw("DROP SCHEMA IF EXISTS \(ident: schema) CASCADE").run()
     }
     try? await app.asyncShutdown()
+    await emulator?.shutdown()
 }
 
 /// A counting semaphore for async code.

@@ -1,0 +1,51 @@
+import Fluent
+import Foundation
+
+/// A conversation: its owner, title, model and system prompt. Its messages are numbered
+/// 1, 2, 3, … in the order of the conversation (`nextSequence` is the next free number).
+///
+/// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
+final class Chat: Model, @unchecked Sendable {
+    static let schema = "chats"
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var owner: User
+    @Field(key: "title") var title: String
+    @Field(key: "model") var model: String
+    @OptionalField(key: "system") var system: String?
+    @Field(key: "next_sequence") var nextSequence: Int
+    @OptionalField(key: "last_message_at") var lastMessageAt: Date?
+    /// When something last happened in the chat; lists are ordered by it, newest first.
+    @Field(key: "activity_at") var activityAt: Date
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
+
+    init() {}
+
+    init(ownerID: UUID, title: String, model: String, system: String?, now: Date) {
+        self.$owner.id = ownerID
+        self.title = title
+        self.model = model
+        self.system = system
+        self.nextSequence = 1
+        self.activityAt = now
+    }
+
+    static let untitled = "New chat"
+
+    /// A title from the first message: its first line, white space folded, at most 60 characters.
+    static func title(from content: String) -> String {
+        let firstLine = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
+        let words = firstLine.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        guard !words.isEmpty else { return untitled }
+        return words.count <= 60 ? words : String(words.prefix(59)).trimmingCharacters(in: .whitespaces) + "…"
+    }
+
+    /// The caller's chat with this id; someone else's is as absent as one that never existed.
+    static func find(_ id: UUID, ownedBy userID: UUID, on db: any Database) async throws -> Chat {
+        guard let chat = try await Chat.query(on: db).filter(\.$id == id).filter(\.$owner.$id == userID).first() else {
+            throw ChatError.chatNotFound
+        }
+        return chat
+    }
+}

@@ -1,0 +1,33 @@
+import Vapor
+
+/// What can go wrong with chats and their replies.
+enum ChatError: HTTPProblemConvertible, Equatable {
+    /// Absent, or someone else's: the two are never told apart.
+    case chatNotFound
+    case replyInProgress
+    case noReplyInProgress
+    case shuttingDown
+    case invalidCursor
+    case invalidLastEventID(String)
+
+    var problem: HTTPProblem {
+        switch self {
+        case .chatNotFound:
+            return HTTPProblem(.notFound, title: "Chat not found", detail: "There is no chat with this id among yours.")
+        case .replyInProgress:
+            return HTTPProblem(.conflict, title: "Reply in progress",
+                               detail: "The assistant is still replying in this chat; wait for it to finish or stop it.")
+        case .noReplyInProgress:
+            return HTTPProblem(.conflict, title: "No reply in progress", detail: "Nothing is streaming in this chat.")
+        case .shuttingDown:
+            return HTTPProblem(.serviceUnavailable, title: "Shutting down",
+                               detail: "This server is stopping; try again in a moment.", headers: ["Retry-After": "5"])
+        case .invalidCursor:
+            return HTTPProblem(.badRequest, title: "Invalid input", detail: "cursor: not a cursor this server issued.",
+                               fieldErrors: ["cursor": ["Not a cursor this server issued."]])
+        case .invalidLastEventID(let value):
+            return HTTPProblem(.badRequest, title: "Invalid input", detail: "Last-Event-ID '\(value)' is not an event id of this stream.",
+                               fieldErrors: ["last_event_id": ["Not an event id of this stream."]])
+        }
+    }
+}

@@ -1,0 +1,183 @@
+import Vapor
+
+/// Checks of what users write, shared by every request that carries it.
+struct ChatInputRules {
+    let settings: ChatSettings
+    let catalog: ModelCatalog
+
+    static let maxTitleLength = 200
+
+    func content(_ value: String?, _ field: String, into errors: inout FieldErrors) -> String {
+        let content = errors.required(value, field)
+        if content.count > settings.maxMessageLength {
+            errors.add(field, "Ensure this field has no more than \(settings.maxMessageLength) characters.")
+        }
+        return content
+    }
+
+    func title(_ value: String, into errors: inout FieldErrors) -> String {
+        let title = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if title.isEmpty { errors.add("title", "This field may not be blank.") }
+        if title.count > Self.maxTitleLength { errors.add("title", "Ensure this field has no more than \(Self.maxTitleLength) characters.") }
+        return title
+    }
+
+    func system(_ value: String?, into errors: inout FieldErrors) -> String? {
+        guard let value, !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
+        if value.count > settings.maxSystemLength {
+            errors.add("system", "Ensure this field has no more than \(settings.maxSystemLength) characters.")
+        }
+        return value
+    }
+
+    func model(_ value: String, into errors: inout FieldErrors) -> String {
+        if !catalog.contains(value) {
+            errors.add("model", "Unknown model '\(value)'; choose one of: \(catalog.modelIDs.joined(separator: ", ")).")
+        }
+        return value
+    }
+}
+
+/// `POST /api/chat/`.
+struct CreateChatRequest: Decodable {
+    var title: String?
+    var content: String?
+    var model: String?
+    var system: String?
+
+    struct Valid {
+        var title: String?
+        var content: String?
+        var model: String
+        var system: String?
+    }
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
+        var errors = FieldErrors()
+        let title = self.title.map { rules.title($0, into: &errors) }
+        let content = self.content.map { rules.content($0, "content", into: &errors) }
+        let model = rules.model(self.model ?? rules.catalog.defaultModel, into: &errors)
+        let system = rules.system(self.system, into: &errors)
+        try errors.throwIfAny()
+        return Valid(title: title, content: content, model: model, system: system)
+    }
+}
+
+/// `PATCH /api/chat/<id>/`: only what is sent changes; `system: null` (or "") removes the prompt.
+struct UpdateChatRequest: Decodable {
+    var title: PatchField<String>
+    var model: PatchField<String>
+    var system: PatchField<String>
+
+    enum CodingKeys: String, CodingKey { case title, model, system }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        title = try container.decode(PatchField<String>.self, forKey: .title)
+        model = try container.decode(PatchField<String>.self, forKey: .model)
+        system = try container.decode(PatchField<String>.self, forKey: .system)
+    }
+
+    struct Valid {
+        var title: String?
+        var model: String?
+        /// nil: leave as is; .some(nil): remove.
+        var system: String??
+    }
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
+        var errors = FieldErrors()
+        var valid = Valid()
+        switch title {
+        case .absent: break
+        case .null: errors.add("title", "This field may not be null.")
+        case .value(let value): valid.title = rules.title(value, into: &errors)
+        }
+        switch model {
+        case .absent: break
+        case .null: errors.add("model", "This field may not be null.")
+        case .value(let value): valid.model = rules.model(value, into: &errors)
+        }
+        switch system {
+        case .absent: break
+        case .null: valid.system = .some(nil)
+        case .value(let value): valid.system = .some(rules.system(value, into: &errors))
+        }
+        try errors.throwIfAny()
+        return valid
+    }
+}
+
+/// `POST /api/chat/<id>/send/`.
+struct SendMessageRequest: Decodable {
+    var content: String?
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> String {
+        var errors = FieldErrors()
+        let content = rules.content(self.content, "content", into: &errors)
+        try errors.throwIfAny()
+        return content
+    }
+}
+
+/// The query of `GET /api/chat/`.
+struct ChatListQuery: Decodable {
+    var limit: String?
+    var cursor: String?
+    var q: String?
+
+    struct Valid {
+        var limit: Int
+        var cursor: ChatCursor?
+        var search: String?
+    }
+
+    func validated(_ settings: ChatSettings) throws -> Valid {
+        var errors = FieldErrors()
+        var limit = settings.defaultPageSize
+        if let raw = self.limit {
+            if let value = Int(raw), (1...settings.maxPageSize).contains(value) {
+                limit = value
+            } else {
+                errors.add("limit", "Must be a whole number from 1 to \(settings.maxPageSize).")
+            }
+        }
+        let search = q?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let search, search.count > 200 { errors.add("q", "Ensure this field has no more than 200 characters.") }
+        try errors.throwIfAny()
+        let cursor = try self.cursor.map { raw throws(ChatError) in
+            guard let cursor = ChatCursor(raw) else { throw ChatError.invalidCursor }
+            return cursor
+        }
+        return Valid(limit: limit, cursor: cursor, search: search?.isEmpty == true ? nil : search)
+    }
+}
+
+/// A position in the chat list: the activity time and id of the last chat of a page.
+struct ChatCursor: Equatable {
+    var activityAt: Date
+    var id: UUID
+
+    init(activityAt: Date, id: UUID) {
+        self.activityAt = activityAt
+        self.id = id
+    }
+
+    /// Parses the opaque form made by ``encoded``.
+    init?(_ raw: String) {
+        var base64 = raw.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: "|")
+        guard parts.count == 2, let seconds = Double(parts[0]), seconds.isFinite, let id = UUID(uuidString: String(parts[1])) else {
+            return nil
+        }
+        self.init(activityAt: Date(timeIntervalSinceReferenceDate: seconds), id: id)
+    }
+
+    var encoded: String {
+        // The exact bits of the stored time, so that it compares equal to it in the database.
+        Data("\(activityAt.timeIntervalSinceReferenceDate)|\(id.lowercased)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+}

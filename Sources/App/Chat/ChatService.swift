@@ -1,0 +1,149 @@
+import Fluent
+import Foundation
+import SQLKit
+import Vapor
+
+/// What users do with their chats. Every operation takes the caller and finds only their chats.
+struct ChatService: Sendable {
+    let rules: ChatInputRules
+    let bus: any ChatEventBus
+    let runner: ReplyRunner
+    let clock: any WallClock
+
+    func create(_ input: CreateChatRequest.Valid, for userID: UUID, on db: any Database) async throws -> ChatResponse {
+        if input.content != nil, runner.isDraining { throw ChatError.shuttingDown }
+        let now = clock.now().atDatabasePrecision
+        let title = input.title ?? input.content.map(Chat.title(from:)) ?? Chat.untitled
+        let chat = Chat(ownerID: userID, title: title, model: input.model, system: input.system, now: now)
+        let turn = try await db.transaction { tx -> (user: Message, assistant: Message)? in
+            try await chat.create(on: tx)
+            guard let content = input.content else { return nil }
+            return try await Self.insertTurn(chat: chat, content: content, at: now, on: tx)
+        }
+        var messages: [MessageResponse] = []
+        if let turn {
+            messages = try await begin(turn, in: chat)
+        }
+        return try ChatResponse(chat, messages: messages)
+    }
+
+    func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ChatListResponse {
+        var chats = Chat.query(on: db).filter(\.$owner.$id == userID)
+        if let search = query.search {
+            let pattern = "%" + Self.escapeLike(search.lowercased()) + "%"
+            chats = chats.filter(.sql(embed: "LOWER(\(ident: "title")) LIKE \(bind: pattern) ESCAPE '\\'"))
+        }
+        if let cursor = query.cursor {
+            chats = chats.group(.or) { or in
+                or.filter(\.$activityAt < cursor.activityAt)
+                or.group(.and) { and in
+                    and.filter(\.$activityAt == cursor.activityAt)
+                    and.filter(\.$id < cursor.id)
+                }
+            }
+        }
+        let page = try await chats.sort(\.$activityAt, .descending).sort(\.$id, .descending)
+            .limit(query.limit + 1).all()
+        let results = Array(page.prefix(query.limit))
+        let next = page.count > query.limit ? results.last.map { ChatCursor(activityAt: $0.activityAt, id: $0.id ?? UUID()).encoded } : nil
+        return ChatListResponse(results: try results.map(ChatSummaryResponse.init), next: next)
+    }
+
+    /// The chat with its messages; a reply in progress shows the text received so far.
+    func get(_ chatID: UUID, for userID: UUID, on db: any Database) async throws -> ChatResponse {
+        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
+        let live = bus.liveReply(in: chatID)
+        let messages = try await Message.conversation(of: chatID, on: db).map { message in
+            var response = try MessageResponse(message)
+            if message.status == .streaming, let live, live.messageID == response.id { response.content = live.text }
+            return response
+        }
+        return try ChatResponse(chat, messages: messages)
+    }
+
+    func update(_ chatID: UUID, _ change: UpdateChatRequest.Valid, for userID: UUID, on db: any Database) async throws -> ChatResponse {
+        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
+        if let title = change.title { chat.title = title }
+        if let model = change.model { chat.model = model }
+        if let system = change.system { chat.system = system }
+        try await chat.save(on: db)
+        return try await get(chatID, for: userID, on: db)
+    }
+
+    /// Deletes the chat and its messages; a reply in progress stops and its streams end.
+    func delete(_ chatID: UUID, for userID: UUID, on db: any Database) async throws {
+        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
+        try await chat.delete(on: db)
+        runner.forget(chat: chatID)
+        bus.chatDeleted(chatID)
+    }
+
+    /// Stores the user's message and starts the reply; 409 while a reply is still streaming.
+    func send(_ content: String, to chatID: UUID, for userID: UUID, on db: any Database) async throws -> SendResponse {
+        guard !runner.isDraining else { throw ChatError.shuttingDown }
+        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
+        let now = clock.now().atDatabasePrecision
+        let turn = try await db.transaction { tx in
+            try await Self.insertTurn(chat: chat, content: content, at: now, on: tx)
+        }
+        let messages = try await begin(turn, in: chat)
+        return SendResponse(userMessage: messages[0], assistantMessage: messages[1])
+    }
+
+    func stop(_ chatID: UUID, for userID: UUID, on db: any Database) async throws -> MessageResponse {
+        _ = try await Chat.find(chatID, ownedBy: userID, on: db)
+        return try await runner.stop(chat: chatID)
+    }
+
+    /// Announces a stored turn and starts its reply.
+    private func begin(_ turn: (user: Message, assistant: Message), in chat: Chat) async throws -> [MessageResponse] {
+        let user = try MessageResponse(turn.user)
+        let assistant = try MessageResponse(turn.assistant)
+        bus.messageStored(user)
+        bus.messageStored(assistant)
+        try await runner.start(ReplyRunner.Job(
+            chatID: try chat.requireID(), messageID: try turn.assistant.requireID(),
+            sequence: turn.assistant.sequence, model: chat.model, system: chat.system
+        ))
+        return [user, assistant]
+    }
+
+    /// Stores the user's message and an empty streaming reply after it, numbered atomically. The
+    /// database allows one streaming reply per chat, so a second concurrent send fails here.
+    private static func insertTurn(chat: Chat, content: String, at now: Date, on db: any Database) async throws -> (user: Message, assistant: Message) {
+        let chatID = try chat.requireID()
+        guard let sql = db as? any SQLDatabase else { throw HTTPProblem(.internalServerError) }
+        let reserved = try await sql.update(Chat.schema)
+            .set("next_sequence", to: SQLBinaryExpression(left: SQLColumn("next_sequence"), op: SQLBinaryOperator.add, right: SQLLiteral.numeric("2")))
+            .set("last_message_at", to: SQLBind(now))
+            .set("activity_at", to: SQLBind(now))
+            .set("updated_at", to: SQLBind(now))
+            .where("id", .equal, SQLBind(chatID))
+            .returning("next_sequence")
+            .all(decodingColumn: "next_sequence", as: Int.self)
+        guard let next = reserved.first else { throw ChatError.chatNotFound }
+        let user = Message(chatID: chatID, sequence: next - 2, role: .user, content: content, status: .complete, model: chat.model)
+        let assistant = Message(chatID: chatID, sequence: next - 1, role: .assistant, content: "", status: .streaming,
+                                model: chat.model, heartbeatAt: now)
+        do {
+            try await user.create(on: db)
+            try await assistant.create(on: db)
+        } catch let error as any DatabaseError where error.isConstraintFailure {
+            throw ChatError.replyInProgress
+        }
+        chat.nextSequence = next
+        chat.lastMessageAt = now
+        chat.activityAt = now
+        return (user, assistant)
+    }
+
+    /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+    static func escapeLike(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+}

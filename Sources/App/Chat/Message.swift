@@ -1,0 +1,57 @@
+import Fluent
+import Foundation
+
+enum MessageRole: String, Codable, Sendable {
+    case user
+    case assistant
+}
+
+enum MessageStatus: String, Codable, Sendable {
+    case complete
+    case streaming
+    case failed
+    case cancelled
+}
+
+/// One turn of a chat. An assistant reply is `streaming` while it arrives (its text saved now and
+/// then, `heartbeatAt` proving its server alive) and ends `complete`, `failed` or `cancelled`.
+///
+/// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
+final class Message: Model, @unchecked Sendable {
+    static let schema = "messages"
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "chat_id") var chat: Chat
+    @Field(key: "sequence") var sequence: Int
+    @Field(key: "role") var role: MessageRole
+    @Field(key: "content") var content: String
+    @Field(key: "status") var status: MessageStatus
+    @Field(key: "model") var model: String
+    @Field(key: "input_tokens") var inputTokens: Int
+    @Field(key: "output_tokens") var outputTokens: Int
+    @OptionalField(key: "stop_reason") var stopReason: String?
+    @OptionalField(key: "error") var error: String?
+    @OptionalField(key: "heartbeat_at") var heartbeatAt: Date?
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
+
+    init() {}
+
+    init(chatID: UUID, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String, heartbeatAt: Date? = nil) {
+        self.id = UUID()
+        self.$chat.id = chatID
+        self.sequence = sequence
+        self.role = role
+        self.content = content
+        self.status = status
+        self.model = model
+        self.inputTokens = 0
+        self.outputTokens = 0
+        self.heartbeatAt = heartbeatAt
+    }
+
+    /// A chat's messages in conversation order.
+    static func conversation(of chatID: UUID, on db: any Database) async throws -> [Message] {
+        try await Message.query(on: db).filter(\.$chat.$id == chatID).sort(\.$sequence).all()
+    }
+}

@@ -1,2 +1,0 @@
-/// The model-provider boundary: filled in by the chat feature.
-enum ProvidersModule {}

@@ -1,0 +1,130 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Vapor
+
+extension AnthropicEmulator {
+    /// `POST /v1/messages`: checks the request as the API does, records it, answers from the script.
+    static func handle(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) async throws -> Response {
+        var headers: [String: String] = [:]
+        for (name, value) in req.headers { headers[name.lowercased()] = value }
+        let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
+        let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        let messages = (json?["messages"] as? [[String: Any]] ?? []).map { message in
+            (role: message["role"] as? String ?? "", content: message["content"] as? String ?? "")
+        }
+        let recorded = RecordedRequest(
+            headers: headers, model: json?["model"] as? String, system: json?["system"] as? String,
+            maxTokens: json?["max_tokens"] as? Int, stream: json?["stream"] as? Bool, messages: messages
+        )
+
+        let script: Script = state.withLockedValue { state in
+            state.requests.append(recorded)
+            return state.scripts.isEmpty ? .reply(echo(messages.last?.content ?? "")) : state.scripts.removeFirst()
+        }
+
+        let presentedKey = headers["x-api-key"] ?? headers["authorization"].map { $0.replacingOccurrences(of: "Bearer ", with: "") }
+        guard presentedKey == apiKey else {
+            return errorResponse(401, "authentication_error", "invalid x-api-key")
+        }
+        guard headers["anthropic-version"] != nil else {
+            return errorResponse(400, "invalid_request_error", "anthropic-version: header is required")
+        }
+        guard let model = recorded.model, !model.isEmpty, let maxTokens = recorded.maxTokens, maxTokens > 0,
+              !messages.isEmpty, messages.allSatisfy({ ["user", "assistant"].contains($0.role) && !$0.content.isEmpty }),
+              messages.first?.role == "user"
+        else {
+            return errorResponse(400, "invalid_request_error", "messages: invalid request")
+        }
+
+        switch script {
+        case .error(let status, let type, let message, let extra):
+            let response = errorResponse(status, type, message)
+            for (name, value) in extra { response.headers.replaceOrAdd(name: name, value: value) }
+            return response
+        case .hangBeforeHeaders:
+            await withCheckedContinuation { continuation in
+                state.withLockedValue { $0.gate.hangs.append(continuation) }
+            }
+            return errorResponse(529, "overloaded_error", "Overloaded")
+        case .reply(let reply):
+            return streamResponse(reply, model: model, state: state)
+        }
+    }
+
+    /// The default answer: "Echo: <what the user said>", a word at a time.
+    static func echo(_ text: String) -> Script.Reply {
+        var chunks: [String] = []
+        for word in ("Echo: " + text).split(separator: " ", omittingEmptySubsequences: false) {
+            chunks.append(chunks.isEmpty ? String(word) : " " + word)
+        }
+        return Script.Reply(chunks)
+    }
+
+    static func errorResponse(_ status: Int, _ type: String, _ message: String) -> Response {
+        let body = #"{"type":"error","error":{"type":"\#(type)","message":"\#(message)"},"request_id":"req_emulated"}"#
+        return Response(
+            status: HTTPResponseStatus(statusCode: status),
+            headers: ["Content-Type": "application/json", "request-id": "req_emulated"],
+            body: .init(string: body)
+        )
+    }
+
+    private static func streamResponse(_ reply: Script.Reply, model: String, state: NIOLockedValueBox<State>) -> Response {
+        let headers: HTTPHeaders = [
+            "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+            "request-id": "req_emulated", "anthropic-organization-id": "org-emulated",
+        ]
+        return Response(status: .ok, headers: headers, body: .init(managedAsyncStream: { writer in
+            func send(_ event: String, _ data: String) async throws {
+                try await writer.write(.buffer(ByteBuffer(string: "event: \(event)\ndata: \(data)\n\n")))
+            }
+            try await send("message_start", #"{"type":"message_start","message":{"id":"msg_emulated","type":"message","role":"assistant","content":[],"model":"\#(model)","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":\#(reply.inputTokens),"output_tokens":1}}}"#)
+            if reply.includeUnusedEvents {
+                try await send("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#)
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}"#)
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}}"#)
+                try await send("content_block_stop", #"{"type":"content_block_stop","index":0}"#)
+                try await send("future_event_type", #"{"type":"future_event_type","detail":"clients must skip this"}"#)
+            }
+            let index = reply.includeUnusedEvents ? 1 : 0
+            try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"text","text":""}}"#)
+            try await send("ping", #"{"type": "ping"}"#)
+            for (number, chunk) in reply.chunks.enumerated() {
+                if number > 0, reply.delay > .zero { try await Task.sleep(for: reply.delay) }
+                if number == reply.pauseAfter { await waitAtGate(state) }
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":\#(jsonString(chunk))}}"#)
+            }
+            if reply.pauseAfter == reply.chunks.count { await waitAtGate(state) }
+            if let errorType = reply.errorAfterChunks {
+                try await send("error", #"{"type":"error","error":{"type":"\#(errorType)","message":"emulated \#(errorType)"}}"#)
+                return
+            }
+            if reply.hangAfterChunks {
+                await withCheckedContinuation { continuation in
+                    state.withLockedValue { $0.gate.hangs.append(continuation) }
+                }
+                return
+            }
+            if reply.endAbruptly { return }
+            try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
+            try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(reply.stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count)}}"#)
+            try await send("message_stop", #"{"type":"message_stop"}"#)
+        }))
+    }
+
+    private static func waitAtGate(_ state: NIOLockedValueBox<State>) async {
+        await withCheckedContinuation { continuation in
+            let open = state.withLockedValue { state in
+                if state.gate.isOpen { return true }
+                state.gate.waiters.append(continuation)
+                return false
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    static func jsonString(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
+        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+    }
+}

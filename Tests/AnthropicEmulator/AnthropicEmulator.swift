@@ -1,0 +1,157 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Vapor
+
+/// An in-process stand-in for the Anthropic Messages API, on a random loopback port. It speaks the
+/// real wire format — the streaming event sequence, JSON error bodies with their statuses,
+/// `retry-after` — checks the request as the API does, records every request, and answers each
+/// from a script the test queues (an echo reply when none is queued).
+public final class AnthropicEmulator: Sendable {
+    public let apiKey: String
+    public let baseURL: String
+    private let app: Application
+    let state: NIOLockedValueBox<State>
+
+    struct State {
+        var scripts: [Script] = []
+        var requests: [RecordedRequest] = []
+        var gate = Gate()
+    }
+
+    /// Starts an emulator that accepts `apiKey` (as `x-api-key` or `Authorization: Bearer`).
+    public static func start(apiKey: String = "test-api-key") async throws -> AnthropicEmulator {
+        let app = try await Application.make(.testing)
+        app.logger.logLevel = .error
+        app.http.server.configuration.hostname = "127.0.0.1"
+        app.http.server.configuration.port = 0
+        app.middleware = Middlewares()
+        let state = NIOLockedValueBox(State())
+        app.on(.POST, "v1", "messages", body: .collect(maxSize: "16mb")) { req in
+            try await Self.handle(req, apiKey: apiKey, state: state)
+        }
+        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+        guard let port = app.http.server.shared.localAddress?.port else {
+            await app.server.shutdown()
+            try await app.asyncShutdown()
+            throw Abort(.internalServerError, reason: "the emulator has no port")
+        }
+        return AnthropicEmulator(apiKey: apiKey, baseURL: "http://127.0.0.1:\(port)", app: app, state: state)
+    }
+
+    private init(apiKey: String, baseURL: String, app: Application, state: NIOLockedValueBox<State>) {
+        self.apiKey = apiKey
+        self.baseURL = baseURL
+        self.app = app
+        self.state = state
+    }
+
+    public func shutdown() async {
+        openGate()
+        releaseHangs()
+        await app.server.shutdown()
+        try? await app.asyncShutdown()
+    }
+
+    /// Queues answers for the next requests, in order.
+    public func enqueue(_ scripts: Script...) {
+        state.withLockedValue { $0.scripts.append(contentsOf: scripts) }
+    }
+
+    /// Every request received so far, in order.
+    public var requests: [RecordedRequest] {
+        state.withLockedValue { $0.requests }
+    }
+
+    /// Lets every reply paused at its `pauseAfter` go on, and any that pause later too.
+    public func openGate() {
+        let waiters = state.withLockedValue { state in
+            state.gate.isOpen = true
+            defer { state.gate.waiters.removeAll() }
+            return state.gate.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Closes the gate again, for the next paused reply.
+    public func closeGate() {
+        state.withLockedValue { $0.gate.isOpen = false }
+    }
+
+    /// How many replies are waiting at the gate.
+    public var pausedCount: Int { state.withLockedValue { $0.gate.waiters.count } }
+
+    private func releaseHangs() {
+        let hangs = state.withLockedValue { state in
+            defer { state.gate.hangs.removeAll() }
+            return state.gate.hangs
+        }
+        hangs.forEach { $0.resume() }
+    }
+}
+
+/// A request as the emulator received it.
+public struct RecordedRequest: Sendable {
+    public var headers: [String: String]
+    public var model: String?
+    public var system: String?
+    public var maxTokens: Int?
+    public var stream: Bool?
+    /// (role, content) of each message, in order.
+    public var messages: [(role: String, content: String)]
+}
+
+/// Where paused and hanging replies wait.
+struct Gate {
+    var isOpen = false
+    var waiters: [CheckedContinuation<Void, Never>] = []
+    var hangs: [CheckedContinuation<Void, Never>] = []
+}
+
+/// How the emulator answers one request.
+public enum Script: Sendable {
+    /// A streamed reply.
+    case reply(Reply)
+    /// An error response: status, the API's error type and message, extra headers (e.g. retry-after).
+    case error(status: Int, type: String, message: String, headers: [String: String] = [:])
+    /// Never answers (until the emulator shuts down).
+    case hangBeforeHeaders
+
+    /// A streamed reply's behaviour.
+    public struct Reply: Sendable {
+        public var chunks: [String]
+        /// Pause before each chunk after the first.
+        public var delay: Duration
+        /// After this many chunks, wait until the test opens the gate.
+        public var pauseAfter: Int?
+        public var stopReason: String
+        public var inputTokens: Int
+        /// After the chunks, send an `error` event of this type instead of finishing.
+        public var errorAfterChunks: String?
+        /// After the chunks, go silent (headers sent, connection open) until shut down.
+        public var hangAfterChunks: Bool
+        /// After the chunks, close the stream without `message_stop`.
+        public var endAbruptly: Bool
+        /// Include event and delta types a client must skip (thinking blocks, unknown events).
+        public var includeUnusedEvents: Bool
+
+        public init(
+            _ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil, stopReason: String = "end_turn",
+            inputTokens: Int = 21, errorAfterChunks: String? = nil, hangAfterChunks: Bool = false,
+            endAbruptly: Bool = false, includeUnusedEvents: Bool = true
+        ) {
+            self.chunks = chunks
+            self.delay = delay
+            self.pauseAfter = pauseAfter
+            self.stopReason = stopReason
+            self.inputTokens = inputTokens
+            self.errorAfterChunks = errorAfterChunks
+            self.hangAfterChunks = hangAfterChunks
+            self.endAbruptly = endAbruptly
+            self.includeUnusedEvents = includeUnusedEvents
+        }
+    }
+
+    public static func reply(_ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil) -> Script {
+        .reply(Reply(chunks, delay: delay, pauseAfter: pauseAfter))
+    }
+}

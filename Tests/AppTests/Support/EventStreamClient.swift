@@ -1,0 +1,123 @@
+import AsyncHTTPClient
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import Providers
+import Testing
+
+/// A client of the chat event stream over a real connection: it reads and parses events in the
+/// background, and lets a test wait for the events it expects. `close()` drops the connection.
+final class EventStreamClient: Sendable {
+    typealias Event = ServerSentEventParser.Event
+
+    private struct State {
+        var events: [Event] = []
+        var comments = 0
+        var ended = false
+        var failure: String?
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let reader = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    let status: HTTPResponseStatus
+    let headers: HTTPHeaders
+
+    /// Opens `GET path` on the live server at `baseURL` with the token (and `Last-Event-ID`).
+    static func open(_ baseURL: String, _ path: String, token: String?, lastEventID: String? = nil,
+                     readBody: Bool = true) async throws -> EventStreamClient {
+        var request = HTTPClientRequest(url: baseURL + path)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let client = EventStreamClient(status: response.status, headers: response.headers)
+        if readBody { client.startReading(response.body) }
+        return client
+    }
+
+    private init(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        self.status = status
+        self.headers = headers
+    }
+
+    private func startReading(_ body: HTTPClientResponse.Body) {
+        let task = Task { [state] in
+            var parser = ServerSentEventParser()
+            do {
+                for try await chunk in body {
+                    let text = String(buffer: chunk)
+                    let comments = text.components(separatedBy: "\n").filter { $0.hasPrefix(":") }.count
+                    var parsed: [Event] = []
+                    parser.feed(Array(chunk.readableBytesView)) { parsed.append($0) }
+                    state.withLockedValue {
+                        $0.events.append(contentsOf: parsed)
+                        $0.comments += comments
+                    }
+                }
+                state.withLockedValue { $0.ended = true }
+            } catch {
+                state.withLockedValue {
+                    $0.ended = true
+                    $0.failure = String(describing: error)
+                }
+            }
+        }
+        reader.withLockedValue { $0 = task }
+    }
+
+    var events: [Event] { state.withLockedValue { $0.events } }
+    var keepAliveCount: Int { state.withLockedValue { $0.comments } }
+    var hasEnded: Bool { state.withLockedValue { $0.ended } }
+
+    /// Waits until `condition` holds for the events so far; fails the test after `timeout`.
+    @discardableResult
+    func waitFor(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+                 _ condition: ([Event]) -> Bool) async throws -> [Event] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let events = self.events
+            if condition(events) { return events }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("timed out waiting for \(what); got \(events.map { "\($0.type) \($0.id ?? "-")" })", sourceLocation: sourceLocation)
+        throw CancellationError()
+    }
+
+    /// Waits for the `done` event of the reply with `messageID`.
+    @discardableResult
+    func waitForDone(_ messageID: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> [Event] {
+        try await waitFor("done of \(messageID)", sourceLocation: sourceLocation) { events in
+            events.contains { $0.type == "done" && $0.data.contains(messageID) }
+        }
+    }
+
+    func waitForEnd(timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !hasEnded, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(hasEnded, "the stream did not end")
+    }
+
+    func close() {
+        reader.withLockedValue { $0 }?.cancel()
+    }
+}
+
+extension ServerSentEventParser.Event {
+    /// The `data` as a JSON object.
+    var json: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]) ?? [:]
+    }
+}
+
+extension Array where Element == ServerSentEventParser.Event {
+    /// The text of the reply `messageID` as its events deliver it: the `message` event's text, then each delta.
+    func replyText(_ messageID: String) -> String {
+        var text = ""
+        for event in self {
+            let json = event.json
+            if event.type == "message", json["id"] as? String == messageID { text = json["content"] as? String ?? "" }
+            if event.type == "delta", json["message_id"] as? String == messageID { text += json["text"] as? String ?? "" }
+        }
+        return text
+    }
+}
