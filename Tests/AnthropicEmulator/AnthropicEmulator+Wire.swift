@@ -18,8 +18,9 @@ extension AnthropicEmulator {
         )
 
         let script: Script = state.withLockedValue { state in
-            state.requests.append(recorded)
-            return state.scripts.isEmpty ? .reply(echo(messages.last?.content ?? "")) : state.scripts.removeFirst()
+            if state.recordsRequests { state.requests.append(recorded) }
+            if !state.scripts.isEmpty { return state.scripts.removeFirst() }
+            return state.defaultScript ?? .reply(echo(messages.last?.content ?? ""))
         }
 
         let presentedKey = headers["x-api-key"] ?? headers["authorization"].map { $0.replacingOccurrences(of: "Bearer ", with: "") }
@@ -92,7 +93,8 @@ extension AnthropicEmulator {
             for (number, chunk) in reply.chunks.enumerated() {
                 if number > 0, reply.delay > .zero { try await Task.sleep(for: reply.delay) }
                 if number == reply.pauseAfter { await waitAtGate(state) }
-                try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":\#(jsonString(chunk))}}"#)
+                let text = reply.stampChunks ? "t\(AnthropicEmulator.wallClockNanoseconds());" : chunk
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":\#(jsonString(text))}}"#)
             }
             if reply.pauseAfter == reply.chunks.count { await waitAtGate(state) }
             if let errorType = reply.errorAfterChunks {
@@ -121,6 +123,13 @@ extension AnthropicEmulator {
             }
             if open { continuation.resume() }
         }
+    }
+
+    /// Nanoseconds since 1970 by the system's real-time clock, comparable across processes.
+    public static func wallClockNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     static func jsonString(_ text: String) -> String {

@@ -14,7 +14,10 @@ public final class AnthropicEmulator: Sendable {
 
     struct State {
         var scripts: [Script] = []
+        var defaultScript: Script?
         var requests: [RecordedRequest] = []
+        /// Keep what each request carried (off for load tests, which send thousands).
+        var recordsRequests = true
         var gate = Gate()
     }
 
@@ -57,9 +60,19 @@ public final class AnthropicEmulator: Sendable {
         state.withLockedValue { $0.scripts.append(contentsOf: scripts) }
     }
 
+    /// How to answer when no script is queued (an echo of the user's message unless set).
+    public func setDefault(_ script: Script?) {
+        state.withLockedValue { $0.defaultScript = script }
+    }
+
     /// Every request received so far, in order.
     public var requests: [RecordedRequest] {
         state.withLockedValue { $0.requests }
+    }
+
+    /// Stops keeping requests (load tests send thousands); they are still checked and answered.
+    public func stopRecording() {
+        state.withLockedValue { $0.recordsRequests = false }
     }
 
     /// Lets every reply paused at its `pauseAfter` go on, and any that pause later too.
@@ -133,11 +146,14 @@ public enum Script: Sendable {
         public var endAbruptly: Bool
         /// Include event and delta types a client must skip (thinking blocks, unknown events).
         public var includeUnusedEvents: Bool
+        /// Replace each chunk's text with the wall-clock time it is sent, `t<nanoseconds since 1970>;`,
+        /// so a client can measure how long the text took to reach it.
+        public var stampChunks: Bool
 
         public init(
             _ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil, stopReason: String = "end_turn",
             inputTokens: Int = 21, errorAfterChunks: String? = nil, hangAfterChunks: Bool = false,
-            endAbruptly: Bool = false, includeUnusedEvents: Bool = true
+            endAbruptly: Bool = false, includeUnusedEvents: Bool = true, stampChunks: Bool = false
         ) {
             self.chunks = chunks
             self.delay = delay
@@ -148,6 +164,7 @@ public enum Script: Sendable {
             self.hangAfterChunks = hangAfterChunks
             self.endAbruptly = endAbruptly
             self.includeUnusedEvents = includeUnusedEvents
+            self.stampChunks = stampChunks
         }
     }
 

@@ -1,0 +1,63 @@
+import AsyncHTTPClient
+import Foundation
+
+/// The `chat-server` under test, in a process of its own so its memory can be read.
+///
+/// `@unchecked Sendable`: every property is set in `init` and never changed; reading the process's
+/// memory from /proc is safe from any thread.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let baseURL: String
+    let directory: URL
+
+    init(executable: String, port: Int, environment: [String: String]) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        baseURL = "http://127.0.0.1:\(port)"
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["serve", "--env", "production", "--hostname", "127.0.0.1", "--port", String(port)]
+        process.currentDirectoryURL = directory
+        var env = environment
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        env["DATABASE_URL"] = "sqlite://\(directory.path)/bench.sqlite3"
+        process.environment = env
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        let log = directory.appendingPathComponent("server.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+    }
+
+    func start(client: HTTPClient) async throws {
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let response = try? await client.execute(HTTPClientRequest(url: baseURL + "/readyz"), timeout: .seconds(1)),
+               response.status == .ok {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchError("the server did not become ready; see \(directory.path)/server.log")
+    }
+
+    /// Resident memory of the server process, in bytes (VmRSS).
+    var residentBytes: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kilobytes * 1024
+        }
+        return 0
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
