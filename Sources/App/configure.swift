@@ -43,6 +43,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
 private func logStartup(_ app: Application, _ settings: Settings, _ services: AppServices) {
     app.logger.info("database: \(DatabaseSetup.describe(settings.database)); DEBUG \(settings.debug ? "on" : "off")")
     app.logger.info("\(services.chat.catalog.summary)")
+    app.logger.info(services.google == nil ? "Google sign-in: not configured (GOOGLE_CLIENT_ID is not set)" : "Google sign-in: on")
     switch settings.secretKeySource {
     case .environment:
         break

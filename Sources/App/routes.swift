@@ -8,6 +8,9 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try app.register(collection: HealthController(isDraining: { chat.runner.isDraining }))
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
     try app.register(collection: AuthController(accounts: services.accounts, sessions: services.sessions, requireUser: requireUser))
+    try app.register(collection: GoogleAuthController(
+        signIn: services.google, frontendURL: services.settings.frontendURL, secureCookies: !services.settings.debug
+    ))
 
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))

@@ -2,5 +2,5 @@ import Fluent
 
 /// The accounts feature (users, passwords, tokens): what it adds to the database.
 enum Accounts {
-    static let migrations: [any Migration] = [CreateUsers(), CreateRefreshTokens()]
+    static let migrations: [any Migration] = [CreateUsers(), CreateRefreshTokens(), CreateGoogleAccounts()]
 }

@@ -28,6 +28,8 @@ struct AppServices: Sendable {
     let tokens: TokenSigner
     let sessions: SessionIssuer
     let accounts: AccountService
+    /// Nil when Google sign-in is not configured.
+    let google: GoogleSignIn?
     let chat: ChatFeature
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
@@ -37,9 +39,16 @@ struct AppServices: Sendable {
                                        accessLifetime: settings.accessTokenLifetime,
                                        refreshLifetime: settings.refreshTokenLifetime)
         let sessions = SessionIssuer(signer: tokens, clock: clock)
+        let google = settings.google.map { google in
+            let openID = GoogleOpenIDClient(settings: google, client: app.client)
+            return GoogleSignIn(
+                settings: google, openID: openID, keys: GoogleKeySet(openID: openID, clock: clock), sessions: sessions,
+                clock: clock, returnOrigins: Set(settings.corsAllowedOrigins + [settings.frontendOrigin])
+            )
+        }
         return AppServices(
             settings: settings, clock: clock, passwords: passwords, tokens: tokens, sessions: sessions,
-            accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock),
+            accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock), google: google,
             chat: ChatFeature(app, settings: settings, dependencies: dependencies)
         )
     }

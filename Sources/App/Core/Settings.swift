@@ -26,6 +26,8 @@ public struct Settings: Sendable {
     public var maxBodySize: Int
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
+    /// Google sign-in; nil when not configured.
+    public var google: GoogleSettings?
     public var anthropic: AnthropicSettings
     public var chat: ChatSettings
     /// Used by `createsuperuser --noinput`.
@@ -41,6 +43,12 @@ public struct Settings: Sendable {
     }
 
     public static let defaultCORSOrigin = "http://localhost:5173"
+
+    /// The origin of `FRONTEND_URL` (scheme, host and port).
+    public var frontendOrigin: String {
+        guard let url = URL(string: frontendURL), let scheme = url.scheme, let host = url.host else { return frontendURL }
+        return "\(scheme.lowercased())://\(host.lowercased())" + (url.port.map { ":\($0)" } ?? "")
+    }
 
     /// Reads the settings from the process environment and the `.env` files in the working directory.
     public static func load(
@@ -89,6 +97,7 @@ public struct Settings: Sendable {
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
+        google = try GoogleSettings.read(read, port: port)
         anthropic = try AnthropicSettings(read)
         chat = try ChatSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")

@@ -97,13 +97,13 @@ struct SettingsReader {
         return "\(scheme)://\(host.lowercased())" + (url.port.map { ":\($0)" } ?? "")
     }
 
-    func httpURL(_ key: String, default fallback: String) throws(SettingsError) -> String {
+    func httpURL(_ key: String, default fallback: String, keepTrailingSlash: Bool = false) throws(SettingsError) -> String {
         let raw = string(key) ?? fallback
         guard let url = URL(string: raw), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
               let host = url.host, !host.isEmpty
         else {
             throw SettingsError(key: key, problem: "expected an http:// or https:// URL, got '\(raw)'")
         }
-        return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        return raw.hasSuffix("/") && !keepTrailingSlash ? String(raw.dropLast()) : raw
     }
 }

@@ -1,0 +1,291 @@
+@testable import App
+import Fluent
+import Foundation
+import Testing
+import VaporTesting
+
+/// Runs `body` with a fake Google and an app configured for it.
+private func withGoogle(
+    _ database: TestDatabase = .sqlite, settings: [String: String] = [:],
+    _ body: (TestApp, FakeGoogle) async throws -> Void
+) async throws {
+    let google = try await FakeGoogle.start()
+    do {
+        try await withTestApp(database, settings: google.settings.merging(settings) { $1 }) { t in
+            try await body(t, google)
+        }
+    } catch {
+        await google.shutdown()
+        throw error
+    }
+    await google.shutdown()
+}
+
+extension TestApp {
+    /// Begins a sign-in: the redirect to Google, and the cookie the browser got.
+    func beginGoogleSignIn(query: String = "") async throws -> (location: String, cookie: String) {
+        let response = try await send(.GET, "/auth/google/login/" + query)
+        try #require(response.status == .found, "login answered \(response.status): \(response.body.string)")
+        let location = try #require(response.headers.first(name: .location))
+        let setCookie = try #require(response.headers.first(name: .setCookie))
+        let cookie = try #require(setCookie.split(separator: ";").first.map(String.init))
+        return (location, cookie)
+    }
+
+    /// The whole browser journey: begin, consent at Google, come back. Answers the callback's response.
+    func signInWithGoogle(_ google: FakeGoogle, json: Bool = false) async throws -> TestingHTTPResponse {
+        let (location, cookie) = try await beginGoogleSignIn()
+        let callback = try google.authorize(location)
+        return try await send(.GET, callback, headers: ["Cookie": cookie, "Accept": json ? "application/json" : "text/html"])
+    }
+}
+
+/// The pairs in a URL's fragment.
+private func fragment(_ location: String?) -> [String: String] {
+    guard let fragment = location?.split(separator: "#", maxSplits: 1).last else { return [:] }
+    var pairs: [String: String] = [:]
+    for pair in fragment.split(separator: "&") {
+        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+        if parts.count == 2 { pairs[parts[0]] = parts[1].removingPercentEncoding }
+    }
+    return pairs
+}
+
+@Suite("Google sign-in")
+struct GoogleSignInTests {
+    @Test("without GOOGLE_CLIENT_ID both routes are 404 problem+json")
+    func notConfigured() async throws {
+        try await withTestApp(.sqlite) { t in
+            for path in ["/auth/google/login/", "/auth/google/callback/?code=x&state=y"] {
+                let response = try await t.send(.GET, path)
+                #expect(response.status == .notFound)
+                #expect(try response.problem().title == "Google sign-in is not configured")
+            }
+        }
+    }
+
+    @Test("login redirects to Google with state, nonce and PKCE, bound to the browser by a cookie")
+    func loginRedirect() async throws {
+        try await withGoogle { t, google in
+            let response = try await t.send(.GET, "/auth/google/login/")
+            #expect(response.status == .found)
+            let location = try #require(response.headers.first(name: .location))
+            #expect(location.hasPrefix(google.baseURL + "/authorize?"))
+            let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: location)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+            #expect(query["client_id"] == FakeGoogle.clientID)
+            #expect(query["redirect_uri"] == "http://localhost:8000/auth/google/callback/")
+            #expect(query["response_type"] == "code")
+            #expect(query["scope"] == "openid email profile")
+            #expect(query["code_challenge_method"] == "S256")
+            #expect((query["state"]?.count ?? 0) >= 43)
+            #expect((query["nonce"]?.count ?? 0) >= 43)
+            #expect((query["code_challenge"]?.count ?? 0) == 43)
+            let cookie = try #require(response.headers.first(name: .setCookie))
+            #expect(cookie.hasPrefix("chat_google_login="))
+            #expect(cookie.contains("HttpOnly"))
+            #expect(cookie.contains("SameSite=Lax"))
+            #expect(cookie.contains("Path=/auth/google/"))
+            #expect(cookie.contains("Secure"), "not in DEBUG")
+        }
+    }
+
+    @Test("a new Google user is created, signed in, and sent to the frontend with the tokens", arguments: TestDatabase.all)
+    func newUser(_ database: TestDatabase) async throws {
+        try await withGoogle(database) { t, google in
+            let response = try await t.signInWithGoogle(google)
+
+            #expect(response.status == .found)
+            let location = response.headers.first(name: .location)
+            #expect(location?.hasPrefix("http://localhost:5173#") == true)
+            let tokens = fragment(location)
+            #expect(tokens["token_type"] == "Bearer")
+            #expect(tokens["expires_in"] == "900")
+            let access = try #require(tokens["access"])
+            #expect(tokens["refresh"] != nil)
+            let me = try await t.send(.GET, "/auth/me/", token: access)
+            let user = try me.decoded(SessionBody.UserBody.self)
+            #expect(user.email == "ada@example.com")
+            #expect(user.name == "Ada Lovelace")
+            #expect(user.role == "basic")
+            let stored = try #require(try await User.find(email: "ada@example.com", on: t.db))
+            #expect(stored.passwordHash == nil, "no usable password")
+            let link = try #require(try await GoogleAccount.query(on: t.db).first())
+            #expect(link.subject == "1098765432101234567890")
+            #expect(link.$user.id == stored.id)
+            #expect(response.headers.first(name: .setCookie)?.contains("Max-Age=0") == true, "the cookie is cleared")
+        }
+    }
+
+    @Test("a JSON client gets the Session as JSON")
+    func jsonCallback() async throws {
+        try await withGoogle { t, google in
+            let response = try await t.signInWithGoogle(google, json: true)
+            #expect(response.status == .ok)
+            let session = try response.decoded(SessionBody.self)
+            #expect(session.user.email == "ada@example.com")
+            #expect(session.token_type == "Bearer")
+        }
+    }
+
+    @Test("a returning Google user signs in as the same user", arguments: TestDatabase.all)
+    func returningUser(_ database: TestDatabase) async throws {
+        try await withGoogle(database) { t, google in
+            let first = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
+            google.setIdentity { $0.email = "ada.lovelace@example.com" }
+            let second = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
+            let one = try await t.send(.GET, "/auth/me/", token: first["access"]).decoded(SessionBody.UserBody.self)
+            let two = try await t.send(.GET, "/auth/me/", token: second["access"]).decoded(SessionBody.UserBody.self)
+            #expect(one.id == two.id)
+            #expect(try await t.userCount() == 1)
+            #expect(try await GoogleAccount.query(on: t.db).first()?.email == "ada.lovelace@example.com")
+        }
+    }
+
+    @Test("a Google account with the verified email of an existing user is linked to it", arguments: TestDatabase.all)
+    func linksByEmail(_ database: TestDatabase) async throws {
+        try await withGoogle(database) { t, google in
+            let existing = try await t.register(email: "Ada@Example.com")
+            let tokens = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
+            let me = try await t.send(.GET, "/auth/me/", token: tokens["access"]).decoded(SessionBody.UserBody.self)
+            #expect(me.id == existing.user.id)
+            #expect(try await t.userCount() == 1)
+            #expect(try await t.login(email: "ada@example.com").status == .ok, "the password still works")
+        }
+    }
+
+    @Test("an unverified email is refused and nothing is created")
+    func unverifiedEmail() async throws {
+        try await withGoogle { t, google in
+            google.setIdentity { $0.emailVerified = false }
+            let response = try await t.signInWithGoogle(google)
+            #expect(fragment(response.headers.first(name: .location))["error"] == "email_not_verified")
+            #expect(try await t.userCount() == 0)
+            let json = try await t.signInWithGoogle(google, json: true)
+            #expect(json.status == .forbidden)
+            _ = try json.problem()
+        }
+    }
+
+    @Test("a wrong, replayed or other browser's state is refused")
+    func badState() async throws {
+        try await withGoogle { t, google in
+            let (location, cookie) = try await t.beginGoogleSignIn()
+            let callback = try google.authorize(location)
+            let code = try #require(URLComponents(string: callback)?.queryItems?.first { $0.name == "code" }?.value)
+            let json: HTTPHeaders = ["Cookie": cookie, "Accept": "application/json"]
+
+            let wrong = try await t.send(.GET, "/auth/google/callback/?code=\(code)&state=forged", headers: json)
+            #expect(wrong.status == .badRequest)
+            #expect(try wrong.problem().title == "Invalid sign-in state")
+            let otherBrowser = try await t.send(.GET, callback, headers: ["Cookie": "chat_google_login=someone-else", "Accept": "application/json"])
+            #expect(otherBrowser.status == .badRequest)
+            let noCookie = try await t.send(.GET, callback, headers: ["Accept": "application/json"])
+            #expect(noCookie.status == .badRequest)
+
+            let genuine = try await t.send(.GET, callback, headers: json)
+            #expect(genuine.status == .ok)
+            let replayed = try await t.send(.GET, callback, headers: json)
+            #expect(replayed.status == .badRequest)
+            #expect(try await t.userCount() == 1)
+        }
+    }
+
+    @Test("a sign-in not finished in time is refused")
+    func expiredAttempt() async throws {
+        try await withGoogle { t, google in
+            let (location, cookie) = try await t.beginGoogleSignIn()
+            let callback = try google.authorize(location)
+            t.clock.advance(by: 601)
+            let response = try await t.send(.GET, callback, headers: ["Cookie": cookie])
+            #expect(fragment(response.headers.first(name: .location))["error"] == "invalid_state")
+        }
+    }
+
+    /// What can be wrong with an ID token.
+    enum TokenFlaw: String, CaseIterable, Sendable {
+        case nonce, audience, issuer, expired, signature
+
+        func apply(to identity: inout FakeGoogle.Identity) {
+            switch self {
+            case .nonce: identity.nonceOverride = "another-nonce"
+            case .audience: identity.audience = "someone-else.apps.googleusercontent.com"
+            case .issuer: identity.issuer = "https://evil.example.com"
+            case .expired: identity.issuedAgo = 7200
+            case .signature: identity.forgeSignature = true
+            }
+        }
+    }
+
+    @Test("ID tokens with the wrong nonce, audience, issuer, lifetime or signature are refused", arguments: TokenFlaw.allCases)
+    func badIDToken(_ flaw: TokenFlaw) async throws {
+        try await withGoogle { t, google in
+            google.setIdentity { flaw.apply(to: &$0) }
+            let response = try await t.signInWithGoogle(google)
+            #expect(fragment(response.headers.first(name: .location))["error"] == "invalid_token", "\(flaw)")
+            let json = try await t.signInWithGoogle(google, json: true)
+            #expect(json.status == .unauthorized, "\(flaw)")
+            #expect(try json.problem().title == "Invalid Google ID token")
+            #expect(try await t.userCount() == 0)
+        }
+    }
+
+    @Test("a token signed with a key not seen yet makes the server fetch Google's keys again")
+    func keyRotation() async throws {
+        try await withGoogle { t, google in
+            let first = try await t.signInWithGoogle(google, json: true)
+            #expect(first.status == .ok)
+            #expect(google.jwksFetches == 1)
+            let second = try await t.signInWithGoogle(google, json: true)
+            #expect(second.status == .ok)
+            #expect(google.jwksFetches == 1, "the keys are cached")
+
+            google.rotateKey()
+            t.clock.advance(by: 11)
+            let rotated = try await t.signInWithGoogle(google, json: true)
+            #expect(rotated.status == .ok)
+            #expect(google.jwksFetches == 2)
+        }
+    }
+
+    @Test("an error from the token endpoint ends in exchange_failed, not a 500")
+    func tokenEndpointError() async throws {
+        try await withGoogle { t, google in
+            google.failTokenEndpoint(status: 400, error: "invalid_grant")
+            let response = try await t.signInWithGoogle(google)
+            #expect(fragment(response.headers.first(name: .location))["error"] == "exchange_failed")
+            google.failTokenEndpoint(status: 503, error: "temporarily_unavailable")
+            let json = try await t.signInWithGoogle(google, json: true)
+            #expect(json.status == .badGateway)
+            _ = try json.problem()
+        }
+    }
+
+    @Test("a user who declines consent goes back to the frontend with error=access_denied")
+    func consentDenied() async throws {
+        try await withGoogle { t, google in
+            let (location, cookie) = try await t.beginGoogleSignIn()
+            let state = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "state" }?.value)
+            let response = try await t.send(.GET, "/auth/google/callback/?error=access_denied&state=\(state)", headers: ["Cookie": cookie])
+            #expect(response.status == .found)
+            #expect(fragment(response.headers.first(name: .location))["error"] == "access_denied")
+            #expect(try await t.userCount() == 0)
+        }
+    }
+
+    @Test("next is honoured for the frontend's origins and this server's paths, refused elsewhere")
+    func returnTargets() async throws {
+        try await withGoogle { t, google in
+            let (location, cookie) = try await t.beginGoogleSignIn(query: "?next=http://localhost:5173/chats/42")
+            let callback = try google.authorize(location)
+            let response = try await t.send(.GET, callback, headers: ["Cookie": cookie])
+            #expect(response.headers.first(name: .location)?.hasPrefix("http://localhost:5173/chats/42#access=") == true)
+
+            _ = try await t.beginGoogleSignIn(query: "?next=/")
+            for target in ["https://evil.example.com/", "//evil.example.com", "javascript:alert(1)"] {
+                let encoded = target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? target
+                let refused = try await t.send(.GET, "/auth/google/login/?next=\(encoded)")
+                #expect(refused.status == .badRequest, "\(target)")
+            }
+        }
+    }
+}

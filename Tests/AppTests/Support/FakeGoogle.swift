@@ -1,0 +1,187 @@
+import Crypto
+@testable import App
+import CryptoExtras
+import Foundation
+import JWT
+import NIOConcurrencyHelpers
+import Vapor
+
+/// An in-process stand-in for Google's OpenID provider: the user's consent (``authorize(_:)``),
+/// the token endpoint (checking client, secret, redirect URI and PKCE as Google does) and the JWKS
+/// endpoint, signing ID tokens with generated RSA keys that can be rotated.
+final class FakeGoogle: Sendable {
+    static let clientID = "test-client.apps.googleusercontent.com"
+    static let clientSecret = "test-client-secret"
+
+    /// Who signs in, and what may be wrong with the ID token.
+    struct Identity: Sendable {
+        var subject = "1098765432101234567890"
+        var email = "ada@example.com"
+        var emailVerified = true
+        var name = "Ada Lovelace"
+        var issuer = "https://accounts.google.com"
+        var audience = FakeGoogle.clientID
+        var issuedAgo: TimeInterval = 0
+        var lifetime: TimeInterval = 3600
+        var nonceOverride: String?
+        /// Sign with a key the JWKS does not hold, under the JWKS key's id.
+        var forgeSignature = false
+    }
+
+    private struct Grant {
+        var nonce: String
+        var codeChallenge: String
+        var redirectURI: String
+    }
+
+    private struct State {
+        var identity = Identity()
+        var grants: [String: Grant] = [:]
+        var tokenError: (status: Int, error: String)?
+        var keyID = "key-1"
+        var key: JWTKit.Insecure.RSA.PrivateKey
+        var publishedKeys: [(id: String, key: JWTKit.Insecure.RSA.PrivateKey)]
+        var jwksFetches = 0
+    }
+
+    let baseURL: String
+    private let app: Application
+    private let state: NIOLockedValueBox<State>
+
+    /// RSA keys are slow to make; these are made once per test run.
+    static let keys: [JWTKit.Insecure.RSA.PrivateKey] = (0..<3).compactMap { _ in
+        try? JWTKit.Insecure.RSA.PrivateKey(backing: _RSA.Signing.PrivateKey(keySize: .bits2048))
+    }
+
+    static func start() async throws -> FakeGoogle {
+        let app = try await Application.make(.testing)
+        app.logger.logLevel = .error
+        app.middleware = Middlewares()
+        let state = NIOLockedValueBox(State(key: keys[0], publishedKeys: [("key-1", keys[0])]))
+        app.post("token") { req in try await Self.token(req, state) }
+        app.get("jwks") { _ in Self.jwks(state) }
+        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+        let port = app.http.server.shared.localAddress?.port ?? 0
+        return FakeGoogle(baseURL: "http://127.0.0.1:\(port)", app: app, state: state)
+    }
+
+    private init(baseURL: String, app: Application, state: NIOLockedValueBox<State>) {
+        self.baseURL = baseURL
+        self.app = app
+        self.state = state
+    }
+
+    func shutdown() async {
+        await app.server.shutdown()
+        try? await app.asyncShutdown()
+    }
+
+    /// The settings that point the server here.
+    var settings: [String: String] {
+        [
+            "GOOGLE_CLIENT_ID": Self.clientID, "GOOGLE_CLIENT_SECRET": Self.clientSecret,
+            "GOOGLE_REDIRECT_URI": "http://localhost:8000/auth/google/callback/",
+            "GOOGLE_AUTHORIZATION_ENDPOINT": baseURL + "/authorize", "GOOGLE_TOKEN_ENDPOINT": baseURL + "/token",
+            "GOOGLE_JWKS_URI": baseURL + "/jwks",
+        ]
+    }
+
+    func setIdentity(_ change: (inout Identity) -> Void) { state.withLockedValue { change(&$0.identity) } }
+    func failTokenEndpoint(status: Int, error: String) { state.withLockedValue { $0.tokenError = (status, error) } }
+    var jwksFetches: Int { state.withLockedValue { $0.jwksFetches } }
+
+    /// Google starts signing with a new key (new id), and publishes it alongside the old one.
+    func rotateKey() {
+        state.withLockedValue { state in
+            state.keyID = "key-2"
+            state.key = Self.keys[1]
+            state.publishedKeys.append(("key-2", Self.keys[1]))
+        }
+    }
+
+    /// The user consents on Google's page: checks the request as Google would and answers the
+    /// callback path (with `code` and `state`) the browser is sent back to.
+    func authorize(_ location: String) throws -> String {
+        guard let components = URLComponents(string: location), location.hasPrefix(baseURL + "/authorize") else {
+            throw Abort(.badRequest, reason: "not an authorization request: \(location)")
+        }
+        let query = Dictionary(uniqueKeysWithValues: (components.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+        guard query["client_id"] == Self.clientID, query["response_type"] == "code",
+              query["scope"]?.split(separator: " ").contains("openid") == true, query["code_challenge_method"] == "S256",
+              let challenge = query["code_challenge"], let nonce = query["nonce"], let stateParameter = query["state"],
+              let redirectURI = query["redirect_uri"]
+        else { throw Abort(.badRequest, reason: "invalid authorization request: \(query)") }
+        let code = "code-" + UUID().uuidString
+        state.withLockedValue { $0.grants[code] = Grant(nonce: nonce, codeChallenge: challenge, redirectURI: redirectURI) }
+        let path = URLComponents(string: redirectURI)?.path ?? "/auth/google/callback/"
+        return "\(path)?code=\(code)&state=\(stateParameter)"
+    }
+
+    private static func token(_ req: Request, _ state: NIOLockedValueBox<State>) async throws -> Response {
+        struct Form: Content {
+            var grant_type: String?
+            var code: String?
+            var code_verifier: String?
+            var client_id: String?
+            var client_secret: String?
+            var redirect_uri: String?
+        }
+        let form = try req.content.decode(Form.self, as: .urlEncodedForm)
+        let (grant, failure, identity, key, keyID) = state.withLockedValue { state in
+            let grant = form.code.flatMap { state.grants.removeValue(forKey: $0) }
+            return (grant, state.tokenError, state.identity, state.key, state.keyID)
+        }
+        if let failure { return error(failure.status, failure.error) }
+        guard form.grant_type == "authorization_code", form.client_id == clientID, form.client_secret == clientSecret else {
+            return error(401, "invalid_client")
+        }
+        guard let grant, form.redirect_uri == grant.redirectURI, let verifier = form.code_verifier,
+              GoogleSignIn.base64URL(Data(SHA256.hash(data: Data(verifier.utf8)))) == grant.codeChallenge
+        else { return error(400, "invalid_grant") }
+
+        let now = Date().addingTimeInterval(-identity.issuedAgo)
+        let claims = FakeIDClaims(
+            iss: identity.issuer, aud: identity.audience, sub: identity.subject, email: identity.email,
+            email_verified: identity.emailVerified, name: identity.name, nonce: identity.nonceOverride ?? grant.nonce,
+            iat: Int(now.timeIntervalSince1970), exp: Int(now.addingTimeInterval(identity.lifetime).timeIntervalSince1970)
+        )
+        let signer = JWTKeyCollection()
+        await signer.add(rsa: identity.forgeSignature ? keys[2] : key, digestAlgorithm: .sha256, kid: JWKIdentifier(string: keyID))
+        let idToken = try await signer.sign(claims, kid: JWKIdentifier(string: keyID))
+        let body = #"{"access_token":"ya29.fake","expires_in":3599,"token_type":"Bearer","scope":"openid email profile","id_token":"\#(idToken)"}"#
+        return Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(string: body))
+    }
+
+    private static func jwks(_ state: NIOLockedValueBox<State>) -> Response {
+        let published = state.withLockedValue { state in
+            state.jwksFetches += 1
+            return state.publishedKeys
+        }
+        let keys = published.compactMap { id, key -> String? in
+            guard let primitives = try? key.publicKey.getKeyPrimitives() else { return nil }
+            return #"{"kty":"RSA","alg":"RS256","use":"sig","kid":"\#(id)","n":"\#(GoogleSignIn.base64URL(primitives.modulus))","e":"\#(GoogleSignIn.base64URL(primitives.publicExponent))"}"#
+        }
+        return Response(status: .ok, headers: ["Content-Type": "application/json", "Cache-Control": "public, max-age=3600"],
+                        body: .init(string: #"{"keys":[\#(keys.joined(separator: ","))]}"#))
+    }
+
+    private static func error(_ status: Int, _ error: String) -> Response {
+        Response(status: HTTPResponseStatus(statusCode: status), headers: ["Content-Type": "application/json"],
+                 body: .init(string: #"{"error":"\#(error)","error_description":"emulated \#(error)"}"#))
+    }
+}
+
+/// An ID token's claims as Google writes them.
+struct FakeIDClaims: JWTPayload {
+    var iss: String
+    var aud: String
+    var sub: String
+    var email: String
+    var email_verified: Bool
+    var name: String
+    var nonce: String
+    var iat: Int
+    var exp: Int
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
