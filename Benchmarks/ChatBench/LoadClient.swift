@@ -73,6 +73,28 @@ struct LoadClient {
         return OpenStream(reader: reader, done: done)
     }
 
+    /// Streams a reply straight from the emulator, as the server would, reading its stamped deltas:
+    /// the baseline of what the emulator and this client cost without the server in between.
+    static func direct(emulator: String, key: String, http: HTTPClient, recorder: LatencyRecorder) async throws -> Date {
+        var request = HTTPClientRequest(url: emulator + "/v1/messages")
+        request.method = .POST
+        request.headers.add(name: "x-api-key", value: key)
+        request.headers.add(name: "anthropic-version", value: "2023-06-01")
+        request.headers.add(name: "content-type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"model":"claude-sonnet-5-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"How fast is this?"}]}"#))
+        let response = try await http.execute(request, timeout: .seconds(120))
+        var parser = ServerSentEventParser()
+        for try await chunk in response.body {
+            let received = AnthropicEmulator.wallClockNanoseconds()
+            chunk.withUnsafeReadableBytes { bytes in
+                parser.feed(bytes) { event in
+                    if event.type == "content_block_delta", let stamp = stamp(in: event.data) { recorder.record(received - stamp) }
+                }
+            }
+        }
+        return Date()
+    }
+
     /// The send time the emulator put in a delta's text: `t<nanoseconds>;`.
     static func stamp(in data: String) -> Int64? {
         guard let start = data.range(of: "\"text\":\"t") else { return nil }

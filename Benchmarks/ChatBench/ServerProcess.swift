@@ -10,12 +10,19 @@ final class ServerProcess: @unchecked Sendable {
     let baseURL: String
     let directory: URL
 
-    init(executable: String, port: Int, environment: [String: String]) throws {
+    init(executable: String, port: Int, pinnedTo core: Int?, environment: [String: String]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         baseURL = "http://127.0.0.1:\(port)"
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["serve", "--env", "production", "--hostname", "127.0.0.1", "--port", String(port)]
+        let executable = URL(fileURLWithPath: executable).standardizedFileURL.path
+        let arguments = ["serve", "--env", "production", "--hostname", "127.0.0.1", "--port", String(port)]
+        if let core {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", String(core), executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = directory
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -48,6 +55,16 @@ final class ServerProcess: @unchecked Sendable {
             return kilobytes * 1024
         }
         return 0
+    }
+
+    /// CPU time the server process has used (user + system), in seconds.
+    var cpuSeconds: Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // after the command: state(0) … utime(11) stime(12), in clock ticks
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     func stop() {

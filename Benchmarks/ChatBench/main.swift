@@ -5,7 +5,7 @@ import Foundation
 /// chat-bench: measures what the server adds to a streamed reply, and what an open stream costs.
 ///
 ///     swift build -c release && swift run -c release chat-bench [--streams 100,1000] [--idle 10000]
-///         [--tokens 40] [--token-delay-ms 20] [--server .build/release/chat-server] [--port 8321]
+///         [--tokens 40] [--token-delay-ms 20] [--server .build/release/chat-server] [--port 8321] [--pin]
 ///
 /// It runs the Anthropic emulator in this process (each reply `--tokens` deltas, `--token-delay-ms`
 /// apart, each stamped with the time the emulator sent it), starts the server as a separate process
@@ -20,10 +20,16 @@ struct Options {
     var tokenDelay = 20
     var server = ".build/release/chat-server"
     var port = 8321
+    /// Run the server on the last core and this process on the others, so they do not compete.
+    var pin = false
 
     init(_ arguments: [String]) throws {
         var rest = arguments.dropFirst()
         while let flag = rest.popFirst() {
+            if flag == "--pin" {
+                pin = true
+                continue
+            }
             guard let value = rest.popFirst() else { throw BenchError("\(flag) needs a value") }
             switch flag {
             case "--streams": streams = value.split(separator: ",").compactMap { Int($0) }
@@ -81,7 +87,17 @@ func run() async throws {
     configuration.connectionPool.idleTimeout = .seconds(300)
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 
-    let server = try ServerProcess(executable: options.server, port: options.port, environment: [
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    if options.pin, cores > 1 {
+        // every thread of this process to the other cores (taskset -a: the threads already running too)
+        let taskset = Process()
+        taskset.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        taskset.arguments = ["-a", "-p", "-c", "0-\(cores - 2)", String(ProcessInfo.processInfo.processIdentifier)]
+        taskset.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try taskset.run()
+        taskset.waitUntilExit()
+    }
+    let server = try ServerProcess(executable: options.server, port: options.port, pinnedTo: options.pin && cores > 1 ? cores - 1 : nil, environment: [
         "SECRET_KEY": String(repeating: "b", count: 64), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "error",
         "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
         "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024",
@@ -102,12 +118,21 @@ func run() async throws {
     try await Task.sleep(for: .milliseconds(500))
     let restRSS = server.residentBytes
 
-    print("# chat-bench: \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    print("# chat-bench: \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
+        + (options.pin && cores > 1 ? "; server pinned to core \(cores - 1), load generator to the others" : ""))
     print("server at rest: \(megabytes(restRSS))\n")
-    print("| concurrent replies | relay overhead p50 | p99 | max | replies/s | server RSS, streams open | peak RSS while streaming |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| concurrent replies | relay overhead p50 | p99 | max | without the server p50 | p99 | added p50 | added p99 | replies/s | server CPU per delta | server RSS, streams open | peak RSS |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     for count in options.streams {
+        // baseline: the same replies, emulator straight to this client
+        let baseline = LatencyRecorder(capacity: count * options.tokens)
+        _ = try await forEach(Array(0..<count), width: count) { _ in
+            try await LoadClient.direct(emulator: emulator.baseURL, key: emulator.apiKey, http: http, recorder: baseline)
+        }
+        let direct = baseline.sorted
+        try await Task.sleep(for: .milliseconds(500))
+
         let chats = try await forEach(Array(0..<count), width: 50) { number in
             (chat: try await client.createChat(token: users[number % users.count]), token: users[number % users.count])
         }
@@ -119,6 +144,7 @@ func run() async throws {
         let openRSS = server.residentBytes
 
         let peak = PeakSampler(server: server)
+        let cpuBefore = server.cpuSeconds
         let started = Date()
         _ = try await forEach(chats, width: 200) { chat in
             try await client.send("How fast is this?", chat: chat.chat, token: chat.token)
@@ -128,14 +154,17 @@ func run() async throws {
             try await Task.sleep(for: .milliseconds(20))
         }
         let peakRSS = peak.stop()
+        let cpuPerDelta = (server.cpuSeconds - cpuBefore) / Double(max(1, count * options.tokens)) * 1e6
         let finished = streams.compactMap(\.finishedAt)
         let elapsed = (finished.max() ?? Date()).timeIntervalSince(started)
         streams.forEach { $0.close() }
         let latencies = recorder.sorted
         let incomplete = count - finished.count
-        print(String(format: "| %d | %.2f ms | %.2f ms | %.2f ms | %.0f | %@ | %@ |%@", count,
+        print(String(format: "| %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.0f | %.1f µs | %@ | %@ |%@", count,
                      latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(1.0),
-                     Double(finished.count) / elapsed, megabytes(openRSS), megabytes(peakRSS),
+                     direct.percentile(0.5), direct.percentile(0.99),
+                     latencies.percentile(0.5) - direct.percentile(0.5), latencies.percentile(0.99) - direct.percentile(0.99),
+                     Double(finished.count) / elapsed, cpuPerDelta, megabytes(openRSS), megabytes(peakRSS),
                      incomplete > 0 ? " \(incomplete) replies unfinished" : ""))
         try await Task.sleep(for: .seconds(1))
     }

@@ -36,8 +36,9 @@ struct AnthropicEventDecoder {
     mutating func decode(_ event: ServerSentEventParser.Event) throws -> ModelEvent? {
         switch event.type {
         case "content_block_delta":
-            let block = try parse(BlockDelta.self, event)
-            guard block.delta.type == "text_delta", let text = block.delta.text, !text.isEmpty else { return nil }
+            let delta = try TextDeltaScanner.scan(event.data).map { BlockDelta.Delta(type: $0.type, text: $0.text) }
+                ?? parse(BlockDelta.self, event).delta
+            guard delta.type == "text_delta", let text = delta.text, !text.isEmpty else { return nil }
             return .text(text)
         case "message_start":
             if let reported = try parse(MessageStart.self, event).message.usage {

@@ -1,12 +1,16 @@
 import Foundation
+import NIOCore
 
 /// How a chat's events reach every stream open on it. The reply runner and the chat service
 /// publish; each `GET /api/chat/<id>/messages/` subscribes. ``ChatStreamHub`` does this within one
 /// process; a bus over PostgreSQL `LISTEN/NOTIFY` could do it across instances behind the same calls.
 protocol ChatEventBus: Sendable {
-    /// Opens a subscription to `chat`: the reply in progress at this instant (if any), and every
-    /// frame published after. A subscription past `expiresAt` ends with an `error` event.
-    func subscribe(to chat: UUID, expiresAt: Date?) -> ChatSubscription
+    /// Opens a subscription to `chat` for a stream served on `eventLoop`: the reply in progress at
+    /// this instant (if any), and a subscriber that receives every frame published after. A
+    /// subscription past `expiresAt` ends with an `error` event.
+    func subscribe(to chat: UUID, expiresAt: Date?, on eventLoop: any EventLoop) -> ChatSubscription
+    /// Drops a subscription whose response never started.
+    func cancel(_ subscription: ChatSubscription)
 
     /// A message was stored (a user message), or an assistant reply began (status `streaming`).
     func messageStored(_ message: MessageResponse)
@@ -29,8 +33,9 @@ struct LiveReply: Sendable, Equatable {
     var position: StreamPosition { StreamPosition(sequence: sequence, offset: text.utf8.count) }
 }
 
-/// What a stream reads: the reply in progress when it subscribed, then the frames that follow.
+/// What a stream starts from: the reply in progress when it subscribed, and the subscriber that
+/// receives what follows.
 struct ChatSubscription: Sendable {
     var liveReply: LiveReply?
-    var frames: AsyncStream<StreamFrame>
+    var subscriber: StreamSubscriber
 }

@@ -18,7 +18,7 @@ struct ChatFeature: Sendable {
             ModelCatalog(provider: $0, modelIDs: settings.anthropic.models, defaultModel: settings.anthropic.defaultModel,
                          maxTokens: settings.anthropic.maxTokens)
         } ?? ModelCatalog.make(settings.anthropic, sleep: dependencies.sleep)
-        hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents)
+        hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, clock: dependencies.clock)
         runner = ReplyRunner(
             bus: hub, catalog: catalog, store: ReplyStore(database: { app.db }),
             clock: dependencies.clock, settings: settings.chat, logger: app.logger

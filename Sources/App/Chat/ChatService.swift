@@ -103,7 +103,7 @@ struct ChatService: Sendable {
         bus.messageStored(assistant)
         try await runner.start(ReplyRunner.Job(
             chatID: try chat.requireID(), messageID: try turn.assistant.requireID(),
-            sequence: turn.assistant.sequence, model: chat.model, system: chat.system
+            sequence: turn.assistant.sequence, model: chat.model, system: chat.system, announced: assistant
         ))
         return [user, assistant]
     }
@@ -125,9 +125,13 @@ struct ChatService: Sendable {
         let user = Message(chatID: chatID, sequence: next - 2, role: .user, content: content, status: .complete, model: chat.model)
         let assistant = Message(chatID: chatID, sequence: next - 1, role: .assistant, content: "", status: .streaming,
                                 model: chat.model, heartbeatAt: now)
+        user.createdAt = now
+        assistant.createdAt = now
         do {
-            try await user.create(on: db)
-            try await assistant.create(on: db)
+            // One statement for both (Fluent's create reflects over every field of each model).
+            var insert = sql.insert(into: Message.schema).columns(Message.insertColumns)
+            for message in [user, assistant] { insert = insert.values(try message.insertValues(at: now)) }
+            try await insert.run()
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw ChatError.replyInProgress
         }

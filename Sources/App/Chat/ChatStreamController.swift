@@ -19,31 +19,22 @@ struct ChatStreamController: RouteCollection {
 
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let subscription = bus.subscribe(to: chatID, expiresAt: req.accessTokenExpiry)
-        let messages = try await Message.conversation(of: chatID, on: req.db)
-        let replay = try StreamReplay(messages: messages, live: subscription.liveReply, after: resumeFrom)
-
+        let subscription = bus.subscribe(to: chatID, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
+        let replay: StreamReplay
+        do {
+            replay = try StreamReplay(messages: try await Message.conversation(of: chatID, on: req.db), live: subscription.liveReply, after: resumeFrom)
+        } catch {
+            bus.cancel(subscription)
+            throw error
+        }
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
         ]
-        return Response(status: .ok, headers: headers, body: .init(managedAsyncStream: { writer in
-            var position = replay.position
-            try await writer.write(.buffer(replay.bytes))
-            for await frame in subscription.frames {
-                switch frame {
-                case .event(let eventPosition, let bytes):
-                    guard eventPosition > position else { continue }
-                    position = eventPosition
-                    try await writer.write(.buffer(bytes))
-                case .keepAlive:
-                    try await writer.write(.buffer(ServerSentEventEncoder.keepAlive))
-                case .end(let problem):
-                    try await writer.write(.buffer(ServerSentEventEncoder.error(problem, position: position)))
-                    return
-                }
-            }
+        let subscriber = subscription.subscriber
+        return Response(status: .ok, headers: headers, body: .init(stream: { writer in
+            subscriber.attach(writer, replay: replay.bytes, position: replay.position)
         }))
     }
 }

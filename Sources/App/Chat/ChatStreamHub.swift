@@ -1,34 +1,33 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import Vapor
 
 /// The in-process ``ChatEventBus``: per chat, its open streams and the text of its reply in
-/// progress. Each event is encoded once and the same bytes handed to every stream. A stream's
-/// backlog is bounded: a reader that falls `maxPendingEvents` behind is disconnected (it resumes by
-/// event id). State is split into shards by chat so that replies in different chats rarely contend.
+/// progress. Each event is encoded once and the same bytes handed to every stream's event loop.
+/// State is split into shards by chat so that replies in different chats rarely contend.
 final class ChatStreamHub: ChatEventBus {
-    private struct Subscriber {
-        let continuation: AsyncStream<StreamFrame>.Continuation
-        let expiresAt: Date?
-    }
-
     private struct Channel {
-        var subscribers: [Int: Subscriber] = [:]
+        var subscribers: [Int: StreamSubscriber] = [:]
         var liveReply: LiveReply?
         var isEmpty: Bool { subscribers.isEmpty && liveReply == nil }
     }
 
     private struct Shard {
         var channels: [UUID: Channel] = [:]
-        var nextSubscriberID = 0
         var isShutDown = false
     }
 
     private let shards: [NIOLockedValueBox<Shard>]
+    private let nextSubscriberID = NIOLockedValueBox(0)
     private let maxPendingEvents: Int
+    private let clock: any WallClock
+    /// A stream whose response has not started after this long is dropped (its client went away).
+    static let unstartedLimit: TimeInterval = 60
 
-    init(maxPendingEvents: Int, shardCount: Int = 16) {
+    init(maxPendingEvents: Int, clock: any WallClock, shardCount: Int = 16) {
         self.maxPendingEvents = maxPendingEvents
+        self.clock = clock
         shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
     }
 
@@ -38,31 +37,33 @@ final class ChatStreamHub: ChatEventBus {
 
     // MARK: Subscribing
 
-    func subscribe(to chat: UUID, expiresAt: Date?) -> ChatSubscription {
-        let (frames, continuation) = AsyncStream.makeStream(of: StreamFrame.self, bufferingPolicy: .bufferingOldest(maxPendingEvents))
-        let shard = shard(chat)
-        let registration: (id: Int, live: LiveReply?)? = shard.withLockedValue { state in
-            guard !state.isShutDown else { return nil }
-            let id = state.nextSubscriberID
-            state.nextSubscriberID += 1
-            state.channels[chat, default: Channel()].subscribers[id] = Subscriber(continuation: continuation, expiresAt: expiresAt)
-            return (id, state.channels[chat]?.liveReply)
+    func subscribe(to chat: UUID, expiresAt: Date?, on eventLoop: any EventLoop) -> ChatSubscription {
+        let id = nextSubscriberID.withLockedValue { next in
+            defer { next += 1 }
+            return next
         }
-        guard let registration else {
-            continuation.yield(.end(Self.shuttingDown))
-            continuation.finish()
-            return ChatSubscription(liveReply: nil, frames: frames)
+        let subscriber = StreamSubscriber(
+            id: id, chat: chat, eventLoop: eventLoop, expiresAt: expiresAt, createdAt: clock.now(),
+            maxPendingWrites: maxPendingEvents, onEnd: { [weak self] in self?.remove($0) }
+        )
+        let (accepted, live): (Bool, LiveReply?) = shard(chat).withLockedValue { state in
+            guard !state.isShutDown else { return (false, nil) }
+            state.channels[chat, default: Channel()].subscribers[id] = subscriber
+            return (true, state.channels[chat]?.liveReply)
         }
-        continuation.onTermination = { [weak self] _ in
-            self?.unsubscribe(chat, registration.id)
-        }
-        return ChatSubscription(liveReply: registration.live, frames: frames)
+        if !accepted { subscriber.end(with: Self.shuttingDown) }
+        return ChatSubscription(liveReply: live, subscriber: subscriber)
     }
 
-    private func unsubscribe(_ chat: UUID, _ id: Int) {
-        shard(chat).withLockedValue { state in
-            state.channels[chat]?.subscribers[id] = nil
-            if state.channels[chat]?.isEmpty == true { state.channels[chat] = nil }
+    func cancel(_ subscription: ChatSubscription) {
+        subscription.subscriber.end()
+        remove(subscription.subscriber)
+    }
+
+    private func remove(_ subscriber: StreamSubscriber) {
+        shard(subscriber.chat).withLockedValue { state in
+            state.channels[subscriber.chat]?.subscribers[subscriber.id] = nil
+            if state.channels[subscriber.chat]?.isEmpty == true { state.channels[subscriber.chat] = nil }
         }
     }
 
@@ -80,18 +81,17 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     func replyDelta(_ text: String, chat: UUID) {
-        let overflowed: [AsyncStream<StreamFrame>.Continuation] = shard(chat).withLockedValue { state in
+        shard(chat).withLockedValue { state in
             // Taken out and put back so that the text is uniquely held and grows in place.
-            guard var channel = state.channels.removeValue(forKey: chat) else { return [] }
+            guard var channel = state.channels.removeValue(forKey: chat) else { return }
             defer { state.channels[chat] = channel }
-            guard var live = channel.liveReply.take() else { return [] }
+            guard var live = channel.liveReply.take() else { return }
             live.text += text
             let position = live.position
             let bytes = ServerSentEventEncoder.delta(messageID: live.messageID, text: text[...], position: position)
             channel.liveReply = live
-            return Self.broadcast(.event(position, bytes), in: &channel)
+            for subscriber in channel.subscribers.values { subscriber.deliver(.event(position, bytes)) }
         }
-        overflowed.forEach { $0.finish() }
     }
 
     func replyEnded(_ message: MessageResponse) {
@@ -105,10 +105,7 @@ final class ChatStreamHub: ChatEventBus {
 
     func chatDeleted(_ chat: UUID) {
         let channel = shard(chat).withLockedValue { $0.channels.removeValue(forKey: chat) }
-        for subscriber in channel?.subscribers.values ?? [:].values {
-            subscriber.continuation.yield(.end(Self.chatDeleted))
-            subscriber.continuation.finish()
-        }
+        channel?.subscribers.values.forEach { $0.end(with: Self.chatDeleted) }
     }
 
     func liveReply(in chat: UUID) -> LiveReply? {
@@ -117,50 +114,37 @@ final class ChatStreamHub: ChatEventBus {
 
     // MARK: Time and shutdown
 
-    /// Ends streams whose access token has expired and, when `sendKeepAlive`, sends every other
-    /// stream a keep-alive comment (which also finds readers that have gone away).
+    /// Ends streams whose access token has expired, drops streams whose response never started,
+    /// and, when `sendKeepAlive`, sends every other stream a keep-alive comment (which also finds
+    /// readers that have gone away).
     func tick(now: Date, sendKeepAlive: Bool) {
-        var finished: [AsyncStream<StreamFrame>.Continuation] = []
         for shard in shards {
             shard.withLockedValue { state in
-                var gone: [(chat: UUID, subscriber: Int)] = []
-                for (chat, channel) in state.channels {
-                    for (id, subscriber) in channel.subscribers {
+                for channel in state.channels.values {
+                    for subscriber in channel.subscribers.values {
                         if let expiresAt = subscriber.expiresAt, expiresAt <= now {
-                            subscriber.continuation.yield(.end(Self.tokenExpired))
-                            gone.append((chat, id))
-                            finished.append(subscriber.continuation)
-                        } else if sendKeepAlive, case .dropped = subscriber.continuation.yield(.keepAlive) {
-                            gone.append((chat, id))
-                            finished.append(subscriber.continuation)
+                            subscriber.end(with: Self.tokenExpired)
+                        } else if !subscriber.isAttached, now.timeIntervalSince(subscriber.createdAt) > Self.unstartedLimit {
+                            subscriber.end()
+                        } else if sendKeepAlive {
+                            subscriber.deliver(.keepAlive)
                         }
                     }
                 }
-                for (chat, id) in gone {
-                    state.channels[chat]?.subscribers[id] = nil
-                    if state.channels[chat]?.isEmpty == true { state.channels[chat] = nil }
-                }
             }
         }
-        finished.forEach { $0.finish() }
     }
 
     /// Ends every stream (clients reconnect elsewhere) and refuses new ones.
     func shutdown() {
-        var finished: [AsyncStream<StreamFrame>.Continuation] = []
+        var subscribers: [StreamSubscriber] = []
         for shard in shards {
             shard.withLockedValue { state in
                 state.isShutDown = true
-                for channel in state.channels.values {
-                    for subscriber in channel.subscribers.values {
-                        subscriber.continuation.yield(.end(Self.shuttingDown))
-                        finished.append(subscriber.continuation)
-                    }
-                }
-                state.channels.removeAll()
+                subscribers += state.channels.values.flatMap { $0.subscribers.values }
             }
         }
-        finished.forEach { $0.finish() }
+        subscribers.forEach { $0.end(with: Self.shuttingDown) }
     }
 
     /// Open streams, over all chats.
@@ -173,27 +157,12 @@ final class ChatStreamHub: ChatEventBus {
     // MARK: Helpers
 
     private func publish(_ frame: StreamFrame, to chat: UUID, update: (inout Channel) -> Void) {
-        let overflowed: [AsyncStream<StreamFrame>.Continuation] = shard(chat).withLockedValue { state in
+        shard(chat).withLockedValue { state in
             var channel = state.channels.removeValue(forKey: chat) ?? Channel()
             update(&channel)
-            let dropped = Self.broadcast(frame, in: &channel)
+            for subscriber in channel.subscribers.values { subscriber.deliver(frame) }
             if !channel.isEmpty { state.channels[chat] = channel }
-            return dropped
         }
-        overflowed.forEach { $0.finish() }
-    }
-
-    /// Hands `frame` to every subscriber; those whose backlog is full are removed and returned, to
-    /// be finished once the lock is released (finishing runs their termination handler).
-    private static func broadcast(_ frame: StreamFrame, in channel: inout Channel) -> [AsyncStream<StreamFrame>.Continuation] {
-        var dropped: [AsyncStream<StreamFrame>.Continuation] = []
-        for (id, subscriber) in channel.subscribers {
-            if case .dropped = subscriber.continuation.yield(frame) {
-                channel.subscribers[id] = nil
-                dropped.append(subscriber.continuation)
-            }
-        }
-        return dropped
     }
 
     static let chatDeleted = HTTPProblem(.gone, title: "Chat deleted", detail: "This chat was deleted; its stream is over.")

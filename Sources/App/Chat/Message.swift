@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import SQLKit
 
 enum MessageRole: String, Codable, Sendable {
     case user
@@ -48,6 +49,21 @@ final class Message: Model, @unchecked Sendable {
         self.inputTokens = 0
         self.outputTokens = 0
         self.heartbeatAt = heartbeatAt
+    }
+
+    /// The columns ``insertValues(at:)`` fills, in order.
+    static let insertColumns = [
+        "id", "chat_id", "sequence", "role", "content", "status", "model", "input_tokens", "output_tokens",
+        "heartbeat_at", "created_at", "updated_at",
+    ]
+
+    /// This new message's row, for a direct SQL insert.
+    func insertValues(at now: Date) throws -> [any SQLExpression] {
+        [
+            SQLBind(try requireID()), SQLBind($chat.id), SQLBind(sequence), SQLBind(role.rawValue), SQLBind(content),
+            SQLBind(status.rawValue), SQLBind(model), SQLBind(inputTokens), SQLBind(outputTokens), SQLBind(heartbeatAt),
+            SQLBind(now), SQLBind(now),
+        ]
     }
 
     /// A chat's messages in conversation order.

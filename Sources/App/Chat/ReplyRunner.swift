@@ -16,6 +16,8 @@ final class ReplyRunner: Sendable {
         var sequence: Int
         var model: String
         var system: String?
+        /// The assistant message as it was announced (`streaming`, no text yet).
+        var announced: MessageResponse
     }
 
     enum StopReason: Sendable {

@@ -21,19 +21,24 @@ struct ReplyStore: Sendable {
     /// The chat's conversation before `job`'s reply, as the model is to see it: messages in order,
     /// failed and cancelled replies left out, turns of the same role run together.
     func request(for job: ReplyRunner.Job, maxTokens: Int) async throws -> ModelRequest {
-        let messages = try await Message.query(on: database())
-            .filter(\.$chat.$id == job.chatID)
-            .filter(\.$sequence < job.sequence)
-            .sort(\.$sequence)
+        let rows = try await sql(database()).select()
+            .columns("role", "status", "content")
+            .from(Message.schema)
+            .where("chat_id", .equal, SQLBind(job.chatID))
+            .where("sequence", .lessThan, SQLBind(job.sequence))
+            .orderBy("sequence")
             .all()
         var turns: [ModelMessage] = []
-        for message in messages {
-            if message.role == .assistant && message.status != .complete { continue }
-            let role: ModelMessage.Role = message.role == .user ? .user : .assistant
-            if let last = turns.last, last.role == role {
-                turns[turns.count - 1].content += "\n\n" + message.content
+        for row in rows {
+            let role = try row.decode(column: "role", as: String.self)
+            let status = try row.decode(column: "status", as: String.self)
+            if role == MessageRole.assistant.rawValue && status != MessageStatus.complete.rawValue { continue }
+            let content = try row.decode(column: "content", as: String.self)
+            let turnRole: ModelMessage.Role = role == MessageRole.user.rawValue ? .user : .assistant
+            if let last = turns.last, last.role == turnRole {
+                turns[turns.count - 1].content += "\n\n" + content
             } else {
-                turns.append(ModelMessage(role: role, content: message.content))
+                turns.append(ModelMessage(role: turnRole, content: content))
             }
         }
         return ModelRequest(model: job.model, system: job.system, messages: turns, maxTokens: maxTokens)
@@ -42,8 +47,8 @@ struct ReplyStore: Sendable {
     /// Stores how the reply ended; nil when the message is gone (its chat was deleted). When another
     /// path ended it first, answers the message as that path stored it.
     func finish(_ job: ReplyRunner.Job, _ ending: Ending, now: Date) async throws -> MessageResponse? {
-        let db = database()
-        let won = try await sql(db).update(Message.schema)
+        let db = try sql(database())
+        let won = try await db.update(Message.schema)
             .set("content", to: SQLBind(ending.text))
             .set("status", to: SQLBind(ending.status.rawValue))
             .set("input_tokens", to: SQLBind(ending.usage.inputTokens))
@@ -56,12 +61,24 @@ struct ReplyStore: Sendable {
             .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
             .returning("id")
             .all()
-        if !won.isEmpty {
-            let now = now.atDatabasePrecision
-            try await Chat.query(on: db).filter(\.$id == job.chatID)
-                .set(\.$lastMessageAt, to: now).set(\.$activityAt, to: now).update()
+        guard !won.isEmpty else {
+            // Ended by another path first (or deleted): answer it as stored.
+            return try await Message.find(job.messageID, on: database()).map(MessageResponse.init)
         }
-        return try await Message.find(job.messageID, on: db).map(MessageResponse.init)
+        let activity = now.atDatabasePrecision
+        try await db.update(Chat.schema)
+            .set("last_message_at", to: SQLBind(activity))
+            .set("activity_at", to: SQLBind(activity))
+            .where("id", .equal, SQLBind(job.chatID))
+            .run()
+        var stored = job.announced
+        stored.content = ending.text
+        stored.status = ending.status
+        stored.inputTokens = ending.usage.inputTokens
+        stored.outputTokens = ending.usage.outputTokens
+        stored.stopReason = ending.stopReason
+        stored.error = ending.error
+        return stored
     }
 
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message

@@ -25,11 +25,22 @@ enum DatabaseSetup {
         }
     }
 
-    /// Settings that make the embedded database fast and safe for a server: write-ahead logging
-    /// lets readers and a writer work at once. (The file remembers it; running it again is harmless.)
+    /// Settings that make the embedded database fast and safe for a server. Write-ahead logging
+    /// lets readers and a writer work at once, and with it `synchronous=NORMAL` is safe (the file
+    /// remembers the journal mode). `busy_timeout` replaces SQLiteNIO's busy handler, which retries
+    /// at once without sleeping and so spins a core whenever two connections contend for the lock.
+    /// The driver keeps one connection per event loop for the life of the process, so each gets
+    /// these per-connection settings here, once.
     static func prepare(_ app: Application, _ settings: DatabaseSettings) async throws {
-        guard case .sqliteFile = settings.location, let sql = app.db as? any SQLDatabase else { return }
-        try await sql.raw("PRAGMA journal_mode=WAL").run()
+        guard settings.isSQLite else { return }
+        for eventLoop in app.eventLoopGroup.makeIterator() {
+            guard let sql = app.databases.database(logger: app.logger, on: eventLoop) as? any SQLDatabase else { continue }
+            if case .sqliteFile = settings.location {
+                try await sql.raw("PRAGMA journal_mode=WAL").run()
+                try await sql.raw("PRAGMA synchronous=NORMAL").run()
+            }
+            try await sql.raw("PRAGMA busy_timeout=5000").run()
+        }
     }
 
     /// A human description of where the data is, with any password hidden.
