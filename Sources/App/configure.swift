@@ -21,13 +21,22 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.serverStartup.add { _ in await services.chat.background.start() }
     try routes(app, services)
 
+    // Outermost first: every response is logged, carries the security, CORS and rate-limit
+    // headers, and every error inside becomes problem+json.
+    let protection = settings.protection
     app.middleware = Middlewares()
-    app.middleware.use(RequestLogMiddleware())
+    app.middleware.use(RequestLogMiddleware(metrics: services.metrics))
+    app.middleware.use(SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds))
     app.middleware.use(CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins))
+    app.middleware.use(RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, addresses: services.addresses,
+                                           userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit))
     app.middleware.use(ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug))
     if !settings.debug {
         app.middleware.use(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
     }
+    app.middleware.use(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
+    app.http.server.configuration.idleTimeout = .milliseconds(Int64(protection.idleTimeout * 1000))
+    app.http.server.configuration.reportMetrics = false
 
     app.asyncCommands.use(ServeCommand(autoMigrate: settings.autoMigrate), as: "serve", isDefault: true)
     app.asyncCommands.use(MigrateCommand(), as: "migrate")
@@ -36,6 +45,9 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
                                environmentEmail: settings.superuserEmail, environmentPassword: settings.superuserPassword),
         as: "createsuperuser"
     )
+    app.asyncCommands.use(CleanupCommand(clock: services.clock), as: "cleanup")
+    app.asyncCommands.use(BackupCommand(database: settings.database, clock: services.clock), as: "backup")
+    app.asyncCommands.use(CheckCommand(settings: settings), as: "check")
 
     logStartup(app, settings, services)
 }

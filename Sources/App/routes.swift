@@ -5,16 +5,24 @@ func routes(_ app: Application, _ services: AppServices) throws {
     let requireUser = AccessTokenMiddleware(signer: services.tokens)
     let chat = services.chat
 
+    let authLimit = RouteRateLimitMiddleware(limiter: services.limiter, policy: services.settings.protection.authLimit)
+
     try app.register(collection: HealthController(isDraining: { chat.runner.isDraining }))
+    try app.register(collection: MetricsController(metrics: services.metrics, token: services.settings.protection.metricsToken))
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
-    try app.register(collection: AuthController(accounts: services.accounts, sessions: services.sessions, requireUser: requireUser))
-    try app.register(collection: GoogleAuthController(
+    try app.register(collection: AuthController(
+        accounts: services.accounts, sessions: services.sessions, requireUser: requireUser, authLimit: authLimit,
+        limiter: services.limiter, loginAccountLimit: services.settings.protection.loginAccountLimit
+    ))
+    try app.grouped(authLimit).register(collection: GoogleAuthController(
         signIn: services.google, frontendURL: services.settings.frontendURL, secureCookies: !services.settings.debug
     ))
 
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))
-    try api.grouped(requireUser).register(collection: ChatController(chats: chat.service, rules: chat.rules))
+    try api.grouped(requireUser).register(collection: ChatController(
+        chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit
+    ))
     try api.register(collection: ChatStreamController(
         bus: chat.hub, requireUser: AccessTokenMiddleware(signer: services.tokens, allowsQueryToken: true)
     ))

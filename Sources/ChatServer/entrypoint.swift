@@ -19,7 +19,11 @@ enum Entrypoint {
             fail("could not read the configuration: \(error)")
         }
 
+        // Production logs are one JSON object per line (LOG_FORMAT=json, the default without DEBUG).
         LoggingSystem.bootstrap { label in
+            if settings.protection.jsonLogs {
+                return JSONLogHandler(label: label, level: settings.logLevel)
+            }
             var handler = StreamLogHandler.standardOutput(label: label)
             handler.logLevel = settings.logLevel
             return handler

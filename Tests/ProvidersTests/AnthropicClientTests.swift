@@ -167,7 +167,7 @@ struct AnthropicClientTests {
 
     @Test("an upstream that goes silent mid-reply fails after the idle timeout, keeping the text")
     func hangsMidStream() async throws {
-        try await withEmulatedAnthropic(idleTimeout: .milliseconds(300)) { emulator, client, _ in
+        try await withEmulatedAnthropic(idleTimeout: .seconds(1)) { emulator, client, _ in
             emulator.enqueue(.reply(Script.Reply(["Some", " text"], hangAfterChunks: true)))
 
             let reply = await collect(client.streamReply(sampleRequest))

@@ -9,10 +9,15 @@ struct AccessTokenMiddleware: AsyncMiddleware {
     var allowsQueryToken = false
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard let token = request.headers.bearerAuthorization?.token
-            ?? (allowsQueryToken ? request.query[String.self, at: "access_token"] : nil)
-        else { throw AccountsError.missingToken }
-        let claims = try await signer.verify(token, as: .access)
+        let claims: TokenClaims
+        if let verified = request.verifiedAccessClaims {
+            claims = verified
+        } else {
+            guard let token = request.headers.bearerAuthorization?.token
+                ?? (allowsQueryToken ? request.query[String.self, at: "access_token"] : nil)
+            else { throw AccountsError.missingToken }
+            claims = try await signer.verify(token, as: .access)
+        }
         guard let id = UUID(uuidString: claims.userID), let user = try await User.find(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
         }
@@ -27,10 +32,21 @@ private struct AccessClaimsKey: StorageKey {
     typealias Value = TokenClaims
 }
 
+private struct VerifiedHeaderClaimsKey: StorageKey {
+    typealias Value = TokenClaims
+}
+
 extension Request {
     /// The user signed in by ``AccessTokenMiddleware``.
     var currentUser: User {
         get throws { try auth.require(User.self) }
+    }
+
+    /// The claims of the `Authorization` header's access token, once verified (by the rate limiter),
+    /// so that it is verified once per request.
+    var verifiedAccessClaims: TokenClaims? {
+        get { storage[VerifiedHeaderClaimsKey.self] }
+        set { storage[VerifiedHeaderClaimsKey.self] = newValue }
     }
 
     /// When the access token of this request expires.

@@ -5,13 +5,19 @@ struct AuthController: RouteCollection {
     let accounts: AccountService
     let sessions: SessionIssuer
     let requireUser: AccessTokenMiddleware
+    /// The tighter per-IP limit on signing up and in (against guessing).
+    let authLimit: RouteRateLimitMiddleware
+    let limiter: RateLimiter
+    /// Login attempts per account, wherever they come from.
+    let loginAccountLimit: RateLimitPolicy
 
     func boot(routes: any RoutesBuilder) throws {
         let auth = routes.grouped("auth")
-        auth.post("register", use: register)
-        auth.post("login", use: login)
-        auth.post("refresh", use: refresh)
-        auth.post("logout", use: logout)
+        let limited = auth.grouped(authLimit)
+        limited.post("register", use: register)
+        limited.post("login", use: login)
+        limited.post("refresh", use: refresh)
+        limited.post("logout", use: logout)
         auth.grouped(requireUser).get("me", use: me)
     }
 
@@ -23,6 +29,7 @@ struct AuthController: RouteCollection {
 
     func login(req: Request) async throws -> SessionResponse {
         let credentials = try req.decodeJSON(LoginRequest.self).validated()
+        try await limiter.check(loginAccountLimit, key: User.normalize(email: credentials.email), for: req)
         let (user, tokens) = try await accounts.login(email: credentials.email, password: credentials.password, on: req.db)
         return try SessionResponse(user: user, tokens: tokens)
     }

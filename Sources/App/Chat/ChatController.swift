@@ -4,6 +4,9 @@ import Vapor
 struct ChatController: RouteCollection {
     let chats: ChatService
     let rules: ChatInputRules
+    let limiter: RateLimiter
+    /// Replies started per user (each costs money).
+    let replyLimit: RateLimitPolicy
 
     func boot(routes: any RoutesBuilder) throws {
         let chat = routes.grouped("chat")
@@ -18,7 +21,9 @@ struct ChatController: RouteCollection {
 
     func create(req: Request) async throws -> Response {
         let input = try req.decodeJSON(CreateChatRequest.self).validated(rules)
-        let chat = try await chats.create(input, for: try req.currentUser.requireID(), on: req.db)
+        let userID = try req.currentUser.requireID()
+        if input.content != nil { try await limiter.check(replyLimit, key: userID.lowercased, for: req) }
+        let chat = try await chats.create(input, for: userID, on: req.db)
         return try await chat.encodeResponse(status: .created, for: req)
     }
 
@@ -45,7 +50,9 @@ struct ChatController: RouteCollection {
     func send(req: Request) async throws -> Response {
         let chatID = try req.chatID()
         let content = try req.decodeJSON(SendMessageRequest.self).validated(rules)
-        let sent = try await chats.send(content, to: chatID, for: try req.currentUser.requireID(), on: req.db)
+        let userID = try req.currentUser.requireID()
+        try await limiter.check(replyLimit, key: userID.lowercased, for: req)
+        let sent = try await chats.send(content, to: chatID, for: userID, on: req.db)
         return try await sent.encodeResponse(status: .accepted, for: req)
     }
 

@@ -9,6 +9,7 @@ enum ChatError: HTTPProblemConvertible, Equatable {
     case shuttingDown
     case invalidCursor
     case invalidLastEventID(String)
+    case tooManyStreams(Int)
 
     var problem: HTTPProblem {
         switch self {
@@ -25,6 +26,9 @@ enum ChatError: HTTPProblemConvertible, Equatable {
         case .invalidCursor:
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "cursor: not a cursor this server issued.",
                                fieldErrors: ["cursor": ["Not a cursor this server issued."]])
+        case .tooManyStreams(let limit):
+            return HTTPProblem(.tooManyRequests, title: "Too many open streams",
+                               detail: "You have \(limit) event streams open already; close one first.", headers: ["Retry-After": "5"])
         case .invalidLastEventID(let value):
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "Last-Event-ID '\(value)' is not an event id of this stream.",
                                fieldErrors: ["last_event_id": ["Not an event id of this stream."]])

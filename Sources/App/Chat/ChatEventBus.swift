@@ -8,14 +8,15 @@ protocol ChatEventBus: Sendable {
     /// Opens a subscription to `chat` for a stream served on `eventLoop`: the reply in progress at
     /// this instant (if any), and a subscriber that receives every frame published after. A
     /// subscription past `expiresAt` ends with an `error` event.
-    func subscribe(to chat: UUID, expiresAt: Date?, on eventLoop: any EventLoop) -> ChatSubscription
+    /// Throws ``ChatError/tooManyStreams`` when `userID` holds the most streams allowed.
+    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> ChatSubscription
     /// Drops a subscription whose response never started.
     func cancel(_ subscription: ChatSubscription)
 
     /// A message was stored (a user message), or an assistant reply began (status `streaming`).
     func messageStored(_ message: MessageResponse)
     /// The next piece of the reply in progress in `chat`.
-    func replyDelta(_ text: String, chat: UUID)
+    func replyDelta(_ text: String, chat: UUID, receivedAt: ContinuousClock.Instant)
     /// The reply ended and is stored: `complete`, `failed` or `cancelled`.
     func replyEnded(_ message: MessageResponse)
     /// The chat is gone: its streams end with an `error` event.

@@ -13,15 +13,16 @@ struct ChatFeature: Sendable {
     let rules: ChatInputRules
     let background: ChatBackgroundWork
 
-    init(_ app: Application, settings: Settings, dependencies: AppDependencies) {
+    init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics) {
         catalog = dependencies.modelProvider.map {
             ModelCatalog(provider: $0, modelIDs: settings.anthropic.models, defaultModel: settings.anthropic.defaultModel,
                          maxTokens: settings.anthropic.maxTokens)
         } ?? ModelCatalog.make(settings.anthropic, sleep: dependencies.sleep)
-        hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, clock: dependencies.clock)
+        hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, maxStreamsPerUser: settings.protection.maxStreamsPerUser,
+                            clock: dependencies.clock, metrics: metrics)
         runner = ReplyRunner(
             bus: hub, catalog: catalog, store: ReplyStore(database: { app.db }),
-            clock: dependencies.clock, settings: settings.chat, logger: app.logger
+            clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog)
         service = ChatService(rules: rules, bus: hub, runner: runner, clock: dependencies.clock)

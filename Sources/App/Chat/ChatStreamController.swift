@@ -19,7 +19,7 @@ struct ChatStreamController: RouteCollection {
 
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let subscription = bus.subscribe(to: chatID, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
+        let subscription = try bus.subscribe(to: chatID, userID: try user.requireID().lowercased, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
         let replay: StreamReplay
         do {
             replay = try StreamReplay(messages: try await Message.conversation(of: chatID, on: req.db), live: subscription.liveReply, after: resumeFrom)

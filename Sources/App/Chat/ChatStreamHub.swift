@@ -20,14 +20,20 @@ final class ChatStreamHub: ChatEventBus {
 
     private let shards: [NIOLockedValueBox<Shard>]
     private let nextSubscriberID = NIOLockedValueBox(0)
+    /// Streams open per user.
+    private let openStreams = NIOLockedValueBox<[String: Int]>([:])
     private let maxPendingEvents: Int
+    private let maxStreamsPerUser: Int
     private let clock: any WallClock
+    private let metrics: AppMetrics
     /// A stream whose response has not started after this long is dropped (its client went away).
     static let unstartedLimit: TimeInterval = 60
 
-    init(maxPendingEvents: Int, clock: any WallClock, shardCount: Int = 16) {
+    init(maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics, shardCount: Int = 16) {
         self.maxPendingEvents = maxPendingEvents
+        self.maxStreamsPerUser = maxStreamsPerUser
         self.clock = clock
+        self.metrics = metrics
         shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
     }
 
@@ -37,14 +43,21 @@ final class ChatStreamHub: ChatEventBus {
 
     // MARK: Subscribing
 
-    func subscribe(to chat: UUID, expiresAt: Date?, on eventLoop: any EventLoop) -> ChatSubscription {
+    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> ChatSubscription {
+        let admitted = openStreams.withLockedValue { counts in
+            guard counts[userID, default: 0] < maxStreamsPerUser else { return false }
+            counts[userID, default: 0] += 1
+            return true
+        }
+        guard admitted else { throw ChatError.tooManyStreams(maxStreamsPerUser) }
+        metrics.streamOpened()
         let id = nextSubscriberID.withLockedValue { next in
             defer { next += 1 }
             return next
         }
         let subscriber = StreamSubscriber(
-            id: id, chat: chat, eventLoop: eventLoop, expiresAt: expiresAt, createdAt: clock.now(),
-            maxPendingWrites: maxPendingEvents, onEnd: { [weak self] in self?.remove($0) }
+            id: id, chat: chat, userID: userID, eventLoop: eventLoop, expiresAt: expiresAt, createdAt: clock.now(),
+            maxPendingWrites: maxPendingEvents, metrics: metrics, onEnd: { [weak self] in self?.remove($0) }
         )
         let (accepted, live): (Bool, LiveReply?) = shard(chat).withLockedValue { state in
             guard !state.isShutDown else { return (false, nil) }
@@ -61,9 +74,15 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     private func remove(_ subscriber: StreamSubscriber) {
-        shard(subscriber.chat).withLockedValue { state in
-            state.channels[subscriber.chat]?.subscribers[subscriber.id] = nil
-            if state.channels[subscriber.chat]?.isEmpty == true { state.channels[subscriber.chat] = nil }
+        let removed = shard(subscriber.chat).withLockedValue { state in
+            defer { if state.channels[subscriber.chat]?.isEmpty == true { state.channels[subscriber.chat] = nil } }
+            return state.channels[subscriber.chat]?.subscribers.removeValue(forKey: subscriber.id) != nil
+        }
+        guard removed else { return }
+        metrics.streamClosed()
+        openStreams.withLockedValue { counts in
+            counts[subscriber.userID, default: 1] -= 1
+            if counts[subscriber.userID] == 0 { counts[subscriber.userID] = nil }
         }
     }
 
@@ -80,7 +99,7 @@ final class ChatStreamHub: ChatEventBus {
         }
     }
 
-    func replyDelta(_ text: String, chat: UUID) {
+    func replyDelta(_ text: String, chat: UUID, receivedAt: ContinuousClock.Instant) {
         shard(chat).withLockedValue { state in
             // Taken out and put back so that the text is uniquely held and grows in place.
             guard var channel = state.channels.removeValue(forKey: chat) else { return }
@@ -90,7 +109,7 @@ final class ChatStreamHub: ChatEventBus {
             let position = live.position
             let bytes = ServerSentEventEncoder.delta(messageID: live.messageID, text: text[...], position: position)
             channel.liveReply = live
-            for subscriber in channel.subscribers.values { subscriber.deliver(.event(position, bytes)) }
+            for subscriber in channel.subscribers.values { subscriber.deliver(.event(position, bytes, receivedAt: receivedAt)) }
         }
     }
 
@@ -104,8 +123,11 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     func chatDeleted(_ chat: UUID) {
-        let channel = shard(chat).withLockedValue { $0.channels.removeValue(forKey: chat) }
-        channel?.subscribers.values.forEach { $0.end(with: Self.chatDeleted) }
+        let subscribers = shard(chat).withLockedValue { state in
+            state.channels[chat]?.liveReply = nil
+            return Array(state.channels[chat]?.subscribers.values ?? [:].values)
+        }
+        subscribers.forEach { $0.end(with: Self.chatDeleted) }
     }
 
     func liveReply(in chat: UUID) -> LiveReply? {
@@ -142,6 +164,7 @@ final class ChatStreamHub: ChatEventBus {
             shard.withLockedValue { state in
                 state.isShutDown = true
                 subscribers += state.channels.values.flatMap { $0.subscribers.values }
+                for chat in state.channels.keys { state.channels[chat]?.liveReply = nil }
             }
         }
         subscribers.forEach { $0.end(with: Self.shuttingDown) }

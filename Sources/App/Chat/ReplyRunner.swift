@@ -84,9 +84,12 @@ final class ReplyRunner: Sendable {
     let clock: any WallClock
     let settings: ChatSettings
     let logger: Logger
+    let metrics: AppMetrics
     private let registry = NIOLockedValueBox(Registry())
 
-    init(bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock, settings: ChatSettings, logger: Logger) {
+    init(bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock, settings: ChatSettings,
+         logger: Logger, metrics: AppMetrics) {
+        self.metrics = metrics
         self.bus = bus
         self.catalog = catalog
         self.store = store
@@ -111,6 +114,7 @@ final class ReplyRunner: Sendable {
             _ = await finish(job, outcome: .failed("The server was shutting down; send the message again.", usage: nil), text: "", stopReason: nil)
             throw ChatError.shuttingDown
         }
+        metrics.replyStarted()
         running.attach(Task { await self.run(running) })
     }
 
@@ -149,11 +153,17 @@ final class ReplyRunner: Sendable {
                 throw ProviderError(.notFound, "the model '\(job.model)' is not offered by this server")
             }
             var finished: Outcome?
+            var awaitingFirstToken = true
             for try await event in catalog.provider.streamReply(request) {
                 switch event {
                 case .text(let piece):
+                    let receivedAt = ContinuousClock.now
+                    if awaitingFirstToken {
+                        awaitingFirstToken = false
+                        metrics.firstTokenArrived(after: started.duration(to: receivedAt))
+                    }
                     running.append(piece)
-                    bus.replyDelta(piece, chat: job.chatID)
+                    bus.replyDelta(piece, chat: job.chatID, receivedAt: receivedAt)
                 case .finished(let stopReason, let usage):
                     finished = .complete(stopReason: stopReason, usage: usage)
                 }
@@ -164,6 +174,7 @@ final class ReplyRunner: Sendable {
                 outcome = running.stopReason == .shutdown
                     ? .failed("The server shut down before the reply finished.", usage: nil) : .cancelled
             } else if let providerError = error as? ProviderError {
+                metrics.upstreamError(providerError.kind.rawValue)
                 outcome = .failed(providerError.description, usage: providerError.usage)
             } else {
                 logger.error("reply failed", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))"])
@@ -180,6 +191,8 @@ final class ReplyRunner: Sendable {
         registry.withLockedValue { registry in
             if registry.replies[job.chatID] === running { registry.replies[job.chatID] = nil }
         }
+        metrics.replyEnded(status: final?.status.rawValue ?? "dropped", inputTokens: final?.inputTokens ?? 0,
+                           outputTokens: final?.outputTokens ?? 0)
         logger.info("reply \(final?.status.rawValue ?? "dropped")", metadata: [
             "chat": "\(job.chatID)", "message": "\(job.messageID)",
             "output_tokens": "\(final?.outputTokens ?? 0)", "duration": "\(started.duration(to: .now))",

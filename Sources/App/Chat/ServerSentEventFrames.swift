@@ -4,8 +4,9 @@ import Vapor
 
 /// One piece of a chat's event stream, ready to write.
 enum StreamFrame: Sendable {
-    /// An event that moves the stream to `position`, already encoded as SSE bytes.
-    case event(StreamPosition, ByteBuffer)
+    /// An event that moves the stream to `position`, already encoded as SSE bytes; for a delta,
+    /// when its text reached the server (to measure the relay).
+    case event(StreamPosition, ByteBuffer, receivedAt: ContinuousClock.Instant? = nil)
     /// A comment that keeps an idle connection open.
     case keepAlive
     /// The stream cannot go on: an `error` event, then the end.

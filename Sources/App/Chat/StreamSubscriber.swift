@@ -12,9 +12,11 @@ final class StreamSubscriber: Sendable {
     let id: Int
     let chat: UUID
     let eventLoop: any EventLoop
+    let userID: String
     let expiresAt: Date?
     let createdAt: Date
     private let maxPendingWrites: Int
+    private let metrics: AppMetrics
     private let onEnd: @Sendable (StreamSubscriber) -> Void
     /// Touched only on `eventLoop` (the lock is never contended; it makes that checkable).
     private let state: NIOLockedValueBox<State>
@@ -28,10 +30,12 @@ final class StreamSubscriber: Sendable {
         var ended = false
     }
 
-    init(id: Int, chat: UUID, eventLoop: any EventLoop, expiresAt: Date?, createdAt: Date, maxPendingWrites: Int,
-         onEnd: @escaping @Sendable (StreamSubscriber) -> Void) {
+    init(id: Int, chat: UUID, userID: String, eventLoop: any EventLoop, expiresAt: Date?, createdAt: Date, maxPendingWrites: Int,
+         metrics: AppMetrics, onEnd: @escaping @Sendable (StreamSubscriber) -> Void) {
         self.id = id
         self.chat = chat
+        self.userID = userID
+        self.metrics = metrics
         self.eventLoop = eventLoop
         self.expiresAt = expiresAt
         self.createdAt = createdAt
@@ -70,7 +74,7 @@ final class StreamSubscriber: Sendable {
     }
 
     private enum Step {
-        case drop, wait, overflow, write(ByteBuffer), endWith(ByteBuffer)
+        case drop, wait, overflow, write(ByteBuffer, ContinuousClock.Instant?), endWith(ByteBuffer)
     }
 
     private func handle(_ frame: StreamFrame) {
@@ -81,12 +85,12 @@ final class StreamSubscriber: Sendable {
                 return state.waiting.count > maxPendingWrites ? .overflow : .wait
             }
             switch frame {
-            case .event(let position, let bytes):
+            case .event(let position, let bytes, let receivedAt):
                 guard position > state.position else { return .drop }
                 state.position = position
-                return .write(bytes)
+                return .write(bytes, receivedAt)
             case .keepAlive:
-                return .write(ServerSentEventEncoder.keepAlive)
+                return .write(ServerSentEventEncoder.keepAlive, nil)
             case .end(let problem):
                 return .endWith(ServerSentEventEncoder.error(problem, position: state.position))
             }
@@ -94,7 +98,7 @@ final class StreamSubscriber: Sendable {
         switch step {
         case .drop, .wait: break
         case .overflow: finish()
-        case .write(let bytes): write(bytes)
+        case .write(let bytes, let receivedAt): write(bytes, receivedAt: receivedAt)
         case .endWith(let bytes):
             write(bytes)
             finish()
@@ -104,7 +108,7 @@ final class StreamSubscriber: Sendable {
     /// Whether the response has started.
     var isAttached: Bool { state.withLockedValue { $0.writer != nil } }
 
-    private func write(_ bytes: ByteBuffer) {
+    private func write(_ bytes: ByteBuffer, receivedAt: ContinuousClock.Instant? = nil) {
         let writer: (any BodyStreamWriter)? = state.withLockedValue { state in
             guard !state.ended, state.pendingWrites < maxPendingWrites else { return nil }
             state.pendingWrites += 1
@@ -117,7 +121,10 @@ final class StreamSubscriber: Sendable {
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { result in
             self.state.withLockedValue { $0.pendingWrites -= 1 }
-            if case .failure = result { self.finish() }
+            switch result {
+            case .success: if let receivedAt { self.metrics.relayed(after: receivedAt.duration(to: .now)) }
+            case .failure: self.finish()
+            }
         }
         writer.write(.buffer(bytes), promise: promise)
     }

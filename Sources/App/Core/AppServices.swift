@@ -8,15 +8,19 @@ public struct AppDependencies: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void
     /// A model provider to use instead of the one the settings choose.
     public var modelProvider: (any ModelProvider)?
+    /// Where rate-limit state lives; in this process unless given.
+    public var rateLimitStore: (any RateLimitStore)?
 
     public init(
         clock: any WallClock = SystemClock(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-        modelProvider: (any ModelProvider)? = nil
+        modelProvider: (any ModelProvider)? = nil,
+        rateLimitStore: (any RateLimitStore)? = nil
     ) {
         self.clock = clock
         self.sleep = sleep
         self.modelProvider = modelProvider
+        self.rateLimitStore = rateLimitStore
     }
 }
 
@@ -24,6 +28,9 @@ public struct AppDependencies: Sendable {
 struct AppServices: Sendable {
     let settings: Settings
     let clock: any WallClock
+    let metrics: AppMetrics
+    let limiter: RateLimiter
+    let addresses: ClientAddressResolver
     let passwords: PasswordService
     let tokens: TokenSigner
     let sessions: SessionIssuer
@@ -34,6 +41,11 @@ struct AppServices: Sendable {
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
+        let metrics = AppMetrics()
+        let limiter = RateLimiter(
+            store: dependencies.rateLimitStore ?? InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys),
+            clock: clock, enabled: settings.protection.rateLimitsEnabled, metrics: metrics
+        )
         let passwords = try await PasswordService(cost: settings.bcryptCost, threadPool: app.threadPool)
         let tokens = await TokenSigner(secretKey: settings.secretKey, clock: clock,
                                        accessLifetime: settings.accessTokenLifetime,
@@ -47,9 +59,11 @@ struct AppServices: Sendable {
             )
         }
         return AppServices(
-            settings: settings, clock: clock, passwords: passwords, tokens: tokens, sessions: sessions,
+            settings: settings, clock: clock, metrics: metrics, limiter: limiter,
+            addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
+            passwords: passwords, tokens: tokens, sessions: sessions,
             accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock), google: google,
-            chat: ChatFeature(app, settings: settings, dependencies: dependencies)
+            chat: ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
         )
     }
 }

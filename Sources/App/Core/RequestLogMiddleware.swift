@@ -1,18 +1,43 @@
 import Vapor
 
-/// One log line per request — method, path (never the query, which may carry codes), status and
-/// duration — tagged with the request id, which is also sent back as `X-Request-ID`.
+/// One log line per request — method, path (never the query, which may carry codes or tokens),
+/// route, status, duration and client — tagged with the user once signed in (set by
+/// ``AccessTokenMiddleware``) and with the request id, which is also sent back as
+/// `X-Request-ID`; and the request counted in the metrics by route and status.
 struct RequestLogMiddleware: AsyncMiddleware {
+    let metrics: AppMetrics
+
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let start = ContinuousClock.now
-        let response = try await next.respond(to: request)
+        let response: Response
+        do {
+            response = try await next.respond(to: request)
+        } catch {
+            record(request, status: .internalServerError, elapsed: start.duration(to: .now))
+            throw error
+        }
         response.headers.replaceOrAdd(name: "X-Request-ID", value: request.id)
-        let elapsed = start.duration(to: .now)
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        request.logger.info("\(request.method.rawValue) \(request.url.path) \(response.status.code)", metadata: [
-            "status": .stringConvertible(response.status.code),
-            "duration_ms": .string(String(format: "%.2f", milliseconds)),
-        ])
+        record(request, status: response.status, elapsed: start.duration(to: .now))
         return response
+    }
+
+    private func record(_ request: Request, status: HTTPResponseStatus, elapsed: Duration) {
+        let route = Self.routeLabel(request)
+        metrics.request(method: request.method.rawValue, route: route, status: status.code, duration: elapsed)
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        request.logger.info("\(request.method.rawValue) \(request.url.path) \(status.code)", metadata: [
+            "method": .string(request.method.rawValue),
+            "path": .string(request.url.path),
+            "route": .string(route),
+            "status": .stringConvertible(status.code),
+            "duration_ms": .string(String(format: "%.2f", milliseconds)),
+            "client": .string(request.clientIP),
+        ])
+    }
+
+    /// The route's pattern (`/api/chat/:chatID/send`), so that metrics do not grow a series per id.
+    static func routeLabel(_ request: Request) -> String {
+        guard let route = request.route else { return "unmatched" }
+        return "/" + route.path.map(\.description).joined(separator: "/")
     }
 }

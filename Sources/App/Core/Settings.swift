@@ -28,6 +28,7 @@ public struct Settings: Sendable {
     public var bcryptCost: Int
     /// Google sign-in; nil when not configured.
     public var google: GoogleSettings?
+    public var protection: ProtectionSettings
     public var anthropic: AnthropicSettings
     public var chat: ChatSettings
     /// Used by `createsuperuser --noinput`.
@@ -97,6 +98,7 @@ public struct Settings: Sendable {
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
+        protection = try ProtectionSettings(read, debug: debug)
         google = try GoogleSettings.read(read, port: port)
         anthropic = try AnthropicSettings(read)
         chat = try ChatSettings(read)

@@ -13,6 +13,12 @@ enum MigrationRunner {
         return pending.map { $0.0.name }
     }
 
+    /// The migrations not yet applied (creating Fluent's bookkeeping table when it is missing).
+    static func pending(on app: Application) async throws -> [String] {
+        try await app.migrator.setupIfNeeded().get()
+        return try await app.migrator.previewPrepareBatch().get().map { $0.0.name }
+    }
+
     /// The migrations the last batch applied, newest first.
     static func lastBatch(on app: Application) async throws -> [String] {
         try await app.migrator.setupIfNeeded().get()

@@ -56,6 +56,12 @@ enum TestSettings {
             "DATABASE_POOL_SIZE": "2",
             "LOG_LEVEL": "warning",
             "AUTO_MIGRATE": "true",
+            // Tests of other things send many requests from one client; the limits have their own tests.
+            "RATE_LIMIT_USER": "100000/minute",
+            "RATE_LIMIT_ANONYMOUS": "100000/minute",
+            "RATE_LIMIT_AUTH": "100000/minute",
+            "RATE_LIMIT_LOGIN_ACCOUNT": "100000/minute",
+            "RATE_LIMIT_REPLIES": "100000/minute",
         ]
         switch database {
         case .sqlite: environment["DATABASE_URL"] = "sqlite://:memory:"

@@ -69,7 +69,7 @@ struct GoogleSignIn: Sendable {
         guard let row else {
             throw GoogleSignInError.invalidState("The sign-in state is unknown, already used, or was begun in another browser.")
         }
-        let attempt = try row.decode(model: GoogleLoginAttempt.self)
+        let attempt = try row.decode(fluentModel: GoogleLoginAttempt.self)
         guard attempt.expiresAt > clock.now() else { throw GoogleSignInError.invalidState("The sign-in took too long; start again.") }
         return attempt
     }
@@ -78,7 +78,7 @@ struct GoogleSignIn: Sendable {
     func finish(code: String?, attempt: GoogleLoginAttempt, on db: any Database) async throws -> (User, TokenPair) {
         guard let code, !code.isEmpty else { throw GoogleSignInError.exchangeFailed("The callback has no authorization code.") }
         let idToken = try await openID.exchange(code: code, verifier: attempt.codeVerifier)
-        let claims = try await check(try await keys.verifiedClaims(of: idToken), nonce: attempt.nonce)
+        let claims = try check(try await keys.verifiedClaims(of: idToken), nonce: attempt.nonce)
         let user = try await user(for: claims, on: db)
         user.lastLogin = clock.now()
         try await user.save(on: db)

@@ -1,0 +1,179 @@
+import Fluent
+import Foundation
+import SQLKit
+import Vapor
+
+/// A command's failure: printed as one line, and the process exits non-zero.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// `cleanup`: deletes chats (with their messages) that have had no activity for `--days` days,
+/// refresh tokens past their expiry, and abandoned Google sign-in attempts. A dry run that only
+/// counts unless `--execute` is given.
+struct CleanupCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "days", help: "Delete chats with no activity for this many days (default 90).")
+        var days: Int?
+        @Flag(name: "execute", help: "Delete for real; without it nothing is deleted.")
+        var execute: Bool
+        init() {}
+    }
+
+    let clock: any WallClock
+
+    var help: String { "Deletes chats idle for --days days (default 90) and expired sign-in records; a dry run unless --execute." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let days = signature.days ?? 90
+        guard days >= 1 else { throw CommandFailure(description: "--days must be at least 1") }
+        let db = context.application.db
+        let now = clock.now()
+        let cutoff = now.addingTimeInterval(-Double(days) * 86_400)
+
+        let idleChats = Chat.query(on: db).filter(\.$activityAt < cutoff)
+        let chatCount = try await idleChats.count()
+        let messageCount = try await Message.query(on: db)
+            .join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
+            .filter(Chat.self, \.$activityAt < cutoff)
+            .count()
+        let expiredTokens = RefreshToken.query(on: db).filter(\.$expiresAt < now)
+        let tokenCount = try await expiredTokens.count()
+        let expiredAttempts = GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now)
+        let attemptCount = try await expiredAttempts.count()
+
+        let console = context.console
+        console.print("Chats with no activity since \(cutoff.formatted(.iso8601)) (\(days) days): \(chatCount), holding \(messageCount) message(s)")
+        console.print("Expired refresh tokens: \(tokenCount)")
+        console.print("Expired Google sign-in attempts: \(attemptCount)")
+        guard signature.execute else {
+            return console.print("Dry run: nothing was deleted. Run again with --execute to delete.")
+        }
+        // Messages go with their chat (ON DELETE CASCADE).
+        try await db.transaction { db in
+            try await Chat.query(on: db).filter(\.$activityAt < cutoff).delete()
+            try await RefreshToken.query(on: db).filter(\.$expiresAt < now).delete()
+            try await GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now).delete()
+        }
+        context.application.logger.notice("cleanup deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s), \(attemptCount) sign-in attempt(s)")
+        console.print("Deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s) and \(attemptCount) sign-in attempt(s).")
+    }
+}
+
+/// `backup`: SQLite — an online, consistent copy of the database (`VACUUM INTO`, which reads one
+/// snapshot while the server keeps serving) to a new file; PostgreSQL — the `pg_dump` line to use.
+struct BackupCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "output", short: "o", help: "Where to write the copy (SQLite); default backups/chat-YYYYMMDD-HHMMSS.sqlite3.")
+        var path: String?
+        init() {}
+    }
+
+    let database: DatabaseSettings
+    let clock: any WallClock
+
+    var help: String { "Copies the SQLite database to a new file while the server runs; for PostgreSQL, prints the pg_dump command." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let console = context.console
+        let stamp = Self.stamp(clock.now())
+        if case .postgres = database.location {
+            console.print("This database is PostgreSQL; back it up with pg_dump (the password from PGPASSWORD or ~/.pgpass):")
+            console.print("  pg_dump --format=custom --no-owner --file=chat-\(stamp).dump \"$DATABASE_URL\"")
+            console.print("Restore into an empty database with:  pg_restore --no-owner --dbname=\"$DATABASE_URL\" chat-\(stamp).dump")
+            return
+        }
+        let path = signature.path ?? "backups/chat-\(stamp).sqlite3"
+        let target = URL(fileURLWithPath: path)
+        let files = FileManager.default
+        guard !files.fileExists(atPath: target.path) else {
+            throw CommandFailure(description: "\(path) already exists; choose a new file")
+        }
+        try files.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        guard let sql = context.application.db as? any SQLDatabase else {
+            throw CommandFailure(description: "the database does not speak SQL")
+        }
+        try await sql.raw("VACUUM INTO \(bind: target.path)").run()
+        let size = (try? files.attributesOfItem(atPath: target.path)[.size] as? Int) ?? 0
+        console.print("Backed up \(DatabaseSetup.describe(database)) to \(path) (\(size) bytes).")
+        console.print("To restore: stop the server and put that file in place of the database file.")
+    }
+
+    static func stamp(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = .gmt
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let numbers = [parts.year, parts.month, parts.day, parts.hour, parts.minute, parts.second].map { $0 ?? 0 }
+        return String(format: "%04d%02d%02d-%02d%02d%02d", numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+    }
+}
+
+/// `check`: validates what `chat-server` can only know at run time — the database answers, its
+/// migrations are applied — and, like Django's `check --deploy`, lists settings unfit for
+/// production. Exits non-zero on an error, and with `--deploy` on a warning too.
+struct CheckCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Flag(name: "deploy", help: "Treat production warnings (DEBUG, TLS, hosts, keys) as failures.")
+        var deploy: Bool
+        init() {}
+    }
+
+    let settings: Settings
+
+    var help: String { "Checks the settings and the database; non-zero exit with the reasons when something is wrong." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let console = context.console
+        var errors: [String] = []
+        let app = context.application
+
+        do {
+            guard let sql = app.db as? any SQLDatabase else { throw CommandFailure(description: "not an SQL database") }
+            try await sql.raw("SELECT 1").run()
+            console.print("ok: database reachable (\(DatabaseSetup.describe(settings.database)))")
+            let pending = try await MigrationRunner.pending(on: app)
+            if pending.isEmpty {
+                console.print("ok: migrations applied")
+            } else if settings.autoMigrate {
+                console.print("note: \(pending.count) migration(s) pending; `serve` applies them at start")
+            } else {
+                errors.append("\(pending.count) migration(s) pending and AUTO_MIGRATE is off: run `chat-server migrate`")
+            }
+        } catch {
+            errors.append("database unreachable (\(DatabaseSetup.describe(settings.database))): \(String(reflecting: error))")
+        }
+
+        let warnings = Self.deployWarnings(settings)
+        for warning in warnings { console.warning("warning: \(warning)") }
+        for error in errors { console.error("error: \(error)") }
+        let failures = errors.count + (signature.deploy ? warnings.count : 0)
+        guard failures == 0 else {
+            throw CommandFailure(description: "check failed: \(errors.count) error(s), \(warnings.count) warning(s)")
+        }
+        console.print("System check identified no errors (\(warnings.count) warning(s)).")
+    }
+
+    /// What a production deployment should change.
+    static func deployWarnings(_ settings: Settings) -> [String] {
+        var warnings: [String] = []
+        let protection = settings.protection
+        if settings.debug { warnings.append("DEBUG is on: error bodies show internal messages; set DEBUG=false in production") }
+        if case .developmentFile = settings.secretKeySource {
+            warnings.append("SECRET_KEY is a generated development key; set a random SECRET_KEY of 32+ characters")
+        } else if settings.secretKey.utf8.count < 32 {
+            warnings.append("SECRET_KEY is shorter than 32 characters; tokens signed with it can be forged by guessing")
+        }
+        if settings.allowedHosts.contains("*") { warnings.append("ALLOWED_HOSTS allows any host; list the names the service answers to") }
+        if !protection.sslRedirect { warnings.append("SECURE_SSL_REDIRECT is off: plain HTTP is served; turn it on behind TLS") }
+        if protection.hstsSeconds == 0 { warnings.append("SECURE_HSTS_SECONDS is 0: browsers are not told to insist on HTTPS") }
+        if (protection.sslRedirect || protection.hstsSeconds > 0), protection.trustedProxies.isEmpty {
+            warnings.append("TLS settings are on but TRUSTED_PROXIES is empty, so no request is seen as HTTPS; list the TLS proxy")
+        }
+        if !protection.rateLimitsEnabled { warnings.append("RATE_LIMIT_ENABLED is off: nothing limits guessing or spending") }
+        if settings.anthropic.apiKey == nil { warnings.append("ANTHROPIC_API_KEY is not set: replies come from the offline provider") }
+        for origin in settings.corsAllowedOrigins where origin.hasPrefix("http://") && !origin.contains("localhost") && !origin.contains("127.0.0.1") {
+            warnings.append("CORS_ALLOWED_ORIGINS has a plain-HTTP origin (\(origin))")
+        }
+        return warnings
+    }
+}

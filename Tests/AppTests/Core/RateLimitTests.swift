@@ -1,0 +1,235 @@
+@testable import App
+import Foundation
+import Testing
+import VaporTesting
+
+@Suite("Rate limits")
+struct RateLimitTests {
+    @Test("a burst up to the limit passes with the RateLimit headers; past it 429 with Retry-After; the bucket refills with time")
+    func burstThenRefill() async throws {
+        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ANONYMOUS": "3/minute"]) { t in
+            for expected in [2, 1, 0] {
+                let response = try await t.send(.GET, "/healthz", from: "203.0.113.5")
+                #expect(response.status == .ok)
+                #expect(response.header("RateLimit-Limit") == "3")
+                #expect(response.header("RateLimit-Remaining") == String(expected))
+                #expect(response.header("RateLimit-Reset") != nil)
+            }
+            let refused = try await t.send(.GET, "/healthz", from: "203.0.113.5")
+            #expect(refused.status == .tooManyRequests)
+            let problem = try refused.problem()
+            #expect(problem.status == 429)
+            #expect(problem.title == "Too many requests")
+            #expect(refused.header("Retry-After") == "20")
+            #expect(refused.header("RateLimit-Limit") == "3")
+            #expect(refused.header("RateLimit-Remaining") == "0")
+            #expect(refused.header("RateLimit-Reset") == "60")
+
+            // Another client is not affected.
+            #expect(try await t.send(.GET, "/healthz", from: "203.0.113.6").status == .ok)
+
+            // 3 per minute refill one every 20 s.
+            t.clock.advance(by: 19)
+            #expect(try await t.send(.GET, "/healthz", from: "203.0.113.5").status == .tooManyRequests)
+            t.clock.advance(by: 1)
+            let refilled = try await t.send(.GET, "/healthz", from: "203.0.113.5")
+            #expect(refilled.status == .ok)
+            #expect(refilled.header("RateLimit-Remaining") == "0")
+            t.clock.advance(by: 60)
+            #expect(try await t.send(.GET, "/healthz", from: "203.0.113.5").header("RateLimit-Remaining") == "2")
+        }
+    }
+
+    @Test("signed-in calls are limited per user, whatever the address; others per address", arguments: TestDatabase.all)
+    func perUserAndPerAddress(_ database: TestDatabase) async throws {
+        try await withTestApp(database, settings: ["RATE_LIMIT_USER": "2/minute", "RATE_LIMIT_ANONYMOUS": "5/minute"]) { t in
+            let alice = try await t.register()
+            let bob = try await t.register()
+            #expect(try await t.send(.GET, "/auth/me/", from: "198.51.100.1", token: alice.access).status == .ok)
+            let second = try await t.send(.GET, "/api/chat/", from: "198.51.100.2", token: alice.access)
+            #expect(second.status == .ok)
+            #expect(second.header("RateLimit-Limit") == "2")
+            #expect(second.header("RateLimit-Remaining") == "0")
+            let third = try await t.send(.GET, "/auth/me/", from: "198.51.100.3", token: alice.access)
+            #expect(third.status == .tooManyRequests)
+            #expect(try third.problem().status == 429)
+
+            // Bob, and anonymous callers on Alice's address, have their own buckets.
+            #expect(try await t.send(.GET, "/auth/me/", from: "198.51.100.1", token: bob.access).status == .ok)
+            let anonymous = try await t.send(.GET, "/healthz", from: "198.51.100.1")
+            #expect(anonymous.status == .ok)
+            #expect(anonymous.header("RateLimit-Limit") == "5")
+        }
+    }
+
+    @Test("register, login and refresh share a tight per-address limit, and logins per account are limited too")
+    func authLimits() async throws {
+        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_AUTH": "3/minute", "RATE_LIMIT_LOGIN_ACCOUNT": "4/minute"]) { t in
+            let email = uniqueEmail()
+            let registered = try await t.send(.POST, "/auth/register/", from: "192.0.2.10", json: ["email": email, "password": testPassword])
+            #expect(registered.status == .created)
+            #expect(registered.header("RateLimit-Limit") == "3")
+            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.10", json: ["email": email, "password": "wrong password!"]).status == .unauthorized)
+            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.10", json: ["email": email, "password": "wrong password!"]).status == .unauthorized)
+            // The right password does not help past the limit.
+            let blocked = try await t.send(.POST, "/auth/login/", from: "192.0.2.10", json: ["email": email, "password": testPassword])
+            #expect(blocked.status == .tooManyRequests)
+            #expect(blocked.header("Retry-After") != nil)
+            #expect(try await t.send(.POST, "/auth/refresh/", from: "192.0.2.10", json: ["refresh": "x"]).status == .tooManyRequests)
+
+            // Guessing one account from many addresses meets the per-account limit (4: two above, two here).
+            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.11", json: ["email": email, "password": "wrong password!"]).status == .unauthorized)
+            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.12", json: ["email": email.uppercased(), "password": testPassword]).status == .ok)
+            let perAccount = try await t.send(.POST, "/auth/login/", from: "192.0.2.13", json: ["email": email, "password": testPassword])
+            #expect(perAccount.status == .tooManyRequests)
+            #expect(perAccount.header("RateLimit-Limit") == "4")
+            // Another account from a fresh address is fine.
+            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.14", json: ["email": uniqueEmail(), "password": testPassword]).status == .unauthorized)
+        }
+    }
+
+    @Test("replies started are limited per user; the refused message is not stored", arguments: TestDatabase.all)
+    func replyLimit(_ database: TestDatabase) async throws {
+        try await withTestApp(database, settings: ["RATE_LIMIT_REPLIES": "2/minute"]) { t in
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, content: "first")
+            let firstReply = try #require(chat.messages.last?.id)
+            _ = try await t.waitForReply(firstReply, chat: chat.id, token: session.access)
+            let second = try await t.sendMessage("second", chat: chat.id, token: session.access)
+            _ = try await t.waitForReply(second.assistant.id, chat: chat.id, token: session.access)
+            let before = try await t.messageCount()
+            let refused = try await t.send(.POST, "/api/chat/\(chat.id)/send/", json: ["content": "third"], token: session.access)
+            #expect(refused.status == .tooManyRequests)
+            let problem = try refused.problem()
+            #expect(problem.title == "Reply limit reached")
+            #expect(refused.headers.first(name: "Retry-After") == "30")
+            #expect(try await t.messageCount() == before)
+            // A chat without a first message starts no reply and is allowed.
+            let empty = try await t.send(.POST, "/api/chat/", json: ["title": "later"], token: session.access)
+            #expect(empty.status == .created)
+            let withMessage = try await t.send(.POST, "/api/chat/", json: ["content": "again"], token: session.access)
+            #expect(withMessage.status == .tooManyRequests)
+            t.clock.advance(by: 30)
+            #expect(try await t.send(.POST, "/api/chat/\(chat.id)/send/", json: ["content": "later"], token: session.access).status == .accepted)
+        }
+    }
+
+    @Test("X-Forwarded-For is believed from trusted proxies only")
+    func trustedProxies() async throws {
+        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ANONYMOUS": "1/minute", "TRUSTED_PROXIES": "10.0.0.0/8, ::1"]) { t in
+            // Through the proxy: keyed by the client it names (the nearest untrusted address).
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "10.0.0.1", headers: ["X-Forwarded-For": "198.51.100.7"])
+                #expect(response.status == .ok)
+            }
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "10.0.0.2", headers: ["X-Forwarded-For": "198.51.100.7"])
+                #expect(response.status == .tooManyRequests)
+            }
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "10.0.0.1", headers: ["X-Forwarded-For": "198.51.100.8"])
+                #expect(response.status == .ok)
+            }
+            // A client cannot escape by prepending its own guess: the proxy appends the real address.
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "10.0.0.1", headers: ["X-Forwarded-For": "1.2.3.4, 198.51.100.8"])
+                #expect(response.status == .tooManyRequests)
+            }
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "::1", headers: ["X-Forwarded-For": "198.51.100.9, 10.0.0.5"])
+                #expect(response.status == .ok)
+            }
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "10.0.0.3", headers: ["X-Forwarded-For": "198.51.100.9"])
+                #expect(response.status == .tooManyRequests)
+            }
+
+            // Directly from an untrusted peer the header is ignored: the peer is the key.
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "192.0.2.1", headers: ["X-Forwarded-For": "198.51.100.20"])
+                #expect(response.status == .ok)
+            }
+            do {
+                let response = try await t.send(.GET, "/healthz", from: "192.0.2.1", headers: ["X-Forwarded-For": "198.51.100.21"])
+                #expect(response.status == .tooManyRequests)
+            }
+        }
+    }
+
+    @Test("RATE_LIMIT_ENABLED=false turns the limits off")
+    func disabled() async throws {
+        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ENABLED": "false", "RATE_LIMIT_ANONYMOUS": "1/minute"]) { t in
+            for _ in 0..<3 {
+                let response = try await t.send(.GET, "/healthz", from: "203.0.113.9")
+                #expect(response.status == .ok)
+                #expect(response.header("RateLimit-Limit") == nil)
+            }
+        }
+    }
+
+    @Test("limits read from the settings; a malformed one stops start-up naming the key")
+    func policySettings() throws {
+        #expect(RateLimitPolicy(name: "x", "120/minute") == RateLimitPolicy(name: "x", limit: 120, period: 60))
+        #expect(RateLimitPolicy(name: "x", "10 / second") == RateLimitPolicy(name: "x", limit: 10, period: 1))
+        #expect(RateLimitPolicy(name: "x", "200/hour")?.period == 3600)
+        #expect(RateLimitPolicy(name: "x", "1000/day")?.period == 86_400)
+        for bad in ["", "0/minute", "-1/minute", "ten/minute", "10/fortnight", "10"] {
+            #expect(RateLimitPolicy(name: "x", bad) == nil, "\(bad)")
+        }
+        var environment = ["SECRET_KEY": TestSettings.secretKey, "ALLOWED_HOSTS": "localhost", "RATE_LIMIT_USER": "lots"]
+        #expect { try Settings(environment: environment) } throws: { error in
+            "\(error)".contains("RATE_LIMIT_USER")
+        }
+        environment["RATE_LIMIT_USER"] = "5/second"
+        environment["TRUSTED_PROXIES"] = "10.0.0.0/33"
+        #expect { try Settings(environment: environment) } throws: { error in
+            "\(error)".contains("TRUSTED_PROXIES")
+        }
+    }
+}
+
+@Suite("Rate limit store")
+struct RateLimitStoreTests {
+    let start = Date(timeIntervalSinceReferenceDate: 1_000_000)
+
+    @Test("GCRA: a full bucket allows a burst of the limit, then one request per interval")
+    func gcra() async {
+        let store = InMemoryRateLimitStore(maxKeys: 100)
+        let policy = RateLimitPolicy(name: "p", limit: 10, period: 60)
+        for remaining in (0..<10).reversed() {
+            let decision = await store.acquire("k", policy: policy, now: start)
+            #expect(decision.allowed)
+            #expect(decision.remaining == remaining)
+        }
+        let refused = await store.acquire("k", policy: policy, now: start)
+        #expect(!refused.allowed)
+        #expect(refused.retryAfter == 6)
+        #expect(refused.resetAfter == 60)
+        #expect(await !store.acquire("k", policy: policy, now: start.addingTimeInterval(5.9)).allowed)
+        #expect(await store.acquire("k", policy: policy, now: start.addingTimeInterval(6)).allowed)
+        // A refused request costs nothing: after a full period the whole burst is back.
+        let later = start.addingTimeInterval(66)
+        #expect(await store.acquire("k", policy: policy, now: later).remaining == 9)
+        // Policies do not share buckets even for the same key.
+        #expect(await store.acquire("k", policy: RateLimitPolicy(name: "q", limit: 1, period: 60), now: start).allowed)
+    }
+
+    @Test("memory stays bounded under a flood of distinct keys, and idle keys are forgotten first")
+    func memoryBound() async {
+        let store = InMemoryRateLimitStore(maxKeys: 1_600, shardCount: 16)
+        let policy = RateLimitPolicy(name: "p", limit: 1, period: 60)
+        // An active client, limited now.
+        #expect(await store.acquire("active", policy: policy, now: start).allowed)
+        for i in 0..<50_000 {
+            _ = await store.acquire("flood-\(i)", policy: policy, now: start.addingTimeInterval(Double(i) / 1000))
+        }
+        #expect(store.keyCount <= 1_600)
+        // Long after, everything is idle and makes room without growing.
+        let later = start.addingTimeInterval(3600)
+        for i in 0..<500 {
+            _ = await store.acquire("late-\(i)", policy: policy, now: later)
+        }
+        #expect(store.keyCount <= 1_600)
+        #expect(await store.acquire("late-1", policy: policy, now: later).allowed == false)
+    }
+}
