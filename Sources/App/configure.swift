@@ -1,4 +1,5 @@
 import Fluent
+import Leaf
 import Vapor
 
 /// The composition root: settings → database → services → routes → middleware → commands.
@@ -13,6 +14,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try DatabaseSetup.configure(app, settings.database)
     app.migrations.add(Accounts.migrations)
     app.migrations.add(ChatFeature.migrations)
+    app.migrations.add(CreateAdminSessions())
+    app.views.use(.leaf)
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
     app.services = services
@@ -35,6 +38,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         app.middleware.use(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
     }
     app.middleware.use(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
+    app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory, defaultFile: "index.html"))
     app.http.server.configuration.idleTimeout = .milliseconds(Int64(protection.idleTimeout * 1000))
     app.http.server.configuration.reportMetrics = false
 

@@ -26,4 +26,16 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.register(collection: ChatStreamController(
         bus: chat.hub, requireUser: AccessTokenMiddleware(signer: services.tokens, allowsQueryToken: true)
     ))
+
+    let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
+    let adminSessions = AdminSessions(clock: services.clock, lifetime: services.settings.adminSessionLifetime,
+                                      secureCookies: !services.settings.debug)
+    try admin.register(collection: AdminController(
+        accounts: services.accounts, sessions: adminSessions, limiter: services.limiter, signInLimit: authLimit,
+        accountLimit: services.settings.protection.loginAccountLimit, clock: services.clock, runner: chat.runner
+    ))
+    let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
+    try staff.register(collection: AdminUsersController(accounts: services.accounts, sessions: services.sessions, chats: chat.service))
+    try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
+    try staff.register(collection: AdminMessagesController())
 }

@@ -22,14 +22,32 @@ public struct AccountService: Sendable {
         return (user, try await sessions.start(for: user, on: db))
     }
 
-    /// Checks the credentials; unknown email, wrong password and inactive account fail alike.
+    /// Checks the credentials and signs the user in with tokens.
     public func login(email: String, password: String, on db: any Database) async throws -> (User, TokenPair) {
+        let user = try await authenticate(email: email, password: password, on: db)
+        return (user, try await sessions.start(for: user, on: db))
+    }
+
+    /// Checks the credentials and records the sign-in; unknown email, wrong password and inactive
+    /// account fail alike (`invalidCredentials`), in about the same time (a hash is always checked).
+    public func authenticate(email: String, password: String, on db: any Database) async throws -> User {
         let user = try await User.find(email: email, on: db)
         let matches = try await passwords.verify(password, against: user?.passwordHash)
         guard matches, let user, user.isActive else { throw AccountsError.invalidCredentials }
         user.lastLogin = clock.now()
         try await user.save(on: db)
-        return (user, try await sessions.start(for: user, on: db))
+        return user
+    }
+
+    /// Sets a new password (checked like a sign-up's) and signs the user out everywhere.
+    /// Returns the password's problems instead when it is refused.
+    public func resetPassword(of user: User, to password: String, on db: any Database) async throws -> [String] {
+        let problems = PasswordService.problems(with: password, email: user.email)
+        guard problems.isEmpty else { return problems }
+        user.passwordHash = try await passwords.hash(password)
+        try await user.save(on: db)
+        try await sessions.revokeAll(of: try user.requireID(), on: db)
+        return []
     }
 
     /// Stores a new user with a hashed password; the one way accounts with passwords are made.

@@ -51,6 +51,15 @@ public struct SessionIssuer: Sendable {
         try await revokeFamily(record.familyID, on: db)
     }
 
+    /// Revokes every refresh token of the user (signs them out everywhere once their access tokens expire).
+    func revokeAll(of userID: UUID, on db: any Database) async throws {
+        try await RefreshToken.query(on: db)
+            .filter(\.$user.$id == userID)
+            .filter(\.$revokedAt == nil)
+            .set(\.$revokedAt, to: clock.now())
+            .update()
+    }
+
     /// Revokes every token of `family` that is not revoked yet.
     func revokeFamily(_ family: UUID, on db: any Database) async throws {
         try await RefreshToken.query(on: db)

@@ -72,10 +72,22 @@ struct ChatService: Sendable {
 
     /// Deletes the chat and its messages; a reply in progress stops and its streams end.
     func delete(_ chatID: UUID, for userID: UUID, on db: any Database) async throws {
-        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
+        try await remove(try await Chat.find(chatID, ownedBy: userID, on: db), on: db)
+    }
+
+    /// Deletes any chat (the admin's path) with its messages; a reply in progress stops and its streams end.
+    func remove(_ chat: Chat, on db: any Database) async throws {
+        let chatID = try chat.requireID()
         try await chat.delete(on: db)
-        runner.forget(chat: chatID)
-        bus.chatDeleted(chatID)
+        chatsRemoved([chatID])
+    }
+
+    /// Stops the replies and ends the streams of chats already deleted (with their owner, say).
+    func chatsRemoved(_ chatIDs: [UUID]) {
+        for chatID in chatIDs {
+            runner.forget(chat: chatID)
+            bus.chatDeleted(chatID)
+        }
     }
 
     /// Stores the user's message and starts the reply; 409 while a reply is still streaming.

@@ -26,6 +26,8 @@ public struct Settings: Sendable {
     public var maxBodySize: Int
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
+    /// How long an admin sign-in lasts.
+    public var adminSessionLifetime: TimeInterval
     /// Google sign-in; nil when not configured.
     public var google: GoogleSettings?
     public var protection: ProtectionSettings
@@ -98,6 +100,7 @@ public struct Settings: Sendable {
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
+        adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: 12 * 3600)
         protection = try ProtectionSettings(read, debug: debug)
         google = try GoogleSettings.read(read, port: port)
         anthropic = try AnthropicSettings(read)

@@ -9,7 +9,7 @@ struct CommandFailure: Error, CustomStringConvertible {
 }
 
 /// `cleanup`: deletes chats (with their messages) that have had no activity for `--days` days,
-/// refresh tokens past their expiry, and abandoned Google sign-in attempts. A dry run that only
+/// refresh tokens and admin sessions past their expiry, and abandoned Google sign-in attempts. A dry run that only
 /// counts unless `--execute` is given.
 struct CleanupCommand: AsyncCommand {
     struct Signature: CommandSignature {
@@ -41,11 +41,13 @@ struct CleanupCommand: AsyncCommand {
         let tokenCount = try await expiredTokens.count()
         let expiredAttempts = GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now)
         let attemptCount = try await expiredAttempts.count()
+        let adminSessionCount = try await AdminSessions.expired(before: now, on: db).count()
 
         let console = context.console
         console.print("Chats with no activity since \(cutoff.formatted(.iso8601)) (\(days) days): \(chatCount), holding \(messageCount) message(s)")
         console.print("Expired refresh tokens: \(tokenCount)")
         console.print("Expired Google sign-in attempts: \(attemptCount)")
+        console.print("Expired admin sessions: \(adminSessionCount)")
         guard signature.execute else {
             return console.print("Dry run: nothing was deleted. Run again with --execute to delete.")
         }
@@ -54,6 +56,7 @@ struct CleanupCommand: AsyncCommand {
             try await Chat.query(on: db).filter(\.$activityAt < cutoff).delete()
             try await RefreshToken.query(on: db).filter(\.$expiresAt < now).delete()
             try await GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now).delete()
+            try await AdminSessions.expired(before: now, on: db).delete()
         }
         context.application.logger.notice("cleanup deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s), \(attemptCount) sign-in attempt(s)")
         console.print("Deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s) and \(attemptCount) sign-in attempt(s).")
@@ -160,8 +163,6 @@ struct CheckCommand: AsyncCommand {
         if settings.debug { warnings.append("DEBUG is on: error bodies show internal messages; set DEBUG=false in production") }
         if case .developmentFile = settings.secretKeySource {
             warnings.append("SECRET_KEY is a generated development key; set a random SECRET_KEY of 32+ characters")
-        } else if settings.secretKey.utf8.count < 32 {
-            warnings.append("SECRET_KEY is shorter than 32 characters; tokens signed with it can be forged by guessing")
         }
         if settings.allowedHosts.contains("*") { warnings.append("ALLOWED_HOSTS allows any host; list the names the service answers to") }
         if !protection.sslRedirect { warnings.append("SECURE_SSL_REDIRECT is off: plain HTTP is served; turn it on behind TLS") }

@@ -14,7 +14,7 @@ struct MetricsController: RouteCollection {
     func exposition(req: Request) throws -> Response {
         if let token {
             guard let presented = req.headers.bearerAuthorization?.token,
-                  GoogleSignIn.constantTimeEqual(presented, token) else { throw AccountsError.missingToken }
+                  Secrets.constantTimeEqual(presented, token) else { throw AccountsError.missingToken }
         } else {
             // A request relayed by a proxy on this host comes from loopback too: only a direct one counts.
             let peer = req.remoteAddress?.ipAddress ?? ""

@@ -219,8 +219,15 @@ struct ReplyRecoveryTests {
             while emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
             let runner = try t.services.chat.runner
 
-            await runner.checkpoint()
-            #expect(try await Message.find(messageID, on: t.db)?.content == "Saved part")
+            // The emulator has sent both pieces; the server may still be reading the second.
+            var saved = ""
+            let saveDeadline = ContinuousClock.now + .seconds(5)
+            while saved != "Saved part", ContinuousClock.now < saveDeadline {
+                await runner.checkpoint()
+                saved = try await Message.find(messageID, on: t.db)?.content ?? ""
+                if saved != "Saved part" { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(saved == "Saved part")
 
             // another instance cancels it in the database; the next checkpoint lets go
             try await Message.query(on: t.db).filter(\.$id == messageID).set(\.$status, to: .cancelled).update()

@@ -136,7 +136,7 @@ final class FakeGoogle: Sendable {
             return error(401, "invalid_client")
         }
         guard let grant, form.redirect_uri == grant.redirectURI, let verifier = form.code_verifier,
-              GoogleSignIn.base64URL(Data(SHA256.hash(data: Data(verifier.utf8)))) == grant.codeChallenge
+              Secrets.base64URL(Data(SHA256.hash(data: Data(verifier.utf8)))) == grant.codeChallenge
         else { return error(400, "invalid_grant") }
 
         let now = Date().addingTimeInterval(-identity.issuedAgo)
@@ -159,7 +159,7 @@ final class FakeGoogle: Sendable {
         }
         let keys = published.compactMap { id, key -> String? in
             guard let primitives = try? key.publicKey.getKeyPrimitives() else { return nil }
-            return #"{"kty":"RSA","alg":"RS256","use":"sig","kid":"\#(id)","n":"\#(GoogleSignIn.base64URL(primitives.modulus))","e":"\#(GoogleSignIn.base64URL(primitives.publicExponent))"}"#
+            return #"{"kty":"RSA","alg":"RS256","use":"sig","kid":"\#(id)","n":"\#(Secrets.base64URL(primitives.modulus))","e":"\#(Secrets.base64URL(primitives.publicExponent))"}"#
         }
         return Response(status: .ok, headers: ["Content-Type": "application/json", "Cache-Control": "public, max-age=3600"],
                         body: .init(string: #"{"keys":[\#(keys.joined(separator: ","))]}"#))

@@ -29,12 +29,12 @@ struct GoogleSignIn: Sendable {
         let now = clock.now()
         try await GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now).delete()
 
-        let state = Self.randomToken()
-        let nonce = Self.randomToken()
-        let verifier = Self.randomToken() + Self.randomToken()
-        let browserSecret = Self.randomToken()
+        let state = Secrets.randomToken()
+        let nonce = Secrets.randomToken()
+        let verifier = Secrets.randomToken() + Secrets.randomToken()
+        let browserSecret = Secrets.randomToken()
         try await GoogleLoginAttempt(
-            state: state, browserHash: Self.hash(browserSecret), nonce: nonce, codeVerifier: verifier,
+            state: state, browserHash: Secrets.hash(browserSecret), nonce: nonce, codeVerifier: verifier,
             returnTo: returnTo, expiresAt: now.addingTimeInterval(Self.attemptLifetime)
         ).create(on: db)
 
@@ -46,7 +46,7 @@ struct GoogleSignIn: Sendable {
             URLQueryItem(name: "scope", value: "openid email profile"),
             URLQueryItem(name: "state", value: state),
             URLQueryItem(name: "nonce", value: nonce),
-            URLQueryItem(name: "code_challenge", value: Self.base64URL(Data(SHA256.hash(data: Data(verifier.utf8))))),
+            URLQueryItem(name: "code_challenge", value: Secrets.base64URL(Data(SHA256.hash(data: Data(verifier.utf8))))),
             URLQueryItem(name: "code_challenge_method", value: "S256"),
             URLQueryItem(name: "prompt", value: "select_account"),
         ]
@@ -63,7 +63,7 @@ struct GoogleSignIn: Sendable {
         guard let sql = db as? any SQLDatabase else { throw HTTPProblem(.internalServerError) }
         let row = try await sql.delete(from: GoogleLoginAttempt.schema)
             .where("state", .equal, SQLBind(state))
-            .where("browser_hash", .equal, SQLBind(Self.hash(browserSecret)))
+            .where("browser_hash", .equal, SQLBind(Secrets.hash(browserSecret)))
             .returning(SQLLiteral.all)
             .first()
         guard let row else {
@@ -93,7 +93,7 @@ struct GoogleSignIn: Sendable {
         guard claims.aud.value.contains(settings.clientID) else { throw .invalidIDToken("The ID token is for another application.") }
         guard claims.exp.value > now.addingTimeInterval(-Self.clockSkew) else { throw .invalidIDToken("The ID token has expired.") }
         guard claims.iat.value <= now.addingTimeInterval(Self.clockSkew) else { throw .invalidIDToken("The ID token was issued in the future.") }
-        guard let tokenNonce = claims.nonce, Self.constantTimeEqual(tokenNonce, nonce) else {
+        guard let tokenNonce = claims.nonce, Secrets.constantTimeEqual(tokenNonce, nonce) else {
             throw .invalidIDToken("The ID token's nonce does not match this sign-in.")
         }
         guard !claims.sub.isEmpty, let email = claims.email, !email.isEmpty else {
@@ -133,25 +133,5 @@ struct GoogleSignIn: Sendable {
         guard let url = URL(string: target), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return false }
         let origin = "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
         return returnOrigins.contains(origin)
-    }
-
-    static func randomToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return base64URL(Data((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }))
-    }
-
-    static func hash(_ secret: String) -> String {
-        base64URL(Data(SHA256.hash(data: Data(secret.utf8))))
-    }
-
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let left = Array(a.utf8), right = Array(b.utf8)
-        guard left.count == right.count else { return false }
-        return zip(left, right).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 }

@@ -1,0 +1,67 @@
+"""Shared set-up for the browser scenarios: headless Chromium through Selenium, screenshots,
+and small waiting helpers (no fixed sleeps: every wait polls a condition with a deadline)."""
+import argparse
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+
+
+def arguments(*extra):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", required=True, help="the server, e.g. http://localhost:8000")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--artifacts", default="artifacts/browser")
+    for name in extra:
+        parser.add_argument(name, required=True)
+    return parser.parse_args()
+
+
+def start(args, width=1280, height=900):
+    options = Options()
+    options.binary_location = args.chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    driver_path = "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+    service = Service(executable_path=driver_path) if driver_path else Service()
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def wait_for(condition, what, timeout=15):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as error:  # the page may be between states
+            last_error = error
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def screenshot(driver, args, name):
+    os.makedirs(args.artifacts, exist_ok=True)
+    driver.save_screenshot(os.path.join(args.artifacts, f"{name}.png"))
+
+
+def run(scenario):
+    """Runs scenario(); on failure prints the page and saves a screenshot, exits 1."""
+    args = scenario.args
+    driver = start(args)
+    try:
+        scenario(driver)
+        print("ok")
+    except Exception as error:
+        screenshot(driver, args, "failure-" + scenario.__name__)
+        print(f"FAILED: {error}\nURL: {driver.current_url}\n--- page ---\n{driver.page_source[:4000]}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        driver.quit()

@@ -1,0 +1,100 @@
+import Fluent
+import Vapor
+
+/// A staff member's sign-in to the admin, kept on the server. The browser holds a random token in
+/// a cookie; only its hash is stored, so a copy of the database does not sign anyone in. Each
+/// session has its own CSRF token, which every state-changing form must carry back.
+///
+/// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
+final class AdminSession: Model, @unchecked Sendable {
+    static let schema = "admin_sessions"
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+    @Field(key: "token_hash") var tokenHash: String
+    @Field(key: "csrf_token") var csrfToken: String
+    @Field(key: "expires_at") var expiresAt: Date
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+
+    init() {}
+
+    init(userID: UUID, tokenHash: String, csrfToken: String, expiresAt: Date) {
+        self.$user.id = userID
+        self.tokenHash = tokenHash
+        self.csrfToken = csrfToken
+        self.expiresAt = expiresAt
+    }
+}
+
+struct CreateAdminSessions: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(AdminSession.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("token_hash", .string, .required)
+            .field("csrf_token", .string, .required)
+            .field("expires_at", .datetime, .required)
+            .field("created_at", .datetime)
+            .unique(on: "token_hash")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(AdminSession.schema).delete()
+    }
+}
+
+/// Starts, finds and ends admin sessions, and makes their cookies.
+struct AdminSessions: Sendable {
+    let clock: any WallClock
+    let lifetime: TimeInterval
+    let secureCookies: Bool
+
+    static let cookieName = "chat_admin_session"
+    /// Before sign-in there is no session: the login form's CSRF token is paired with this cookie.
+    static let loginCookieName = "chat_admin_login"
+
+    /// Signs `user` in; returns the token for the cookie.
+    func start(for user: User, on db: any Database) async throws -> String {
+        let token = Secrets.randomToken()
+        try await AdminSession(userID: try user.requireID(), tokenHash: Secrets.hash(token), csrfToken: Secrets.randomToken(),
+                               expiresAt: clock.now().addingTimeInterval(lifetime)).create(on: db)
+        return token
+    }
+
+    /// The live session named by the request's cookie, with its user (who must still be active staff).
+    func current(_ request: Request) async throws -> (session: AdminSession, user: User)? {
+        guard let token = request.cookies[Self.cookieName]?.string, !token.isEmpty else { return nil }
+        guard let session = try await AdminSession.query(on: request.db)
+            .filter(\.$tokenHash == Secrets.hash(token)).with(\.$user).first() else { return nil }
+        guard session.expiresAt > clock.now() else {
+            try await session.delete(on: request.db)
+            return nil
+        }
+        let user = session.user
+        guard user.isActive, user.isStaff else { return nil }
+        return (session, user)
+    }
+
+    func end(_ session: AdminSession, on db: any Database) async throws {
+        try await session.delete(on: db)
+    }
+
+    /// Sessions past their expiry (for `cleanup`).
+    static func expired(before date: Date, on db: any Database) -> QueryBuilder<AdminSession> {
+        AdminSession.query(on: db).filter(\.$expiresAt < date)
+    }
+
+    func sessionCookie(_ token: String) -> HTTPCookies.Value {
+        HTTPCookies.Value(string: token, maxAge: Int(lifetime), path: "/admin", isSecure: secureCookies, isHTTPOnly: true, sameSite: .lax)
+    }
+
+    func loginCookie(_ token: String) -> HTTPCookies.Value {
+        HTTPCookies.Value(string: token, maxAge: 3600, path: "/admin", isSecure: secureCookies, isHTTPOnly: true, sameSite: .strict)
+    }
+
+    func expiredCookie() -> HTTPCookies.Value {
+        HTTPCookies.Value(string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/admin",
+                          isSecure: secureCookies, isHTTPOnly: true, sameSite: .lax)
+    }
+}

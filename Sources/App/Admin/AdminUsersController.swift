@@ -1,0 +1,245 @@
+import Fluent
+import Vapor
+
+/// Users in the admin: list, look at, edit, reset a password, delete. Staff who are not superusers
+/// may not touch superusers nor make anyone one; nobody may lock themselves out.
+struct AdminUsersController: RouteCollection {
+    let accounts: AccountService
+    let sessions: SessionIssuer
+    let chats: ChatService
+
+    func boot(routes: any RoutesBuilder) throws {
+        let users = routes.grouped("users")
+        users.get(use: list)
+        users.get(":userID", use: detail)
+        users.post(":userID", use: update)
+        users.post(":userID", "password", use: resetPassword)
+        users.get(":userID", "delete", use: confirmDelete)
+        users.post(":userID", "delete", use: delete)
+    }
+
+    struct Row: Encodable {
+        let id: String
+        let email: String
+        let name: String
+        let role: String
+        let isStaff: Bool
+        let isSuperuser: Bool
+        let isActive: Bool
+        let lastLogin: String?
+        let created: String?
+        let hasPassword: Bool
+
+        init(_ user: User) {
+            id = user.id?.uuidString ?? ""
+            email = user.email
+            name = user.name
+            role = user.role.rawValue
+            isStaff = user.isStaff
+            isSuperuser = user.isSuperuser
+            isActive = user.isActive
+            lastLogin = user.lastLogin?.adminText
+            created = user.createdAt?.adminText
+            hasPassword = user.passwordHash != nil
+        }
+    }
+
+    struct List: Encodable {
+        let q: String
+        let roles: [AdminOption]
+        let staff: [AdminOption]
+        let active: [AdminOption]
+        let sorts: [AdminOption]
+        let rows: [Row]
+        let pagination: AdminPagination
+    }
+
+    static let sorts: [(String, String, KeyPath<User, FieldProperty<User, String>>?, DatabaseQuery.Sort.Direction)] = [
+        ("-created", "Newest first", nil, .descending), ("created", "Oldest first", nil, .ascending),
+        ("email", "Email A–Z", \User.$email, .ascending), ("-email", "Email Z–A", \User.$email, .descending),
+    ]
+
+    func list(req: Request) async throws -> Response {
+        let q = req.adminQuery("q")
+        let role = req.adminQuery("role").flatMap(UserRole.init(rawValue:))
+        let staff = AdminSearch.flag(req.adminQuery("staff"))
+        let active = AdminSearch.flag(req.adminQuery("active"))
+        let sortKey = req.adminQuery("sort") ?? "-created"
+        let filtered = { () -> QueryBuilder<User> in
+            let query = User.query(on: req.db)
+            if let q { query.group(.or) { $0.filter(AdminSearch.contains("email", q)).filter(AdminSearch.contains("name", q)) } }
+            if let role { query.filter(\.$role == role) }
+            if let staff { query.filter(\.$isStaff == staff) }
+            if let active { query.filter(\.$isActive == active) }
+            return query
+        }
+        let pagination = AdminPagination(request: req, total: try await filtered().count())
+        let query = filtered()
+        let sort = Self.sorts.first { $0.0 == sortKey } ?? Self.sorts[0]
+        if let field = sort.2 { query.sort(field, sort.3) } else { query.sort(\.$createdAt, sort.3) }
+        let users = try await query.sort(\.$id).range(pagination.offset..<(pagination.offset + AdminPagination.pageSize)).all()
+        let content = List(
+            q: q ?? "",
+            roles: AdminOption.list([("", "Any")] + UserRole.allCases.map { ($0.rawValue, $0.rawValue) }, selected: role?.rawValue),
+            staff: AdminOption.list(AdminSearch.yesNo, selected: req.adminQuery("staff")),
+            active: AdminOption.list(AdminSearch.yesNo, selected: req.adminQuery("active")),
+            sorts: AdminOption.list(Self.sorts.map { ($0.0, $0.1) }, selected: sort.0),
+            rows: users.map(Row.init), pagination: pagination
+        )
+        return try await req.adminPage("users", title: "Users", section: "users", content)
+    }
+
+    struct Detail: Encodable {
+        let user: Row
+        let roles: [AdminOption]
+        let mayEdit: Bool
+        let mayGrantSuperuser: Bool
+        let isSelf: Bool
+        let chatCount: Int
+        let messageCount: Int
+        let google: [GoogleLink]
+        let recentChats: [AdminChatsController.Row]
+        let errors: [String]
+
+        struct GoogleLink: Encodable {
+            let subject: String
+            let email: String
+            let linked: String?
+        }
+    }
+
+    func detail(req: Request) async throws -> Response {
+        try await renderDetail(req, try await Self.find(req), errors: [], status: .ok)
+    }
+
+    func update(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let user = try await Self.find(req)
+        try Self.requireMayEdit(user, by: me)
+        let name = req.formField("name")
+        let role = UserRole(rawValue: req.formField("role"))
+        let isStaff = req.formCheckbox("is_staff"), isActive = req.formCheckbox("is_active")
+        let isSuperuser = me.isSuperuser ? req.formCheckbox("is_superuser") : user.isSuperuser
+
+        var errors: [String] = []
+        if name.count > 150 { errors.append("The name may have at most 150 characters.") }
+        if role == nil { errors.append("Choose a role.") }
+        if user.id == me.id, !isStaff || !isActive || (me.isSuperuser && !isSuperuser) {
+            errors.append("You cannot take away your own staff, active or superuser status.")
+        }
+        guard errors.isEmpty, let role else { return try await renderDetail(req, user, errors: errors, status: .badRequest) }
+
+        var changes: [String] = []
+        func change<T: Equatable & CustomStringConvertible>(_ label: String, _ old: T, _ new: T) {
+            if old != new { changes.append("\(label): \(old) → \(new)") }
+        }
+        change("name", user.name, name)
+        change("role", user.role.rawValue, role.rawValue)
+        change("is_staff", user.isStaff, isStaff)
+        change("is_active", user.isActive, isActive)
+        change("is_superuser", user.isSuperuser, isSuperuser)
+        let deactivated = user.isActive && !isActive
+        (user.name, user.role, user.isStaff, user.isActive, user.isSuperuser) = (name, role, isStaff, isActive, isSuperuser)
+        try await user.save(on: req.db)
+        if deactivated || !isStaff { try await Self.signOutOfAdmin(user, on: req.db) }
+        if deactivated { try await sessions.revokeAll(of: try user.requireID(), on: req.db) }
+        req.logger.notice("admin changed user", metadata: [
+            "admin": "\(me.email)", "user": "\(user.email)", "changes": "\(changes.joined(separator: "; "))",
+        ])
+        return req.redirect(to: "/admin/users/\(try user.requireID())/?notice=saved")
+    }
+
+    func resetPassword(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let user = try await Self.find(req)
+        try Self.requireMayEdit(user, by: me)
+        let password = (try? req.content.get(String.self, at: "new_password")) ?? ""
+        let problems = try await accounts.resetPassword(of: user, to: password, on: req.db)
+        guard problems.isEmpty else { return try await renderDetail(req, user, errors: problems, status: .badRequest) }
+        if user.id != me.id { try await Self.signOutOfAdmin(user, on: req.db) }
+        req.logger.notice("admin reset a password", metadata: ["admin": "\(me.email)", "user": "\(user.email)"])
+        return req.redirect(to: "/admin/users/\(try user.requireID())/?notice=password")
+    }
+
+    struct DeletePage: Encodable {
+        let user: Row
+        let chats: Int
+        let messages: Int
+        let refreshTokens: Int
+        let googleAccounts: Int
+    }
+
+    func confirmDelete(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let user = try await Self.find(req)
+        try Self.requireMayDelete(user, by: me)
+        let id = try user.requireID()
+        let content = DeletePage(
+            user: Row(user),
+            chats: try await Chat.query(on: req.db).filter(\.$owner.$id == id).count(),
+            messages: try await Message.query(on: req.db).join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
+                .filter(Chat.self, \.$owner.$id == id).count(),
+            refreshTokens: try await RefreshToken.query(on: req.db).filter(\.$user.$id == id).count(),
+            googleAccounts: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).count()
+        )
+        return try await req.adminPage("user_delete", title: "Delete \(user.email)", section: "users", content)
+    }
+
+    func delete(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let user = try await Self.find(req)
+        try Self.requireMayDelete(user, by: me)
+        let id = try user.requireID()
+        let chatIDs = try await Chat.query(on: req.db).filter(\.$owner.$id == id).all(\.$id)
+        // Chats, messages, tokens, Google links and admin sessions go with the user (ON DELETE CASCADE).
+        try await user.delete(on: req.db)
+        chats.chatsRemoved(chatIDs)
+        req.logger.notice("admin deleted user", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "chats": "\(chatIDs.count)"])
+        return req.redirect(to: "/admin/users/?notice=deleted")
+    }
+
+    private func renderDetail(_ req: Request, _ user: User, errors: [String], status: HTTPResponseStatus) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let id = try user.requireID()
+        let recent = try await Chat.query(on: req.db).filter(\.$owner.$id == id).sort(\.$activityAt, .descending).limit(10).all()
+        let content = Detail(
+            user: Row(user),
+            roles: AdminOption.list(UserRole.allCases.map { ($0.rawValue, $0.rawValue) }, selected: user.role.rawValue),
+            mayEdit: Self.mayEdit(user, by: me), mayGrantSuperuser: me.isSuperuser, isSelf: user.id == me.id,
+            chatCount: try await Chat.query(on: req.db).filter(\.$owner.$id == id).count(),
+            messageCount: try await Message.query(on: req.db).join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
+                .filter(Chat.self, \.$owner.$id == id).count(),
+            google: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).all().map {
+                .init(subject: $0.subject, email: $0.email, linked: $0.createdAt?.adminText)
+            },
+            recentChats: recent.map { AdminChatsController.Row($0, owner: user.email, messages: nil) },
+            errors: errors
+        )
+        return try await req.adminPage("user", title: user.email, section: "users", content, status: status)
+    }
+
+    static func find(_ req: Request) async throws -> User {
+        guard let id = req.parameters.get("userID", as: UUID.self), let user = try await User.find(id, on: req.db) else {
+            throw AdminError.notFound
+        }
+        return user
+    }
+
+    static func mayEdit(_ user: User, by me: User) -> Bool {
+        me.isSuperuser || !user.isSuperuser
+    }
+
+    static func requireMayEdit(_ user: User, by me: User) throws {
+        guard mayEdit(user, by: me) else { throw AdminError.forbidden("Only a superuser can change a superuser.") }
+    }
+
+    static func requireMayDelete(_ user: User, by me: User) throws {
+        try requireMayEdit(user, by: me)
+        guard user.id != me.id else { throw AdminError.forbidden("You cannot delete your own account here.") }
+    }
+
+    /// Ends the user's admin sessions (after losing staff status, deactivation or a new password).
+    static func signOutOfAdmin(_ user: User, on db: any Database) async throws {
+        try await AdminSession.query(on: db).filter(\.$user.$id == user.requireID()).delete()
+    }
+}

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// Runs a browser scenario from `BrowserTests/` (Python + Selenium driving headless Chromium)
+/// against a live server, and reports its output as the test's issues.
+enum Browser {
+    /// Why the browser tests cannot run here, or nil when they can.
+    static let unavailableReason: String? = {
+        guard FileManager.default.isExecutableFile(atPath: chromium) else {
+            return "Chromium is not installed (\(chromium)); browser tests are skipped. Install it: apt-get install chromium chromium-driver; python3 -m pip install selenium"
+        }
+        guard (try? run(["python3", "-c", "import selenium"], timeout: 60))?.status == 0 else {
+            return "Python's selenium package is missing; browser tests are skipped. Install it: python3 -m pip install selenium"
+        }
+        return nil
+    }()
+
+    static let chromium = ProcessInfo.processInfo.environment["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
+    /// Set by CI, where a skipped browser test is a failure.
+    static let required = ProcessInfo.processInfo.environment["REQUIRE_BROWSER_TESTS"] == "1"
+    static var available: Bool { unavailableReason == nil }
+
+    /// Where screenshots go (`artifacts/browser/`, ignored by git).
+    static var artifacts: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("artifacts/browser")
+    }
+
+    static var scripts: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("BrowserTests")
+    }
+
+    /// Runs `BrowserTests/<script>` with `arguments`; records its output as an issue when it fails.
+    static func scenario(_ script: String, _ arguments: [String], timeout: Duration = .seconds(180),
+                         sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        let command = ["python3", scripts.appendingPathComponent(script).path, "--chromium", chromium,
+                       "--artifacts", artifacts.path] + arguments
+        let result = try await run(command, timeout: timeout)
+        if result.status != 0 {
+            Issue.record("\(script) failed (exit \(result.status)):\n\(result.output)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Runs a command to its end (or kills it at `timeout`), its output collected in a file.
+    private static func run(_ command: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let output = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try output.close()
+        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+
+    /// The same, for the availability check (synchronous, short).
+    private static func run(_ command: [String], timeout: TimeInterval) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return (process.terminationStatus, "")
+    }
+}
