@@ -14,6 +14,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
         accounts: services.accounts, sessions: services.sessions, requireUser: requireUser, authLimit: authLimit,
         limiter: services.limiter, loginAccountLimit: services.settings.protection.loginAccountLimit
     ))
+    try app.register(collection: AuthProvidersController(googleConfigured: services.google != nil))
     try app.grouped(authLimit).register(collection: GoogleAuthController(
         signIn: services.google, frontendURL: services.settings.frontendURL, secureCookies: !services.settings.debug
     ))

@@ -289,3 +289,14 @@ struct GoogleSignInTests {
         }
     }
 }
+
+@Suite("Sign-in providers")
+struct SignInProviderTests {
+    @Test("with Google configured, /auth/providers/ offers it")
+    func googleOffered() async throws {
+        try await withGoogle { t, _ in
+            let body = try await t.send(.GET, "/auth/providers/").jsonObject()
+            #expect(body["google"] as? Bool == true)
+        }
+    }
+}

@@ -82,3 +82,21 @@ struct GoogleAuthController: RouteCollection {
         return withoutFragment + "#" + fragment
     }
 }
+
+/// `GET /auth/providers/`: the ways to sign in, so that a client shows only the buttons that work.
+struct AuthProvidersController: RouteCollection {
+    let googleConfigured: Bool
+
+    struct Providers: Content {
+        let password: Bool
+        let google: Bool
+    }
+
+    func boot(routes: any RoutesBuilder) throws {
+        routes.get("auth", "providers", use: providers)
+    }
+
+    func providers(req: Request) -> Providers {
+        Providers(password: true, google: googleConfigured)
+    }
+}

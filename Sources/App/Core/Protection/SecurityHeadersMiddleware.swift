@@ -25,13 +25,20 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
             response.headers.replaceOrAdd(name: "Referrer-Policy", value: "no-referrer")
         }
         if !response.headers.contains(name: "Content-Security-Policy") {
-            response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'none'; frame-ancestors 'none'")
+            let isPage = response.headers.contentType?.subType == "html"
+            response.headers.replaceOrAdd(name: "Content-Security-Policy", value: isPage ? Self.pagePolicy : Self.apiPolicy)
         }
         if secure, hstsSeconds > 0 {
             response.headers.replaceOrAdd(name: "Strict-Transport-Security", value: "max-age=\(hstsSeconds); includeSubDomains")
         }
         return response
     }
+
+    /// The API's answers are data, never a page: nothing may load from them.
+    static let apiPolicy = "default-src 'none'; frame-ancestors 'none'"
+    /// The web client's pages: scripts, styles and connections from this origin only, no inline script.
+    static let pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        + "font-src 'self'; manifest-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
     static let redirectExempt: Set<String> = ["/healthz", "/healthz/", "/readyz", "/readyz/", "/metrics", "/metrics/"]
 }

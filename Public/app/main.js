@@ -1,0 +1,412 @@
+// The ChatServer web client: sign-in, the chat list, and the conversation with its reply
+// streaming in. It uses only the public HTTP API, as a separate frontend would.
+import { ApiError, Session, signIn } from "./api.js";
+import { renderMarkdown } from "./markdown.js";
+import { ChatStream } from "./stream.js";
+
+const $ = (id) => document.getElementById(id);
+const session = new Session();
+const state = {
+  chats: [], chatId: null, chat: null, models: [], defaultModel: null,
+  messages: new Map(), stream: null, follow: true, registering: false, renderQueued: new Set(),
+};
+
+// ---- start -------------------------------------------------------------------------------------
+
+async function boot() {
+  session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.has("access") || fragment.has("error")) {
+    history.replaceState(null, "", location.pathname + location.search);
+    if (fragment.has("error")) return showAuth(fragment.get("error_description") || "Google sign-in failed.");
+    session.start({ access: fragment.get("access"), refresh: fragment.get("refresh"), expires_in: Number(fragment.get("expires_in") || 900) });
+  }
+  if (!session.refreshToken) return showAuth();
+  try {
+    if (!session.access) await session.refresh();
+    session.user = await session.request("GET", "/auth/me/");
+    await showApp();
+  } catch (error) {
+    showAuth(error instanceof ApiError && error.status === 401 ? "" : error.message);
+  }
+}
+
+// ---- signing in --------------------------------------------------------------------------------
+
+async function showAuth(message = "") {
+  closeStream();
+  $("loading").hidden = true;
+  $("app-view").hidden = true;
+  $("auth-view").hidden = false;
+  $("auth-error").textContent = message;
+  setRegistering(false);
+  $("auth-email").focus();
+  try {
+    const providers = await (await fetch("/auth/providers/")).json();
+    $("google").hidden = !providers.google;
+  } catch { $("google").hidden = true; }
+}
+
+function setRegistering(on) {
+  state.registering = on;
+  $("auth-heading").textContent = on ? "Create an account" : "Sign in";
+  $("auth-submit").textContent = on ? "Create account" : "Sign in";
+  $("auth-name-field").hidden = !on;
+  $("auth-password").autocomplete = on ? "new-password" : "current-password";
+  $("auth-switch-text").textContent = on ? "Have an account?" : "No account yet?";
+  $("auth-switch").textContent = on ? "Sign in" : "Create one";
+}
+
+$("auth-switch").addEventListener("click", () => { setRegistering(!state.registering); $("auth-error").textContent = ""; });
+
+$("auth-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { email: $("auth-email").value.trim(), password: $("auth-password").value };
+  if (state.registering && $("auth-name").value.trim()) body.name = $("auth-name").value.trim();
+  $("auth-submit").disabled = true;
+  try {
+    const result = await signIn(state.registering ? "/auth/register/" : "/auth/login/", body);
+    session.start(result);
+    $("auth-password").value = "";
+    await showApp();
+  } catch (error) {
+    $("auth-error").textContent = error.message;
+  } finally {
+    $("auth-submit").disabled = false;
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  const refresh = session.refreshToken;
+  closeStream();
+  session.clear();
+  if (refresh) fetch("/auth/logout/", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh }) }).catch(() => {});
+  history.replaceState(null, "", "/");
+  showAuth();
+});
+
+// ---- the app -----------------------------------------------------------------------------------
+
+async function showApp() {
+  $("loading").hidden = true;
+  $("auth-view").hidden = true;
+  $("app-view").hidden = false;
+  $("me").textContent = session.user ? session.user.email : "";
+  const models = await session.request("GET", "/api/models/");
+  state.models = models.results;
+  state.defaultModel = (models.results.find((m) => m.default) || models.results[0] || {}).id;
+  await loadChats();
+  const wanted = new URLSearchParams(location.search).get("chat");
+  if (wanted) await openChat(wanted); else newChat();
+}
+
+async function loadChats() {
+  const q = $("chat-search").value.trim();
+  const page = await session.request("GET", "/api/chat/?limit=100" + (q ? "&q=" + encodeURIComponent(q) : ""));
+  state.chats = page.results;
+  renderChatList();
+}
+
+function renderChatList() {
+  const list = $("chat-list");
+  list.replaceChildren(...state.chats.map((chat) => {
+    const item = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "/?chat=" + chat.id;
+    a.textContent = chat.title;
+    a.dataset.chatId = chat.id;
+    if (chat.id === state.chatId) a.setAttribute("aria-current", "page");
+    a.addEventListener("click", (event) => { event.preventDefault(); openChat(chat.id); });
+    item.appendChild(a);
+    return item;
+  }));
+  $("chat-list-empty").hidden = state.chats.length > 0;
+}
+
+let searchTimer;
+$("chat-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => loadChats().catch(showError), 250);
+});
+
+$("new-chat").addEventListener("click", () => newChat());
+
+function newChat() {
+  closeStream();
+  state.chatId = null;
+  state.chat = null;
+  clearMessages();
+  history.replaceState(null, "", "/");
+  $("chat-title").textContent = "New chat";
+  $("rename").hidden = $("delete").hidden = true;
+  fillSettings(state.defaultModel, "");
+  renderChatList();
+  updateComposer();
+  $("input").focus();
+}
+
+async function openChat(id) {
+  closeStream();
+  clearMessages();
+  state.chatId = id;
+  history.replaceState(null, "", "/?chat=" + id);
+  renderChatList();
+  try {
+    state.chat = await session.request("GET", `/api/chat/${id}/`);
+  } catch (error) {
+    if (error.status === 404) { await loadChats(); return newChat(); }
+    return showError(error);
+  }
+  $("chat-title").textContent = state.chat.title;
+  $("rename").hidden = $("delete").hidden = false;
+  fillSettings(state.chat.model, state.chat.system || "");
+  // The stream replays the conversation, then follows it live.
+  state.stream = new ChatStream(id, session, { onEvent: onStreamEvent, onStatus: onStreamStatus });
+}
+
+function closeStream() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+  $("connection").hidden = true;
+}
+
+// ---- the stream ----------------------------------------------------------------------------------
+
+function onStreamEvent(event) {
+  const data = JSON.parse(event.data);
+  if (event.type === "message" || event.type === "done") {
+    upsertMessage(data);
+    if (event.type === "done") loadChats().catch(() => {});
+  } else if (event.type === "delta") {
+    const entry = state.messages.get(data.message_id);
+    if (!entry) return;
+    entry.message.content += data.text;
+    queueRender(entry);
+  }
+}
+
+function onStreamStatus(status) {
+  const banner = $("connection");
+  if (status === "live") { banner.hidden = true; return; }
+  if (status === "reconnecting") { banner.textContent = "Connection lost; reconnecting…"; banner.hidden = false; return; }
+  if (status === "gone") { banner.hidden = true; loadChats().then(newChat).catch(showError); return; }
+  if (status === "signed-out") showAuth("Your session has ended; please sign in again.");
+}
+
+// ---- messages ----------------------------------------------------------------------------------
+
+function clearMessages() {
+  state.messages.clear();
+  $("messages").replaceChildren();
+  state.follow = true;
+  updateComposer();
+}
+
+function upsertMessage(message) {
+  let entry = state.messages.get(message.id);
+  if (entry) {
+    entry.message = message;
+  } else {
+    const element = document.createElement("li");
+    element.dataset.messageId = message.id;
+    const role = document.createElement("div");
+    role.className = "role";
+    const body = document.createElement("div");
+    body.className = "body";
+    const status = document.createElement("div");
+    status.className = "status";
+    element.append(role, body, status);
+    entry = { message, element, role, body, status };
+    state.messages.set(message.id, entry);
+    insertInOrder(entry);
+  }
+  render(entry);
+  updateComposer();
+}
+
+function insertInOrder(entry) {
+  const list = $("messages");
+  const after = [...state.messages.values()]
+    .filter((other) => other !== entry && other.element.isConnected && other.message.created_at > entry.message.created_at)
+    .map((other) => other.element);
+  const before = after.find((element) => element.parentNode === list);
+  list.insertBefore(entry.element, before || null);
+}
+
+function queueRender(entry) {
+  state.renderQueued.add(entry);
+  if (state.renderQueued.size === 1) requestAnimationFrame(() => {
+    for (const queued of state.renderQueued) render(queued);
+    state.renderQueued.clear();
+  });
+}
+
+function render(entry) {
+  const { message, element, role, body, status } = entry;
+  element.className = `message ${message.role} ${message.status}`;
+  role.textContent = message.role === "user" ? "You" : `Assistant · ${message.model}`;
+  if (message.role === "user") {
+    body.replaceChildren(...message.content.split("\n").flatMap((line, i) => i ? [document.createElement("br"), document.createTextNode(line)] : [document.createTextNode(line)]));
+  } else {
+    body.replaceChildren(renderMarkdown(message.content));
+  }
+  status.replaceChildren();
+  if (message.status === "failed" || message.status === "cancelled") {
+    const text = document.createElement("span");
+    text.textContent = message.status === "failed" ? `The reply failed: ${message.error || "unknown error"}` : "Stopped.";
+    text.className = message.status === "failed" ? "error" : "";
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "link retry";
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => retryFrom(message));
+    status.append(text, " ", retry);
+  }
+  $("empty-chat").hidden = state.messages.size > 0;
+  followScroll();
+}
+
+function followScroll() {
+  const list = $("messages");
+  if (state.follow) list.scrollTop = list.scrollHeight;
+}
+
+$("messages").addEventListener("scroll", () => {
+  const list = $("messages");
+  state.follow = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+});
+
+function streamingMessage() {
+  return [...state.messages.values()].find((entry) => entry.message.status === "streaming");
+}
+
+function updateComposer() {
+  const streaming = Boolean(streamingMessage());
+  $("stop").hidden = !streaming;
+  $("send").disabled = streaming;
+  $("empty-chat").hidden = state.messages.size > 0;
+}
+
+// ---- sending, stopping, retrying ------------------------------------------------------------------
+
+$("composer").addEventListener("submit", (event) => { event.preventDefault(); send($("input").value); });
+
+$("input").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    if (!$("send").disabled) send($("input").value);
+  }
+});
+
+async function send(text) {
+  const content = text.trim();
+  if (!content) return;
+  $("composer-error").textContent = "";
+  $("send").disabled = true;
+  try {
+    if (!state.chatId) {
+      const body = { content, model: $("model").value || undefined };
+      if ($("system").value.trim()) body.system = $("system").value;
+      const chat = await session.request("POST", "/api/chat/", body);
+      $("input").value = "";
+      await loadChats();
+      await openChat(chat.id);
+    } else {
+      const sent = await session.request("POST", `/api/chat/${state.chatId}/send/`, { content });
+      $("input").value = "";
+      state.follow = true;
+      upsertMessage(sent.user_message);
+      upsertMessage(sent.assistant_message);
+    }
+  } catch (error) {
+    showError(error);
+  } finally {
+    updateComposer();
+    $("input").focus();
+  }
+}
+
+$("stop").addEventListener("click", async () => {
+  try {
+    const stopped = await session.request("POST", `/api/chat/${state.chatId}/stop/`);
+    upsertMessage(stopped);
+  } catch (error) {
+    if (error.status !== 409) showError(error);
+  }
+});
+
+function retryFrom(message) {
+  const entries = [...state.messages.values()].filter((entry) => entry.message.created_at <= message.created_at);
+  const question = entries.reverse().find((entry) => entry.message.role === "user");
+  if (question) send(question.message.content);
+}
+
+// ---- rename, delete, settings ---------------------------------------------------------------------
+
+$("rename").addEventListener("click", () => {
+  $("rename-input").value = state.chat ? state.chat.title : "";
+  $("rename-form").hidden = false;
+  $("chat-title").hidden = true;
+  $("rename-input").focus();
+  $("rename-input").select();
+});
+
+$("rename-cancel").addEventListener("click", endRename);
+
+function endRename() {
+  $("rename-form").hidden = true;
+  $("chat-title").hidden = false;
+}
+
+$("rename-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    state.chat = await session.request("PATCH", `/api/chat/${state.chatId}/`, { title: $("rename-input").value });
+    $("chat-title").textContent = state.chat.title;
+    endRename();
+    await loadChats();
+  } catch (error) { showError(error); }
+});
+
+$("delete").addEventListener("click", () => { $("delete-confirm").hidden = false; $("delete").hidden = true; $("delete-no").focus(); });
+$("delete-no").addEventListener("click", () => { $("delete-confirm").hidden = true; $("delete").hidden = false; });
+$("delete-yes").addEventListener("click", async () => {
+  $("delete-confirm").hidden = true;
+  try {
+    await session.request("DELETE", `/api/chat/${state.chatId}/`);
+    closeStream();
+    await loadChats();
+    newChat();
+  } catch (error) { showError(error); }
+});
+
+function fillSettings(model, system) {
+  const select = $("model");
+  const ids = state.models.map((m) => m.id);
+  if (model && !ids.includes(model)) ids.unshift(model);
+  select.replaceChildren(...ids.map((id) => {
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = id + (id === state.defaultModel ? " (default)" : "");
+    option.selected = id === model;
+    return option;
+  }));
+  $("system").value = system;
+  $("settings-status").textContent = "";
+  $("settings-save").hidden = !state.chatId;
+}
+
+$("settings-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!state.chatId) return;
+  try {
+    state.chat = await session.request("PATCH", `/api/chat/${state.chatId}/`, { model: $("model").value, system: $("system").value || null });
+    $("settings-status").textContent = "Saved.";
+  } catch (error) { showError(error); }
+});
+
+function showError(error) {
+  $("composer-error").textContent = error instanceof Error ? error.message : String(error);
+}
+
+boot();

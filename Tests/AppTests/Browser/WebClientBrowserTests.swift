@@ -1,0 +1,22 @@
+@testable import App
+import AnthropicEmulator
+import Foundation
+import Testing
+
+@Suite("Web client in a browser")
+struct WebClientBrowserTests {
+    @Test("sign up, stream a reply, stop one, reload mid-reply, rename, delete, hostile text — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func webClient() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await withTestApp(.sqlite, emulated: true) { t in
+            let emulator = try #require(t.emulator)
+            // Every reply: Markdown, then 30 words, a piece every 60 ms (about 2.5 s in all).
+            let pieces = ["Here", " is", " **bold**", " and", " `code`", ":\n\n", "- one\n", "- two\n\n"] + (0..<30).map { " word\($0)" }
+            emulator.setDefault(.reply(pieces, delay: .milliseconds(60)))
+            try await t.withLiveServer { base in
+                try await Browser.scenario("web_client.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
+            }
+        }
+    }
+}

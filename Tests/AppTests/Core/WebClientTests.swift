@@ -1,0 +1,46 @@
+@testable import App
+import Foundation
+import Testing
+import VaporTesting
+
+@Suite("Web client files")
+struct WebClientTests {
+    @Test("/ serves the web client with a CSP that allows only this origin's scripts, and no inline script")
+    func servedWithStrictPolicy() async throws {
+        try await withTestApp(.sqlite) { t in
+            let page = try await t.send(.GET, "/")
+            #expect(page.status == .ok)
+            #expect(page.headers.first(name: .contentType)?.hasPrefix("text/html") == true)
+            let policy = try #require(page.headers.first(name: "Content-Security-Policy"))
+            #expect(policy.contains("script-src 'self'"))
+            #expect(policy.contains("connect-src 'self'"))
+            #expect(!policy.contains("unsafe-inline"))
+            #expect(!policy.contains("unsafe-eval"))
+            let html = page.body.string
+            // Every script is a file of this origin: no inline code, no event-handler attributes.
+            let scripts = html.components(separatedBy: "<script").dropFirst()
+            #expect(!scripts.isEmpty)
+            for script in scripts { #expect(script.hasPrefix(#" type="module" src="/app/"#)) }
+            #expect(html.range(of: #"\son[a-z]+="#, options: .regularExpression) == nil)
+
+            for (path, type) in [("/app/main.js", "application/javascript"), ("/app/app.css", "text/css")] {
+                let file = try await t.send(.GET, path)
+                #expect(file.status == .ok, "\(path)")
+                #expect(file.headers.first(name: .contentType)?.hasPrefix(type) == true, "\(path)")
+            }
+            // The API keeps its own, stricter policy.
+            #expect(try await t.send(.GET, "/healthz").headers.first(name: "Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'")
+        }
+    }
+
+    @Test("/auth/providers/ says which sign-in methods work")
+    func providers() async throws {
+        try await withTestApp(.sqlite) { t in
+            let response = try await t.send(.GET, "/auth/providers/")
+            #expect(response.status == .ok)
+            let body = try response.jsonObject()
+            #expect(body["password"] as? Bool == true)
+            #expect(body["google"] as? Bool == false)
+        }
+    }
+}
