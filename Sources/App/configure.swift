@@ -27,18 +27,21 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     // Outermost first: every response is logged, carries the security, CORS and rate-limit
     // headers, and every error inside becomes problem+json.
     let protection = settings.protection
-    app.middleware = Middlewares()
-    app.middleware.use(RequestLogMiddleware(metrics: services.metrics))
-    app.middleware.use(SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds))
-    app.middleware.use(CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins))
-    app.middleware.use(RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, addresses: services.addresses,
-                                           userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit))
-    app.middleware.use(ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug))
+    var edge: [any AsyncMiddleware] = [
+        RequestLogMiddleware(metrics: services.metrics),
+        SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds),
+        CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins),
+        RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, addresses: services.addresses,
+                            userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit),
+        ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug),
+    ]
     if !settings.debug {
-        app.middleware.use(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
+        edge.append(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
     }
-    app.middleware.use(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
-    app.middleware.use(FileMiddleware(publicDirectory: app.directory.publicDirectory, defaultFile: "index.html"))
+    edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
+    edge.append(FileMiddleware(publicDirectory: app.directory.publicDirectory, defaultFile: "index.html"))
+    app.middleware = Middlewares()
+    app.middleware.use(MiddlewareGroup(edge))
     app.http.server.configuration.idleTimeout = .milliseconds(Int64(protection.idleTimeout * 1000))
     app.http.server.configuration.reportMetrics = false
 

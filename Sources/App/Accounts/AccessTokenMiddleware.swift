@@ -18,7 +18,7 @@ struct AccessTokenMiddleware: AsyncMiddleware {
             else { throw AccountsError.missingToken }
             claims = try await signer.verify(token, as: .access)
         }
-        guard let id = UUID(uuidString: claims.userID), let user = try await User.find(id, on: request.db), user.isActive else {
+        guard let id = UUID(uuidString: claims.userID), let user = try await User.findForRequest(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
         }
         request.auth.login(user)

@@ -1,4 +1,5 @@
 import Fluent
+import SQLKit
 import Vapor
 
 /// What a user may do beyond the basics; `basic` for everyone who signs up.
@@ -47,6 +48,49 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     /// The form every email is stored and looked up in.
     public static func normalize(email: String) -> String {
         email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    /// The user an access token names, read once per authenticated request: with SQLKit into a
+    /// model marked as stored (Fluent's own decoding finds fields by reflection, which costs more
+    /// than the query). All columns but the password hash, which no request after sign-in needs.
+    static func findForRequest(_ id: UUID, on db: any Database) async throws -> User? {
+        guard let sql = db as? any SQLDatabase else { return try await User.find(id, on: db) }
+        guard let row = try await sql.select()
+            .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "created_at", "updated_at")
+            .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: UserRow.self) else { return nil }
+        // The password hash is left unset (not nil), so that saving this model never touches it.
+        let user = User()
+        user.id = row.id
+        user.email = row.email
+        user.name = row.name
+        user.role = row.role
+        user.isStaff = row.isStaff
+        user.isSuperuser = row.isSuperuser
+        user.isActive = row.isActive
+        user.lastLogin = row.lastLogin
+        user.createdAt = row.createdAt
+        user.updatedAt = row.updatedAt
+        user.$id.exists = true
+        return user
+    }
+
+    private struct UserRow: Decodable {
+        var id: UUID
+        var email: String
+        var name: String
+        var role: UserRole
+        var isStaff: Bool
+        var isSuperuser: Bool
+        var isActive: Bool
+        var lastLogin: Date?
+        var createdAt: Date?
+        var updatedAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case id, email, name, role
+            case isStaff = "is_staff", isSuperuser = "is_superuser", isActive = "is_active"
+            case lastLogin = "last_login", createdAt = "created_at", updatedAt = "updated_at"
+        }
     }
 
     public static func find(email: String, on db: any Database) async throws -> User? {

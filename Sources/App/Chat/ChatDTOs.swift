@@ -78,6 +78,16 @@ struct ChatSummaryResponse: Content {
         lastMessageAt = chat.lastMessageAt
     }
 
+    init(_ row: ChatSummaryRow) {
+        id = row.id.lowercased
+        title = row.title
+        model = row.model
+        system = row.system
+        createdAt = row.createdAt
+        updatedAt = row.updatedAt
+        lastMessageAt = row.lastMessageAt
+    }
+
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)
@@ -87,6 +97,23 @@ struct ChatSummaryResponse: Content {
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
         try container.encode(lastMessageAt, forKey: .lastMessageAt)
+    }
+}
+
+/// A row of `chats` as the list reads it (SQLKit decoding, no Fluent model).
+struct ChatSummaryRow: Decodable {
+    var id: UUID
+    var title: String
+    var model: String
+    var system: String?
+    var createdAt: Date?
+    var updatedAt: Date?
+    var lastMessageAt: Date?
+    var activityAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case id, title, model, system
+        case createdAt = "created_at", updatedAt = "updated_at", lastMessageAt = "last_message_at", activityAt = "activity_at"
     }
 }
 

@@ -27,26 +27,27 @@ struct ChatService: Sendable {
         return try ChatResponse(chat, messages: messages)
     }
 
+    /// A page of the caller's chats, newest activity first. Read with SQLKit straight into the
+    /// response rows: this is the API's busiest read, and decoding Fluent models (which find their
+    /// fields by reflection) cost more than the query itself.
     func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ChatListResponse {
-        var chats = Chat.query(on: db).filter(\.$owner.$id == userID)
+        guard let sql = db as? any SQLDatabase else { throw ChatError.chatNotFound }
+        let select = sql.select()
+            .columns("id", "title", "model", "system", "created_at", "updated_at", "last_message_at", "activity_at")
+            .from(Chat.schema)
+            .where("user_id", .equal, SQLBind(userID))
         if let search = query.search {
             let pattern = "%" + Self.escapeLike(search.lowercased()) + "%"
-            chats = chats.filter(.sql(embed: "LOWER(\(ident: "title")) LIKE \(bind: pattern) ESCAPE '\\'"))
+            select.where("LOWER(\(ident: "title")) LIKE \(bind: pattern) ESCAPE '\\'" as SQLQueryString)
         }
         if let cursor = query.cursor {
-            chats = chats.group(.or) { or in
-                or.filter(\.$activityAt < cursor.activityAt)
-                or.group(.and) { and in
-                    and.filter(\.$activityAt == cursor.activityAt)
-                    and.filter(\.$id < cursor.id)
-                }
-            }
+            select.where("(\(ident: "activity_at") < \(bind: cursor.activityAt) OR (\(ident: "activity_at") = \(bind: cursor.activityAt) AND \(ident: "id") < \(bind: cursor.id)))" as SQLQueryString)
         }
-        let page = try await chats.sort(\.$activityAt, .descending).sort(\.$id, .descending)
-            .limit(query.limit + 1).all()
+        let page = try await select.orderBy("activity_at", .descending).orderBy("id", .descending)
+            .limit(query.limit + 1).all(decoding: ChatSummaryRow.self)
         let results = Array(page.prefix(query.limit))
-        let next = page.count > query.limit ? results.last.map { ChatCursor(activityAt: $0.activityAt, id: $0.id ?? UUID()).encoded } : nil
-        return ChatListResponse(results: try results.map(ChatSummaryResponse.init), next: next)
+        let next = page.count > query.limit ? results.last.map { ChatCursor(activityAt: $0.activityAt, id: $0.id).encoded } : nil
+        return ChatListResponse(results: results.map(ChatSummaryResponse.init), next: next)
     }
 
     /// The chat with its messages; a reply in progress shows the text received so far.

@@ -58,3 +58,26 @@ struct LoginTests {
         try await pool.shutdownGracefully()
     }
 }
+
+@Suite("The signed-in user")
+struct RequestUserTests {
+    @Test("the user read for a request has every field but the password, and saving it keeps the password", arguments: TestDatabase.all)
+    func requestUser(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let session = try await t.register(email: "reader@example.com", name: "Reader")
+            let id = try #require(UUID(uuidString: session.user.id))
+            let user = try #require(try await User.findForRequest(id, on: t.db))
+            #expect(user.email == "reader@example.com")
+            #expect(user.name == "Reader")
+            #expect(user.role == .basic)
+            #expect(user.isActive)
+            #expect(user.createdAt != nil)
+            #expect(try await User.findForRequest(UUID(), on: t.db) == nil)
+
+            user.name = "Renamed"
+            try await user.save(on: t.db)
+            #expect(try await User.find(id, on: t.db)?.name == "Renamed")
+            #expect(try await t.login(email: "reader@example.com").status == .ok)
+        }
+    }
+}
