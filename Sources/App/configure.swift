@@ -24,13 +24,16 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.serverStartup.add { _ in await services.chat.background.start() }
     try routes(app, services)
 
-    // Outermost first: every response is logged, carries the security, CORS and rate-limit
-    // headers, and every error inside becomes problem+json.
+    // Outermost first: every response is logged and carries the security and CORS headers; every
+    // API response carries the rate-limit headers, and every error inside becomes problem+json.
     let protection = settings.protection
     var edge: [any AsyncMiddleware] = [
         RequestLogMiddleware(metrics: services.metrics),
         SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds),
         CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins),
+        // Static files (the web chat, the admin's stylesheet) are served before the limits: a page
+        // load is a dozen of them, and they carry no data.
+        StaticFilesMiddleware(directory: app.directory.publicDirectory),
         RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, addresses: services.addresses,
                             userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit),
         ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug),
@@ -39,7 +42,6 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         edge.append(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
     }
     edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
-    edge.append(FileMiddleware(publicDirectory: app.directory.publicDirectory, defaultFile: "index.html"))
     app.middleware = Middlewares()
     app.middleware.use(MiddlewareGroup(edge))
     app.http.server.configuration.idleTimeout = .milliseconds(Int64(protection.idleTimeout * 1000))
