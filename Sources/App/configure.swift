@@ -28,13 +28,13 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     // API response carries the rate-limit headers, and every error inside becomes problem+json.
     let protection = settings.protection
     var edge: [any AsyncMiddleware] = [
-        RequestLogMiddleware(metrics: services.metrics),
+        RequestLogMiddleware(metrics: services.metrics, addresses: services.addresses),
         SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds),
         CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins),
         // Static files (the web chat, the admin's stylesheet) are served before the limits: a page
         // load is a dozen of them, and they carry no data.
         StaticFilesMiddleware(directory: app.directory.publicDirectory),
-        RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, addresses: services.addresses,
+        RateLimitMiddleware(limiter: services.limiter, signer: services.tokens,
                             userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit),
         ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug),
     ]

@@ -54,9 +54,8 @@ struct AdminUsersController: RouteCollection {
         let pagination: AdminPagination
     }
 
-    static let sorts: [(String, String, KeyPath<User, FieldProperty<User, String>>?, DatabaseQuery.Sort.Direction)] = [
-        ("-created", "Newest first", nil, .descending), ("created", "Oldest first", nil, .ascending),
-        ("email", "Email A–Z", \User.$email, .ascending), ("-email", "Email Z–A", \User.$email, .descending),
+    static let sorts: [(String, String)] = [
+        ("-created", "Newest first"), ("created", "Oldest first"), ("email", "Email A–Z"), ("-email", "Email Z–A"),
     ]
 
     func list(req: Request) async throws -> Response {
@@ -75,15 +74,19 @@ struct AdminUsersController: RouteCollection {
         }
         let pagination = AdminPagination(request: req, total: try await filtered().count())
         let query = filtered()
-        let sort = Self.sorts.first { $0.0 == sortKey } ?? Self.sorts[0]
-        if let field = sort.2 { query.sort(field, sort.3) } else { query.sort(\.$createdAt, sort.3) }
+        switch sortKey {
+        case "created": query.sort(\.$createdAt, .ascending)
+        case "email": query.sort(\.$email, .ascending)
+        case "-email": query.sort(\.$email, .descending)
+        default: query.sort(\.$createdAt, .descending)
+        }
         let users = try await query.sort(\.$id).range(pagination.offset..<(pagination.offset + AdminPagination.pageSize)).all()
         let content = List(
             q: q ?? "",
             roles: AdminOption.list([("", "Any")] + UserRole.allCases.map { ($0.rawValue, $0.rawValue) }, selected: role?.rawValue),
             staff: AdminOption.list(AdminSearch.yesNo, selected: req.adminQuery("staff")),
             active: AdminOption.list(AdminSearch.yesNo, selected: req.adminQuery("active")),
-            sorts: AdminOption.list(Self.sorts.map { ($0.0, $0.1) }, selected: sort.0),
+            sorts: AdminOption.list(Self.sorts, selected: Self.sorts.contains { $0.0 == sortKey } ? sortKey : "-created"),
             rows: users.map(Row.init), pagination: pagination
         )
         return try await req.adminPage("users", title: "Users", section: "users", content)
@@ -176,9 +179,8 @@ struct AdminUsersController: RouteCollection {
         let id = try user.requireID()
         let content = DeletePage(
             user: Row(user),
-            chats: try await Chat.query(on: req.db).filter(\.$owner.$id == id).count(),
-            messages: try await Message.query(on: req.db).join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
-                .filter(Chat.self, \.$owner.$id == id).count(),
+            chats: try await Self.chatCount(of: id, on: req.db),
+            messages: try await Self.messageCount(of: id, on: req.db),
             refreshTokens: try await RefreshToken.query(on: req.db).filter(\.$user.$id == id).count(),
             googleAccounts: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).count()
         )
@@ -206,9 +208,8 @@ struct AdminUsersController: RouteCollection {
             user: Row(user),
             roles: AdminOption.list(UserRole.allCases.map { ($0.rawValue, $0.rawValue) }, selected: user.role.rawValue),
             mayEdit: Self.mayEdit(user, by: me), mayGrantSuperuser: me.isSuperuser, isSelf: user.id == me.id,
-            chatCount: try await Chat.query(on: req.db).filter(\.$owner.$id == id).count(),
-            messageCount: try await Message.query(on: req.db).join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
-                .filter(Chat.self, \.$owner.$id == id).count(),
+            chatCount: try await Self.chatCount(of: id, on: req.db),
+            messageCount: try await Self.messageCount(of: id, on: req.db),
             google: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).all().map {
                 .init(subject: $0.subject, email: $0.email, linked: $0.createdAt?.adminText)
             },
@@ -223,6 +224,15 @@ struct AdminUsersController: RouteCollection {
             throw AdminError.notFound
         }
         return user
+    }
+
+    static func chatCount(of userID: UUID, on db: any Database) async throws -> Int {
+        try await Chat.query(on: db).filter(\.$owner.$id == userID).count()
+    }
+
+    /// Messages in all of the user's chats.
+    static func messageCount(of userID: UUID, on db: any Database) async throws -> Int {
+        try await Message.query(on: db).join(Chat.self, on: \Message.$chat.$id == \Chat.$id).filter(Chat.self, \.$owner.$id == userID).count()
     }
 
     static func mayEdit(_ user: User, by me: User) -> Bool {

@@ -108,10 +108,9 @@ struct AdminPagination: Encodable {
 
 /// Search helpers shared by the list pages.
 enum AdminSearch {
-    /// `LOWER(column) LIKE %text%`, with the text's wildcards escaped.
+    /// ``SQLSearch/contains(_:_:)`` as a Fluent filter.
     static func contains(_ column: String, _ text: String) -> DatabaseQuery.Filter {
-        let pattern = "%" + ChatService.escapeLike(text.lowercased()) + "%"
-        return .sql(embed: "LOWER(\(ident: column)) LIKE \(bind: pattern) ESCAPE '\\'")
+        .sql(SQLSearch.contains(column, text))
     }
 
     /// "yes" → true, "no" → false, anything else → no filter.

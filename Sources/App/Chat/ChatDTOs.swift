@@ -69,13 +69,10 @@ struct ChatSummaryResponse: Content {
     }
 
     init(_ chat: Chat) throws {
-        id = try chat.requireID().lowercased
-        title = chat.title
-        model = chat.model
-        system = chat.system
-        createdAt = chat.createdAt
-        updatedAt = chat.updatedAt
-        lastMessageAt = chat.lastMessageAt
+        self.init(ChatSummaryRow(
+            id: try chat.requireID(), title: chat.title, model: chat.model, system: chat.system, createdAt: chat.createdAt,
+            updatedAt: chat.updatedAt, lastMessageAt: chat.lastMessageAt, activityAt: chat.activityAt
+        ))
     }
 
     init(_ row: ChatSummaryRow) {
@@ -100,7 +97,8 @@ struct ChatSummaryResponse: Content {
     }
 }
 
-/// A row of `chats` as the list reads it (SQLKit decoding, no Fluent model).
+/// A row of `chats` as the list reads it (SQLKit decoding, no Fluent model); the one shape a
+/// ``ChatSummaryResponse`` is made from.
 struct ChatSummaryRow: Decodable {
     var id: UUID
     var title: String

@@ -36,10 +36,7 @@ struct ChatService: Sendable {
             .columns("id", "title", "model", "system", "created_at", "updated_at", "last_message_at", "activity_at")
             .from(Chat.schema)
             .where("user_id", .equal, SQLBind(userID))
-        if let search = query.search {
-            let pattern = "%" + Self.escapeLike(search.lowercased()) + "%"
-            select.where("LOWER(\(ident: "title")) LIKE \(bind: pattern) ESCAPE '\\'" as SQLQueryString)
-        }
+        if let search = query.search { select.where(SQLSearch.contains("title", search)) }
         if let cursor = query.cursor {
             select.where("(\(ident: "activity_at") < \(bind: cursor.activityAt) OR (\(ident: "activity_at") = \(bind: cursor.activityAt) AND \(ident: "id") < \(bind: cursor.id)))" as SQLQueryString)
         }
@@ -152,15 +149,5 @@ struct ChatService: Sendable {
         chat.lastMessageAt = now
         chat.activityAt = now
         return (user, assistant)
-    }
-
-    /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-    static func escapeLike(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if character == "%" || character == "_" || character == "\\" { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
     }
 }

@@ -50,7 +50,6 @@ final class ChatStreamHub: ChatEventBus {
             return true
         }
         guard admitted else { throw ChatError.tooManyStreams(maxStreamsPerUser) }
-        metrics.streamOpened()
         let id = nextSubscriberID.withLockedValue { next in
             defer { next += 1 }
             return next
@@ -64,7 +63,12 @@ final class ChatStreamHub: ChatEventBus {
             state.channels[chat, default: Channel()].subscribers[id] = subscriber
             return (true, state.channels[chat]?.liveReply)
         }
-        if !accepted { subscriber.end(with: Self.shuttingDown) }
+        if accepted {
+            metrics.streamOpened()
+        } else {
+            release(userID)
+            subscriber.end(with: Self.shuttingDown)
+        }
         return ChatSubscription(liveReply: live, subscriber: subscriber)
     }
 
@@ -80,9 +84,14 @@ final class ChatStreamHub: ChatEventBus {
         }
         guard removed else { return }
         metrics.streamClosed()
+        release(subscriber.userID)
+    }
+
+    /// Gives back a place among the user's open streams.
+    private func release(_ userID: String) {
         openStreams.withLockedValue { counts in
-            counts[subscriber.userID, default: 1] -= 1
-            if counts[subscriber.userID] == 0 { counts[subscriber.userID] = nil }
+            counts[userID, default: 1] -= 1
+            if counts[userID] == 0 { counts[userID] = nil }
         }
     }
 

@@ -3,12 +3,15 @@ import Vapor
 /// One log line per request — method, path (never the query, which may carry codes or tokens),
 /// route, status, duration and client — tagged with the user once signed in (set by
 /// ``AccessTokenMiddleware``) and with the request id, which is also sent back as
-/// `X-Request-ID`; and the request counted in the metrics by route and status.
+/// `X-Request-ID`; and the request counted in the metrics by route and status. Being outermost,
+/// it also settles who the client is (``Request/clientIP``) for every layer inside.
 struct RequestLogMiddleware: AsyncMiddleware {
     let metrics: AppMetrics
+    let addresses: ClientAddressResolver
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let start = ContinuousClock.now
+        request.clientIP = addresses.clientIP(of: request)
         let response: Response
         do {
             response = try await next.respond(to: request)

@@ -16,10 +16,6 @@ struct CreateSuperuserCommand: AsyncCommand {
         init() {}
     }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
-    }
-
     let accounts: AccountService
     let autoMigrate: Bool
     let environmentEmail: String?
@@ -36,14 +32,14 @@ struct CreateSuperuserCommand: AsyncCommand {
         let password: String
         if signature.noInput {
             guard let given = signature.email ?? environmentEmail else {
-                throw Failure(description: "--noinput needs --email or CHAT_SUPERUSER_EMAIL")
+                throw CommandFailure(description: "--noinput needs --email or CHAT_SUPERUSER_EMAIL")
             }
             guard let secret = environmentPassword, !secret.isEmpty else {
-                throw Failure(description: "--noinput needs CHAT_SUPERUSER_PASSWORD")
+                throw CommandFailure(description: "--noinput needs CHAT_SUPERUSER_PASSWORD")
             }
             (email, password) = (given, secret)
         } else if signature.passwordFromStdin {
-            guard let given = signature.email else { throw Failure(description: "--password-stdin needs --email") }
+            guard let given = signature.email else { throw CommandFailure(description: "--password-stdin needs --email") }
             (email, password) = (given, console.input(isSecure: false))
         } else {
             email = try await askEmail(console, given: signature.email, on: app)
@@ -51,14 +47,14 @@ struct CreateSuperuserCommand: AsyncCommand {
         }
 
         let normalized = User.normalize(email: email)
-        guard EmailAddress.isValid(normalized) else { throw Failure(description: "'\(email)' is not a valid email address") }
+        guard EmailAddress.isValid(normalized) else { throw CommandFailure(description: "'\(email)' is not a valid email address") }
         let problems = PasswordService.problems(with: password, email: normalized)
-        guard problems.isEmpty else { throw Failure(description: "password refused: " + problems.joined(separator: " ")) }
+        guard problems.isEmpty else { throw CommandFailure(description: "password refused: " + problems.joined(separator: " ")) }
         do {
             _ = try await accounts.createUser(email: normalized, password: password, name: signature.name ?? "",
                                               isStaff: true, isSuperuser: true, on: app.db)
         } catch AccountsError.emailTaken {
-            throw Failure(description: "a user with the email \(normalized) already exists")
+            throw CommandFailure(description: "a user with the email \(normalized) already exists")
         }
         console.print("Superuser \(normalized) created. Sign in at /admin/.")
     }
@@ -75,7 +71,7 @@ struct CreateSuperuserCommand: AsyncCommand {
                 return email
             }
         }
-        throw Failure(description: "no usable email after \(Self.attempts) attempts")
+        throw CommandFailure(description: "no usable email after \(Self.attempts) attempts")
     }
 
     private func askPassword(_ console: any Console, email: String) throws -> String {
@@ -92,7 +88,7 @@ struct CreateSuperuserCommand: AsyncCommand {
             if problems.isEmpty { return password }
             problems.forEach { console.error($0) }
         }
-        throw Failure(description: "no usable password after \(Self.attempts) attempts")
+        throw CommandFailure(description: "no usable password after \(Self.attempts) attempts")
     }
 
     /// How often a prompt is repeated before giving up (so closed input cannot loop forever).

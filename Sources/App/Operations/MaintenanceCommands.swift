@@ -3,11 +3,6 @@ import Foundation
 import SQLKit
 import Vapor
 
-/// A command's failure: printed as one line, and the process exits non-zero.
-struct CommandFailure: Error, CustomStringConvertible {
-    let description: String
-}
-
 /// `cleanup`: deletes chats (with their messages) that have had no activity for `--days` days,
 /// refresh tokens and admin sessions past their expiry, and abandoned Google sign-in attempts. A dry run that only
 /// counts unless `--execute` is given.
@@ -31,17 +26,21 @@ struct CleanupCommand: AsyncCommand {
         let now = clock.now()
         let cutoff = now.addingTimeInterval(-Double(days) * 86_400)
 
-        let idleChats = Chat.query(on: db).filter(\.$activityAt < cutoff)
-        let chatCount = try await idleChats.count()
+        // What goes: each query made on the database (or transaction) it runs on, so that the
+        // counts and the deletion select the same rows.
+        let idleChats = { @Sendable (db: any Database) in Chat.query(on: db).filter(\.$activityAt < cutoff) }
+        let expiredTokens = { @Sendable (db: any Database) in RefreshToken.query(on: db).filter(\.$expiresAt < now) }
+        let expiredAttempts = { @Sendable (db: any Database) in GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now) }
+        let expiredSessions = { @Sendable (db: any Database) in AdminSessions.expired(before: now, on: db) }
+
+        let chatCount = try await idleChats(db).count()
         let messageCount = try await Message.query(on: db)
             .join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
             .filter(Chat.self, \.$activityAt < cutoff)
             .count()
-        let expiredTokens = RefreshToken.query(on: db).filter(\.$expiresAt < now)
-        let tokenCount = try await expiredTokens.count()
-        let expiredAttempts = GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now)
-        let attemptCount = try await expiredAttempts.count()
-        let adminSessionCount = try await AdminSessions.expired(before: now, on: db).count()
+        let tokenCount = try await expiredTokens(db).count()
+        let attemptCount = try await expiredAttempts(db).count()
+        let adminSessionCount = try await expiredSessions(db).count()
 
         let console = context.console
         console.print("Chats with no activity since \(cutoff.formatted(.iso8601)) (\(days) days): \(chatCount), holding \(messageCount) message(s)")
@@ -53,10 +52,10 @@ struct CleanupCommand: AsyncCommand {
         }
         // Messages go with their chat (ON DELETE CASCADE).
         try await db.transaction { db in
-            try await Chat.query(on: db).filter(\.$activityAt < cutoff).delete()
-            try await RefreshToken.query(on: db).filter(\.$expiresAt < now).delete()
-            try await GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now).delete()
-            try await AdminSessions.expired(before: now, on: db).delete()
+            try await idleChats(db).delete()
+            try await expiredTokens(db).delete()
+            try await expiredAttempts(db).delete()
+            try await expiredSessions(db).delete()
         }
         context.application.logger.notice("cleanup deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s), \(attemptCount) sign-in attempt(s)")
         console.print("Deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s) and \(attemptCount) sign-in attempt(s).")

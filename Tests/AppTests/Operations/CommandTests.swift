@@ -70,13 +70,13 @@ struct CommandTests {
     func superuserRefusals() async throws {
         try await withTestApp(.sqlite) { t in
             _ = try await User.fixture(email: "taken@example.com", on: t.db)
-            await #expect(throws: CreateSuperuserCommand.Failure.self) {
+            await #expect(throws: CommandFailure.self) {
                 _ = try await t.run("createsuperuser", ["--email", "taken@example.com", "--password-stdin"], answers: [testPassword])
             }
-            await #expect(throws: CreateSuperuserCommand.Failure.self) {
+            await #expect(throws: CommandFailure.self) {
                 _ = try await t.run("createsuperuser", ["--email", "weak@example.com", "--password-stdin"], answers: ["123"])
             }
-            await #expect(throws: CreateSuperuserCommand.Failure.self) {
+            await #expect(throws: CommandFailure.self) {
                 _ = try await t.run("createsuperuser", ["--noinput", "--email", "nopass@example.com"])
             }
             #expect(try await t.userCount() == 1)

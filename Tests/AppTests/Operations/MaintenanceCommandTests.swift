@@ -119,12 +119,9 @@ struct MaintenanceCommandTests {
         let settings = try Settings(environment: environment)
         let app = try await Application.make(.testing)
         try await configure(app, settings: settings)
-        let console = ScriptedConsole(answers: [])
-        let command = try #require(app.asyncCommands.commands["check"])
-        var context = CommandContext(console: console, input: CommandInput(arguments: ["chat-server"]))
-        context.application = app
+        let console = ScriptedConsole()
         var failed = false
-        do { try await command.run(using: &context) } catch { failed = true }
+        do { try await runCommand("check", on: app, console: console) } catch { failed = true }
         try await app.asyncShutdown()
         return (console.output, failed)
     }

@@ -46,10 +46,15 @@ extension TestApp {
     /// Runs the subcommand `name` as `chat-server name arguments…`, answering prompts from `answers`.
     func run(_ name: String, _ arguments: [String] = [], answers: [String] = []) async throws -> String {
         let console = ScriptedConsole(answers: answers)
-        let command = try #require(app.asyncCommands.commands[name])
-        var context = CommandContext(console: console, input: CommandInput(arguments: ["chat-server"] + arguments))
-        context.application = app
-        try await command.run(using: &context)
+        try await runCommand(name, arguments, on: app, console: console)
         return console.output
     }
+}
+
+/// Runs the subcommand `name` of `app` with `console` as its terminal.
+func runCommand(_ name: String, _ arguments: [String] = [], on app: Application, console: ScriptedConsole) async throws {
+    let command = try #require(app.asyncCommands.commands[name])
+    var context = CommandContext(console: console, input: CommandInput(arguments: ["chat-server"] + arguments))
+    context.application = app
+    try await command.run(using: &context)
 }

@@ -76,7 +76,7 @@ extension Request {
         typealias Value = String
     }
 
-    /// The client's address, as ``RateLimitMiddleware`` resolved it.
+    /// The client's address, as ``RequestLogMiddleware`` resolved it (the peer's until then).
     var clientIP: String {
         get { storage[ClientIPKey.self] ?? remoteAddress?.ipAddress ?? "unknown" }
         set { storage[ClientIPKey.self] = newValue }

@@ -80,12 +80,10 @@ extension Request {
 struct RateLimitMiddleware: AsyncMiddleware {
     let limiter: RateLimiter
     let signer: TokenSigner
-    let addresses: ClientAddressResolver
     let userLimit: RateLimitPolicy
     let anonymousLimit: RateLimitPolicy
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        request.clientIP = addresses.clientIP(of: request)
         do {
             if let token = request.headers.bearerAuthorization?.token,
                let claims = try? await signer.verify(token, as: .access) {
