@@ -15,13 +15,10 @@ const state = {
 
 async function boot() {
   session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.has("access") || fragment.has("error")) {
-    history.replaceState(null, "", location.pathname + location.search);
-    if (fragment.has("error")) return showAuth(fragment.get("error_description") || "Google sign-in failed.");
-    session.start({ access: fragment.get("access"), refresh: fragment.get("refresh"), expires_in: Number(fragment.get("expires_in") || 900) });
-  }
-  if (!session.refreshToken) return showAuth();
+  const google = await finishGoogleSignIn();
+  if (google.error) return showAuth(google.error);
+  if (!session.refreshToken) return showAuth(google.notice || "");
+  if (google.notice) { $("notice").textContent = google.notice; $("notice").hidden = false; }
   try {
     if (!session.access) await session.refresh();
     session.user = await session.request("GET", "/auth/me/");
@@ -32,6 +29,45 @@ async function boot() {
 }
 
 // ---- signing in --------------------------------------------------------------------------------
+
+// Google sign-in comes back with a one-time code in the URL fragment. This tab redeems it only if
+// it started that sign-in itself: it kept a random value in sessionStorage and sent it along in
+// `next`, and the value must come back. A link carrying someone else's code is ignored, so nobody
+// can sign this browser into their account.
+const GOOGLE_KEY = "chatserver.google-signin";
+const NOTICES = {
+  password_removed: "Signed in with Google. This account had a password that someone set without proving they own "
+    + "this email; it has been removed and every other session signed out. Sign in with Google from now on.",
+};
+
+function startGoogleSignIn(event) {
+  event.preventDefault();
+  const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  sessionStorage.setItem(GOOGLE_KEY, nonce);
+  location.assign("/auth/google/login/?next=" + encodeURIComponent("/?signin=" + nonce));
+}
+
+async function finishGoogleSignIn() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  if (!fragment.has("code") && !fragment.has("error") && !query.has("signin")) return {};
+  const expected = sessionStorage.getItem(GOOGLE_KEY);
+  const ours = expected !== null && query.get("signin") === expected;
+  sessionStorage.removeItem(GOOGLE_KEY);
+  query.delete("signin");
+  history.replaceState(null, "", location.pathname + (query.toString() ? "?" + query : ""));
+  if (!ours) return fragment.has("code") ? { error: "A Google sign-in that this tab did not start was ignored." } : {};
+  if (fragment.has("error")) return { error: fragment.get("error_description") || "Google sign-in failed." };
+  try {
+    const result = await signIn("/auth/google/exchange/", { code: fragment.get("code") });
+    session.start(result);
+    return { notice: (result.notices || []).map((code) => NOTICES[code] || code).join(" ") };
+  } catch (error) {
+    return { error: error.message };
+  }
+}
+
+$("google-link").addEventListener("click", startGoogleSignIn);
 
 async function showAuth(message = "") {
   closeStream();

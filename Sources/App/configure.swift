@@ -29,7 +29,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let protection = settings.protection
     var edge: [any AsyncMiddleware] = [
         RequestLogMiddleware(metrics: services.metrics, addresses: services.addresses),
-        SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds),
+        SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds,
+                                  allowedHosts: settings.debug ? nil : AllowedHosts(settings.allowedHosts)),
         CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins),
         // Static files (the web chat, the admin's stylesheet) are served before the limits: a page
         // load is a dozen of them, and they carry no data.
@@ -39,7 +40,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug),
     ]
     if !settings.debug {
-        edge.append(AllowedHostsMiddleware(allowedHosts: settings.allowedHosts))
+        edge.append(AllowedHostsMiddleware(hosts: AllowedHosts(settings.allowedHosts)))
     }
     edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
     app.middleware = Middlewares()

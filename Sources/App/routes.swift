@@ -5,18 +5,20 @@ func routes(_ app: Application, _ services: AppServices) throws {
     let requireUser = AccessTokenMiddleware(signer: services.tokens)
     let chat = services.chat
 
-    let authLimit = RouteRateLimitMiddleware(limiter: services.limiter, policy: services.settings.protection.authLimit)
+    let protection = services.settings.protection
+    let authLimit = RouteRateLimitMiddleware(limiter: services.limiter, policy: protection.authLimit)
 
     try app.register(collection: HealthController(isDraining: { chat.runner.isDraining }))
     try app.register(collection: MetricsController(metrics: services.metrics, token: services.settings.protection.metricsToken))
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
     try app.register(collection: AuthController(
         accounts: services.accounts, sessions: services.sessions, requireUser: requireUser, authLimit: authLimit,
-        limiter: services.limiter, loginAccountLimit: services.settings.protection.loginAccountLimit
+        loginThrottle: LoginThrottle(limiter: services.limiter, perClient: protection.loginFailureLimit,
+                                     perAccount: protection.loginAccountLimit)
     ))
     try app.register(collection: AuthProvidersController(googleConfigured: services.google != nil))
     try app.grouped(authLimit).register(collection: GoogleAuthController(
-        signIn: services.google, frontendURL: services.settings.frontendURL, secureCookies: !services.settings.debug
+        signIn: services.google, defaultReturn: try services.settings.defaultSignInReturn(), secureCookies: !services.settings.debug
     ))
 
     let api = app.grouped("api")
@@ -24,16 +26,17 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.grouped(requireUser).register(collection: ChatController(
         chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit
     ))
-    try api.register(collection: ChatStreamController(
-        bus: chat.hub, requireUser: AccessTokenMiddleware(signer: services.tokens, allowsQueryToken: true)
-    ))
+    try api.register(collection: ChatStreamController(bus: chat.hub, requireUser: requireUser))
 
     let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
     let adminSessions = AdminSessions(clock: services.clock, lifetime: services.settings.adminSessionLifetime,
                                       secureCookies: !services.settings.debug)
     try admin.register(collection: AdminController(
-        accounts: services.accounts, sessions: adminSessions, limiter: services.limiter, signInLimit: authLimit,
-        accountLimit: services.settings.protection.loginAccountLimit, clock: services.clock, runner: chat.runner
+        accounts: services.accounts, sessions: adminSessions,
+        signInLimit: RouteRateLimitMiddleware(limiter: services.limiter, policy: protection.authLimit.named("admin_auth")),
+        loginThrottle: LoginThrottle(limiter: services.limiter, perClient: protection.adminLoginFailureLimit,
+                                     perAccount: protection.adminLoginAccountLimit),
+        clock: services.clock, runner: chat.runner
     ))
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
     try staff.register(collection: AdminUsersController(accounts: services.accounts, sessions: services.sessions, chats: chat.service))

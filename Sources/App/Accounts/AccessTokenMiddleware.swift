@@ -1,25 +1,24 @@
 import Vapor
 
 /// Lets a request through only with a valid access token of an active user, who is then
-/// available as ``Request/currentUser``.
+/// available as ``Request/currentUser``. The token comes in the `Authorization` header only, never
+/// in the URL (where it would end up in logs, proxies and browser history).
 struct AccessTokenMiddleware: AsyncMiddleware {
     let signer: TokenSigner
-    /// Also take the token from `?access_token=` (RFC 6750 §2.3), for event streams opened by
-    /// clients that cannot set headers. Off everywhere else.
-    var allowsQueryToken = false
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let claims: TokenClaims
         if let verified = request.verifiedAccessClaims {
             claims = verified
         } else {
-            guard let token = request.headers.bearerAuthorization?.token
-                ?? (allowsQueryToken ? request.query[String.self, at: "access_token"] : nil)
-            else { throw AccountsError.missingToken }
+            guard let token = request.headers.bearerAuthorization?.token else { throw AccountsError.missingToken }
             claims = try await signer.verify(token, as: .access)
         }
         guard let id = UUID(uuidString: claims.userID), let user = try await User.findForRequest(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
+        }
+        if let revokedAt = user.sessionsRevokedAt, claims.iat.value < revokedAt {
+            throw AccountsError.invalidToken("This session has been signed out.")
         }
         request.auth.login(user)
         request.storage[AccessClaimsKey.self] = claims

@@ -8,6 +8,13 @@ public struct Registration: Sendable {
     public var name: String
 }
 
+/// Something a client must tell the person signing in about their account.
+public enum AccountNotice: String, Codable, Sendable {
+    /// Google proved the account's email for the first time, and the password that someone had set
+    /// without proving it was removed; every other session of the account was signed out.
+    case passwordRemoved = "password_removed"
+}
+
 /// Signs people up and in.
 public struct AccountService: Sendable {
     let passwords: PasswordService
@@ -50,14 +57,32 @@ public struct AccountService: Sendable {
         return []
     }
 
+    /// Removes the password (the account signs in through Google from now on) and signs the user
+    /// out everywhere.
+    func removePassword(of user: User, on db: any Database) async throws {
+        user.passwordHash = nil
+        try await user.save(on: db)
+        try await signOutEverywhere(user, on: db)
+    }
+
+    /// Revokes every refresh token of the user and ends their admin sessions. Access tokens already
+    /// issued stop working at once too: requests check the account (``AccessTokenMiddleware``).
+    func signOutEverywhere(_ user: User, on db: any Database) async throws {
+        let userID = try user.requireID()
+        user.sessionsRevokedAt = try await sessions.revokeAll(of: userID, on: db)
+        try await AdminSession.query(on: db).filter(\.$user.$id == userID).delete()
+    }
+
     /// Stores a new user with a hashed password; the one way accounts with passwords are made.
+    /// `emailVerified` when the operator vouches for the address (`createsuperuser`); a sign-up does not.
     public func createUser(
         email: String, password: String, name: String = "",
-        isStaff: Bool = false, isSuperuser: Bool = false, on db: any Database
+        isStaff: Bool = false, isSuperuser: Bool = false, emailVerified: Bool = false, on db: any Database
     ) async throws -> User {
         if try await User.find(email: email, on: db) != nil { throw AccountsError.emailTaken }
         let user = User(email: email, name: name, passwordHash: try await passwords.hash(password),
                         isStaff: isStaff, isSuperuser: isSuperuser)
+        if emailVerified { user.emailVerifiedAt = clock.now() }
         do {
             try await user.create(on: db)
         } catch let error as any DatabaseError where error.isConstraintFailure {

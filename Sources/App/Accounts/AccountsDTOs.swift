@@ -30,10 +30,16 @@ struct LoginRequest: Decodable {
     var email: String?
     var password: String?
 
+    /// Checked before anything is looked up or counted: an email no account can have (malformed, or
+    /// over 254 bytes) and a password no account can have (over 72 bytes) are refused here.
     func validated() throws(RequestError) -> (email: String, password: String) {
         var errors = FieldErrors()
-        let email = errors.required(self.email, "email")
+        let email = User.normalize(email: errors.required(self.email, "email"))
         let password = errors.required(self.password, "password")
+        if !email.isEmpty, !EmailAddress.isValid(email) { errors.add("email", "Enter a valid email address.") }
+        if password.utf8.count > PasswordService.maxBytes {
+            errors.add("password", "Ensure this field has no more than \(PasswordService.maxBytes) bytes.")
+        }
         try errors.throwIfAny()
         return (email, password)
     }
@@ -81,16 +87,19 @@ struct SessionResponse: Content {
     var refresh: String
     var tokenType = "Bearer"
     var expiresIn: Int
+    /// What the client must tell the user about their account; left out when there is nothing.
+    var notices: [AccountNotice]?
 
     enum CodingKeys: String, CodingKey {
-        case user, access, refresh, tokenType = "token_type", expiresIn = "expires_in"
+        case user, access, refresh, tokenType = "token_type", expiresIn = "expires_in", notices
     }
 
-    init(user: User, tokens: TokenPair) throws {
+    init(user: User, tokens: TokenPair, notices: [AccountNotice] = []) throws {
         self.user = try UserResponse(user)
         access = tokens.access
         refresh = tokens.refresh
         expiresIn = tokens.expiresIn
+        self.notices = notices.isEmpty ? nil : notices
     }
 }
 

@@ -49,3 +49,17 @@ struct CreateRefreshTokens: AsyncMigration {
         try await database.schema(RefreshToken.schema).delete()
     }
 }
+
+/// Adds `users.email_verified_at` (whether anyone proved the account owns its email) and
+/// `users.sessions_revoked_at` (access tokens issued before it are refused).
+struct AddAccountProofColumns: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(User.schema).field("email_verified_at", .datetime).update()
+        try await database.schema(User.schema).field("sessions_revoked_at", .datetime).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(User.schema).deleteField("sessions_revoked_at").update()
+        try await database.schema(User.schema).deleteField("email_verified_at").update()
+    }
+}

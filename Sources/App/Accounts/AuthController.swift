@@ -5,11 +5,10 @@ struct AuthController: RouteCollection {
     let accounts: AccountService
     let sessions: SessionIssuer
     let requireUser: AccessTokenMiddleware
-    /// The tighter per-IP limit on signing up and in (against guessing).
+    /// The tighter per-client limit on signing up and in (against guessing).
     let authLimit: RouteRateLimitMiddleware
-    let limiter: RateLimiter
-    /// Login attempts per account, wherever they come from.
-    let loginAccountLimit: RateLimitPolicy
+    /// Failed logins per account.
+    let loginThrottle: LoginThrottle
 
     func boot(routes: any RoutesBuilder) throws {
         let auth = routes.grouped("auth")
@@ -29,9 +28,14 @@ struct AuthController: RouteCollection {
 
     func login(req: Request) async throws -> SessionResponse {
         let credentials = try req.decodeJSON(LoginRequest.self).validated()
-        try await limiter.check(loginAccountLimit, key: User.normalize(email: credentials.email), for: req)
-        let (user, tokens) = try await accounts.login(email: credentials.email, password: credentials.password, on: req.db)
-        return try SessionResponse(user: user, tokens: tokens)
+        try await loginThrottle.admit(email: credentials.email, client: req.clientKey)
+        do {
+            let (user, tokens) = try await accounts.login(email: credentials.email, password: credentials.password, on: req.db)
+            return try SessionResponse(user: user, tokens: tokens)
+        } catch AccountsError.invalidCredentials {
+            try await loginThrottle.recordFailure(email: credentials.email, client: req.clientKey)
+            throw AccountsError.invalidCredentials
+        }
     }
 
     func refresh(req: Request) async throws -> TokenPairResponse {

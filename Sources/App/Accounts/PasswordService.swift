@@ -27,14 +27,19 @@ public struct PasswordService: Sendable {
         return matches && hash != nil
     }
 
+    /// The longest password, in UTF-8 bytes. bcrypt reads only the first 72 bytes, so a longer one
+    /// would be silently cut, and two passwords differing only after byte 72 would be the same
+    /// password: longer ones are refused instead, at sign-up, password change and sign-in alike.
+    public static let maxBytes = 72
+
     /// Messages for each rule the password breaks; empty when it is acceptable.
     public static func problems(with password: String, email: String) -> [String] {
         var problems: [String] = []
         if password.count < 8 {
             problems.append("This password is too short; it must contain at least 8 characters.")
         }
-        if password.utf8.count > 72 {
-            problems.append("This password is too long; it may contain at most 72 bytes.")
+        if password.utf8.count > maxBytes {
+            problems.append("This password is too long; it may contain at most \(maxBytes) bytes.")
         }
         if !password.isEmpty, password.allSatisfy(\.isNumber) {
             problems.append("This password is entirely numeric.")

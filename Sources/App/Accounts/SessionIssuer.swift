@@ -22,46 +22,86 @@ public struct SessionIssuer: Sendable {
     }
 
     /// Spends `refreshToken` and issues the next pair in its family.
+    ///
+    /// One transaction that first takes the user's session lock (see ``lockSessions(of:on:)``), so
+    /// that a refresh and a sign-out (or a password change) of the same user never interleave: the
+    /// new token is either issued before the family is revoked, and revoked with it, or not at all.
     public func rotate(_ refreshToken: String, on db: any Database) async throws -> (User, TokenPair) {
         let claims = try await signer.verify(refreshToken, as: .refresh)
-        guard let jti = UUID(uuidString: claims.jti), let record = try await RefreshToken.find(jti, on: db) else {
+        guard let jti = UUID(uuidString: claims.jti), let userID = UUID(uuidString: claims.userID) else {
             throw AccountsError.invalidToken("This refresh token is not known.")
         }
-        guard record.revokedAt == nil else {
-            throw AccountsError.invalidToken("This session has been signed out.")
+        enum Rotation {
+            case rotated(User, TokenPair)
+            case refused(AccountsError)
         }
-        guard try await claim(jti, on: db) else {
-            try await revokeFamily(record.familyID, on: db)
-            db.logger.warning("refresh token reuse detected; family revoked", metadata: ["family": "\(record.familyID)"])
-            throw AccountsError.refreshTokenReused
+        // A refusal that revokes the family must commit that revocation, so it is returned, not thrown.
+        let rotation = try await db.transaction { tx -> Rotation in
+            try await lockSessions(of: userID, on: tx)
+            let claimed = try await claim(jti, on: tx)
+            guard let record = try await RefreshToken.find(jti, on: tx) else {
+                return .refused(.invalidToken("This refresh token is not known."))
+            }
+            guard claimed else {
+                if record.revokedAt != nil || record.usedAt == nil {
+                    return .refused(.invalidToken("This session has been signed out."))
+                }
+                try await revokeFamily(record.familyID, on: tx)
+                tx.logger.warning("refresh token reuse detected; family revoked", metadata: ["family": "\(record.familyID)"])
+                return .refused(.refreshTokenReused)
+            }
+            guard let user = try await User.find(record.$user.id, on: tx), user.isActive else {
+                try await revokeFamily(record.familyID, on: tx)
+                return .refused(.invalidToken("The account is no longer active."))
+            }
+            return .rotated(user, try await issue(for: user, family: record.familyID, on: tx))
         }
-        guard let user = try await User.find(record.$user.id, on: db), user.isActive else {
-            try await revokeFamily(record.familyID, on: db)
-            throw AccountsError.invalidToken("The account is no longer active.")
+        switch rotation {
+        case .rotated(let user, let tokens): return (user, tokens)
+        case .refused(let error): throw error
         }
-        return (user, try await issue(for: user, family: record.familyID, on: db))
     }
 
     /// Ends the session `refreshToken` belongs to, whether or not the token is still fresh.
     public func end(_ refreshToken: String, on db: any Database) async throws {
         let claims = try await signer.verify(refreshToken, as: .refresh, allowExpired: true)
-        guard let jti = UUID(uuidString: claims.jti), let record = try await RefreshToken.find(jti, on: db) else {
+        guard let jti = UUID(uuidString: claims.jti), let userID = UUID(uuidString: claims.userID) else {
             throw AccountsError.invalidToken("This refresh token is not known.")
         }
-        try await revokeFamily(record.familyID, on: db)
+        let known = try await db.transaction { tx in
+            try await lockSessions(of: userID, on: tx)
+            guard let record = try await RefreshToken.find(jti, on: tx) else { return false }
+            try await revokeFamily(record.familyID, on: tx)
+            return true
+        }
+        guard known else { throw AccountsError.invalidToken("This refresh token is not known.") }
     }
 
-    /// Revokes every refresh token of the user (signs them out everywhere once their access tokens expire).
-    func revokeAll(of userID: UUID, on db: any Database) async throws {
-        try await RefreshToken.query(on: db)
-            .filter(\.$user.$id == userID)
-            .filter(\.$revokedAt == nil)
-            .set(\.$revokedAt, to: clock.now())
-            .update()
+    /// Signs the user out everywhere: revokes every refresh token, and refuses every access token
+    /// issued until now. JWT times are whole seconds, so the cut is the next whole second: tokens
+    /// issued before it are refused, and tokens issued after the revocation carry it as their `iat`
+    /// (see ``TokenSigner/sign(_:for:jti:)``). Returns the cut.
+    @discardableResult
+    func revokeAll(of userID: UUID, on db: any Database) async throws -> Date {
+        let now = clock.now()
+        let cut = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down) + 1)
+        try await db.transaction { tx in
+            try await lockSessions(of: userID, on: tx)
+            try await RefreshToken.query(on: tx)
+                .filter(\.$user.$id == userID)
+                .filter(\.$revokedAt == nil)
+                .set(\.$revokedAt, to: now)
+                .update()
+            try await User.query(on: tx)
+                .filter(\.$id == userID)
+                .set(\.$sessionsRevokedAt, to: cut)
+                .update()
+        }
+        return cut
     }
 
     /// Revokes every token of `family` that is not revoked yet.
-    func revokeFamily(_ family: UUID, on db: any Database) async throws {
+    private func revokeFamily(_ family: UUID, on db: any Database) async throws {
         try await RefreshToken.query(on: db)
             .filter(\.$familyID == family)
             .filter(\.$revokedAt == nil)
@@ -69,14 +109,21 @@ public struct SessionIssuer: Sendable {
             .update()
     }
 
-    /// Marks the token spent if nobody has spent it yet; false when it was already spent.
+    /// Serialises the transactions that issue or revoke `userID`'s refresh tokens (see
+    /// ``Database/lockForWriting(_:)``), so that a revocation never misses a token a concurrent
+    /// refresh inserts.
+    private func lockSessions(of userID: UUID, on db: any Database) async throws {
+        try await db.lockForWriting("sessions:" + userID.lowercased)
+    }
+
+    /// Marks the token spent if nobody has spent or revoked it yet; false otherwise.
     /// A single conditional UPDATE, so two concurrent refreshes with one token cannot both win.
     private func claim(_ jti: UUID, on db: any Database) async throws -> Bool {
-        guard let sql = db as? any SQLDatabase else { return false }
-        let rows = try await sql.update(RefreshToken.schema)
+        let rows = try await db.sql().update(RefreshToken.schema)
             .set("used_at", to: SQLBind(clock.now()))
             .where("id", .equal, SQLBind(jti))
             .where("used_at", .is, SQLLiteral.null)
+            .where("revoked_at", .is, SQLLiteral.null)
             .returning("id")
             .all()
         return !rows.isEmpty

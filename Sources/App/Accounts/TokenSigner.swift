@@ -42,9 +42,12 @@ public struct TokenSigner: Sendable {
     }
 
     /// Signs a token of `kind` for `user` with the id `jti`; returns it and when it expires.
+    /// JWT times are whole seconds; a token issued within a second of the user being signed out
+    /// everywhere is dated at the cut (``User/sessionsRevokedAt``), so that it is not refused with
+    /// the tokens issued before the cut.
     func sign(_ kind: TokenKind, for user: User, jti: UUID) async throws -> (token: String, expiresAt: Date) {
-        // JWT times are whole seconds.
-        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
+        let now = max(Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down)),
+                      user.sessionsRevokedAt ?? .distantPast)
         let expiresAt = now.addingTimeInterval(kind == .access ? accessLifetime : refreshLifetime)
         let claims = TokenClaims(
             userID: try user.requireID().lowercased,

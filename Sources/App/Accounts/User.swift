@@ -26,6 +26,12 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     @Field(key: "is_superuser") public var isSuperuser: Bool
     @Field(key: "is_active") public var isActive: Bool
     @OptionalField(key: "last_login") public var lastLogin: Date?
+    /// When the email was proven to belong to the account's owner (by Google, or by the operator who
+    /// created the account); nil for a password sign-up, which proves nothing.
+    @OptionalField(key: "email_verified_at") public var emailVerifiedAt: Date?
+    /// Access tokens issued before this time (whole seconds) are refused: set when the user is
+    /// signed out everywhere, so that stolen access tokens die at once rather than at their expiry.
+    @OptionalField(key: "sessions_revoked_at") public var sessionsRevokedAt: Date?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 
@@ -56,7 +62,8 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     static func findForRequest(_ id: UUID, on db: any Database) async throws -> User? {
         guard let sql = db as? any SQLDatabase else { return try await User.find(id, on: db) }
         guard let row = try await sql.select()
-            .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "created_at", "updated_at")
+            .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "sessions_revoked_at",
+                     "created_at", "updated_at")
             .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: UserRow.self) else { return nil }
         // The password hash is left unset (not nil), so that saving this model never touches it.
         let user = User()
@@ -68,6 +75,7 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
         user.isSuperuser = row.isSuperuser
         user.isActive = row.isActive
         user.lastLogin = row.lastLogin
+        user.sessionsRevokedAt = row.sessionsRevokedAt
         user.createdAt = row.createdAt
         user.updatedAt = row.updatedAt
         user.$id.exists = true
@@ -83,13 +91,14 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
         var isSuperuser: Bool
         var isActive: Bool
         var lastLogin: Date?
+        var sessionsRevokedAt: Date?
         var createdAt: Date?
         var updatedAt: Date?
 
         enum CodingKeys: String, CodingKey {
             case id, email, name, role
             case isStaff = "is_staff", isSuperuser = "is_superuser", isActive = "is_active"
-            case lastLogin = "last_login", createdAt = "created_at", updatedAt = "updated_at"
+            case lastLogin = "last_login", sessionsRevokedAt = "sessions_revoked_at", createdAt = "created_at", updatedAt = "updated_at"
         }
     }
 

@@ -5,11 +5,10 @@ import Vapor
 struct AdminController: RouteCollection {
     let accounts: AccountService
     let sessions: AdminSessions
-    let limiter: RateLimiter
-    /// Per address: the same limit as the API's sign-in.
+    /// Per client: the API's sign-in limit, counted apart.
     let signInLimit: RouteRateLimitMiddleware
-    /// Per account, wherever the attempts come from.
-    let accountLimit: RateLimitPolicy
+    /// Failed sign-ins per account: the admin's own, apart from the API's.
+    let loginThrottle: LoginThrottle
     let clock: any WallClock
     let runner: ReplyRunner
 
@@ -41,16 +40,21 @@ struct AdminController: RouteCollection {
         let presented = req.formField("csrf_token")
         guard let cookie = req.cookies[AdminSessions.loginCookieName]?.string, !presented.isEmpty,
               Secrets.constantTimeEqual(presented, cookie) else { throw AdminError.csrfFailed }
-        let email = req.formField("email")
+        let email = User.normalize(email: req.formField("email"))
         let password = (try? req.content.get(String.self, at: "password")) ?? ""
-        try await limiter.check(accountLimit, key: User.normalize(email: email), for: req)
-
         let refused = "Please enter the email and password of an active staff account. The password is case-sensitive."
+        // No account has a malformed email or an over-long password: refused before any lookup or count.
+        guard EmailAddress.isValid(email), !password.isEmpty, password.utf8.count <= PasswordService.maxBytes else {
+            return try await renderLogin(req, email: "", error: refused, status: .unauthorized)
+        }
+        try await loginThrottle.admit(email: email, client: req.clientKey)
+
         let user: User
         do {
             user = try await accounts.authenticate(email: email, password: password, on: req.db)
         } catch AccountsError.invalidCredentials {
-            req.logger.notice("admin sign-in refused", metadata: ["email": "\(User.normalize(email: email))"])
+            try await loginThrottle.recordFailure(email: email, client: req.clientKey)
+            req.logger.notice("admin sign-in refused", metadata: ["email": "\(email)"])
             return try await renderLogin(req, email: email, error: refused, status: .unauthorized)
         }
         guard user.isStaff else {

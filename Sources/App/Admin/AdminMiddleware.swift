@@ -103,10 +103,12 @@ struct AdminAuthMiddleware: AsyncMiddleware {
         return try await next.respond(to: request)
     }
 
-    /// `path` when it is a page of the admin (so `next=` cannot send anyone elsewhere).
+    /// `path` when it is a page of the admin (so `next=` cannot send anyone elsewhere), as it will
+    /// be written into `Location`.
     static func returnPath(_ path: String?) -> String? {
-        guard let path, path.hasPrefix("/admin/"), !path.hasPrefix("//"), !path.contains("\\"), !path.hasPrefix("/admin/login") else { return nil }
-        return path
+        guard let path, let target = RedirectTarget(path, allowedOrigins: []),
+              target.url.hasPrefix("/admin/"), !target.url.hasPrefix("/admin/login") else { return nil }
+        return target.url
     }
 }
 

@@ -4,7 +4,6 @@ import Vapor
 /// (or, given `Last-Event-ID`, exactly what followed that event), then relays what happens live.
 struct ChatStreamController: RouteCollection {
     let bus: any ChatEventBus
-    /// Streams may pass the token as `?access_token=` (EventSource cannot set headers).
     let requireUser: AccessTokenMiddleware
 
     func boot(routes: any RoutesBuilder) throws {

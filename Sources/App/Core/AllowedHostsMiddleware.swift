@@ -1,18 +1,12 @@
 import Vapor
 
-/// Refuses requests whose `Host` is not in `ALLOWED_HOSTS` (400), as Django does outside DEBUG.
+/// The host names this server answers to (`ALLOWED_HOSTS`), as Django checks them outside DEBUG.
 /// `*` allows any host; `.example.com` allows example.com and its subdomains.
-struct AllowedHostsMiddleware: AsyncMiddleware {
+struct AllowedHosts: Sendable {
     let patterns: [String]
 
-    init(allowedHosts: [String]) {
+    init(_ allowedHosts: [String]) {
         patterns = allowedHosts.map { $0.lowercased() }
-    }
-
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        let host = Self.hostName(request.headers.first(name: .host) ?? "")
-        guard isAllowed(host) else { throw RequestError.hostNotAllowed(host) }
-        return try await next.respond(to: request)
     }
 
     func isAllowed(_ host: String) -> Bool {
@@ -24,12 +18,30 @@ struct AllowedHostsMiddleware: AsyncMiddleware {
         }
     }
 
-    /// The host part of a `Host` header value, lowercased, without its port.
-    static func hostName(_ header: String) -> String {
-        let value = header.lowercased()
+    /// The host name a request names in `Host`, lowercased and without its port; nil when it is not
+    /// a well-formed name or address (so that it can be written into a header safely).
+    static func hostName(of request: Request) -> String? {
+        let value = (request.headers.first(name: .host) ?? "").lowercased()
+        let name: Substring
         if value.hasPrefix("["), let close = value.firstIndex(of: "]") {
-            return String(value[...close])
+            name = value[...close]
+        } else {
+            name = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         }
-        return String(value.split(separator: ":", maxSplits: 1).first ?? "")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.-[]:")
+        guard !name.isEmpty, name.count <= 253, name.allSatisfy(allowed.contains) else { return nil }
+        return String(name)
+    }
+}
+
+/// Refuses requests whose `Host` is not in `ALLOWED_HOSTS` (400).
+struct AllowedHostsMiddleware: AsyncMiddleware {
+    let hosts: AllowedHosts
+
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard let host = AllowedHosts.hostName(of: request), hosts.isAllowed(host) else {
+            throw RequestError.hostNotAllowed(AllowedHosts.hostName(of: request) ?? "(malformed)")
+        }
+        return try await next.respond(to: request)
     }
 }

@@ -51,18 +51,18 @@ struct AppServices: Sendable {
                                        accessLifetime: settings.accessTokenLifetime,
                                        refreshLifetime: settings.refreshTokenLifetime)
         let sessions = SessionIssuer(signer: tokens, clock: clock)
+        let accounts = AccountService(passwords: passwords, sessions: sessions, clock: clock)
         let google = settings.google.map { google in
             let openID = GoogleOpenIDClient(settings: google, client: app.client)
             return GoogleSignIn(
                 settings: google, openID: openID, keys: GoogleKeySet(openID: openID, clock: clock), sessions: sessions,
-                clock: clock, returnOrigins: Set(settings.corsAllowedOrigins + [settings.frontendOrigin])
+                accounts: accounts, clock: clock, returnOrigins: settings.signInReturnOrigins
             )
         }
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
-            passwords: passwords, tokens: tokens, sessions: sessions,
-            accounts: AccountService(passwords: passwords, sessions: sessions, clock: clock), google: google,
+            passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, google: google,
             chat: ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
         )
     }

@@ -9,8 +9,13 @@ public struct ProtectionSettings: Sendable {
     public var anonymousLimit: RateLimitPolicy
     /// Register, login, refresh, logout and Google sign-in, per client IP.
     public var authLimit: RateLimitPolicy
-    /// Login attempts per account (email), from anywhere.
+    /// Failed logins per account (email) from one client: tight.
+    public var loginFailureLimit: RateLimitPolicy
+    /// Failed logins per account from every client: loose (see ``LoginThrottle``).
     public var loginAccountLimit: RateLimitPolicy
+    /// The admin sign-in's own limits, per account and client and per account.
+    public var adminLoginFailureLimit: RateLimitPolicy
+    public var adminLoginAccountLimit: RateLimitPolicy
     /// Replies started per user (each costs money).
     public var replyLimit: RateLimitPolicy
     /// Keys the in-process limiter keeps at most (idle ones are forgotten first).
@@ -35,7 +40,10 @@ public struct ProtectionSettings: Sendable {
         userLimit = try read.rateLimit("RATE_LIMIT_USER", name: "user", default: "120/minute")
         anonymousLimit = try read.rateLimit("RATE_LIMIT_ANONYMOUS", name: "anonymous", default: "60/minute")
         authLimit = try read.rateLimit("RATE_LIMIT_AUTH", name: "auth", default: "10/minute")
-        loginAccountLimit = try read.rateLimit("RATE_LIMIT_LOGIN_ACCOUNT", name: "login_account", default: "5/minute")
+        loginFailureLimit = try read.rateLimit("RATE_LIMIT_LOGIN_FAILURES", name: "login_failures", default: "10/hour")
+        loginAccountLimit = try read.rateLimit("RATE_LIMIT_LOGIN_ACCOUNT", name: "login_account", default: "100/hour")
+        adminLoginFailureLimit = try read.rateLimit("RATE_LIMIT_ADMIN_LOGIN_FAILURES", name: "admin_login_failures", default: "5/hour")
+        adminLoginAccountLimit = try read.rateLimit("RATE_LIMIT_ADMIN_LOGIN_ACCOUNT", name: "admin_login_account", default: "20/hour")
         replyLimit = try read.rateLimit("RATE_LIMIT_REPLIES", name: "replies", default: "200/hour")
         rateLimitMaxKeys = try read.int("RATE_LIMIT_MAX_KEYS", default: 100_000, in: 100...100_000_000)
         maxStreamsPerUser = try read.int("MAX_STREAMS_PER_USER", default: 20, in: 1...100_000)

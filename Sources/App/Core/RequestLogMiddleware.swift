@@ -12,6 +12,10 @@ struct RequestLogMiddleware: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let start = ContinuousClock.now
         request.clientIP = addresses.clientIP(of: request)
+        // A client's X-Request-ID is kept only when it is a plain token: it goes into logs and back
+        // into a response header.
+        let requestID = Self.isPlainToken(request.id) ? request.id : UUID().uuidString
+        request.logger[metadataKey: "request-id"] = .string(requestID)
         let response: Response
         do {
             response = try await next.respond(to: request)
@@ -19,7 +23,7 @@ struct RequestLogMiddleware: AsyncMiddleware {
             record(request, status: .internalServerError, elapsed: start.duration(to: .now))
             throw error
         }
-        response.headers.replaceOrAdd(name: "X-Request-ID", value: request.id)
+        response.headers.replaceOrAdd(name: "X-Request-ID", value: requestID)
         record(request, status: response.status, elapsed: start.duration(to: .now))
         return response
     }
@@ -36,6 +40,14 @@ struct RequestLogMiddleware: AsyncMiddleware {
             "duration_ms": .string(String(format: "%.2f", milliseconds)),
             "client": .string(request.clientIP),
         ])
+    }
+
+    /// 1 to 128 letters, digits, `.`, `_`, `:` or `-`.
+    static func isPlainToken(_ value: String) -> Bool {
+        (1...128).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || ".-_:".utf8.contains(byte)
+        }
     }
 
     /// The route's pattern (`/api/chat/:chatID/send`), so that metrics do not grow a series per id.

@@ -15,7 +15,10 @@ public struct Settings: Sendable {
     public var autoMigrate: Bool
     public var host: String
     public var port: Int
-    public var frontendURL: String
+    /// The separate frontend, where a Google sign-in returns when not told where; nil when there is
+    /// none (production without `FRONTEND_URL`), and sign-ins return to this server's web chat.
+    public var frontendURL: String?
+    /// Browser origins allowed to call the API; empty for none (production without `CORS_ALLOWED_ORIGINS`).
     public var corsAllowedOrigins: [String]
     /// Seconds an access token is valid.
     public var accessTokenLifetime: TimeInterval
@@ -48,9 +51,22 @@ public struct Settings: Sendable {
     public static let defaultCORSOrigin = "http://localhost:5173"
 
     /// The origin of `FRONTEND_URL` (scheme, host and port).
-    public var frontendOrigin: String {
-        guard let url = URL(string: frontendURL), let scheme = url.scheme, let host = url.host else { return frontendURL }
+    public var frontendOrigin: String? {
+        guard let frontendURL, let url = URL(string: frontendURL), let scheme = url.scheme, let host = url.host else { return frontendURL }
         return "\(scheme.lowercased())://\(host.lowercased())" + (url.port.map { ":\($0)" } ?? "")
+    }
+
+    /// Origins a Google sign-in may return to besides this server: the frontend's and the CORS origins.
+    var signInReturnOrigins: Set<String> {
+        Set(corsAllowedOrigins + (frontendOrigin.map { [$0] } ?? []))
+    }
+
+    /// Where a Google sign-in returns when it was not told: `FRONTEND_URL`, or this server's web chat.
+    func defaultSignInReturn() throws(SettingsError) -> RedirectTarget {
+        guard let target = RedirectTarget(frontendURL ?? "/", allowedOrigins: signInReturnOrigins) else {
+            throw SettingsError(key: "FRONTEND_URL", problem: "must be a plain http(s) URL without user name or fragment")
+        }
+        return target
     }
 
     /// Reads the settings from the process environment and the `.env` files in the working directory.
@@ -74,7 +90,8 @@ public struct Settings: Sendable {
             poolSize: try read.int("DATABASE_POOL_SIZE", default: 10, in: 1...1000)
         )
         autoMigrate = try read.bool("AUTO_MIGRATE", default: true)
-        host = read.string("HOST") ?? "0.0.0.0"
+        // Reachable from this machine only unless told otherwise (the container and the systemd unit say 0.0.0.0).
+        host = read.string("HOST") ?? "127.0.0.1"
         port = try read.int("PORT", default: 8000, in: 0...65535)
 
         allowedHosts = read.list("ALLOWED_HOSTS", default: [])
@@ -85,9 +102,15 @@ public struct Settings: Sendable {
             allowedHosts = ["localhost", "127.0.0.1", "[::1]"]
         }
 
-        frontendURL = try read.httpURL("FRONTEND_URL", default: Self.defaultCORSOrigin)
+        // Development assumes the original's separate frontend on localhost:5173; production trusts
+        // no other origin until it is named.
+        if debug || read.string("FRONTEND_URL") != nil {
+            frontendURL = try read.httpURL("FRONTEND_URL", default: Self.defaultCORSOrigin)
+        } else {
+            frontendURL = nil
+        }
         var origins: [String] = []
-        for raw in read.list("CORS_ALLOWED_ORIGINS", default: [Self.defaultCORSOrigin]) {
+        for raw in read.list("CORS_ALLOWED_ORIGINS", default: debug ? [Self.defaultCORSOrigin] : []) {
             origins.append(try read.origin(raw, key: "CORS_ALLOWED_ORIGINS"))
         }
         corsAllowedOrigins = origins
@@ -119,5 +142,6 @@ public struct Settings: Sendable {
         } else {
             throw SettingsError(key: "SECRET_KEY", problem: "required when DEBUG is false; generate one with `openssl rand -hex 32`")
         }
+        _ = try defaultSignInReturn()
     }
 }

@@ -31,6 +31,7 @@ struct CleanupCommand: AsyncCommand {
         let idleChats = { @Sendable (db: any Database) in Chat.query(on: db).filter(\.$activityAt < cutoff) }
         let expiredTokens = { @Sendable (db: any Database) in RefreshToken.query(on: db).filter(\.$expiresAt < now) }
         let expiredAttempts = { @Sendable (db: any Database) in GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now) }
+        let expiredCodes = { @Sendable (db: any Database) in GoogleSignInCode.query(on: db).filter(\.$expiresAt < now) }
         let expiredSessions = { @Sendable (db: any Database) in AdminSessions.expired(before: now, on: db) }
 
         let chatCount = try await idleChats(db).count()
@@ -39,7 +40,7 @@ struct CleanupCommand: AsyncCommand {
             .filter(Chat.self, \.$activityAt < cutoff)
             .count()
         let tokenCount = try await expiredTokens(db).count()
-        let attemptCount = try await expiredAttempts(db).count()
+        let attemptCount = try await expiredAttempts(db).count() + (try await expiredCodes(db).count())
         let adminSessionCount = try await expiredSessions(db).count()
 
         let console = context.console
@@ -55,6 +56,7 @@ struct CleanupCommand: AsyncCommand {
             try await idleChats(db).delete()
             try await expiredTokens(db).delete()
             try await expiredAttempts(db).delete()
+            try await expiredCodes(db).delete()
             try await expiredSessions(db).delete()
         }
         context.application.logger.notice("cleanup deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s), \(attemptCount) sign-in attempt(s)")
@@ -146,6 +148,7 @@ struct CheckCommand: AsyncCommand {
         }
 
         let warnings = Self.deployWarnings(settings)
+        for note in Self.deployNotes(settings) { console.print("note: \(note)") }
         for warning in warnings { console.warning("warning: \(warning)") }
         for error in errors { console.error("error: \(error)") }
         let failures = errors.count + (signature.deploy ? warnings.count : 0)
@@ -174,6 +177,21 @@ struct CheckCommand: AsyncCommand {
         for origin in settings.corsAllowedOrigins where origin.hasPrefix("http://") && !origin.contains("localhost") && !origin.contains("127.0.0.1") {
             warnings.append("CORS_ALLOWED_ORIGINS has a plain-HTTP origin (\(origin))")
         }
+        if !settings.debug, settings.host == "0.0.0.0" || settings.host == "::", protection.trustedProxies.isEmpty {
+            warnings.append("the server listens on every interface with no TRUSTED_PROXIES: put it behind the TLS proxy and list it")
+        }
         return warnings
+    }
+
+    /// What production does without being told, said so that nobody is surprised.
+    static func deployNotes(_ settings: Settings) -> [String] {
+        var notes: [String] = []
+        if settings.corsAllowedOrigins.isEmpty {
+            notes.append("CORS_ALLOWED_ORIGINS is not set: no other origin may call the API (the web chat at / needs none); name a separate frontend's origin there")
+        }
+        if settings.frontendURL == nil {
+            notes.append("FRONTEND_URL is not set: Google sign-in returns to this server's web chat (/)")
+        }
+        return notes
     }
 }

@@ -40,8 +40,18 @@ extension TestApp {
     }
 }
 
+extension TestApp {
+    /// Redeems the one-time code of a callback's redirect at `POST /auth/google/exchange/`.
+    func exchangeGoogleCode(_ callback: TestingHTTPResponse, sourceLocation: SourceLocation = #_sourceLocation) async throws -> SessionBody {
+        let code = try #require(fragment(callback.headers.first(name: .location))["code"], sourceLocation: sourceLocation)
+        let response = try await send(.POST, "/auth/google/exchange/", json: ["code": code], sourceLocation: sourceLocation)
+        try #require(response.status == .ok, "exchange answered \(response.status): \(response.body.string)", sourceLocation: sourceLocation)
+        return try response.decoded(SessionBody.self)
+    }
+}
+
 /// The pairs in a URL's fragment.
-private func fragment(_ location: String?) -> [String: String] {
+func fragment(_ location: String?) -> [String: String] {
     guard let fragment = location?.split(separator: "#", maxSplits: 1).last else { return [:] }
     var pairs: [String: String] = [:]
     for pair in fragment.split(separator: "&") {
@@ -89,30 +99,67 @@ struct GoogleSignInTests {
         }
     }
 
-    @Test("a new Google user is created, signed in, and sent to the frontend with the tokens", arguments: TestDatabase.all)
+    @Test("a new Google user is created and sent back with a one-time code, never the tokens", arguments: TestDatabase.all)
     func newUser(_ database: TestDatabase) async throws {
         try await withGoogle(database) { t, google in
             let response = try await t.signInWithGoogle(google)
 
             #expect(response.status == .found)
-            let location = response.headers.first(name: .location)
-            #expect(location?.hasPrefix("http://localhost:5173#") == true)
-            let tokens = fragment(location)
-            #expect(tokens["token_type"] == "Bearer")
-            #expect(tokens["expires_in"] == "900")
-            let access = try #require(tokens["access"])
-            #expect(tokens["refresh"] != nil)
-            let me = try await t.send(.GET, "/auth/me/", token: access)
+            let location = try #require(response.headers.first(name: .location))
+            #expect(location.hasPrefix("/#code="), "without FRONTEND_URL in production, back to this server's web chat")
+            for secret in ["access", "refresh", "eyJ"] { #expect(!location.contains(secret), "no token in the URL") }
+            let session = try await t.exchangeGoogleCode(response)
+            #expect(session.token_type == "Bearer")
+            #expect(session.expires_in == 900)
+            let me = try await t.send(.GET, "/auth/me/", token: session.access)
             let user = try me.decoded(SessionBody.UserBody.self)
             #expect(user.email == "ada@example.com")
             #expect(user.name == "Ada Lovelace")
             #expect(user.role == "basic")
             let stored = try #require(try await User.find(email: "ada@example.com", on: t.db))
             #expect(stored.passwordHash == nil, "no usable password")
+            #expect(stored.emailVerifiedAt != nil)
             let link = try #require(try await GoogleAccount.query(on: t.db).first())
             #expect(link.subject == "1098765432101234567890")
             #expect(link.$user.id == stored.id)
             #expect(response.headers.first(name: .setCookie)?.contains("Max-Age=0") == true, "the cookie is cleared")
+        }
+    }
+
+    @Test("the one-time code works once, within 60 seconds, and only as issued", arguments: TestDatabase.all)
+    func oneTimeCode(_ database: TestDatabase) async throws {
+        try await withGoogle(database) { t, google in
+            let first = try await t.signInWithGoogle(google)
+            let code = try #require(fragment(first.headers.first(name: .location))["code"])
+            #expect(try await t.send(.POST, "/auth/google/exchange/", json: ["code": code]).status == .ok)
+            let again = try await t.send(.POST, "/auth/google/exchange/", json: ["code": code])
+            #expect(again.status == .badRequest, "single use")
+            #expect(try again.problem().title == "Invalid sign-in code")
+
+            let late = try await t.signInWithGoogle(google)
+            let lateCode = try #require(fragment(late.headers.first(name: .location))["code"])
+            t.clock.advance(by: 61)
+            #expect(try await t.send(.POST, "/auth/google/exchange/", json: ["code": lateCode]).status == .badRequest, "expired")
+
+            for bad in [["code": "made-up"], ["code": ""], [:], ["code": String(repeating: "x", count: 500)]] {
+                let response = try await t.send(.POST, "/auth/google/exchange/", json: bad)
+                #expect(response.status == .badRequest, "\(bad)")
+                _ = try response.problem()
+            }
+            let stored = try await GoogleSignInCode.query(on: t.db).all()
+            #expect(stored.allSatisfy { $0.codeHash.count == 43 && $0.codeHash != lateCode }, "only hashes are stored")
+        }
+    }
+
+    @Test("a code whose account was deactivated meanwhile is refused")
+    func codeForDeactivatedAccount() async throws {
+        try await withGoogle { t, google in
+            let response = try await t.signInWithGoogle(google)
+            let user = try #require(try await User.find(email: "ada@example.com", on: t.db))
+            user.isActive = false
+            try await user.save(on: t.db)
+            let code = try #require(fragment(response.headers.first(name: .location))["code"])
+            #expect(try await t.send(.POST, "/auth/google/exchange/", json: ["code": code]).status == .badRequest)
         }
     }
 
@@ -130,25 +177,53 @@ struct GoogleSignInTests {
     @Test("a returning Google user signs in as the same user", arguments: TestDatabase.all)
     func returningUser(_ database: TestDatabase) async throws {
         try await withGoogle(database) { t, google in
-            let first = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
+            let first = try await t.exchangeGoogleCode(try await t.signInWithGoogle(google))
             google.setIdentity { $0.email = "ada.lovelace@example.com" }
-            let second = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
-            let one = try await t.send(.GET, "/auth/me/", token: first["access"]).decoded(SessionBody.UserBody.self)
-            let two = try await t.send(.GET, "/auth/me/", token: second["access"]).decoded(SessionBody.UserBody.self)
-            #expect(one.id == two.id)
+            let second = try await t.exchangeGoogleCode(try await t.signInWithGoogle(google))
+            #expect(first.user.id == second.user.id)
             #expect(try await t.userCount() == 1)
             #expect(try await GoogleAccount.query(on: t.db).first()?.email == "ada.lovelace@example.com")
         }
     }
 
-    @Test("a Google account with the verified email of an existing user is linked to it", arguments: TestDatabase.all)
-    func linksByEmail(_ database: TestDatabase) async throws {
+    @Test("Google proving the email of a password sign-up takes the account back from whoever registered it", arguments: TestDatabase.all)
+    func preRegisteredTakeover(_ database: TestDatabase) async throws {
         try await withGoogle(database) { t, google in
-            let existing = try await t.register(email: "Ada@Example.com")
-            let tokens = fragment(try await t.signInWithGoogle(google).headers.first(name: .location))
-            let me = try await t.send(.GET, "/auth/me/", token: tokens["access"]).decoded(SessionBody.UserBody.self)
-            #expect(me.id == existing.user.id)
+            // Someone registers the victim's address first, with a password, and keeps a session.
+            let squatter = try await t.register(email: "Ada@Example.com")
+            let chat = try await t.createChat(token: squatter.access, title: "planted")
+
+            // The owner signs in with Google.
+            let owner = try await t.exchangeGoogleCode(try await t.signInWithGoogle(google))
+            #expect(owner.user.id == squatter.user.id, "the same account, now the owner's")
+            #expect(owner.notices == ["password_removed"], "the owner is told")
             #expect(try await t.userCount() == 1)
+
+            // The squatter keeps nothing: no password, no refresh token, no access token.
+            #expect(try await t.login(email: "ada@example.com").status == .unauthorized)
+            #expect(try await t.send(.POST, "/auth/refresh/", json: ["refresh": squatter.refresh]).status == .unauthorized)
+            #expect(try await t.send(.GET, "/auth/me/", token: squatter.access).status == .unauthorized)
+            #expect(try await t.send(.GET, "/api/chat/\(chat.id)/", token: squatter.access).status == .unauthorized)
+            // The owner's session works.
+            #expect(try await t.send(.GET, "/auth/me/", token: owner.access).status == .ok)
+            let stored = try #require(try await User.find(email: "ada@example.com", on: t.db))
+            #expect(stored.passwordHash == nil)
+            #expect(stored.emailVerifiedAt != nil)
+
+            // Signing in with Google again says nothing more.
+            #expect(try await t.exchangeGoogleCode(try await t.signInWithGoogle(google)).notices == nil)
+        }
+    }
+
+    @Test("an account whose email the operator vouched for is linked and keeps its password", arguments: TestDatabase.all)
+    func vouchedAccountLinks(_ database: TestDatabase) async throws {
+        try await withGoogle(database) { t, google in
+            let accounts = try t.services.accounts
+            let existing = try await accounts.createUser(email: "ada@example.com", password: testPassword, isStaff: true,
+                                                         emailVerified: true, on: t.db)
+            let session = try await t.exchangeGoogleCode(try await t.signInWithGoogle(google))
+            #expect(session.user.id == existing.id?.lowercased)
+            #expect(session.notices == nil)
             #expect(try await t.login(email: "ada@example.com").status == .ok, "the password still works")
         }
     }
@@ -272,20 +347,59 @@ struct GoogleSignInTests {
         }
     }
 
-    @Test("next is honoured for the frontend's origins and this server's paths, refused elsewhere")
+    @Test("next is honoured for the frontend's origins and this server's paths, exactly as parsed")
     func returnTargets() async throws {
-        try await withGoogle { t, google in
-            let (location, cookie) = try await t.beginGoogleSignIn(query: "?next=http://localhost:5173/chats/42")
-            let callback = try google.authorize(location)
-            let response = try await t.send(.GET, callback, headers: ["Cookie": cookie])
-            #expect(response.headers.first(name: .location)?.hasPrefix("http://localhost:5173/chats/42#access=") == true)
+        try await withGoogle(settings: ["FRONTEND_URL": "http://localhost:5173"]) { t, google in
+            for target in ["http://localhost:5173/chats/42", "/", "/?signin=abc123", "/chats/42?x=1&y=%20z"] {
+                let encoded = target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? target
+                let (location, cookie) = try await t.beginGoogleSignIn(query: "?next=\(encoded)")
+                let callback = try google.authorize(location)
+                let response = try await t.send(.GET, callback, headers: ["Cookie": cookie])
+                #expect(response.headers.first(name: .location)?.hasPrefix(target + "#code=") == true, "\(target)")
+            }
+            // Without next: FRONTEND_URL.
+            let plain = try await t.signInWithGoogle(google)
+            #expect(plain.headers.first(name: .location)?.hasPrefix("http://localhost:5173#code=") == true)
+        }
+    }
 
-            _ = try await t.beginGoogleSignIn(query: "?next=/")
-            for target in ["https://evil.example.com/", "//evil.example.com", "javascript:alert(1)"] {
+    @Test("return targets a browser would read as another site are refused before anything is stored")
+    func hostileReturnTargets() async throws {
+        try await withGoogle(settings: ["FRONTEND_URL": "http://localhost:5173"]) { t, _ in
+            let hostile = [
+                "https://evil.example.com/", "//evil.example.com", "javascript:alert(1)", "/\t/evil.example", "/\n/evil.example",
+                "/\r\nSet-Cookie:%20x=1", "/\\evil.example", "\\\\evil.example", "http://user@localhost:5173/", "http://localhost:5173@evil.example/",
+                "/chats#fragment", "/ spaced", "http://localhost:5174/", "https://localhost:5173/", "/%2F/evil.example", " /",
+            ]
+            for target in hostile {
                 let encoded = target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? target
                 let refused = try await t.send(.GET, "/auth/google/login/?next=\(encoded)")
-                #expect(refused.status == .badRequest, "\(target)")
+                #expect(refused.status == .badRequest, "\(target.debugDescription)")
+                #expect(refused.headers.first(name: .location) == nil)
+                #expect(!refused.body.string.contains("evil"), "the value is not echoed")
             }
+            #expect(try await GoogleLoginAttempt.query(on: t.db).count() == 0)
+        }
+    }
+
+    @Test("a redirect target is accepted only when it survives parsing unchanged")
+    func redirectTargetRules() {
+        let origins: Set<String> = ["https://app.example.com"]
+        #expect(RedirectTarget("/chats/1?a=b", allowedOrigins: origins)?.url == "/chats/1?a=b")
+        #expect(RedirectTarget("https://app.example.com/x", allowedOrigins: origins)?.url == "https://app.example.com/x")
+        #expect(RedirectTarget("https://APP.example.com/x", allowedOrigins: origins) != nil, "host names ignore case")
+        #expect(RedirectTarget("/x", allowedOrigins: origins)?.withFragment([("code", "a b&c")]) == "/x#code=a%20b%26c")
+        for bad in ["", "x", "/\t/a", "/\u{0}", "/é", "//a", "/\\a", "https://app.example.com:444/", "ftp://app.example.com/",
+                    "https://u:p@app.example.com/", "/a#b", "https://other.example.com/"] {
+            #expect(RedirectTarget(bad, allowedOrigins: origins) == nil, "\(bad.debugDescription)")
+        }
+    }
+
+    @Test("the admin's next is held to the same rule")
+    func adminReturnPath() {
+        #expect(AdminAuthMiddleware.returnPath("/admin/users/?page=2") == "/admin/users/?page=2")
+        for bad in ["/admin/\n/x", "/admin/\t", "//admin/", "/admin\\x", "/admin/login/", "https://evil.example/admin/", "/elsewhere"] {
+            #expect(AdminAuthMiddleware.returnPath(bad) == nil, "\(bad.debugDescription)")
         }
     }
 }

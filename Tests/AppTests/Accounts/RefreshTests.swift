@@ -1,5 +1,6 @@
 @testable import App
 import Fluent
+import Foundation
 import Testing
 import VaporTesting
 
@@ -67,6 +68,34 @@ struct RefreshTests {
             #expect(try await t.send(.POST, "/auth/refresh/", json: ["refresh": other.refresh]).status == .ok)
             let again = try await t.send(.POST, "/auth/logout/", json: ["refresh": rotated.refresh])
             #expect(again.status == .noContent, "logging out twice is harmless")
+        }
+    }
+
+    @Test("a refresh racing a logout never leaves a live token in the signed-out family", arguments: TestDatabase.all)
+    func refreshRacingLogout(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let session = try await t.register()
+            for _ in 0..<30 {
+                let signIn = try await t.login(email: session.user.email).decoded(SessionBody.self)
+                let (refreshed, loggedOut) = try await withThrowingTaskGroup(of: (Int, TestingHTTPResponse).self) { group in
+                    group.addTask { (0, try await t.send(.POST, "/auth/refresh/", json: ["refresh": signIn.refresh])) }
+                    group.addTask { (1, try await t.send(.POST, "/auth/logout/", json: ["refresh": signIn.refresh])) }
+                    var responses: [Int: TestingHTTPResponse] = [:]
+                    for try await (index, response) in group { responses[index] = response }
+                    return (try #require(responses[0]), try #require(responses[1]))
+                }
+                #expect(loggedOut.status == .noContent)
+                let jti = try #require(jwtParts(signIn.refresh).payload["jti"] as? String)
+                let family = try #require(try await RefreshToken.find(UUID(uuidString: jti), on: t.db)?.familyID)
+                let live = try await RefreshToken.query(on: t.db).filter(\.$familyID == family).filter(\.$revokedAt == nil).count()
+                #expect(live == 0, "every token of the family is revoked")
+                if refreshed.status == .ok {
+                    let next = try refreshed.decoded(TokenPairBody.self)
+                    #expect(try await t.send(.POST, "/auth/refresh/", json: ["refresh": next.refresh]).status == .unauthorized)
+                } else {
+                    #expect(refreshed.status == .unauthorized)
+                }
+            }
         }
     }
 

@@ -19,4 +19,24 @@ struct WebClientBrowserTests {
             }
         }
     }
+
+    @Test("Google sign-in through the one-time code, and a planted code ignored — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func googleSignIn() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        let google = try await FakeGoogle.start()
+        let port = try freeLoopbackPort()
+        let base = "http://localhost:\(port)"
+        do {
+            try await withTestApp(.sqlite, settings: google.settings(serverBase: base)) { t in
+                try await t.withLiveServer(port: port) { _ in
+                    try await Browser.scenario("web_google.py", ["--base", base])
+                }
+            }
+        } catch {
+            await google.shutdown()
+            throw error
+        }
+        await google.shutdown()
+    }
 }

@@ -44,6 +44,22 @@ struct HardeningTests {
         }
     }
 
+    @Test("the HTTPS redirect goes only to an allowed host, named as parsed, never as the request wrote it")
+    func redirectHost() async throws {
+        let settings = ["SECURE_SSL_REDIRECT": "true", "ALLOWED_HOSTS": "chat.example.com,localhost"]
+        try await withTestApp(.sqlite, settings: settings) { t in
+            let allowed = try await t.send(.GET, "/api/chat/", from: "192.0.2.1", headers: ["Host": "Chat.Example.com:8080"])
+            #expect(allowed.status == .movedPermanently)
+            #expect(allowed.header("Location") == "https://chat.example.com/api/chat/")
+            for host in ["evil.example", "chat.example.com.evil.example", "evil.example/chat.example.com", "chat.example.com@evil.example"] {
+                let refused = try await t.send(.GET, "/api/chat/", from: "192.0.2.1", headers: ["Host": host])
+                #expect(refused.status == .badRequest, "\(host)")
+                #expect(refused.header("Location") == nil, "\(host)")
+                #expect(try refused.problem().title == "Host not allowed")
+            }
+        }
+    }
+
     @Test("a request slower than REQUEST_TIMEOUT is 503 problem+json at once")
     func requestTimeout() async throws {
         try await withTestApp(.sqlite, settings: ["REQUEST_TIMEOUT": "0.2"]) { t in

@@ -17,21 +17,33 @@ struct SettingsTests {
         }
     }
 
-    @Test("defaults follow the seed: SQLite, port 8000, CORS for localhost:5173, 15-minute and 7-day tokens")
+    @Test("production defaults: SQLite, loopback port 8000, no CORS and no frontend until named, 15-minute and 7-day tokens")
     func defaults() throws {
         let settings = try Settings(environment: production)
         #expect(settings.debug == false)
         #expect(settings.database.location == .sqliteFile(path: "db.sqlite3"))
-        #expect(settings.host == "0.0.0.0")
+        #expect(settings.host == "127.0.0.1")
         #expect(settings.port == 8000)
-        #expect(settings.corsAllowedOrigins == ["http://localhost:5173"])
-        #expect(settings.frontendURL == "http://localhost:5173")
+        #expect(settings.corsAllowedOrigins.isEmpty)
+        #expect(settings.frontendURL == nil)
+        #expect(try settings.defaultSignInReturn().url == "/")
         #expect(settings.accessTokenLifetime == 15 * 60)
         #expect(settings.refreshTokenLifetime == 7 * 86_400)
         #expect(settings.maxBodySize == 1 << 20)
         #expect(settings.autoMigrate)
         #expect(settings.logLevel == .info)
         #expect(settings.secretKeySource == .environment)
+    }
+
+    @Test("development keeps the original's frontend on localhost:5173; a bad FRONTEND_URL stops start-up")
+    func developmentFrontend() throws {
+        let settings = try Settings(environment: ["DEBUG": "true", "SECRET_KEY": TestSettings.secretKey, "DATABASE_URL": "sqlite://:memory:"])
+        #expect(settings.corsAllowedOrigins == ["http://localhost:5173"])
+        #expect(settings.frontendURL == "http://localhost:5173")
+        #expect(settings.host == "127.0.0.1", "a development server is reachable from this machine only")
+        #expect(try settings.defaultSignInReturn().url == "http://localhost:5173")
+        #expect(settingsError(["FRONTEND_URL": "https://user@app.example.com/"])?.key == "FRONTEND_URL")
+        #expect(settingsError(["FRONTEND_URL": "https://app.example.com/#x"])?.key == "FRONTEND_URL")
     }
 
     @Test("values are parsed into their types")

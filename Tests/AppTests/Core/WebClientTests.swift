@@ -66,8 +66,8 @@ struct StaticFilesTests {
                 let file = try await t.send(.GET, "/app/main.js")
                 #expect(file.status == .ok)
             }
-            let first = try await t.send(.GET, "/healthz")
-            let second = try await t.send(.GET, "/healthz")
+            let first = try await t.send(.GET, "/auth/providers/")
+            let second = try await t.send(.GET, "/auth/providers/")
             #expect(first.status == .ok)
             #expect(second.status == .tooManyRequests)
         }

@@ -48,4 +48,18 @@ struct LogTests {
             }
         }
     }
+
+    @Test("a client's X-Request-ID is echoed and logged only when it is a plain token")
+    func requestIDs() async throws {
+        try await withTestApp(.sqlite) { t in
+            let plain = try await t.send(.GET, "/auth/providers/", headers: ["X-Request-ID": "trace-42.a_b:c"])
+            #expect(plain.headers.first(name: "X-Request-ID") == "trace-42.a_b:c")
+            for hostile in ["two words", "<script>", String(repeating: "x", count: 200), "a\"b"] {
+                let response = try await t.send(.GET, "/auth/providers/", headers: ["X-Request-ID": hostile])
+                let echoed = try #require(response.headers.first(name: "X-Request-ID"))
+                #expect(echoed != hostile)
+                #expect(UUID(uuidString: echoed) != nil, "a fresh id instead")
+            }
+        }
+    }
 }

@@ -47,9 +47,9 @@ struct MetricsTests {
         try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ANONYMOUS": "2/minute"], emulated: true) { t in
             let emulator = try #require(t.emulator)
             let session = try await t.register()
-            _ = try await t.send(.GET, "/healthz", from: "198.51.100.1")
-            _ = try await t.send(.GET, "/healthz", from: "198.51.100.1")
-            _ = try await t.send(.GET, "/healthz", from: "198.51.100.1")
+            _ = try await t.send(.GET, "/auth/providers/", from: "198.51.100.1")
+            _ = try await t.send(.GET, "/auth/providers/", from: "198.51.100.1")
+            _ = try await t.send(.GET, "/auth/providers/", from: "198.51.100.1")
 
             let chat = try await t.createChat(token: session.access)
             try await t.withLiveServer { base in
@@ -70,8 +70,8 @@ struct MetricsTests {
                 try await Task.sleep(for: .milliseconds(20))
                 text = try await metrics(t)
             }
-            #expect(value(text, #"http_requests_total{method="GET",route="/healthz",status="200"}"#) == 2)
-            #expect(value(text, #"http_requests_total{method="GET",route="/healthz",status="429"}"#) == 1)
+            #expect(value(text, #"http_requests_total{method="GET",route="/auth/providers",status="200"}"#) == 2)
+            #expect(value(text, #"http_requests_total{method="GET",route="/auth/providers",status="429"}"#) == 1)
             #expect(value(text, #"http_requests_total{method="POST",route="/api/chat/:chatID/send",status="202"}"#) == 2)
             #expect(value(text, #"rate_limit_rejections_total{policy="anonymous"}"#) == 1)
             #expect(value(text, #"http_request_duration_seconds_count{method="POST",route="/auth/register"}"#) == 1)

@@ -21,6 +21,7 @@ struct SessionBody: Decodable {
     var refresh: String
     var token_type: String
     var expires_in: Int
+    var notices: [String]?
 }
 
 struct TokenPairBody: Decodable {

@@ -59,6 +59,12 @@ final class FakeGoogle: Sendable {
         app.middleware = Middlewares()
         let state = NIOLockedValueBox(State(key: keys[0], publishedKeys: [("key-1", keys[0])]))
         app.post("token") { req in try await Self.token(req, state) }
+        // A browser's visit to the consent page: the user consents at once and goes back.
+        app.get("authorize") { req -> Response in
+            let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: req.url.string)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+            let (redirectURI, code, stateParameter) = try Self.grant(query, state)
+            return Response(status: .found, headers: ["Location": "\(redirectURI)?code=\(code)&state=\(stateParameter)"])
+        }
         app.get("jwks") { _ in Self.jwks(state) }
         try await app.server.start(address: .hostname("127.0.0.1", port: 0))
         let port = app.http.server.shared.localAddress?.port ?? 0
@@ -77,10 +83,13 @@ final class FakeGoogle: Sendable {
     }
 
     /// The settings that point the server here.
-    var settings: [String: String] {
+    var settings: [String: String] { settings(serverBase: "http://localhost:8000") }
+
+    /// The settings that point the server here, for a server reached at `serverBase`.
+    func settings(serverBase: String) -> [String: String] {
         [
             "GOOGLE_CLIENT_ID": Self.clientID, "GOOGLE_CLIENT_SECRET": Self.clientSecret,
-            "GOOGLE_REDIRECT_URI": "http://localhost:8000/auth/google/callback/",
+            "GOOGLE_REDIRECT_URI": serverBase + "/auth/google/callback/",
             "GOOGLE_AUTHORIZATION_ENDPOINT": baseURL + "/authorize", "GOOGLE_TOKEN_ENDPOINT": baseURL + "/token",
             "GOOGLE_JWKS_URI": baseURL + "/jwks",
         ]
@@ -106,6 +115,13 @@ final class FakeGoogle: Sendable {
             throw Abort(.badRequest, reason: "not an authorization request: \(location)")
         }
         let query = Dictionary(uniqueKeysWithValues: (components.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+        let (redirectURI, code, stateParameter) = try Self.grant(query, state)
+        let path = URLComponents(string: redirectURI)?.path ?? "/auth/google/callback/"
+        return "\(path)?code=\(code)&state=\(stateParameter)"
+    }
+
+    /// Checks an authorization request as Google would and grants a code for it.
+    private static func grant(_ query: [String: String], _ state: NIOLockedValueBox<State>) throws -> (redirectURI: String, code: String, state: String) {
         guard query["client_id"] == Self.clientID, query["response_type"] == "code",
               query["scope"]?.split(separator: " ").contains("openid") == true, query["code_challenge_method"] == "S256",
               let challenge = query["code_challenge"], let nonce = query["nonce"], let stateParameter = query["state"],
@@ -113,8 +129,7 @@ final class FakeGoogle: Sendable {
         else { throw Abort(.badRequest, reason: "invalid authorization request: \(query)") }
         let code = "code-" + UUID().uuidString
         state.withLockedValue { $0.grants[code] = Grant(nonce: nonce, codeChallenge: challenge, redirectURI: redirectURI) }
-        let path = URLComponents(string: redirectURI)?.path ?? "/auth/google/callback/"
-        return "\(path)?code=\(code)&state=\(stateParameter)"
+        return (redirectURI, code, stateParameter)
     }
 
     private static func token(_ req: Request, _ state: NIOLockedValueBox<State>) async throws -> Response {

@@ -9,8 +9,8 @@ import Vapor
 extension TestApp {
     /// Runs the real HTTP server on a free loopback port for the length of `body`, for what the
     /// in-memory tester cannot show (streamed bodies, size limits, connections that close).
-    func withLiveServer<T>(_ body: (_ baseURL: String) async throws -> T) async throws -> T {
-        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+    func withLiveServer<T>(port: Int = 0, _ body: (_ baseURL: String) async throws -> T) async throws -> T {
+        try await app.server.start(address: .hostname("127.0.0.1", port: port))
         guard let port = app.http.server.shared.localAddress?.port else {
             await app.server.shutdown()
             throw HTTPProblem(.internalServerError, detail: "the test server has no port")
@@ -43,4 +43,21 @@ enum LiveHTTP {
         let collected = try await response.body.collect(upTo: 16 << 20)
         return LiveResponse(status: response.status, headers: response.headers, body: String(buffer: collected))
     }
+}
+
+/// A TCP port on loopback that nothing listens on right now, for a server whose address must be
+/// known before it starts (a callback URL in its settings).
+func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw HTTPProblem(.internalServerError, detail: "no socket") }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    guard bound == 0, withUnsafeMutablePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }) == 0
+    else { throw HTTPProblem(.internalServerError, detail: "no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,9 +1,11 @@
 import Vapor
 
-/// `/auth/google/login/` and `/auth/google/callback/`. Both are 404 when Google sign-in is not configured.
+/// `/auth/google/login/`, `/auth/google/callback/` and `/auth/google/exchange/`. All are 404 when
+/// Google sign-in is not configured.
 struct GoogleAuthController: RouteCollection {
     let signIn: GoogleSignIn?
-    let frontendURL: String
+    /// Where a sign-in returns when it was not given `next`.
+    let defaultReturn: RedirectTarget
     let secureCookies: Bool
 
     static let cookieName = "chat_google_login"
@@ -12,13 +14,14 @@ struct GoogleAuthController: RouteCollection {
         let google = routes.grouped("auth", "google")
         google.get("login", use: login)
         google.get("callback", use: callback)
+        google.post("exchange", use: exchange)
     }
 
     /// Sends the browser to Google, remembering the attempt in a short-lived cookie.
     func login(req: Request) async throws -> Response {
         guard let signIn else { throw GoogleSignInError.notConfigured }
-        let returnTo = req.query[String.self, at: "next"] ?? req.query[String.self, at: "redirect"]
-        let (url, browserSecret) = try await signIn.begin(returnTo: returnTo, on: req.db)
+        let target = try (req.query[String.self, at: "next"] ?? req.query[String.self, at: "redirect"]).map(signIn.returnTarget)
+        let (url, browserSecret) = try await signIn.begin(returnTo: target, on: req.db)
         let response = Self.found(url)
         response.cookies[Self.cookieName] = HTTPCookies.Value(
             string: browserSecret, maxAge: Int(GoogleSignIn.attemptLifetime), path: "/auth/google/",
@@ -28,27 +31,28 @@ struct GoogleAuthController: RouteCollection {
         return response
     }
 
-    /// Where Google sends the browser back. Ends with a redirect to the frontend carrying the
-    /// session (or an error code) in the URL fragment, or with JSON when the request asks for it.
+    /// Where Google sends the browser back. A browser is sent on to the return target with a
+    /// one-time code (or an error code) in the URL's fragment — never the tokens; a client that asks
+    /// for JSON gets the `Session` itself.
     func callback(req: Request) async throws -> Response {
         guard let signIn else { throw GoogleSignInError.notConfigured }
         let wantsJSON = req.headers.accept.mediaTypes.contains(.json) && !req.headers.accept.mediaTypes.contains(.html)
-        var returnTo: String?
+        var target = defaultReturn
         let response: Response
         do {
             let attempt = try await signIn.claimAttempt(
                 state: req.query[String.self, at: "state"], browserSecret: req.cookies[Self.cookieName]?.string, on: req.db
             )
-            returnTo = attempt.returnTo
+            // Stored by `login` after the same check; checked again so that only a parsed target reaches a header.
+            if let stored = attempt.returnTo { target = try signIn.returnTarget(stored) }
             if let declined = req.query[String.self, at: "error"] { throw GoogleSignInError.declined(declined) }
-            let (user, tokens) = try await signIn.finish(code: req.query[String.self, at: "code"], attempt: attempt, on: req.db)
-            let session = try SessionResponse(user: user, tokens: tokens)
+            let signedIn = try await signIn.finish(code: req.query[String.self, at: "code"], attempt: attempt, on: req.db)
             if wantsJSON {
-                response = try await session.encodeResponse(for: req)
+                let tokens = try await signIn.sessions.start(for: signedIn.user, on: req.db)
+                response = try await SessionResponse(user: signedIn.user, tokens: tokens, notices: signedIn.notices).encodeResponse(for: req)
             } else {
-                response = Self.found(Self.url(returnTo ?? frontendURL, fragment: [
-                    ("access", tokens.access), ("refresh", tokens.refresh), ("token_type", "Bearer"), ("expires_in", String(tokens.expiresIn)),
-                ]))
+                let code = try await signIn.issueCode(for: signedIn, on: req.db)
+                response = Self.found(target.withFragment([("code", code)]))
             }
         } catch {
             let failure = (error as? GoogleSignInError) ?? .providerUnavailable("The sign-in could not be completed.")
@@ -56,7 +60,7 @@ struct GoogleAuthController: RouteCollection {
                 req.logger.error("google sign-in failed", metadata: ["error": "\(String(reflecting: error))"])
             }
             if wantsJSON { throw failure }
-            response = Self.found(Self.url(returnTo ?? frontendURL, fragment: [
+            response = Self.found(target.withFragment([
                 ("error", failure.code), ("error_description", failure.problem.detail ?? failure.problem.title),
             ]))
         }
@@ -68,18 +72,32 @@ struct GoogleAuthController: RouteCollection {
         return response
     }
 
-    /// A 302 to `location`.
+    /// `POST /auth/google/exchange/`: the one-time code from the callback's redirect for the `Session`.
+    func exchange(req: Request) async throws -> Response {
+        guard let signIn else { throw GoogleSignInError.notConfigured }
+        let code = try req.decodeJSON(GoogleCodeExchangeRequest.self).validated()
+        let (signedIn, tokens) = try await signIn.redeem(code: code, on: req.db)
+        let response = try await SessionResponse(user: signedIn.user, tokens: tokens, notices: signedIn.notices).encodeResponse(for: req)
+        response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
+        return response
+    }
+
+    /// A 302 to `location`, which must come from a ``RedirectTarget`` or the provider's settings.
     static func found(_ location: String) -> Response {
         Response(status: .found, headers: ["Location": location])
     }
+}
 
-    /// `base` with its fragment replaced by the form-encoded pairs.
-    static func url(_ base: String, fragment pairs: [(String, String)]) -> String {
-        var allowed = CharacterSet.urlQueryAllowed
-        allowed.remove(charactersIn: "&=+#")
-        let fragment = pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
-        let withoutFragment = base.split(separator: "#", maxSplits: 1).first.map(String.init) ?? base
-        return withoutFragment + "#" + fragment
+/// The body of `POST /auth/google/exchange/`.
+struct GoogleCodeExchangeRequest: Decodable {
+    var code: String?
+
+    func validated() throws(RequestError) -> String {
+        var errors = FieldErrors()
+        let code = errors.required(self.code, "code")
+        if code.utf8.count > 128 { errors.add("code", "Ensure this field has no more than 128 characters.") }
+        try errors.throwIfAny()
+        return code
     }
 }
 

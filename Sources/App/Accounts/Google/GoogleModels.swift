@@ -86,3 +86,45 @@ struct CreateGoogleAccounts: AsyncMigration {
         try await database.schema(GoogleAccount.schema).delete()
     }
 }
+
+/// A one-time code standing for a finished Google sign-in, handed to the browser in the return
+/// URL's fragment and exchanged for the session at `POST /auth/google/exchange/`. Only its hash is
+/// stored; it is deleted when spent, and is worth nothing after ``GoogleSignIn/codeLifetime``.
+///
+/// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
+final class GoogleSignInCode: Model, @unchecked Sendable {
+    static let schema = "google_sign_in_codes"
+
+    @ID(key: .id) var id: UUID?
+    @Field(key: "code_hash") var codeHash: String
+    @Parent(key: "user_id") var user: User
+    /// ``AccountNotice`` raw values, comma-separated: what the session's answer must tell the user.
+    @Field(key: "notices") var notices: String
+    @Field(key: "expires_at") var expiresAt: Date
+
+    init() {}
+
+    init(codeHash: String, userID: UUID, notices: String, expiresAt: Date) {
+        self.codeHash = codeHash
+        self.$user.id = userID
+        self.notices = notices
+        self.expiresAt = expiresAt
+    }
+}
+
+struct CreateGoogleSignInCodes: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(GoogleSignInCode.schema)
+            .id()
+            .field("code_hash", .string, .required)
+            .field("user_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("notices", .string, .required)
+            .field("expires_at", .datetime, .required)
+            .unique(on: "code_hash", name: "uq_google_sign_in_codes_hash")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(GoogleSignInCode.schema).delete()
+    }
+}

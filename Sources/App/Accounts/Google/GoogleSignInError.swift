@@ -14,6 +14,8 @@ enum GoogleSignInError: HTTPProblemConvertible, Equatable {
     case emailNotVerified
     case accountInactive
     case providerUnavailable(String)
+    /// The one-time code of `POST /auth/google/exchange/` is unknown, used or expired.
+    case invalidCode
 
     /// The code given to the frontend.
     var code: String {
@@ -27,6 +29,7 @@ enum GoogleSignInError: HTTPProblemConvertible, Equatable {
         case .emailNotVerified: "email_not_verified"
         case .accountInactive: "account_inactive"
         case .providerUnavailable: "provider_unavailable"
+        case .invalidCode: "invalid_code"
         }
     }
 
@@ -35,9 +38,9 @@ enum GoogleSignInError: HTTPProblemConvertible, Equatable {
         case .notConfigured:
             return HTTPProblem(.notFound, title: "Google sign-in is not configured",
                                detail: "This server has no GOOGLE_CLIENT_ID; sign in with email and password.")
-        case .returnNotAllowed(let target):
-            return HTTPProblem(.badRequest, title: "Invalid input", detail: "'\(target)' is not an allowed place to return to.",
-                               fieldErrors: ["next": ["Must be a path on this server or a URL on FRONTEND_URL or CORS_ALLOWED_ORIGINS."]])
+        case .returnNotAllowed:
+            return HTTPProblem(.badRequest, title: "Invalid input", detail: "next: not an allowed place to return to.",
+                               fieldErrors: ["next": ["Must be a path on this server or a URL on FRONTEND_URL or CORS_ALLOWED_ORIGINS, without a fragment."]])
         case .declined(let error):
             return HTTPProblem(.unauthorized, title: "Google sign-in declined", detail: "Google answered \(error).")
         case .invalidState(let reason):
@@ -52,6 +55,10 @@ enum GoogleSignInError: HTTPProblemConvertible, Equatable {
             return HTTPProblem(.forbidden, title: "Account inactive", detail: "The account for this Google sign-in is deactivated.")
         case .providerUnavailable(let reason):
             return HTTPProblem(.badGateway, title: "Google unavailable", detail: reason)
+        case .invalidCode:
+            return HTTPProblem(.badRequest, title: "Invalid sign-in code",
+                               detail: "This sign-in code is unknown, was already used, or has expired; sign in again.",
+                               fieldErrors: ["code": ["Unknown, used or expired."]])
         }
     }
 }

@@ -27,6 +27,16 @@ public struct IPRange: Sendable, Equatable {
         return true
     }
 
+    /// The client an address stands for when limiting: an IPv4 address as it is, an IPv6 address by
+    /// its /64 network (one subscriber line or host usually holds a whole /64, so single addresses
+    /// are free to change); anything unparsable as given.
+    static func clientKey(of address: String) -> String {
+        guard let bytes = bytes(of: address) else { return address }
+        guard bytes.count == 16 else { return bytes.map(String.init).joined(separator: ".") }
+        return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":") + "::/64"
+    }
+
     /// The 4 or 16 bytes of an IPv4 or IPv6 address; IPv4-mapped IPv6 addresses count as IPv4.
     static func bytes(of text: String) -> [UInt8]? {
         var text = text.trimmingCharacters(in: .whitespaces)
@@ -81,4 +91,7 @@ extension Request {
         get { storage[ClientIPKey.self] ?? remoteAddress?.ipAddress ?? "unknown" }
         set { storage[ClientIPKey.self] = newValue }
     }
+
+    /// The client as rate limits count it: its IPv4 address, or its IPv6 /64.
+    var clientKey: String { IPRange.clientKey(of: clientIP) }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -22,8 +23,33 @@ public struct RateLimitPolicy: Sendable, Equatable {
         self.init(name: name, limit: limit, period: period)
     }
 
+    /// The same limit under another name: a bucket of its own.
+    func named(_ name: String) -> RateLimitPolicy { RateLimitPolicy(name: name, limit: limit, period: period) }
+
     /// The time one request "costs": a full bucket refills one request per interval.
     var emissionInterval: TimeInterval { period / Double(limit) }
+
+    /// GCRA: what a request at `now` meets in a bucket that is full again at `fullAt` (nil: full now).
+    /// Counting it would make the bucket full again at ``RateLimitDecision/nextFullAt``.
+    func decide(fullAt stored: TimeInterval?, now: TimeInterval) -> RateLimitDecision {
+        let fullAt = max(stored ?? now, now)
+        let nextFullAt = fullAt + emissionInterval
+        let allowedFrom = nextFullAt - period
+        guard now >= allowedFrom else {
+            return RateLimitDecision(policy: self, allowed: false, remaining: 0, resetAfter: fullAt - now,
+                                     retryAfter: allowedFrom - now, nextFullAt: fullAt)
+        }
+        let remaining = Int(((period - (nextFullAt - now)) / emissionInterval).rounded(.down))
+        return RateLimitDecision(policy: self, allowed: true, remaining: max(0, remaining), resetAfter: nextFullAt - now,
+                                 retryAfter: 0, nextFullAt: nextFullAt)
+    }
+
+    /// How much of the bucket is spent at `now`, without counting anything: `spent == 0` means no
+    /// recent request at all.
+    func spent(fullAt stored: TimeInterval?, now: TimeInterval) -> Int {
+        guard let stored, stored > now else { return 0 }
+        return Int(((stored - now) / emissionInterval).rounded(.up))
+    }
 }
 
 /// What a limiter said about one request.
@@ -36,49 +62,78 @@ public struct RateLimitDecision: Sendable, Equatable {
     public var resetAfter: TimeInterval
     /// Seconds until a request would be allowed (0 when allowed).
     public var retryAfter: TimeInterval
+    /// When the bucket is full again once this request is counted (reference-date seconds).
+    var nextFullAt: TimeInterval
+}
+
+/// The bucket of one client under one policy: a hash of both, 16 bytes whatever the client sent,
+/// so that a key costs the same memory whether it is a user id or a megabyte of "email".
+public struct RateLimitKey: Hashable, Sendable {
+    let high: UInt64
+    let low: UInt64
+
+    init(policy: String, client: String) {
+        var hasher = SHA256()
+        hasher.update(data: Data(policy.utf8))
+        hasher.update(data: [0])
+        hasher.update(data: Data(client.utf8))
+        let digest = Array(hasher.finalize())
+        high = digest[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        low = digest[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The 16 bytes, big-endian, for stores that keep them outside this process.
+    var bytes: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
+    }
 }
 
 /// Where rate-limit state lives. ``InMemoryRateLimitStore`` keeps it in this process; a store on
-/// shared storage (Redis, PostgreSQL) would let several instances share one limit.
+/// shared storage lets several instances share one limit.
 public protocol RateLimitStore: Sendable {
     /// Counts one request for `key` under `policy` at `now`, unless it is over the limit.
-    func acquire(_ key: String, policy: RateLimitPolicy, now: Date) async -> RateLimitDecision
+    func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision
+    /// When `key`'s bucket is full again (reference-date seconds); nil when it is full. Counts nothing.
+    func fullAt(_ key: RateLimitKey) async throws -> TimeInterval?
 }
 
 /// GCRA (the generic cell rate algorithm, a token bucket kept as one number per key: the time
 /// the bucket will be full again) in memory. Memory is bounded: a key whose bucket is full again is
-/// the same as no key and is forgotten when room is needed; past `maxKeys` arbitrary keys are
-/// dropped, so a flood of distinct clients cannot grow it without bound.
+/// the same as no key, and idle keys are forgotten when room is needed. A key that is still counting
+/// is never dropped: when every key held is counting, a new key is let through without being
+/// counted (``untracked`` tells how often), rather than reset a limit someone is running into.
 public final class InMemoryRateLimitStore: RateLimitStore {
-    private let shards: [NIOLockedValueBox<[String: TimeInterval]>]
+    private let shards: [NIOLockedValueBox<[RateLimitKey: TimeInterval]>]
     private let maxKeysPerShard: Int
+    private let untrackedCount = NIOLockedValueBox(0)
 
     public init(maxKeys: Int, shardCount: Int = 16) {
         shards = (0..<shardCount).map { _ in NIOLockedValueBox([:]) }
         maxKeysPerShard = max(1, maxKeys / shardCount)
     }
 
-    public func acquire(_ key: String, policy: RateLimitPolicy, now: Date) async -> RateLimitDecision {
-        let fullKey = policy.name + "|" + key
-        let shard = shards[Int(UInt(bitPattern: fullKey.hashValue) % UInt(shards.count))]
+    private func shard(_ key: RateLimitKey) -> NIOLockedValueBox<[RateLimitKey: TimeInterval]> {
+        shards[Int(key.low % UInt64(shards.count))]
+    }
+
+    public func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) -> RateLimitDecision {
         let time = now.timeIntervalSinceReferenceDate
-        let interval = policy.emissionInterval
-        return shard.withLockedValue { buckets in
-            let fullAt = max(buckets[fullKey] ?? time, time)
-            let nextFullAt = fullAt + interval
-            let allowedFrom = nextFullAt - policy.period
-            guard time >= allowedFrom else {
-                return RateLimitDecision(policy: policy, allowed: false, remaining: 0,
-                                         resetAfter: fullAt - time, retryAfter: allowedFrom - time)
+        let (decision, tracked) = shard(key).withLockedValue { buckets -> (RateLimitDecision, Bool) in
+            let decision = policy.decide(fullAt: buckets[key], now: time)
+            guard decision.allowed else { return (decision, true) }
+            if buckets[key] == nil, buckets.count >= maxKeysPerShard {
+                buckets = buckets.filter { $0.value > time }
+                guard buckets.count < maxKeysPerShard else { return (decision, false) }
             }
-            if buckets[fullKey] == nil, buckets.count >= maxKeysPerShard {
-                Self.makeRoom(in: &buckets, now: time, target: maxKeysPerShard * 9 / 10)
-            }
-            buckets[fullKey] = nextFullAt
-            let remaining = Int(((policy.period - (nextFullAt - time)) / interval).rounded(.down))
-            return RateLimitDecision(policy: policy, allowed: true, remaining: max(0, remaining),
-                                     resetAfter: nextFullAt - time, retryAfter: 0)
+            buckets[key] = decision.nextFullAt
+            return (decision, true)
         }
+        if !tracked { untrackedCount.withLockedValue { $0 += 1 } }
+        return decision
+    }
+
+    public func fullAt(_ key: RateLimitKey) -> TimeInterval? {
+        shard(key).withLockedValue { $0[key] }
     }
 
     /// Keys held, over all shards.
@@ -86,10 +141,6 @@ public final class InMemoryRateLimitStore: RateLimitStore {
         shards.reduce(0) { $0 + $1.withLockedValue { $0.count } }
     }
 
-    private static func makeRoom(in buckets: inout [String: TimeInterval], now: TimeInterval, target: Int) {
-        buckets = buckets.filter { $0.value > now }
-        while buckets.count > target, let key = buckets.keys.first {
-            buckets[key] = nil
-        }
-    }
+    /// Requests let through uncounted because every key held was still counting.
+    public var untracked: Int { untrackedCount.withLockedValue { $0 } }
 }

@@ -26,10 +26,34 @@ struct RateLimiter: Sendable {
     /// Counts one request for `key`; throws ``RateLimitExceeded`` when over `policy`.
     func check(_ policy: RateLimitPolicy, key: String, for request: Request) async throws {
         guard enabled else { return }
-        let decision = await store.acquire(key, policy: policy, now: clock.now())
+        let decision = try await store.acquire(RateLimitKey(policy: policy.name, client: key), policy: policy, now: clock.now())
         request.rateLimitDecision = RateLimitHeaders.tighter(request.rateLimitDecision, decision)
+        try refuse(unless: decision)
+    }
+
+    /// Throws ``RateLimitExceeded`` when one more request for `key` would be over `policy`; counts nothing.
+    func checkWithoutCounting(_ policy: RateLimitPolicy, key: String) async throws {
+        guard enabled else { return }
+        let fullAt = try await store.fullAt(RateLimitKey(policy: policy.name, client: key))
+        try refuse(unless: policy.decide(fullAt: fullAt, now: clock.now().timeIntervalSinceReferenceDate))
+    }
+
+    /// Counts one request for `key` whatever it meets (a failure already happened).
+    func count(_ policy: RateLimitPolicy, key: String) async throws {
+        guard enabled else { return }
+        _ = try await store.acquire(RateLimitKey(policy: policy.name, client: key), policy: policy, now: clock.now())
+    }
+
+    /// Whether `key` has spent any of `policy` lately.
+    func hasRecentRequests(_ policy: RateLimitPolicy, key: String) async throws -> Bool {
+        guard enabled else { return false }
+        let fullAt = try await store.fullAt(RateLimitKey(policy: policy.name, client: key))
+        return policy.spent(fullAt: fullAt, now: clock.now().timeIntervalSinceReferenceDate) > 0
+    }
+
+    private func refuse(unless decision: RateLimitDecision) throws(RateLimitExceeded) {
         guard decision.allowed else {
-            metrics.rateLimitRejected(policy.name)
+            metrics.rateLimitRejected(decision.policy.name)
             throw RateLimitExceeded(decision: decision)
         }
     }
@@ -84,13 +108,15 @@ struct RateLimitMiddleware: AsyncMiddleware {
     let anonymousLimit: RateLimitPolicy
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        // Load balancers and scrapers must always get through: a busy minute must not take an instance out.
+        if ServicePaths.isProbe(request.url.path) { return try await next.respond(to: request) }
         do {
             if let token = request.headers.bearerAuthorization?.token,
                let claims = try? await signer.verify(token, as: .access) {
                 request.verifiedAccessClaims = claims
                 try await limiter.check(userLimit, key: claims.userID, for: request)
             } else {
-                try await limiter.check(anonymousLimit, key: request.clientIP, for: request)
+                try await limiter.check(anonymousLimit, key: request.clientKey, for: request)
             }
         } catch let exceeded as RateLimitExceeded {
             return exceeded.problem.response()
@@ -103,13 +129,13 @@ struct RateLimitMiddleware: AsyncMiddleware {
     }
 }
 
-/// A further limit on a group of routes, per client IP (register, login and the like).
+/// A further limit on a group of routes, per client (register, login and the like).
 struct RouteRateLimitMiddleware: AsyncMiddleware {
     let limiter: RateLimiter
     let policy: RateLimitPolicy
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        try await limiter.check(policy, key: request.clientIP, for: request)
+        try await limiter.check(policy, key: request.clientKey, for: request)
         return try await next.respond(to: request)
     }
 }

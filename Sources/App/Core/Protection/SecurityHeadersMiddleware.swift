@@ -5,16 +5,20 @@ import Vapor
 /// HTTPS responses carry `Strict-Transport-Security` (`SECURE_HSTS_SECONDS`). Whether a request came
 /// over HTTPS is what a trusted proxy says in `X-Forwarded-Proto`. Health checks and metrics are
 /// not redirected: load balancers and scrapers call them over plain HTTP, and they carry no user data.
+///
+/// The redirect goes to the request's host only when it is well formed and allowed (`ALLOWED_HOSTS`
+/// outside DEBUG); otherwise the request goes on, to be refused by the allowed-hosts check. The
+/// path and query are written from their parsed forms.
 struct SecurityHeadersMiddleware: AsyncMiddleware {
     let addresses: ClientAddressResolver
     let sslRedirect: Bool
     let hstsSeconds: Int
+    /// Nil in DEBUG, where any well-formed host is answered.
+    let allowedHosts: AllowedHosts?
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let secure = addresses.isSecure(request)
-        if sslRedirect, !secure, !Self.redirectExempt.contains(request.url.path) {
-            let host = request.headers.first(name: .host) ?? "localhost"
-            let target = "https://\(host)\(request.url.path)" + (request.url.query.map { "?\($0)" } ?? "")
+        if sslRedirect, !secure, !ServicePaths.isProbe(request.url.path), let target = httpsTarget(for: request) {
             return Response(status: .movedPermanently, headers: ["Location": target])
         }
         let response = try await next.respond(to: request)
@@ -39,5 +43,23 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
     static let pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         + "font-src 'self'; manifest-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-    static let redirectExempt: Set<String> = ["/healthz", "/healthz/", "/readyz", "/readyz/", "/metrics", "/metrics/"]
+    /// `https://<host><path>?<query>` for a request to an allowed host; nil otherwise. A path or query
+    /// that would not survive parsing unchanged is left out.
+    private func httpsTarget(for request: Request) -> String? {
+        guard let host = AllowedHosts.hostName(of: request), allowedHosts?.isAllowed(host) ?? true else { return nil }
+        let origin = "https://" + host
+        let path = request.url.path
+        var target = origin + (path.hasPrefix("/") && !path.hasPrefix("//") ? path : "/")
+        if let query = request.url.query { target += "?" + query }
+        let printable = target.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }
+        guard printable, let parsed = URLComponents(string: target), parsed.string == target else { return origin + "/" }
+        return target
+    }
+}
+
+/// Paths that load balancers and scrapers call: never redirected to HTTPS nor rate limited.
+enum ServicePaths {
+    static let probes: Set<String> = ["/healthz", "/healthz/", "/readyz", "/readyz/", "/metrics", "/metrics/"]
+
+    static func isProbe(_ path: String) -> Bool { probes.contains(path) }
 }
