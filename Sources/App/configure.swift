@@ -45,7 +45,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
     app.middleware = Middlewares()
     app.middleware.use(MiddlewareGroup(edge))
-    app.http.server.configuration.idleTimeout = .milliseconds(Int64(protection.idleTimeout * 1000))
+    app.http.server.configuration.idleTimeout = protection.idleTimeout.timeAmount
     app.http.server.configuration.reportMetrics = false
 
     app.asyncCommands.use(ServeCommand(autoMigrate: settings.autoMigrate), as: "serve", isDefault: true)

@@ -26,7 +26,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.grouped(requireUser).register(collection: ChatController(
         chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit
     ))
-    try api.register(collection: ChatStreamController(bus: chat.hub, requireUser: requireUser))
+    try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
 
     let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
     let adminSessions = AdminSessions(clock: services.clock, lifetime: services.settings.adminSessionLifetime,
@@ -39,7 +39,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
         clock: services.clock, runner: chat.runner
     ))
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
-    try staff.register(collection: AdminUsersController(accounts: services.accounts, sessions: services.sessions, chats: chat.service))
+    try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service))
     try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
     try staff.register(collection: AdminMessagesController())
 }

@@ -12,17 +12,15 @@ public struct AnthropicConfiguration: Sendable {
     public var authScheme: AuthScheme
     /// The `anthropic-version` header.
     public var version: String
-    /// Retries of a failed attempt before the first token (connection failures, 429, 5xx, 529).
-    public var maxRetries: Int
+    public var retries: RetryPolicy
     /// Opening the connection.
     public var connectTimeout: Duration
     /// From sending the request until the response starts.
     public var firstByteTimeout: Duration
     /// The longest silence between two pieces of a streaming reply (the API sends pings).
     public var idleTimeout: Duration
-    /// The first retry waits about this long; each further one twice as long, up to `maxBackoff`.
-    public var initialBackoff: Duration
-    public var maxBackoff: Duration
+    /// The clock the two timeouts above run on; tests move a manual one.
+    public var clock: any Clock<Duration>
     /// Waits between retries; tests substitute one that records the waits and returns at once.
     public var sleep: @Sendable (Duration) async throws -> Void
 
@@ -31,33 +29,22 @@ public struct AnthropicConfiguration: Sendable {
         baseURL: String = "https://api.anthropic.com",
         authScheme: AuthScheme = .apiKeyHeader,
         version: String = "2023-06-01",
-        maxRetries: Int = 2,
+        retries: RetryPolicy = RetryPolicy(),
         connectTimeout: Duration = .seconds(10),
         firstByteTimeout: Duration = .seconds(60),
         idleTimeout: Duration = .seconds(60),
-        initialBackoff: Duration = .milliseconds(500),
-        maxBackoff: Duration = .seconds(8),
+        clock: any Clock<Duration> = ContinuousClock(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.apiKey = apiKey
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.authScheme = authScheme
         self.version = version
-        self.maxRetries = maxRetries
+        self.retries = retries
         self.connectTimeout = connectTimeout
         self.firstByteTimeout = firstByteTimeout
         self.idleTimeout = idleTimeout
-        self.initialBackoff = initialBackoff
-        self.maxBackoff = maxBackoff
+        self.clock = clock
         self.sleep = sleep
-    }
-
-    /// The wait before retry number `attempt` (1-based): the provider's `retry-after` when it gave
-    /// one under a minute, else exponential backoff with up to 25% jitter, as the official SDKs do.
-    public func delay(beforeRetry attempt: Int, retryAfter: Duration?) -> Duration {
-        if let retryAfter, retryAfter > .zero, retryAfter <= .seconds(60) { return retryAfter }
-        let exponential = initialBackoff * (1 << min(max(attempt - 1, 0), 20))
-        let capped = min(exponential, maxBackoff)
-        return capped * Double.random(in: 0.75...1.0)
     }
 }

@@ -1,15 +1,20 @@
 /// A request for one assistant reply.
 public struct ModelRequest: Sendable, Equatable {
     public var model: String
+    /// The system prompt; nil or empty for none.
     public var system: String?
     public var messages: [ModelMessage]
     public var maxTokens: Int
+    /// Ask the provider to cache the prompt up to the last message marked ``ModelMessage/cacheBreakpoint``
+    /// (and the system prompt), so that a long conversation's repeated start is read from its cache.
+    public var cachesPrompt: Bool
 
-    public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int) {
+    public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int, cachesPrompt: Bool = false) {
         self.model = model
         self.system = system
         self.messages = messages
         self.maxTokens = maxTokens
+        self.cachesPrompt = cachesPrompt
     }
 }
 
@@ -22,40 +27,44 @@ public struct ModelMessage: Sendable, Equatable {
 
     public var role: Role
     public var content: String
+    /// The prompt up to and including this message is the same in the next request (a cache
+    /// breakpoint, when the request ``ModelRequest/cachesPrompt``).
+    public var cacheBreakpoint: Bool
 
-    public init(role: Role, content: String) {
+    public init(role: Role, content: String, cacheBreakpoint: Bool = false) {
         self.role = role
         self.content = content
+        self.cacheBreakpoint = cacheBreakpoint
     }
 }
 
-/// Token counts of a reply, as the provider reports them.
+/// Token counts of a reply, as the provider reports them: input read plainly, from the prompt
+/// cache, and written to it, apart; and output.
 public struct ModelUsage: Sendable, Equatable {
     public var inputTokens: Int
     public var outputTokens: Int
+    public var cacheReadInputTokens: Int
+    public var cacheCreationInputTokens: Int
 
-    public init(inputTokens: Int = 0, outputTokens: Int = 0) {
+    public init(inputTokens: Int = 0, outputTokens: Int = 0, cacheReadInputTokens: Int = 0, cacheCreationInputTokens: Int = 0) {
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens
+        self.cacheReadInputTokens = cacheReadInputTokens
+        self.cacheCreationInputTokens = cacheCreationInputTokens
     }
+
+    /// Every token the reply consumed, of every kind.
+    public var total: Int { inputTokens + outputTokens + cacheReadInputTokens + cacheCreationInputTokens }
 }
 
-/// What a reply stream delivers, in order: text deltas, then once `finished`.
-public enum ModelEvent: Sendable, Equatable {
-    /// The next piece of the reply's text, relayed the moment it arrives.
-    case text(String)
-    /// The reply is over: why the model stopped (`end_turn`, `max_tokens`, …) and its usage.
-    case finished(stopReason: String?, usage: ModelUsage)
-}
+/// How a reply finished: why the model stopped (`end_turn`, `max_tokens`, …) and its usage.
+public struct ModelCompletion: Sendable, Equatable {
+    public var stopReason: String?
+    public var usage: ModelUsage
 
-/// A model the server may use.
-public struct ModelInfo: Sendable, Equatable {
-    public var id: String
-    public var provider: String
-
-    public init(id: String, provider: String) {
-        self.id = id
-        self.provider = provider
+    public init(stopReason: String?, usage: ModelUsage) {
+        self.stopReason = stopReason
+        self.usage = usage
     }
 }
 
@@ -64,9 +73,13 @@ public protocol ModelProvider: Sendable {
     /// The provider's name, as listed by `GET /api/models/`.
     var name: String { get }
 
-    /// Starts a reply when iterated. Iteration throws ``ProviderError`` when the reply fails,
-    /// and stops (throwing `CancellationError`) when the iterating task is cancelled.
-    func streamReply(_ request: ModelRequest) -> ModelReplyStream
+    /// Runs one reply: hands each piece of its text to `onText` the moment it arrives (in order, on
+    /// whatever thread received it, never two at once), and answers how it finished.
+    ///
+    /// Throws ``ProviderError`` when the reply fails — every piece that arrived before the failure
+    /// has been handed out by then — and `CancellationError` when the calling task is cancelled,
+    /// which also closes the upstream request.
+    func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion
 
     /// Releases connections; called once when the server stops.
     func shutdown() async throws
@@ -74,30 +87,4 @@ public protocol ModelProvider: Sendable {
 
 extension ModelProvider {
     public func shutdown() async throws {}
-}
-
-/// The events of one reply, pulled one at a time: no buffer and no task between the upstream
-/// connection and the code that iterates it.
-public struct ModelReplyStream: AsyncSequence, Sendable {
-    public typealias Element = ModelEvent
-
-    private let makeIterator: @Sendable () -> AsyncIterator
-
-    public init(_ makeIterator: @escaping @Sendable () -> AsyncIterator) {
-        self.makeIterator = makeIterator
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator { makeIterator() }
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        private let produce: () async throws -> ModelEvent?
-
-        public init(_ produce: @escaping () async throws -> ModelEvent?) {
-            self.produce = produce
-        }
-
-        public mutating func next() async throws -> ModelEvent? {
-            try await produce()
-        }
-    }
 }

@@ -10,22 +10,15 @@ public struct OfflineProvider: ModelProvider {
         self.wordDelay = wordDelay
     }
 
-    public func streamReply(_ request: ModelRequest) -> ModelReplyStream {
+    public func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion {
         let words = Self.reply(to: request)
-        let delay = wordDelay
-        let inputTokens = request.messages.reduce(0) { $0 + $1.content.split(separator: " ").count }
-        return ModelReplyStream {
-            var index = 0
-            return ModelReplyStream.AsyncIterator {
-                guard index <= words.count else { return nil }
-                defer { index += 1 }
-                if index == words.count {
-                    return .finished(stopReason: "end_turn", usage: ModelUsage(inputTokens: inputTokens, outputTokens: words.count))
-                }
-                if index > 0 { try await Task.sleep(for: delay) }
-                return .text(words[index])
-            }
+        for (index, word) in words.enumerated() {
+            if index > 0 { try await Task.sleep(for: wordDelay) }
+            try Task.checkCancellation()
+            onText(word)
         }
+        let inputTokens = request.messages.reduce(0) { $0 + $1.content.split(separator: " ").count }
+        return ModelCompletion(stopReason: "end_turn", usage: ModelUsage(inputTokens: inputTokens, outputTokens: words.count))
     }
 
     /// The reply's words, each with the space that follows it.

@@ -13,14 +13,6 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
         case connection
         /// The reply stream broke off or ended before the model finished.
         case interrupted
-
-        /// Worth trying again before the first token: the same request may well succeed.
-        var isTransient: Bool {
-            switch self {
-            case .rateLimited, .overloaded, .upstream, .timeout, .connection, .interrupted: true
-            case .authentication, .permission, .notFound, .invalidRequest, .requestTooLarge: false
-            }
-        }
     }
 
     public var kind: Kind

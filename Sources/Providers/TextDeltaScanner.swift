@@ -1,77 +1,74 @@
+/// The `delta` of a `content_block_delta` event: its `type` and, for text deltas, its `text`.
+struct BlockDelta: Equatable, Decodable {
+    var type: String
+    var text: String?
+}
+
 /// Reads the `delta` of a `content_block_delta` event — the one event that comes once per token —
 /// in a single pass over its bytes, without the JSON decoder's allocations. It answers only when the
 /// input is well-formed JSON of the expected shape; for anything else it answers nil, and the caller
 /// falls back to `JSONDecoder`.
 struct TextDeltaScanner {
-    /// The delta's `type` and, for text deltas, its `text`.
-    struct Delta: Equatable {
-        var type: String
-        var text: String?
-    }
-
-    private let bytes: [UInt8]
+    private let bytes: UnsafeRawBufferPointer
     private var index = 0
 
-    static func scan(_ data: String) -> Delta? {
-        var scanner = TextDeltaScanner(bytes: Array(data.utf8))
-        return scanner.topLevel()
+    static func scan(_ data: UnsafeRawBufferPointer) -> BlockDelta? {
+        var scanner = TextDeltaScanner(bytes: data)
+        var delta: BlockDelta?
+        guard scanner.object(onKey: { scanner, key in
+            guard key == "delta", delta == nil else { return scanner.skipValue() }
+            var type: String?
+            var text: String?
+            let ok = scanner.object { scanner, key in
+                switch key {
+                case "type":
+                    guard type == nil else { return false }
+                    type = scanner.string()
+                    return type != nil
+                case "text":
+                    guard text == nil else { return false }
+                    text = scanner.string()
+                    return text != nil
+                default:
+                    return scanner.skipValue()
+                }
+            }
+            delta = type.map { BlockDelta(type: $0, text: text) }
+            return ok && delta != nil
+        }) else { return nil }
+        scanner.skipSpace()
+        return scanner.index == data.count ? delta : nil
     }
 
-    private init(bytes: [UInt8]) {
+    static func scan(_ data: String) -> BlockDelta? {
+        var copy = data
+        return copy.withUTF8 { scan(UnsafeRawBufferPointer($0)) }
+    }
+
+    private init(bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
     }
 
-    private mutating func topLevel() -> Delta? {
+    /// A JSON object at the cursor: calls `onKey` with each key, the cursor on its value, which
+    /// `onKey` must read or skip (answering false when it is malformed).
+    private mutating func object(onKey: (inout TextDeltaScanner, String) -> Bool) -> Bool {
         skipSpace()
-        guard consume(UInt8(ascii: "{")) else { return nil }
-        var delta: Delta?
+        guard consume(UInt8(ascii: "{")) else { return false }
         var first = true
         while true {
             skipSpace()
-            if consume(UInt8(ascii: "}")) { break }
-            if !first { guard consume(UInt8(ascii: ",")) else { return nil }; skipSpace() }
-            first = false
-            guard let key = string() else { return nil }
-            skipSpace()
-            guard consume(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            if key == "delta" {
-                guard delta == nil, let inner = deltaObject() else { return nil }
-                delta = inner
-            } else {
-                guard skipValue() else { return nil }
+            if consume(UInt8(ascii: "}")) { return true }
+            if !first {
+                guard consume(UInt8(ascii: ",")) else { return false }
+                skipSpace()
             }
-        }
-        skipSpace()
-        return index == bytes.count ? delta : nil
-    }
-
-    private mutating func deltaObject() -> Delta? {
-        guard consume(UInt8(ascii: "{")) else { return nil }
-        var type: String?
-        var text: String?
-        var first = true
-        while true {
-            skipSpace()
-            if consume(UInt8(ascii: "}")) { break }
-            if !first { guard consume(UInt8(ascii: ",")) else { return nil }; skipSpace() }
             first = false
-            guard let key = string() else { return nil }
+            guard let key = string() else { return false }
             skipSpace()
-            guard consume(UInt8(ascii: ":")) else { return nil }
+            guard consume(UInt8(ascii: ":")) else { return false }
             skipSpace()
-            switch key {
-            case "type":
-                guard type == nil, let value = string() else { return nil }
-                type = value
-            case "text":
-                guard text == nil, let value = string() else { return nil }
-                text = value
-            default:
-                guard skipValue() else { return nil }
-            }
+            guard onKey(&self, key) else { return false }
         }
-        return type.map { Delta(type: $0, text: text) }
     }
 
     /// A JSON string at the cursor, unescaped.
@@ -85,7 +82,7 @@ struct TextDeltaScanner {
             case UInt8(ascii: "\""):
                 defer { index += 1 }
                 if let unescaped { return String(decoding: unescaped, as: UTF8.self) }
-                return String(decoding: bytes[start..<index], as: UTF8.self)
+                return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             case UInt8(ascii: "\\"):
                 if unescaped == nil { unescaped = Array(bytes[start..<index]) }
                 index += 1
@@ -153,29 +150,26 @@ struct TextDeltaScanner {
         switch bytes[index] {
         case UInt8(ascii: "\""):
             return string() != nil
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            let close = bytes[index] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-            let isObject = close == UInt8(ascii: "}")
+        case UInt8(ascii: "{"):
+            return object { scanner, _ in scanner.skipValue() }
+        case UInt8(ascii: "["):
             index += 1
             var first = true
             while true {
                 skipSpace()
-                if consume(close) { return true }
-                if !first { guard consume(UInt8(ascii: ",")) else { return false }; skipSpace() }
-                first = false
-                if isObject {
-                    guard string() != nil else { return false }
-                    skipSpace()
-                    guard consume(UInt8(ascii: ":")) else { return false }
+                if consume(UInt8(ascii: "]")) { return true }
+                if !first {
+                    guard consume(UInt8(ascii: ",")) else { return false }
                     skipSpace()
                 }
+                first = false
                 guard skipValue() else { return false }
             }
         default:
             // a number, true, false or null
             let start = index
             while index < bytes.count, !Self.ends(bytes[index]) { index += 1 }
-            let word = bytes[start..<index]
+            let word = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
             if word.elementsEqual("true".utf8) || word.elementsEqual("false".utf8) || word.elementsEqual("null".utf8) { return true }
             return !word.isEmpty && word.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || "+-.eE".utf8.contains($0) }
                 && Double(String(decoding: word, as: UTF8.self)) != nil

@@ -9,18 +9,34 @@ extension AnthropicEmulator {
         for (name, value) in req.headers { headers[name.lowercased()] = value }
         let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        let messages = (json?["messages"] as? [[String: Any]] ?? []).map { message in
-            (role: message["role"] as? String ?? "", content: message["content"] as? String ?? "")
+        let parsedMessages = (json?["messages"] as? [[String: Any]] ?? []).map { message in
+            (role: message["role"] as? String ?? "", content: Content(message["content"]))
         }
+        let messages = parsedMessages.map { (role: $0.role, content: $0.content.text) }
+        let system = json?["system"].map { Content($0) }
         let recorded = RecordedRequest(
-            headers: headers, model: json?["model"] as? String, system: json?["system"] as? String,
-            maxTokens: json?["max_tokens"] as? Int, stream: json?["stream"] as? Bool, messages: messages
+            headers: headers, model: json?["model"] as? String, system: system?.text,
+            maxTokens: json?["max_tokens"] as? Int, stream: json?["stream"] as? Bool, messages: messages,
+            systemCached: system?.cached ?? false,
+            cacheBreakpoints: parsedMessages.indices.filter { parsedMessages[$0].content.cached }
         )
 
-        let script: Script = state.withLockedValue { state in
+        // Prompt caching as the API does it: the prompt up to the last breakpoint is read from the
+        // cache when the same prefix was written before, else written now (usage counts both apart).
+        let prefix = recorded.cacheBreakpoints.last.map { last in
+            ([recorded.system ?? ""] + messages.prefix(last + 1).map { "\($0.role):\($0.content)" }).joined(separator: "\u{1}")
+        } ?? (recorded.systemCached ? recorded.system : nil)
+        let totalTokens = estimatedTokens(([recorded.system ?? ""] + messages.map(\.content)).joined())
+        let (script, cache): (Script, CacheUse) = state.withLockedValue { state in
             if state.recordsRequests { state.requests.append(recorded) }
-            if !state.scripts.isEmpty { return state.scripts.removeFirst() }
-            return state.defaultScript ?? .reply(echo(messages.last?.content ?? ""))
+            var cache = CacheUse()
+            if let prefix {
+                let tokens = min(estimatedTokens(prefix), totalTokens)
+                if state.cachedPrefixes.contains(prefix) { cache.read = tokens } else { cache.created = tokens }
+                state.cachedPrefixes.insert(prefix)
+            }
+            if !state.scripts.isEmpty { return (state.scripts.removeFirst(), cache) }
+            return (state.defaultScript ?? .reply(echo(messages.last?.content ?? "")), cache)
         }
 
         let presentedKey = headers["x-api-key"] ?? headers["authorization"].map { $0.replacingOccurrences(of: "Bearer ", with: "") }
@@ -43,12 +59,13 @@ extension AnthropicEmulator {
             for (name, value) in extra { response.headers.replaceOrAdd(name: name, value: value) }
             return response
         case .hangBeforeHeaders:
+            state.withLockedValue { $0.silent += 1 }
             await withCheckedContinuation { continuation in
                 state.withLockedValue { $0.gate.hangs.append(continuation) }
             }
             return errorResponse(529, "overloaded_error", "Overloaded")
         case .reply(let reply):
-            return streamResponse(reply, model: model, state: state)
+            return streamResponse(reply, model: model, cache: cache, state: state)
         }
     }
 
@@ -70,16 +87,51 @@ extension AnthropicEmulator {
         )
     }
 
-    private static func streamResponse(_ reply: Script.Reply, model: String, state: NIOLockedValueBox<State>) -> Response {
+    /// Prompt tokens read from the cache and written to it by one request.
+    struct CacheUse {
+        var read = 0
+        var created = 0
+    }
+
+    /// Text as the API reads a `system` or message `content`: a string, or text blocks, any of which
+    /// may carry `cache_control`.
+    struct Content {
+        var text: String
+        var cached: Bool
+
+        init(_ value: Any?) {
+            if let string = value as? String {
+                (text, cached) = (string, false)
+            } else if let blocks = value as? [[String: Any]] {
+                text = blocks.compactMap { $0["text"] as? String }.joined()
+                cached = blocks.contains { ($0["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral" }
+            } else {
+                (text, cached) = ("", false)
+            }
+        }
+    }
+
+    /// The emulator's token count: four characters a token, at least one.
+    static func estimatedTokens(_ text: String) -> Int { max(1, text.count / 4) }
+
+    private static func streamResponse(_ reply: Script.Reply, model: String, cache: CacheUse, state: NIOLockedValueBox<State>) -> Response {
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
             "request-id": "req_emulated", "anthropic-organization-id": "org-emulated",
         ]
         return Response(status: .ok, headers: headers, body: .init(managedAsyncStream: { writer in
+            // Coalesced: every event goes into one write at the end, as a proxy or a fast link may deliver them.
+            var held = reply.coalesced ? "" : nil
             func send(_ event: String, _ data: String) async throws {
-                try await writer.write(.buffer(ByteBuffer(string: "event: \(event)\ndata: \(data)\n\n")))
+                let frame = "event: \(event)\ndata: \(data)\n\n"
+                if held != nil { held? += frame } else { try await writer.write(.buffer(ByteBuffer(string: frame))) }
             }
-            try await send("message_start", #"{"type":"message_start","message":{"id":"msg_emulated","type":"message","role":"assistant","content":[],"model":"\#(model)","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":\#(reply.inputTokens),"output_tokens":1}}}"#)
+            func flushHeld() async throws {
+                if let frames = held, !frames.isEmpty { try await writer.write(.buffer(ByteBuffer(string: frames))) }
+                held = held.map { _ in "" }
+            }
+            let usage = #""input_tokens":\#(reply.inputTokens),"cache_read_input_tokens":\#(cache.read),"cache_creation_input_tokens":\#(cache.created),"output_tokens":1"#
+            try await send("message_start", #"{"type":"message_start","message":{"id":"msg_emulated","type":"message","role":"assistant","content":[],"model":"\#(model)","stop_reason":null,"stop_sequence":null,"usage":{\#(usage)}}}"#)
             if reply.includeUnusedEvents {
                 try await send("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#)
                 try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}"#)
@@ -91,26 +143,38 @@ extension AnthropicEmulator {
             try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"text","text":""}}"#)
             try await send("ping", #"{"type": "ping"}"#)
             for (number, chunk) in reply.chunks.enumerated() {
-                if number > 0, reply.delay > .zero { try await Task.sleep(for: reply.delay) }
-                if number == reply.pauseAfter { await waitAtGate(state) }
+                if number > 0, reply.delay > .zero, !reply.coalesced { try await Task.sleep(for: reply.delay) }
+                if number == reply.pauseAfter { try await flushHeld(); await waitAtGate(state) }
                 let text = reply.stampChunks ? "t\(AnthropicEmulator.wallClockNanoseconds());" : chunk
                 try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":\#(jsonString(text))}}"#)
             }
-            if reply.pauseAfter == reply.chunks.count { await waitAtGate(state) }
+            if reply.pauseAfter == reply.chunks.count { try await flushHeld(); await waitAtGate(state) }
             if let errorType = reply.errorAfterChunks {
                 try await send("error", #"{"type":"error","error":{"type":"\#(errorType)","message":"emulated \#(errorType)"}}"#)
+                try await flushHeld()
+                return
+            }
+            if reply.malformedAfterChunks {
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":"#)
+                try await flushHeld()
                 return
             }
             if reply.hangAfterChunks {
+                try await flushHeld()
+                state.withLockedValue { $0.silent += 1 }
                 await withCheckedContinuation { continuation in
                     state.withLockedValue { $0.gate.hangs.append(continuation) }
                 }
                 return
             }
-            if reply.endAbruptly { return }
+            if reply.endAbruptly {
+                try await flushHeld()
+                return
+            }
             try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
             try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(reply.stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count)}}"#)
             try await send("message_stop", #"{"type":"message_stop"}"#)
+            try await flushHeld()
         }))
     }
 

@@ -19,6 +19,10 @@ public final class AnthropicEmulator: Sendable {
         /// Keep what each request carried (off for load tests, which send thousands).
         var recordsRequests = true
         var gate = Gate()
+        /// Replies that went silent (before their headers, or after their chunks), so far.
+        var silent = 0
+        /// Prompt prefixes written to the emulated prompt cache.
+        var cachedPrefixes: Set<String> = []
     }
 
     /// Starts an emulator that accepts `apiKey` (as `x-api-key` or `Authorization: Bearer`).
@@ -93,6 +97,10 @@ public final class AnthropicEmulator: Sendable {
     /// How many replies are waiting at the gate.
     public var pausedCount: Int { state.withLockedValue { $0.gate.waiters.count } }
 
+    /// How many replies have gone silent so far (hanging before their headers or after their chunks):
+    /// a test waits for this before it moves a timeout's clock.
+    public var silentCount: Int { state.withLockedValue { $0.silent } }
+
     private func releaseHangs() {
         let hangs = state.withLockedValue { state in
             defer { state.gate.hangs.removeAll() }
@@ -111,6 +119,10 @@ public struct RecordedRequest: Sendable {
     public var stream: Bool?
     /// (role, content) of each message, in order.
     public var messages: [(role: String, content: String)]
+    /// Whether the system prompt carried `cache_control`.
+    public var systemCached: Bool
+    /// The indexes of the messages that carried `cache_control`.
+    public var cacheBreakpoints: [Int]
 }
 
 /// Where paused and hanging replies wait.
@@ -149,11 +161,17 @@ public enum Script: Sendable {
         /// Replace each chunk's text with the wall-clock time it is sent, `t<nanoseconds since 1970>;`,
         /// so a client can measure how long the text took to reach it.
         public var stampChunks: Bool
+        /// Send the whole event stream in one write (as a proxy or a fast link may deliver it), the
+        /// chunks without their delays.
+        public var coalesced: Bool
+        /// After the chunks, send an event whose JSON is cut off, and close.
+        public var malformedAfterChunks: Bool
 
         public init(
             _ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil, stopReason: String = "end_turn",
             inputTokens: Int = 21, errorAfterChunks: String? = nil, hangAfterChunks: Bool = false,
-            endAbruptly: Bool = false, includeUnusedEvents: Bool = true, stampChunks: Bool = false
+            endAbruptly: Bool = false, includeUnusedEvents: Bool = true, stampChunks: Bool = false,
+            coalesced: Bool = false, malformedAfterChunks: Bool = false
         ) {
             self.chunks = chunks
             self.delay = delay
@@ -165,6 +183,8 @@ public enum Script: Sendable {
             self.endAbruptly = endAbruptly
             self.includeUnusedEvents = includeUnusedEvents
             self.stampChunks = stampChunks
+            self.coalesced = coalesced
+            self.malformedAfterChunks = malformedAfterChunks
         }
     }
 

@@ -8,10 +8,10 @@ import Testing
 struct AnthropicClientTests {
     @Test("a reply streams its deltas in order, then its stop reason and usage")
     func streamsReply() async throws {
-        try await withEmulatedAnthropic { emulator, client, _ in
-            emulator.enqueue(.reply(["Hel", "lo", ", wörld 👋", " \"quoted\"\n"]))
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(["Hel", "lo", ", wörld 👋", " \"quoted\"\n"]))
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
             #expect(reply.error == nil)
             #expect(reply.pieces == ["Hel", "lo", ", wörld 👋", " \"quoted\"\n"], "thinking deltas and unknown events are skipped")
@@ -22,11 +22,11 @@ struct AnthropicClientTests {
 
     @Test("the request carries the key, version, model, system prompt and conversation")
     func requestShape() async throws {
-        try await withEmulatedAnthropic { emulator, client, _ in
-            _ = await collect(client.streamReply(sampleRequest))
+        try await withEmulatedAnthropic { e in
+            _ = await collect(e.client)
 
-            let request = try #require(emulator.requests.first)
-            #expect(request.headers["x-api-key"] == emulator.apiKey)
+            let request = try #require(e.emulator.requests.first)
+            #expect(request.headers["x-api-key"] == e.emulator.apiKey)
             #expect(request.headers["authorization"] == nil)
             #expect(request.headers["anthropic-version"] == "2023-06-01")
             #expect(request.headers["content-type"] == "application/json")
@@ -41,42 +41,42 @@ struct AnthropicClientTests {
 
     @Test("the key can go as Authorization: Bearer instead")
     func bearerScheme() async throws {
-        try await withEmulatedAnthropic(authScheme: .bearer) { emulator, client, _ in
-            let reply = await collect(client.streamReply(sampleRequest))
+        try await withEmulatedAnthropic(authScheme: .bearer) { e in
+            let reply = await collect(e.client)
             #expect(reply.finished != nil)
-            #expect(emulator.requests.first?.headers["authorization"] == "Bearer \(emulator.apiKey)")
-            #expect(emulator.requests.first?.headers["x-api-key"] == nil)
+            #expect(e.emulator.requests.first?.headers["authorization"] == "Bearer \(e.emulator.apiKey)")
+            #expect(e.emulator.requests.first?.headers["x-api-key"] == nil)
         }
     }
 
     @Test("429 with retry-after is retried after the time asked, then succeeds")
     func rateLimitedThenSuccess() async throws {
-        try await withEmulatedAnthropic { emulator, client, sleeps in
-            emulator.enqueue(
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(
                 .error(status: 429, type: "rate_limit_error", message: "Number of requests has exceeded your rate limit", headers: ["retry-after": "7"]),
                 .reply(["Fine", " now."])
             )
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
             #expect(reply.text == "Fine now.")
-            #expect(emulator.requests.count == 2)
-            #expect(sleeps.all == [.seconds(7)])
+            #expect(e.emulator.requests.count == 2)
+            #expect(e.sleeps.all == [.seconds(7)])
         }
     }
 
     @Test("500, 502, 503, 504 and 529 are retried with growing backoff until retries run out", arguments: [500, 502, 503, 504, 529])
     func transientStatusesExhaustRetries(status: Int) async throws {
-        try await withEmulatedAnthropic(maxRetries: 3) { emulator, client, sleeps in
+        try await withEmulatedAnthropic(maxRetries: 3) { e in
             let type = status == 529 ? "overloaded_error" : status == 504 ? "timeout_error" : "api_error"
-            for _ in 0..<4 { emulator.enqueue(.error(status: status, type: type, message: "try later")) }
+            for _ in 0..<4 { e.emulator.enqueue(.error(status: status, type: type, message: "try later")) }
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
-            #expect(emulator.requests.count == 4)
+            #expect(e.emulator.requests.count == 4)
             #expect(reply.providerError?.status == status)
             #expect(reply.providerError?.kind == (status == 529 ? .overloaded : status == 504 ? .timeout : .upstream))
-            let waits = sleeps.all
+            let waits = e.sleeps.all
             #expect(waits.count == 3)
             #expect(waits[0] >= .milliseconds(375) && waits[0] <= .milliseconds(500))
             #expect(waits[1] >= .milliseconds(750) && waits[1] <= .seconds(1))
@@ -91,13 +91,13 @@ struct AnthropicClientTests {
         (404, "not_found_error", .notFound),
     ])
     func permanentErrors(status: Int, type: String, kind: ProviderError.Kind) async throws {
-        try await withEmulatedAnthropic { emulator, client, sleeps in
-            emulator.enqueue(.error(status: status, type: type, message: "explained by the API"))
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.error(status: status, type: type, message: "explained by the API"))
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
-            #expect(emulator.requests.count == 1)
-            #expect(sleeps.all.isEmpty)
+            #expect(e.emulator.requests.count == 1)
+            #expect(e.sleeps.all.isEmpty)
             #expect(reply.providerError?.kind == kind)
             #expect(reply.providerError?.message == "explained by the API")
             #expect(reply.providerError?.description.contains("HTTP \(status)") == true)
@@ -108,95 +108,136 @@ struct AnthropicClientTests {
     func wrongKey() async throws {
         let emulator = try await AnthropicEmulator.start()
         let client = AnthropicClient(configuration: AnthropicConfiguration(apiKey: "wrong", baseURL: emulator.baseURL))
-        let reply = await collect(client.streamReply(sampleRequest))
+        let reply = await collect(client)
         #expect(reply.providerError?.kind == .authentication)
         try await client.shutdown()
         await emulator.shutdown()
     }
 
-    @Test("an error event after text ends the reply without a retry, keeping the text")
-    func errorEventAfterText() async throws {
-        try await withEmulatedAnthropic { emulator, client, sleeps in
-            emulator.enqueue(.reply(Script.Reply(["Partial", " answer"], errorAfterChunks: "overloaded_error")))
+    @Test("an error event after text ends the reply without a retry, keeping every piece before it", arguments: [false, true])
+    func errorEventAfterText(coalesced: Bool) async throws {
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply(["Partial", " answer"], errorAfterChunks: "overloaded_error", coalesced: coalesced)))
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
             #expect(reply.text == "Partial answer")
             #expect(reply.providerError?.kind == .overloaded)
             #expect(reply.providerError?.usage?.inputTokens == 21)
-            #expect(emulator.requests.count == 1)
-            #expect(sleeps.all.isEmpty)
+            #expect(e.emulator.requests.count == 1, "text was handed out: no retry")
+            #expect(e.sleeps.all.isEmpty)
         }
     }
 
-    @Test("an error event before any text is retried")
-    func errorEventBeforeText() async throws {
-        try await withEmulatedAnthropic { emulator, client, sleeps in
-            emulator.enqueue(.reply(Script.Reply([], errorAfterChunks: "overloaded_error")), .reply(["Second", " try"]))
+    @Test("an error event before any text is retried", arguments: [false, true])
+    func errorEventBeforeText(coalesced: Bool) async throws {
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply([], errorAfterChunks: "overloaded_error", coalesced: coalesced)), .reply(["Second", " try"]))
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = await collect(e.client)
 
             #expect(reply.text == "Second try")
-            #expect(emulator.requests.count == 2)
-            #expect(sleeps.all.count == 1)
+            #expect(e.emulator.requests.count == 2)
+            #expect(e.sleeps.all.count == 1)
         }
     }
 
-    @Test("a stream that ends without message_stop is an interrupted reply")
-    func abruptEnd() async throws {
-        try await withEmulatedAnthropic { emulator, client, _ in
-            emulator.enqueue(.reply(Script.Reply(["Cut", " off"], endAbruptly: true)))
-            let reply = await collect(client.streamReply(sampleRequest))
+    @Test("a malformed event after text fails the reply, keeping the text before it", arguments: [false, true])
+    func malformedEventAfterText(coalesced: Bool) async throws {
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply(["Kept", " text"], coalesced: coalesced, malformedAfterChunks: true)))
+
+            let reply = await collect(e.client)
+
+            #expect(reply.text == "Kept text")
+            #expect(reply.providerError?.kind == .upstream)
+            #expect(e.emulator.requests.count == 1)
+        }
+    }
+
+    @Test("a stream that ends without message_stop is an interrupted reply", arguments: [false, true])
+    func abruptEnd(coalesced: Bool) async throws {
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply(["Cut", " off"], endAbruptly: true, coalesced: coalesced)))
+            let reply = await collect(e.client)
             #expect(reply.text == "Cut off")
             #expect(reply.providerError?.kind == .interrupted)
+            #expect(e.emulator.requests.count == 1)
         }
     }
 
-    @Test("an upstream that never answers times out, retried, then fails as a timeout")
-    func hangsBeforeHeaders() async throws {
-        try await withEmulatedAnthropic(maxRetries: 1, firstByteTimeout: .milliseconds(300)) { emulator, client, sleeps in
-            emulator.enqueue(.hangBeforeHeaders, .hangBeforeHeaders)
+    @Test("a whole reply in one read is handed out piece by piece, finished")
+    func coalescedReply() async throws {
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply(["One", " read", " holds", " it all"], coalesced: true)))
+            let reply = await collect(e.client)
+            #expect(reply.pieces == ["One", " read", " holds", " it all"])
+            #expect(reply.finished?.stopReason == "end_turn")
+        }
+    }
 
-            let reply = await collect(client.streamReply(sampleRequest))
+    @Test("an upstream that never answers times out on the clock, is retried, then fails as a timeout")
+    func hangsBeforeHeaders() async throws {
+        try await withEmulatedAnthropic(maxRetries: 1, firstByteTimeout: .seconds(30)) { e in
+            e.emulator.enqueue(.hangBeforeHeaders, .hangBeforeHeaders)
+
+            let reply = try await e.collectMovingClock(by: .seconds(30))
 
             #expect(reply.providerError?.kind == .timeout)
-            #expect(emulator.requests.count == 2)
-            #expect(sleeps.all.count == 1)
+            #expect(reply.providerError?.message.contains("no response within") == true)
+            #expect(e.emulator.requests.count == 2)
+            #expect(e.sleeps.all.count == 1)
         }
     }
 
-    @Test("an upstream that goes silent mid-reply fails after the idle timeout, keeping the text")
-    func hangsMidStream() async throws {
-        try await withEmulatedAnthropic(idleTimeout: .seconds(1)) { emulator, client, _ in
-            emulator.enqueue(.reply(Script.Reply(["Some", " text"], hangAfterChunks: true)))
+    @Test("an upstream that goes silent mid-reply fails after the idle timeout, keeping the text", arguments: [false, true])
+    func hangsMidStream(coalesced: Bool) async throws {
+        try await withEmulatedAnthropic(idleTimeout: .seconds(60)) { e in
+            e.emulator.enqueue(.reply(Script.Reply(["Some", " text"], hangAfterChunks: true, coalesced: coalesced)))
 
-            let reply = await collect(client.streamReply(sampleRequest))
+            let reply = try await e.collectMovingClock(by: .seconds(60)) { $0 == "Some text" }
 
             #expect(reply.text == "Some text")
             #expect(reply.providerError?.kind == .timeout)
-            #expect(emulator.requests.count == 1)
+            #expect(reply.providerError?.message.contains("nothing received for") == true)
+            #expect(e.emulator.requests.count == 1)
         }
     }
 
-    @Test("nothing listening is a connection error (after the connect timeout), retried")
+    @Test("a slow upstream that keeps sending is never timed out")
+    func slowButAlive() async throws {
+        try await withEmulatedAnthropic(idleTimeout: .seconds(60)) { e in
+            e.emulator.enqueue(.reply(Script.Reply(["a", "b", "c", "d"], delay: .milliseconds(20))))
+            let reply = await collect(e.client)
+            #expect(reply.text == "abcd")
+            #expect(reply.error == nil)
+        }
+    }
+
+    @Test("nothing listening is a connection error, retried")
     func connectionRefused() async throws {
         let sleeps = RecordedSleeps()
         let client = AnthropicClient(configuration: AnthropicConfiguration(
-            apiKey: "k", baseURL: "http://127.0.0.1:9", maxRetries: 2, connectTimeout: .milliseconds(200), sleep: sleeps.sleep
+            apiKey: "k", baseURL: "http://127.0.0.1:9", retries: RetryPolicy(maxRetries: 2), connectTimeout: .seconds(10),
+            clock: ManualClock(), sleep: sleeps.sleep
         ))
-        let reply = await collect(client.streamReply(sampleRequest))
+        let reply = await collect(client)
         #expect(reply.providerError?.kind == .connection)
         #expect(sleeps.all.count == 2)
         try await client.shutdown()
     }
 
-    @Test("cancelling the reading task stops the reply")
+    @Test("cancelling the calling task stops the reply and closes the upstream request")
     func cancellation() async throws {
-        try await withEmulatedAnthropic { emulator, client, _ in
-            emulator.enqueue(.reply(Script.Reply(["one", " two", " three"], pauseAfter: 1)))
+        try await withEmulatedAnthropic { e in
+            e.emulator.enqueue(.reply(Script.Reply(["one", " two", " three"], pauseAfter: 1)))
             let received = NIOLockedValueBox(0)
-            let task = Task { await collect(client.streamReply(sampleRequest)) { _ in received.withLockedValue { $0 += 1 } } }
-            while received.withLockedValue({ $0 }) == 0 || emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let task = Task { await collect(e.client) { _ in received.withLockedValue { $0 += 1 } } }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while received.withLockedValue({ $0 }) == 0 || e.emulator.pausedCount == 0 {
+                try #require(ContinuousClock.now < deadline, "the reply did not start")
+                try await Task.sleep(for: .milliseconds(10))
+            }
 
             task.cancel()
             let reply = await task.value
@@ -208,28 +249,41 @@ struct AnthropicClientTests {
 
     @Test("retry waits: the provider's retry-after under a minute, else capped exponential backoff with jitter")
     func retryDelays() {
-        let configuration = AnthropicConfiguration(apiKey: "k")
-        #expect(configuration.delay(beforeRetry: 1, retryAfter: .seconds(3)) == .seconds(3))
-        #expect(configuration.delay(beforeRetry: 1, retryAfter: .seconds(600)) <= .milliseconds(500), "absurd waits are ignored")
+        let policy = RetryPolicy()
+        #expect(policy.delay(beforeRetry: 1, retryAfter: .seconds(3)) == .seconds(3))
+        #expect(policy.delay(beforeRetry: 1, retryAfter: .seconds(600)) <= .milliseconds(500), "absurd waits are ignored")
         for attempt in 1...10 {
-            let wait = configuration.delay(beforeRetry: attempt, retryAfter: nil)
+            let wait = policy.delay(beforeRetry: attempt, retryAfter: nil)
             let full = min(Duration.milliseconds(500) * (1 << (attempt - 1)), .seconds(8))
             #expect(wait <= full && wait >= full * 0.75, "attempt \(attempt): \(wait)")
         }
     }
 
+    @Test("what is retried: transient failures before the first text, up to the limit; never a refused request")
+    func retryRule() {
+        let policy = RetryPolicy(maxRetries: 2)
+        let overloaded = ProviderError(.overloaded, "busy")
+        #expect(policy.delay(after: overloaded, retry: 1, textHandedOut: false) != nil)
+        #expect(policy.delay(after: overloaded, retry: 2, textHandedOut: false) != nil)
+        #expect(policy.delay(after: overloaded, retry: 3, textHandedOut: false) == nil, "retries run out")
+        #expect(policy.delay(after: overloaded, retry: 1, textHandedOut: true) == nil, "after text, never")
+        for kind in [ProviderError.Kind.authentication, .permission, .notFound, .invalidRequest, .requestTooLarge] {
+            #expect(policy.delay(after: ProviderError(kind, ""), retry: 1, textHandedOut: false) == nil, "\(kind)")
+        }
+    }
+
     @Test("retry-after-ms, retry-after in seconds, and as an HTTP date")
     func retryAfterHeaders() {
-        #expect(AnthropicReply.retryAfter(["retry-after-ms": "250"]) == .milliseconds(250))
-        #expect(AnthropicReply.retryAfter(["retry-after": "2"]) == .seconds(2))
+        #expect(AnthropicAttempt.retryAfter(["retry-after-ms": "250"]) == .milliseconds(250))
+        #expect(AnthropicAttempt.retryAfter(["retry-after": "2"]) == .seconds(2))
         let soon = Date().addingTimeInterval(30)
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        let wait = AnthropicReply.retryAfter(["retry-after": formatter.string(from: soon)])
+        let wait = AnthropicAttempt.retryAfter(["retry-after": formatter.string(from: soon)])
         #expect(wait.map { $0 > .seconds(28) && $0 <= .seconds(30) } == true)
-        #expect(AnthropicReply.retryAfter([:]) == nil)
+        #expect(AnthropicAttempt.retryAfter([:]) == nil)
     }
 }
 
@@ -238,9 +292,9 @@ struct OfflineProviderTests {
     @Test("it streams a reply that says it is offline and quotes the user")
     func offlineReply() async {
         let provider = OfflineProvider(wordDelay: .zero)
-        let reply = await collect(provider.streamReply(ModelRequest(
+        let reply = await collect(provider, ModelRequest(
             model: OfflineProvider.modelID, system: nil, messages: [ModelMessage(role: .user, content: "Hello!")], maxTokens: 100
-        )))
+        ))
         #expect(reply.error == nil)
         #expect(reply.pieces.count > 10)
         #expect(reply.text.hasPrefix("[Offline reply]"))

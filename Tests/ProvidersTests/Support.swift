@@ -3,30 +3,30 @@ import Foundation
 import NIOConcurrencyHelpers
 @testable import Providers
 
-/// What a reply stream delivered: its text pieces, how it finished, or how it failed.
+/// What a reply delivered: its text pieces, how it finished, or how it failed.
 struct CollectedReply {
     var pieces: [String] = []
-    var finished: (stopReason: String?, usage: ModelUsage)?
+    var finished: ModelCompletion?
     var error: (any Error)?
 
     var text: String { pieces.joined() }
     var providerError: ProviderError? { error as? ProviderError }
 }
 
-func collect(_ stream: ModelReplyStream, onText: @Sendable (String) -> Void = { _ in }) async -> CollectedReply {
+/// Runs one reply to its end, keeping what it handed out.
+func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequest,
+             onText: @escaping @Sendable (String) -> Void = { _ in }) async -> CollectedReply {
+    let pieces = NIOLockedValueBox<[String]>([])
     var reply = CollectedReply()
     do {
-        for try await event in stream {
-            switch event {
-            case .text(let piece):
-                reply.pieces.append(piece)
-                onText(piece)
-            case .finished(let stopReason, let usage): reply.finished = (stopReason, usage)
-            }
+        reply.finished = try await provider.streamReply(request) { piece in
+            pieces.withLockedValue { $0.append(piece) }
+            onText(piece)
         }
     } catch {
         reply.error = error
     }
+    reply.pieces = pieces.withLockedValue { $0 }
     return reply
 }
 
@@ -46,22 +46,56 @@ let sampleRequest = ModelRequest(
     maxTokens: 256
 )
 
+/// An emulator, a client pointed at it whose timeouts run on a manual clock, and the retry waits it asked for.
+struct EmulatedAnthropic {
+    let emulator: AnthropicEmulator
+    let client: AnthropicClient
+    let clock: ManualClock
+    let sleeps: RecordedSleeps
+
+    /// Runs a reply, moving the clock on by `step` whenever the watchdog sleeps on it and `ready`
+    /// holds for the text received so far, until the reply ends. A timeout thus fires only once
+    /// everything the test waits for has arrived, however slow the machine.
+    func collectMovingClock(by step: Duration, when ready: @escaping @Sendable (_ text: String) -> Bool = { _ in true }) async throws -> CollectedReply {
+        let text = NIOLockedValueBox("")
+        let finished = NIOLockedValueBox(false)
+        let reply = Task { [client] in
+            defer { finished.withLockedValue { $0 = true } }
+            return await collect(client) { piece in text.withLockedValue { $0 += piece } }
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !finished.withLockedValue({ $0 }) {
+            guard ContinuousClock.now < deadline else {
+                reply.cancel()
+                throw ReplyDidNotEnd()
+            }
+            // Every request the client sent has reached the emulator and gone silent, and the client has what it must.
+            let allSilent = emulator.silentCount > 0 && emulator.silentCount == emulator.requests.count
+                && emulator.requests.count == client.requestsSent
+            if allSilent, ready(text.withLockedValue { $0 }), clock.sleeperCount > 0 { clock.advance(by: step) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return await reply.value
+    }
+}
+
 /// Runs `body` with an emulator and a client pointed at it, both shut down afterwards.
 func withEmulatedAnthropic(
     authScheme: AnthropicConfiguration.AuthScheme = .apiKeyHeader,
     maxRetries: Int = 2,
     firstByteTimeout: Duration = .seconds(5),
     idleTimeout: Duration = .seconds(5),
-    _ body: (AnthropicEmulator, AnthropicClient, RecordedSleeps) async throws -> Void
+    _ body: (EmulatedAnthropic) async throws -> Void
 ) async throws {
     let emulator = try await AnthropicEmulator.start()
     let sleeps = RecordedSleeps()
+    let clock = ManualClock()
     let client = AnthropicClient(configuration: AnthropicConfiguration(
-        apiKey: emulator.apiKey, baseURL: emulator.baseURL, authScheme: authScheme, maxRetries: maxRetries,
-        firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout, sleep: sleeps.sleep
+        apiKey: emulator.apiKey, baseURL: emulator.baseURL, authScheme: authScheme, retries: RetryPolicy(maxRetries: maxRetries),
+        firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout, clock: clock, sleep: sleeps.sleep
     ))
     do {
-        try await body(emulator, client, sleeps)
+        try await body(EmulatedAnthropic(emulator: emulator, client: client, clock: clock, sleeps: sleeps))
     } catch {
         try? await client.shutdown()
         await emulator.shutdown()
@@ -70,3 +104,6 @@ func withEmulatedAnthropic(
     try await client.shutdown()
     await emulator.shutdown()
 }
+
+/// A reply under test did not end in time.
+struct ReplyDidNotEnd: Error {}

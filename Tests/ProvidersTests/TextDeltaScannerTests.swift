@@ -13,9 +13,9 @@ struct TextDeltaScannerTests {
     }
 
     /// What JSONDecoder makes of `json`: the reference the scanner must agree with.
-    private func reference(_ json: String) -> TextDeltaScanner.Delta? {
+    private func reference(_ json: String) -> BlockDelta? {
         guard let decoded = try? JSONDecoder().decode(Reference.self, from: Data(json.utf8)) else { return nil }
-        return TextDeltaScanner.Delta(type: decoded.delta.type, text: decoded.delta.text)
+        return BlockDelta(type: decoded.delta.type, text: decoded.delta.text)
     }
 
     private func event(_ text: String) -> String {

@@ -46,15 +46,69 @@ public struct AccountService: Sendable {
         return user
     }
 
-    /// Sets a new password (checked like a sign-up's) and signs the user out everywhere.
-    /// Returns the password's problems instead when it is refused.
-    public func resetPassword(of user: User, to password: String, on db: any Database) async throws -> [String] {
+    /// Sets a new password (checked like a sign-up's) and signs the user out everywhere — but for
+    /// the admin session `keeping`, when staff set their own password there. Returns the password's
+    /// problems instead when it is refused.
+    func resetPassword(of user: User, to password: String, keeping adminSession: AdminSession? = nil,
+                              on db: any Database) async throws -> [String] {
         let problems = PasswordService.problems(with: password, email: user.email)
         guard problems.isEmpty else { return problems }
         user.passwordHash = try await passwords.hash(password)
         try await user.save(on: db)
-        try await sessions.revokeAll(of: try user.requireID(), on: db)
+        try await signOutEverywhere(user, keeping: adminSession, on: db)
         return []
+    }
+
+    /// What staff may change about a user in the admin.
+    struct AccountChange {
+        var name: String
+        var role: UserRole?
+        var isStaff: Bool
+        var isActive: Bool
+        /// Ignored unless the one changing it is a superuser.
+        var isSuperuser: Bool
+    }
+
+    /// Why an admin's change to a user was refused: each problem, in words for the page.
+    struct AccountChangeRefused: Error {
+        var problems: [String]
+    }
+
+    /// Applies `change` to `user`, made by `admin`: a name of at most 150 characters and a role
+    /// are required; only a superuser changes superuser status; nobody takes away their own staff,
+    /// active or superuser status. Saves it; a deactivated user is signed out everywhere, one who
+    /// lost staff status out of the admin. Answers what changed, for the log.
+    func update(_ user: User, with change: AccountChange, by admin: User, on db: any Database) async throws -> [String] {
+        let isSuperuser = admin.isSuperuser ? change.isSuperuser : user.isSuperuser
+        var problems: [String] = []
+        if change.name.count > 150 { problems.append("The name may have at most 150 characters.") }
+        if change.role == nil { problems.append("Choose a role.") }
+        if user.id == admin.id, !change.isStaff || !change.isActive || (admin.isSuperuser && !isSuperuser) {
+            problems.append("You cannot take away your own staff, active or superuser status.")
+        }
+        guard problems.isEmpty, let role = change.role else { throw AccountChangeRefused(problems: problems) }
+
+        var changes: [String] = []
+        func note<T: Equatable & CustomStringConvertible>(_ label: String, _ old: T, _ new: T) {
+            if old != new { changes.append("\(label): \(old) → \(new)") }
+        }
+        note("name", user.name, change.name)
+        note("role", user.role.rawValue, role.rawValue)
+        note("is_staff", user.isStaff, change.isStaff)
+        note("is_active", user.isActive, change.isActive)
+        note("is_superuser", user.isSuperuser, isSuperuser)
+        let deactivated = user.isActive && !change.isActive
+        let lostStaff = user.isStaff && !change.isStaff
+        (user.name, user.role, user.isStaff, user.isActive, user.isSuperuser) = (change.name, role, change.isStaff, change.isActive, isSuperuser)
+        try await db.transaction { tx in
+            try await user.save(on: tx)
+            if deactivated {
+                try await signOutEverywhere(user, on: tx)
+            } else if lostStaff {
+                try await AdminSession.query(on: tx).filter(\.$user.$id == user.requireID()).delete()
+            }
+        }
+        return changes
     }
 
     /// Removes the password (the account signs in through Google from now on) and signs the user
@@ -65,12 +119,14 @@ public struct AccountService: Sendable {
         try await signOutEverywhere(user, on: db)
     }
 
-    /// Revokes every refresh token of the user and ends their admin sessions. Access tokens already
-    /// issued stop working at once too: requests check the account (``AccessTokenMiddleware``).
-    func signOutEverywhere(_ user: User, on db: any Database) async throws {
+    /// Revokes every refresh token of the user and ends their admin sessions (but `keeping`). Access
+    /// tokens already issued stop working at once too: requests check the account (``AccessTokenMiddleware``).
+    func signOutEverywhere(_ user: User, keeping adminSession: AdminSession? = nil, on db: any Database) async throws {
         let userID = try user.requireID()
         user.sessionsRevokedAt = try await sessions.revokeAll(of: userID, on: db)
-        try await AdminSession.query(on: db).filter(\.$user.$id == userID).delete()
+        let sessions = AdminSession.query(on: db).filter(\.$user.$id == userID)
+        if let kept = adminSession?.id { sessions.filter(\.$id != kept) }
+        try await sessions.delete()
     }
 
     /// Stores a new user with a hashed password; the one way accounts with passwords are made.

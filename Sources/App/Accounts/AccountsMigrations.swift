@@ -18,7 +18,7 @@ struct CreateUsers: AsyncMigration {
             .field("updated_at", .datetime)
             .unique(on: "email", name: "uq_users_email")
             .create()
-        try await (database as? any SQLDatabase)?.create(index: "idx_users_created_at")
+        try await database.sql().create(index: "idx_users_created_at")
             .on(User.schema).column("created_at").run()
     }
 
@@ -39,7 +39,7 @@ struct CreateRefreshTokens: AsyncMigration {
             .field("revoked_at", .datetime)
             .field("created_at", .datetime)
             .create()
-        guard let sql = database as? any SQLDatabase else { return }
+        let sql = try database.sql()
         try await sql.create(index: "idx_refresh_tokens_family").on(RefreshToken.schema).column("family_id").run()
         try await sql.create(index: "idx_refresh_tokens_user").on(RefreshToken.schema).column("user_id").run()
         try await sql.create(index: "idx_refresh_tokens_expires").on(RefreshToken.schema).column("expires_at").run()

@@ -135,6 +135,6 @@ public struct SessionIssuer: Sendable {
         try await RefreshToken(id: refreshID, userID: try user.requireID(), familyID: family, expiresAt: refresh.expiresAt)
             .create(on: db)
         let access = try await signer.sign(.access, for: user, jti: UUID())
-        return TokenPair(access: access.token, refresh: refresh.token, expiresIn: Int(signer.accessLifetime))
+        return TokenPair(access: access.token, refresh: refresh.token, expiresIn: Int(signer.accessLifetime.seconds))
     }
 }

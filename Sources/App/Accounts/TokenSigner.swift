@@ -29,10 +29,10 @@ public struct TokenClaims: JWTPayload, Equatable {
 public struct TokenSigner: Sendable {
     let keys: JWTKeyCollection
     let clock: any WallClock
-    public let accessLifetime: TimeInterval
-    public let refreshLifetime: TimeInterval
+    public let accessLifetime: Duration
+    public let refreshLifetime: Duration
 
-    public init(secretKey: String, clock: any WallClock, accessLifetime: TimeInterval, refreshLifetime: TimeInterval) async {
+    public init(secretKey: String, clock: any WallClock, accessLifetime: Duration, refreshLifetime: Duration) async {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secretKey), digestAlgorithm: .sha256)
         self.keys = keys
@@ -48,7 +48,7 @@ public struct TokenSigner: Sendable {
     func sign(_ kind: TokenKind, for user: User, jti: UUID) async throws -> (token: String, expiresAt: Date) {
         let now = max(Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down)),
                       user.sessionsRevokedAt ?? .distantPast)
-        let expiresAt = now.addingTimeInterval(kind == .access ? accessLifetime : refreshLifetime)
+        let expiresAt = now.adding(kind == .access ? accessLifetime : refreshLifetime)
         let claims = TokenClaims(
             userID: try user.requireID().lowercased,
             email: user.email,

@@ -60,8 +60,7 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     /// model marked as stored (Fluent's own decoding finds fields by reflection, which costs more
     /// than the query). All columns but the password hash, which no request after sign-in needs.
     static func findForRequest(_ id: UUID, on db: any Database) async throws -> User? {
-        guard let sql = db as? any SQLDatabase else { return try await User.find(id, on: db) }
-        guard let row = try await sql.select()
+        guard let row = try await db.sql().select()
             .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "sessions_revoked_at",
                      "created_at", "updated_at")
             .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: UserRow.self) else { return nil }

@@ -89,7 +89,9 @@ struct AdminChatsController: RouteCollection {
         let chat: Row
         let system: String
         let models: [AdminOption]
+        /// One page of the conversation, in order.
         let messages: [AdminMessagesController.Row]
+        let pagination: AdminPagination
         let errors: [String]
         let title: String
     }
@@ -147,14 +149,19 @@ struct AdminChatsController: RouteCollection {
         return req.redirect(to: "/admin/chats/?notice=deleted")
     }
 
+    /// The chat with one page of its conversation (a long chat is read page by page).
     private func renderDetail(_ req: Request, _ chat: Chat, errors: [String], status: HTTPResponseStatus) async throws -> Response {
         let id = try chat.requireID()
-        let messages = try await Message.query(on: req.db).filter(\.$chat.$id == id).sort(\.$sequence).all()
+        let total = try await Message.query(on: req.db).filter(\.$chat.$id == id).count()
+        let pagination = AdminPagination(request: req, total: total)
+        let messages = try await Message.query(on: req.db).filter(\.$chat.$id == id).sort(\.$sequence)
+            .range(pagination.offset..<(pagination.offset + AdminPagination.pageSize)).all()
         let modelIDs = rules.catalog.modelIDs.contains(chat.model) ? rules.catalog.modelIDs : [chat.model] + rules.catalog.modelIDs
         let content = Detail(
-            chat: Row(chat, owner: chat.owner.email, messages: messages.count), system: chat.system ?? "",
+            chat: Row(chat, owner: chat.owner.email, messages: total), system: chat.system ?? "",
             models: AdminOption.list(modelIDs.map { ($0, $0) }, selected: chat.model),
-            messages: messages.map { AdminMessagesController.Row($0, chat: chat) }, errors: errors, title: chat.title
+            messages: messages.map { AdminMessagesController.Row($0, chat: chat) }, pagination: pagination,
+            errors: errors, title: chat.title
         )
         return try await req.adminPage("chat", title: chat.title, section: "chats", content, status: status)
     }
@@ -167,8 +174,8 @@ struct AdminChatsController: RouteCollection {
 
     /// Messages per chat, for a page of chats, in one query.
     static func messageCounts(_ chatIDs: [UUID], on db: any Database) async throws -> [UUID: Int] {
-        guard !chatIDs.isEmpty, let sql = db as? any SQLDatabase else { return [:] }
-        let rows = try await sql.select().column("chat_id").column(SQLFunction("COUNT", args: SQLLiteral.all), as: "count")
+        guard !chatIDs.isEmpty else { return [:] }
+        let rows = try await db.sql().select().column("chat_id").column(SQLFunction("COUNT", args: SQLLiteral.all), as: "count")
             .from(Message.schema).where("chat_id", .in, chatIDs).groupBy("chat_id").all()
         var counts: [UUID: Int] = [:]
         for row in rows {

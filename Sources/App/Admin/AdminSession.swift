@@ -47,7 +47,7 @@ struct CreateAdminSessions: AsyncMigration {
 /// Starts, finds and ends admin sessions, and makes their cookies.
 struct AdminSessions: Sendable {
     let clock: any WallClock
-    let lifetime: TimeInterval
+    let lifetime: Duration
     let secureCookies: Bool
 
     static let cookieName = "chat_admin_session"
@@ -58,7 +58,7 @@ struct AdminSessions: Sendable {
     func start(for user: User, on db: any Database) async throws -> String {
         let token = Secrets.randomToken()
         try await AdminSession(userID: try user.requireID(), tokenHash: Secrets.hash(token), csrfToken: Secrets.randomToken(),
-                               expiresAt: clock.now().addingTimeInterval(lifetime)).create(on: db)
+                               expiresAt: clock.now().adding(lifetime)).create(on: db)
         return token
     }
 
@@ -86,7 +86,7 @@ struct AdminSessions: Sendable {
     }
 
     func sessionCookie(_ token: String) -> HTTPCookies.Value {
-        HTTPCookies.Value(string: token, maxAge: Int(lifetime), path: "/admin", isSecure: secureCookies, isHTTPOnly: true, sameSite: .lax)
+        HTTPCookies.Value(string: token, maxAge: Int(lifetime.seconds), path: "/admin", isSecure: secureCookies, isHTTPOnly: true, sameSite: .lax)
     }
 
     func loginCookie(_ token: String) -> HTTPCookies.Value {

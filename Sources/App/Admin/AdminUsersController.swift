@@ -5,7 +5,6 @@ import Vapor
 /// may not touch superusers nor make anyone one; nobody may lock themselves out.
 struct AdminUsersController: RouteCollection {
     let accounts: AccountService
-    let sessions: SessionIssuer
     let chats: ChatService
 
     func boot(routes: any RoutesBuilder) throws {
@@ -119,33 +118,16 @@ struct AdminUsersController: RouteCollection {
         let (_, me) = try req.requireAdmin()
         let user = try await Self.find(req)
         try Self.requireMayEdit(user, by: me)
-        let name = req.formField("name")
-        let role = UserRole(rawValue: req.formField("role"))
-        let isStaff = req.formCheckbox("is_staff"), isActive = req.formCheckbox("is_active")
-        let isSuperuser = me.isSuperuser ? req.formCheckbox("is_superuser") : user.isSuperuser
-
-        var errors: [String] = []
-        if name.count > 150 { errors.append("The name may have at most 150 characters.") }
-        if role == nil { errors.append("Choose a role.") }
-        if user.id == me.id, !isStaff || !isActive || (me.isSuperuser && !isSuperuser) {
-            errors.append("You cannot take away your own staff, active or superuser status.")
+        let change = AccountService.AccountChange(
+            name: req.formField("name"), role: UserRole(rawValue: req.formField("role")),
+            isStaff: req.formCheckbox("is_staff"), isActive: req.formCheckbox("is_active"), isSuperuser: req.formCheckbox("is_superuser")
+        )
+        let changes: [String]
+        do {
+            changes = try await accounts.update(user, with: change, by: me, on: req.db)
+        } catch let refused as AccountService.AccountChangeRefused {
+            return try await renderDetail(req, user, errors: refused.problems, status: .badRequest)
         }
-        guard errors.isEmpty, let role else { return try await renderDetail(req, user, errors: errors, status: .badRequest) }
-
-        var changes: [String] = []
-        func change<T: Equatable & CustomStringConvertible>(_ label: String, _ old: T, _ new: T) {
-            if old != new { changes.append("\(label): \(old) → \(new)") }
-        }
-        change("name", user.name, name)
-        change("role", user.role.rawValue, role.rawValue)
-        change("is_staff", user.isStaff, isStaff)
-        change("is_active", user.isActive, isActive)
-        change("is_superuser", user.isSuperuser, isSuperuser)
-        let deactivated = user.isActive && !isActive
-        (user.name, user.role, user.isStaff, user.isActive, user.isSuperuser) = (name, role, isStaff, isActive, isSuperuser)
-        try await user.save(on: req.db)
-        if deactivated || !isStaff { try await Self.signOutOfAdmin(user, on: req.db) }
-        if deactivated { try await sessions.revokeAll(of: try user.requireID(), on: req.db) }
         req.logger.notice("admin changed user", metadata: [
             "admin": "\(me.email)", "user": "\(user.email)", "changes": "\(changes.joined(separator: "; "))",
         ])
@@ -153,13 +135,13 @@ struct AdminUsersController: RouteCollection {
     }
 
     func resetPassword(req: Request) async throws -> Response {
-        let (_, me) = try req.requireAdmin()
+        let (session, me) = try req.requireAdmin()
         let user = try await Self.find(req)
         try Self.requireMayEdit(user, by: me)
         let password = (try? req.content.get(String.self, at: "new_password")) ?? ""
-        let problems = try await accounts.resetPassword(of: user, to: password, on: req.db)
+        // Staff setting their own password stay signed in here; everyone else is signed out everywhere.
+        let problems = try await accounts.resetPassword(of: user, to: password, keeping: user.id == me.id ? session : nil, on: req.db)
         guard problems.isEmpty else { return try await renderDetail(req, user, errors: problems, status: .badRequest) }
-        if user.id != me.id { try await Self.signOutOfAdmin(user, on: req.db) }
         req.logger.notice("admin reset a password", metadata: ["admin": "\(me.email)", "user": "\(user.email)"])
         return req.redirect(to: "/admin/users/\(try user.requireID())/?notice=password")
     }
@@ -192,9 +174,14 @@ struct AdminUsersController: RouteCollection {
         let user = try await Self.find(req)
         try Self.requireMayDelete(user, by: me)
         let id = try user.requireID()
-        let chatIDs = try await Chat.query(on: req.db).filter(\.$owner.$id == id).all(\.$id)
-        // Chats, messages, tokens, Google links and admin sessions go with the user (ON DELETE CASCADE).
-        try await user.delete(on: req.db)
+        // Chats, messages, tokens, Google links and admin sessions go with the user (ON DELETE CASCADE);
+        // the chats are read in the same transaction, so that their replies and streams are all stopped.
+        let chatIDs = try await req.db.transaction { tx in
+            try await tx.lockForWriting("user:" + id.lowercased)
+            let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
+            try await user.delete(on: tx)
+            return chatIDs
+        }
         chats.chatsRemoved(chatIDs)
         req.logger.notice("admin deleted user", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "chats": "\(chatIDs.count)"])
         return req.redirect(to: "/admin/users/?notice=deleted")
@@ -248,8 +235,4 @@ struct AdminUsersController: RouteCollection {
         guard user.id != me.id else { throw AdminError.forbidden("You cannot delete your own account here.") }
     }
 
-    /// Ends the user's admin sessions (after losing staff status, deactivation or a new password).
-    static func signOutOfAdmin(_ user: User, on db: any Database) async throws {
-        try await AdminSession.query(on: db).filter(\.$user.$id == user.requireID()).delete()
-    }
 }

@@ -4,17 +4,22 @@ import Vapor
 
 /// The chat feature's work between requests: keep-alives and token expiry for open streams,
 /// checkpoints and recovery for replies while serving; and an orderly stop — replies get their
-/// drain time, streams are told to reconnect, the provider's connections close.
+/// drain time, streams are told to reconnect, the upkeep loops end (awaited, so that none is
+/// writing when the database closes), the provider's connections close.
 final class ChatBackgroundWork: LifecycleHandler, Sendable {
-    let hub: ChatStreamHub
+    let bus: any ChatEventBus
     let runner: ReplyRunner
     let catalog: ModelCatalog
     let settings: ChatSettings
     let clock: any WallClock
     private let loops = NIOLockedValueBox<[Task<Void, Never>]>([])
+    private let running = NIOLockedValueBox(0)
 
-    init(hub: ChatStreamHub, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock) {
-        self.hub = hub
+    /// Upkeep loops that have not ended yet.
+    var runningLoops: Int { running.withLockedValue { $0 } }
+
+    init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock) {
+        self.bus = bus
         self.runner = runner
         self.catalog = catalog
         self.settings = settings
@@ -24,22 +29,26 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     /// Recovers replies a previous run left streaming, then starts the periodic work.
     func start() async {
         await runner.recoverInterruptedReplies()
-        let streamUpkeep = Task { [hub, clock, settings] in
-            let tick = min(settings.keepAliveInterval, 1)
-            var sinceKeepAlive: TimeInterval = 0
+        running.withLockedValue { $0 += 2 }
+        let streamUpkeep = Task { [bus, clock, settings, running] in
+            defer { running.withLockedValue { $0 -= 1 } }
+            let tick = min(settings.keepAliveInterval, .seconds(1))
+            var sinceKeepAlive = Duration.zero
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Int(tick * 1000)))
+                try? await Task.sleep(for: tick)
                 sinceKeepAlive += tick
                 let keepAliveDue = sinceKeepAlive >= settings.keepAliveInterval
-                if keepAliveDue { sinceKeepAlive = 0 }
-                hub.tick(now: clock.now(), sendKeepAlive: keepAliveDue)
+                if keepAliveDue { sinceKeepAlive = .zero }
+                bus.tick(now: clock.now(), sendKeepAlive: keepAliveDue)
             }
         }
-        let replyUpkeep = Task { [runner, settings] in
+        let replyUpkeep = Task { [runner, settings, running] in
+            defer { running.withLockedValue { $0 -= 1 } }
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Int(settings.checkpointInterval * 1000)))
+                try? await Task.sleep(for: settings.checkpointInterval)
                 if Task.isCancelled { break }
                 await runner.checkpoint()
+                await runner.recoverInterruptedReplies()
             }
         }
         loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep] }
@@ -47,8 +56,10 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
 
     func shutdownAsync(_ application: Application) async {
         await runner.drain(timeout: settings.drainTimeout)
-        hub.shutdown()
-        loops.withLockedValue { $0 }.forEach { $0.cancel() }
+        await bus.shutdown()
+        let loops = self.loops.withLockedValue { $0 }
+        loops.forEach { $0.cancel() }
+        for loop in loops { await loop.value }
         do {
             try await catalog.provider.shutdown()
         } catch {

@@ -11,13 +11,18 @@ struct MessageResponse: Content, Equatable {
     var model: String
     var inputTokens: Int
     var outputTokens: Int
+    var cacheReadInputTokens: Int
+    var cacheCreationInputTokens: Int
+    var omittedMessages: Int
     var stopReason: String?
     var error: String?
     var createdAt: Date?
 
     enum CodingKeys: String, CodingKey {
         case id, chatID = "chat_id", sequence, role, content, status, model
-        case inputTokens = "input_tokens", outputTokens = "output_tokens", stopReason = "stop_reason", error, createdAt = "created_at"
+        case inputTokens = "input_tokens", outputTokens = "output_tokens"
+        case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
+        case omittedMessages = "omitted_messages", stopReason = "stop_reason", error, createdAt = "created_at"
     }
 
     /// Every field is always present; absent values are `null`.
@@ -32,6 +37,9 @@ struct MessageResponse: Content, Equatable {
         try container.encode(model, forKey: .model)
         try container.encode(inputTokens, forKey: .inputTokens)
         try container.encode(outputTokens, forKey: .outputTokens)
+        try container.encode(cacheReadInputTokens, forKey: .cacheReadInputTokens)
+        try container.encode(cacheCreationInputTokens, forKey: .cacheCreationInputTokens)
+        try container.encode(omittedMessages, forKey: .omittedMessages)
         try container.encode(stopReason, forKey: .stopReason)
         try container.encode(error, forKey: .error)
         try container.encode(createdAt, forKey: .createdAt)
@@ -47,6 +55,9 @@ struct MessageResponse: Content, Equatable {
         model = message.model
         inputTokens = message.inputTokens
         outputTokens = message.outputTokens
+        cacheReadInputTokens = message.cacheReadInputTokens
+        cacheCreationInputTokens = message.cacheCreationInputTokens
+        omittedMessages = message.omittedMessages
         stopReason = message.stopReason
         error = message.error
         createdAt = message.createdAt

@@ -10,6 +10,8 @@ enum ChatError: HTTPProblemConvertible, Equatable {
     case invalidCursor
     case invalidLastEventID(String)
     case tooManyStreams(Int)
+    /// The chat holds the most messages a chat may.
+    case chatFull(Int)
 
     var problem: HTTPProblem {
         switch self {
@@ -29,6 +31,9 @@ enum ChatError: HTTPProblemConvertible, Equatable {
         case .tooManyStreams(let limit):
             return HTTPProblem(.tooManyRequests, title: "Too many open streams",
                                detail: "You have \(limit) event streams open already; close one first.", headers: ["Retry-After": "5"])
+        case .chatFull(let limit):
+            return HTTPProblem(.conflict, title: "Chat is full",
+                               detail: "This chat holds \(limit) messages, the most a chat may; start a new chat to go on.")
         case .invalidLastEventID(let value):
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "Last-Event-ID '\(value)' is not an event id of this stream.",
                                fieldErrors: ["last_event_id": ["Not an event id of this stream."]])

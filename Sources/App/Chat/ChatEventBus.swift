@@ -1,28 +1,43 @@
 import Foundation
 import NIOCore
 
-/// How a chat's events reach every stream open on it. The reply runner and the chat service
-/// publish; each `GET /api/chat/<id>/messages/` subscribes. ``ChatStreamHub`` does this within one
-/// process; a bus over PostgreSQL `LISTEN/NOTIFY` could do it across instances behind the same calls.
+/// How a chat's events reach every stream open on it, in this process and — on PostgreSQL — in
+/// every other instance. The reply runner and the chat service publish; each
+/// `GET /api/chat/<id>/messages/` subscribes. ``ChatStreamHub`` does it within one process;
+/// ``PostgresChatEventBus`` across instances, over `LISTEN/NOTIFY`. The rest of the code names
+/// only this protocol.
 protocol ChatEventBus: Sendable {
-    /// Opens a subscription to `chat` for a stream served on `eventLoop`: the reply in progress at
-    /// this instant (if any), and a subscriber that receives every frame published after. A
-    /// subscription past `expiresAt` ends with an `error` event.
-    /// Throws ``ChatError/tooManyStreams`` when `userID` holds the most streams allowed.
-    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> ChatSubscription
-    /// Drops a subscription whose response never started.
-    func cancel(_ subscription: ChatSubscription)
+    /// Opens a stream on `chat`, served on `eventLoop`: it receives every event published from now
+    /// on (so read the stored chat after this, and let positions drop what came twice). A stream
+    /// past `expiresAt` ends with an `error` event.
+    /// Throws ``ChatError/tooManyStreams(_:)`` when `userID` holds the most streams allowed.
+    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) async throws -> StreamSubscriber
+    /// Drops a stream whose response never started.
+    func cancel(_ subscriber: StreamSubscriber)
 
     /// A message was stored (a user message), or an assistant reply began (status `streaming`).
     func messageStored(_ message: MessageResponse)
-    /// The next piece of the reply in progress in `chat`.
-    func replyDelta(_ text: String, chat: UUID, receivedAt: ContinuousClock.Instant)
+    /// The next piece of a reply in progress.
+    func replyDelta(_ delta: ReplyDelta)
     /// The reply ended and is stored: `complete`, `failed` or `cancelled`.
     func replyEnded(_ message: MessageResponse)
-    /// The chat is gone: its streams end with an `error` event.
+    /// The chat is gone: its streams end with an `error` event, and its reply stops wherever it runs.
     func chatDeleted(_ chat: UUID)
-    /// The text so far of the reply in progress in `chat`, if this bus knows it.
+
+    /// Asks whichever instance runs the reply in `chat` to stop it; false when no other instance
+    /// can be asked (one process), so that the caller treats the reply as nobody's.
+    func requestStop(in chat: UUID) async -> Bool
+    /// The text so far of the reply in progress in `chat`, when this process knows it (it runs the
+    /// reply, or follows it for its own streams).
     func liveReply(in chat: UUID) -> LiveReply?
+
+    /// Ends streams whose access token has expired, drops streams whose response never started,
+    /// and, when `sendKeepAlive`, sends every other stream a keep-alive comment.
+    func tick(now: Date, sendKeepAlive: Bool)
+    /// Ends every stream (clients reconnect elsewhere) and refuses new ones.
+    func shutdown() async
+    /// Streams open in this process.
+    var openStreamCount: Int { get }
 }
 
 /// A reply as it streams: which message, and its text so far.
@@ -34,9 +49,18 @@ struct LiveReply: Sendable, Equatable {
     var position: StreamPosition { StreamPosition(sequence: sequence, offset: text.utf8.count) }
 }
 
-/// What a stream starts from: the reply in progress when it subscribed, and the subscriber that
-/// receives what follows.
-struct ChatSubscription: Sendable {
-    var liveReply: LiveReply?
-    var subscriber: StreamSubscriber
+/// The next piece of a reply: its text, and where it goes in the reply's text (a byte offset), so
+/// that every instance gives it the same event id.
+struct ReplyDelta: Sendable, Equatable {
+    var chatID: UUID
+    var messageID: String
+    var sequence: Int
+    /// UTF-8 bytes of the reply's text before this piece.
+    var offset: Int
+    var text: String
+    /// When the piece reached this server (to measure the relay); nil when it came from another instance.
+    var receivedAt: ContinuousClock.Instant?
+
+    /// Where the stream stands once this piece is delivered.
+    var end: StreamPosition { StreamPosition(sequence: sequence, offset: offset + text.utf8.count) }
 }

@@ -16,7 +16,7 @@ struct CreateChats: AsyncMigration {
             .field("created_at", .datetime)
             .field("updated_at", .datetime)
             .create()
-        try await (database as? any SQLDatabase)?.create(index: "idx_chats_user_activity")
+        try await database.sql().create(index: "idx_chats_user_activity")
             .on(Chat.schema).column("user_id").column("activity_at").column("id").run()
     }
 
@@ -46,7 +46,7 @@ struct CreateMessages: AsyncMigration {
             .field("updated_at", .datetime)
             .unique(on: "chat_id", "sequence", name: "uq_messages_chat_sequence")
             .create()
-        guard let sql = database as? any SQLDatabase else { return }
+        let sql = try database.sql()
         try await sql.raw("""
             CREATE UNIQUE INDEX uq_messages_one_streaming_per_chat ON messages (chat_id) WHERE status = 'streaming'
             """).run()
@@ -57,5 +57,21 @@ struct CreateMessages: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Message.schema).delete()
+    }
+}
+
+/// Adds to `messages` the usage a reply's provider reports beyond plain input and output (prompt
+/// cache reads and writes), and how many earlier messages its request left out.
+struct AddReplyAccounting: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        for column in ["cache_read_input_tokens", "cache_creation_input_tokens", "omitted_messages"] {
+            try await database.schema(Message.schema).field(.string(column), .int, .required, .sql(.default(0))).update()
+        }
+    }
+
+    func revert(on database: any Database) async throws {
+        for column in ["omitted_messages", "cache_creation_input_tokens", "cache_read_input_tokens"] {
+            try await database.schema(Message.schema).deleteField(.string(column)).update()
+        }
     }
 }

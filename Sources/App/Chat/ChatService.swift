@@ -18,7 +18,7 @@ struct ChatService: Sendable {
         let turn = try await db.transaction { tx -> (user: Message, assistant: Message)? in
             try await chat.create(on: tx)
             guard let content = input.content else { return nil }
-            return try await Self.insertTurn(chat: chat, content: content, at: now, on: tx)
+            return try await insertTurn(chat: chat, content: content, at: now, on: tx)
         }
         var messages: [MessageResponse] = []
         if let turn {
@@ -31,8 +31,7 @@ struct ChatService: Sendable {
     /// response rows: this is the API's busiest read, and decoding Fluent models (which find their
     /// fields by reflection) cost more than the query itself.
     func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ChatListResponse {
-        guard let sql = db as? any SQLDatabase else { throw ChatError.chatNotFound }
-        let select = sql.select()
+        let select = try db.sql().select()
             .columns("id", "title", "model", "system", "created_at", "updated_at", "last_message_at", "activity_at")
             .from(Chat.schema)
             .where("user_id", .equal, SQLBind(userID))
@@ -47,16 +46,10 @@ struct ChatService: Sendable {
         return ChatListResponse(results: results.map(ChatSummaryResponse.init), next: next)
     }
 
-    /// The chat with its messages; a reply in progress shows the text received so far.
+    /// The chat with all its messages; a reply in progress shows the text received so far.
     func get(_ chatID: UUID, for userID: UUID, on db: any Database) async throws -> ChatResponse {
         let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
-        let live = bus.liveReply(in: chatID)
-        let messages = try await Message.conversation(of: chatID, on: db).map { message in
-            var response = try MessageResponse(message)
-            if message.status == .streaming, let live, live.messageID == response.id { response.content = live.text }
-            return response
-        }
-        return try ChatResponse(chat, messages: messages)
+        return try ChatResponse(chat, messages: try await ChatConversation.load(chatID, bus: bus, on: db))
     }
 
     func update(_ chatID: UUID, _ change: UpdateChatRequest.Valid, for userID: UUID, on db: any Database) async throws -> ChatResponse {
@@ -82,10 +75,7 @@ struct ChatService: Sendable {
 
     /// Stops the replies and ends the streams of chats already deleted (with their owner, say).
     func chatsRemoved(_ chatIDs: [UUID]) {
-        for chatID in chatIDs {
-            runner.forget(chat: chatID)
-            bus.chatDeleted(chatID)
-        }
+        chatIDs.forEach(bus.chatDeleted)
     }
 
     /// Stores the user's message and starts the reply; 409 while a reply is still streaming.
@@ -94,7 +84,7 @@ struct ChatService: Sendable {
         let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
         let now = clock.now().atDatabasePrecision
         let turn = try await db.transaction { tx in
-            try await Self.insertTurn(chat: chat, content: content, at: now, on: tx)
+            try await insertTurn(chat: chat, content: content, at: now, on: tx)
         }
         let messages = try await begin(turn, in: chat)
         return SendResponse(userMessage: messages[0], assistantMessage: messages[1])
@@ -111,7 +101,7 @@ struct ChatService: Sendable {
         let assistant = try MessageResponse(turn.assistant)
         bus.messageStored(user)
         bus.messageStored(assistant)
-        try await runner.start(ReplyRunner.Job(
+        try await runner.start(ReplyJob(
             chatID: try chat.requireID(), messageID: try turn.assistant.requireID(),
             sequence: turn.assistant.sequence, model: chat.model, system: chat.system, announced: assistant
         ))
@@ -119,19 +109,22 @@ struct ChatService: Sendable {
     }
 
     /// Stores the user's message and an empty streaming reply after it, numbered atomically. The
-    /// database allows one streaming reply per chat, so a second concurrent send fails here.
-    private static func insertTurn(chat: Chat, content: String, at now: Date, on db: any Database) async throws -> (user: Message, assistant: Message) {
+    /// database allows one streaming reply per chat, so a second concurrent send fails here; a chat
+    /// holding `CHAT_MAX_MESSAGES` takes no more.
+    private func insertTurn(chat: Chat, content: String, at now: Date, on db: any Database) async throws -> (user: Message, assistant: Message) {
         let chatID = try chat.requireID()
-        guard let sql = db as? any SQLDatabase else { throw HTTPProblem(.internalServerError) }
+        let sql = try db.sql()
         let reserved = try await sql.update(Chat.schema)
             .set("next_sequence", to: SQLBinaryExpression(left: SQLColumn("next_sequence"), op: SQLBinaryOperator.add, right: SQLLiteral.numeric("2")))
             .set("last_message_at", to: SQLBind(now))
             .set("activity_at", to: SQLBind(now))
             .set("updated_at", to: SQLBind(now))
             .where("id", .equal, SQLBind(chatID))
+            .where("next_sequence", .lessThanOrEqual, SQLBind(rules.settings.maxMessagesPerChat - 1))
             .returning("next_sequence")
             .all(decodingColumn: "next_sequence", as: Int.self)
-        guard let next = reserved.first else { throw ChatError.chatNotFound }
+        // The chat was found just before: no row means it is full.
+        guard let next = reserved.first else { throw ChatError.chatFull(rules.settings.maxMessagesPerChat) }
         let user = Message(chatID: chatID, sequence: next - 2, role: .user, content: content, status: .complete, model: chat.model)
         let assistant = Message(chatID: chatID, sequence: next - 1, role: .assistant, content: "", status: .streaming,
                                 model: chat.model, heartbeatAt: now)

@@ -18,12 +18,15 @@ struct ChatStreamController: RouteCollection {
 
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let subscription = try bus.subscribe(to: chatID, userID: try user.requireID().lowercased, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
+        let subscriber = try await bus.subscribe(to: chatID, userID: try user.requireID().lowercased, expiresAt: req.accessTokenExpiry,
+                                                 on: req.eventLoop)
         let replay: StreamReplay
         do {
-            replay = try StreamReplay(messages: try await Message.conversation(of: chatID, on: req.db), live: subscription.liveReply, after: resumeFrom)
+            // A reconnecting reader has every message before the one it stopped in.
+            let conversation = try await ChatConversation.load(chatID, from: resumeFrom?.sequence ?? 0, bus: bus, on: req.db)
+            replay = try StreamReplay(conversation: conversation, after: resumeFrom)
         } catch {
-            bus.cancel(subscription)
+            bus.cancel(subscriber)
             throw error
         }
         let headers: HTTPHeaders = [
@@ -31,47 +34,13 @@ struct ChatStreamController: RouteCollection {
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
         ]
-        let subscriber = subscription.subscriber
+        // The callback form of the body, not `managedAsyncStream:`, on purpose: an open stream then
+        // has no task of its own — the subscriber writes on the connection's event loop whenever
+        // events come, and ends the writer itself (with `.end`, on every path, including a failed
+        // write when the client left), which is what the managed form would otherwise guarantee.
         return Response(status: .ok, headers: headers, body: .init(stream: { writer in
             subscriber.attach(writer, replay: replay.bytes, position: replay.position)
         }))
-    }
-}
-
-/// The start of a stream: what the reader has not seen of the stored chat and the reply in progress.
-struct StreamReplay {
-    private(set) var bytes = ServerSentEventEncoder.preamble
-    /// Where the replay leaves the reader.
-    private(set) var position: StreamPosition
-
-    init(messages: [Message], live: LiveReply?, after resume: StreamPosition?) throws {
-        position = resume ?? .start
-        for message in messages {
-            var response = try MessageResponse(message)
-            if message.status == .streaming, let live, live.messageID == response.id {
-                response.content = live.text
-            }
-            let end = message.status == .streaming
-                ? StreamPosition(sequence: message.sequence, offset: response.content.utf8.count)
-                : StreamPosition.complete(message.sequence)
-            guard end > position else { continue }
-
-            if let resume, resume.sequence == message.sequence, let delivered = resume.offset {
-                // The reader has the beginning of this message: send the rest, and its end if it ended.
-                let text = response.content.utf8
-                if text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) {
-                    let rest = Substring(text[start...])
-                    let reached = StreamPosition(sequence: message.sequence, offset: text.count)
-                    bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(messageID: response.id, text: rest, position: reached))
-                }
-                if message.status != .streaming {
-                    bytes.writeImmutableBuffer(ServerSentEventEncoder.message("done", response, position: end))
-                }
-            } else {
-                bytes.writeImmutableBuffer(ServerSentEventEncoder.message("message", response, position: end))
-            }
-            position = end
-        }
     }
 }
 

@@ -3,18 +3,13 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Vapor
 
-/// The in-process ``ChatEventBus``: per chat, its open streams and the text of its reply in
-/// progress. Each event is encoded once and the same bytes handed to every stream's event loop.
-/// State is split into shards by chat so that replies in different chats rarely contend.
+/// The in-process ``ChatEventBus``: the streams open in this process, by chat. Each event is
+/// encoded once and the same bytes handed to every stream of its chat. State is split into shards
+/// by chat so that replies in different chats rarely contend. ``PostgresChatEventBus`` uses a hub
+/// for its own streams and carries events between instances.
 final class ChatStreamHub: ChatEventBus {
-    private struct Channel {
-        var subscribers: [Int: StreamSubscriber] = [:]
-        var liveReply: LiveReply?
-        var isEmpty: Bool { subscribers.isEmpty && liveReply == nil }
-    }
-
     private struct Shard {
-        var channels: [UUID: Channel] = [:]
+        var streams: [UUID: [Int: StreamSubscriber]] = [:]
         var isShutDown = false
     }
 
@@ -24,16 +19,19 @@ final class ChatStreamHub: ChatEventBus {
     private let openStreams = NIOLockedValueBox<[String: Int]>([:])
     private let maxPendingEvents: Int
     private let maxStreamsPerUser: Int
+    private let replies: RunningReplies
     private let clock: any WallClock
     private let metrics: AppMetrics
-    /// A stream whose response has not started after this long is dropped (its client went away).
-    static let unstartedLimit: TimeInterval = 60
+    private let logger: Logger
 
-    init(maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics, shardCount: Int = 16) {
+    init(replies: RunningReplies, maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics,
+         logger: Logger, shardCount: Int = 16) {
+        self.replies = replies
         self.maxPendingEvents = maxPendingEvents
         self.maxStreamsPerUser = maxStreamsPerUser
         self.clock = clock
         self.metrics = metrics
+        self.logger = logger
         shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
     }
 
@@ -41,9 +39,9 @@ final class ChatStreamHub: ChatEventBus {
         shards[Int(chat.uuid.15) % shards.count]
     }
 
-    // MARK: Subscribing
+    // MARK: Streams
 
-    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> ChatSubscription {
+    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> StreamSubscriber {
         let admitted = openStreams.withLockedValue { counts in
             guard counts[userID, default: 0] < maxStreamsPerUser else { return false }
             counts[userID, default: 0] += 1
@@ -56,31 +54,31 @@ final class ChatStreamHub: ChatEventBus {
         }
         let subscriber = StreamSubscriber(
             id: id, chat: chat, userID: userID, eventLoop: eventLoop, expiresAt: expiresAt, createdAt: clock.now(),
-            maxPendingWrites: maxPendingEvents, metrics: metrics, onEnd: { [weak self] in self?.remove($0) }
+            maxPendingEvents: maxPendingEvents, metrics: metrics, onEnd: { [weak self] in self?.remove($0) }
         )
-        let (accepted, live): (Bool, LiveReply?) = shard(chat).withLockedValue { state in
-            guard !state.isShutDown else { return (false, nil) }
-            state.channels[chat, default: Channel()].subscribers[id] = subscriber
-            return (true, state.channels[chat]?.liveReply)
+        let accepted = shard(chat).withLockedValue { state in
+            guard !state.isShutDown else { return false }
+            state.streams[chat, default: [:]][id] = subscriber
+            return true
         }
-        if accepted {
-            metrics.streamOpened()
-        } else {
+        guard accepted else {
             release(userID)
-            subscriber.end(with: Self.shuttingDown)
+            subscriber.end()
+            throw ChatError.shuttingDown
         }
-        return ChatSubscription(liveReply: live, subscriber: subscriber)
+        metrics.streamOpened()
+        return subscriber
     }
 
-    func cancel(_ subscription: ChatSubscription) {
-        subscription.subscriber.end()
-        remove(subscription.subscriber)
+    func cancel(_ subscriber: StreamSubscriber) {
+        subscriber.end()
+        remove(subscriber)
     }
 
     private func remove(_ subscriber: StreamSubscriber) {
         let removed = shard(subscriber.chat).withLockedValue { state in
-            defer { if state.channels[subscriber.chat]?.isEmpty == true { state.channels[subscriber.chat] = nil } }
-            return state.channels[subscriber.chat]?.subscribers.removeValue(forKey: subscriber.id) != nil
+            defer { if state.streams[subscriber.chat]?.isEmpty == true { state.streams[subscriber.chat] = nil } }
+            return state.streams[subscriber.chat]?.removeValue(forKey: subscriber.id) != nil
         }
         guard removed else { return }
         metrics.streamClosed()
@@ -95,106 +93,87 @@ final class ChatStreamHub: ChatEventBus {
         }
     }
 
+    /// Whether any stream is open on `chat` in this process.
+    func hasStreams(on chat: UUID) -> Bool {
+        shard(chat).withLockedValue { $0.streams[chat] != nil }
+    }
+
+    /// The chats with streams open in this process.
+    var chatsWithStreams: [UUID] {
+        shards.flatMap { $0.withLockedValue { Array($0.streams.keys) } }
+    }
+
+    var openStreamCount: Int {
+        shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.streams.values.reduce(0) { $0 + $1.count } } }
+    }
+
     // MARK: Publishing
 
     func messageStored(_ message: MessageResponse) {
-        guard let chat = UUID(uuidString: message.chatID) else { return }
-        let live = message.status == .streaming
-            ? LiveReply(messageID: message.id, sequence: message.sequence, text: message.content) : nil
-        let position = live?.position ?? .complete(message.sequence)
-        let frame = StreamFrame.event(position, ServerSentEventEncoder.message("message", message, position: position))
-        publish(frame, to: chat) { channel in
-            if let live { channel.liveReply = live }
-        }
+        let position = message.status == .streaming
+            ? StreamPosition(sequence: message.sequence, offset: message.content.utf8.count) : .complete(message.sequence)
+        publish("message", message, at: position)
     }
 
-    func replyDelta(_ text: String, chat: UUID, receivedAt: ContinuousClock.Instant) {
-        shard(chat).withLockedValue { state in
-            // Taken out and put back so that the text is uniquely held and grows in place.
-            guard var channel = state.channels.removeValue(forKey: chat) else { return }
-            defer { state.channels[chat] = channel }
-            guard var live = channel.liveReply.take() else { return }
-            live.text += text
-            let position = live.position
-            let bytes = ServerSentEventEncoder.delta(messageID: live.messageID, text: text[...], position: position)
-            channel.liveReply = live
-            for subscriber in channel.subscribers.values { subscriber.deliver(.event(position, bytes, receivedAt: receivedAt)) }
-        }
+    func replyDelta(_ delta: ReplyDelta) {
+        let bytes = ServerSentEventEncoder.delta(messageID: delta.messageID, text: delta.text[...], position: delta.end)
+        publish(.event(delta.end, bytes, receivedAt: delta.receivedAt), to: delta.chatID)
     }
 
     func replyEnded(_ message: MessageResponse) {
-        guard let chat = UUID(uuidString: message.chatID) else { return }
-        let position = StreamPosition.complete(message.sequence)
-        let frame = StreamFrame.event(position, ServerSentEventEncoder.message("done", message, position: position))
-        publish(frame, to: chat) { channel in
-            if channel.liveReply?.messageID == message.id { channel.liveReply = nil }
-        }
+        publish("done", message, at: .complete(message.sequence))
     }
 
     func chatDeleted(_ chat: UUID) {
-        let subscribers = shard(chat).withLockedValue { state in
-            state.channels[chat]?.liveReply = nil
-            return Array(state.channels[chat]?.subscribers.values ?? [:].values)
-        }
-        subscribers.forEach { $0.end(with: Self.chatDeleted) }
+        replies.stop(in: chat, .chatDeleted)
+        publish(.end(Self.chatDeleted), to: chat)
     }
 
-    func liveReply(in chat: UUID) -> LiveReply? {
-        shard(chat).withLockedValue { $0.channels[chat]?.liveReply }
+    func requestStop(in chat: UUID) async -> Bool { false }
+
+    func liveReply(in chat: UUID) -> LiveReply? { replies.liveReply(in: chat) }
+
+    /// Hands `frame` to every stream of `chat` in this process, in publish order.
+    func publish(_ frame: StreamFrame, to chat: UUID) {
+        shard(chat).withLockedValue { state in
+            state.streams[chat]?.values.forEach { $0.deliver(frame) }
+        }
+    }
+
+    /// Encodes `message` once for every stream of its chat; a message that cannot be encoded ends
+    /// those streams with an error (they reconnect by id and read it stored) rather than send
+    /// anything else.
+    private func publish(_ event: String, _ message: MessageResponse, at position: StreamPosition) {
+        guard let chat = UUID(uuidString: message.chatID), hasStreams(on: chat) else { return }
+        do {
+            publish(.event(position, try ServerSentEventEncoder.message(event, message, position: position)), to: chat)
+        } catch {
+            logger.error("a stream event could not be encoded", metadata: ["chat": "\(chat)", "error": "\(String(reflecting: error))"])
+            publish(.end(ServerSentEventEncoder.unencodable), to: chat)
+        }
     }
 
     // MARK: Time and shutdown
 
-    /// Ends streams whose access token has expired, drops streams whose response never started,
-    /// and, when `sendKeepAlive`, sends every other stream a keep-alive comment (which also finds
-    /// readers that have gone away).
     func tick(now: Date, sendKeepAlive: Bool) {
         for shard in shards {
             shard.withLockedValue { state in
-                for channel in state.channels.values {
-                    for subscriber in channel.subscribers.values {
-                        if let expiresAt = subscriber.expiresAt, expiresAt <= now {
-                            subscriber.end(with: Self.tokenExpired)
-                        } else if !subscriber.isAttached, now.timeIntervalSince(subscriber.createdAt) > Self.unstartedLimit {
-                            subscriber.end()
-                        } else if sendKeepAlive {
-                            subscriber.deliver(.keepAlive)
-                        }
-                    }
+                for streams in state.streams.values {
+                    streams.values.forEach { $0.deliver(.tick(now: now, keepAlive: sendKeepAlive)) }
                 }
             }
         }
     }
 
-    /// Ends every stream (clients reconnect elsewhere) and refuses new ones.
-    func shutdown() {
+    func shutdown() async {
         var subscribers: [StreamSubscriber] = []
         for shard in shards {
             shard.withLockedValue { state in
                 state.isShutDown = true
-                subscribers += state.channels.values.flatMap { $0.subscribers.values }
-                for chat in state.channels.keys { state.channels[chat]?.liveReply = nil }
+                subscribers += state.streams.values.flatMap(\.values)
             }
         }
         subscribers.forEach { $0.end(with: Self.shuttingDown) }
-    }
-
-    /// Open streams, over all chats.
-    var subscriberCount: Int {
-        shards.reduce(0) { total, shard in
-            total + shard.withLockedValue { $0.channels.values.reduce(0) { $0 + $1.subscribers.count } }
-        }
-    }
-
-    // MARK: Helpers
-
-    private func publish(_ frame: StreamFrame, to chat: UUID, update: (inout Channel) -> Void) {
-        shard(chat).withLockedValue { state in
-            var channel = state.channels.removeValue(forKey: chat) ?? Channel()
-            update(&channel)
-            for subscriber in channel.subscribers.values { subscriber.deliver(frame) }
-            if !channel.isEmpty { state.channels[chat] = channel }
-        }
     }
 
     static let chatDeleted = HTTPProblem(.gone, title: "Chat deleted", detail: "This chat was deleted; its stream is over.")

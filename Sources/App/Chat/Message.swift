@@ -30,6 +30,10 @@ final class Message: Model, @unchecked Sendable {
     @Field(key: "model") var model: String
     @Field(key: "input_tokens") var inputTokens: Int
     @Field(key: "output_tokens") var outputTokens: Int
+    @Field(key: "cache_read_input_tokens") var cacheReadInputTokens: Int
+    @Field(key: "cache_creation_input_tokens") var cacheCreationInputTokens: Int
+    /// Earlier messages left out of the reply's request to fit the model's context.
+    @Field(key: "omitted_messages") var omittedMessages: Int
     @OptionalField(key: "stop_reason") var stopReason: String?
     @OptionalField(key: "error") var error: String?
     @OptionalField(key: "heartbeat_at") var heartbeatAt: Date?
@@ -48,26 +52,31 @@ final class Message: Model, @unchecked Sendable {
         self.model = model
         self.inputTokens = 0
         self.outputTokens = 0
+        self.cacheReadInputTokens = 0
+        self.cacheCreationInputTokens = 0
+        self.omittedMessages = 0
         self.heartbeatAt = heartbeatAt
     }
 
     /// The columns ``insertValues(at:)`` fills, in order.
     static let insertColumns = [
         "id", "chat_id", "sequence", "role", "content", "status", "model", "input_tokens", "output_tokens",
-        "heartbeat_at", "created_at", "updated_at",
+        "cache_read_input_tokens", "cache_creation_input_tokens", "omitted_messages", "heartbeat_at", "created_at", "updated_at",
     ]
 
     /// This new message's row, for a direct SQL insert.
     func insertValues(at now: Date) throws -> [any SQLExpression] {
         [
             SQLBind(try requireID()), SQLBind($chat.id), SQLBind(sequence), SQLBind(role.rawValue), SQLBind(content),
-            SQLBind(status.rawValue), SQLBind(model), SQLBind(inputTokens), SQLBind(outputTokens), SQLBind(heartbeatAt),
-            SQLBind(now), SQLBind(now),
+            SQLBind(status.rawValue), SQLBind(model), SQLBind(inputTokens), SQLBind(outputTokens), SQLBind(cacheReadInputTokens),
+            SQLBind(cacheCreationInputTokens), SQLBind(omittedMessages), SQLBind(heartbeatAt), SQLBind(now), SQLBind(now),
         ]
     }
 
-    /// A chat's messages in conversation order.
-    static func conversation(of chatID: UUID, on db: any Database) async throws -> [Message] {
-        try await Message.query(on: db).filter(\.$chat.$id == chatID).sort(\.$sequence).all()
+    /// A chat's messages in conversation order, from `sequence` on.
+    static func conversation(of chatID: UUID, from sequence: Int = 0, on db: any Database) async throws -> [Message] {
+        let query = Message.query(on: db).filter(\.$chat.$id == chatID)
+        if sequence > 0 { query.filter(\.$sequence >= sequence) }
+        return try await query.sort(\.$sequence).all()
     }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Providers
 
 /// The models chats may use and the provider that serves them: the Anthropic Messages API when an
@@ -6,28 +7,42 @@ struct ModelCatalog: Sendable {
     let provider: any ModelProvider
     let modelIDs: [String]
     let defaultModel: String
+    /// `max_tokens` of each reply.
     let maxTokens: Int
+    let contextWindows: [String: Int]
+    let defaultContextWindow: Int
+    let promptCaching: Bool
 
-    static func make(_ settings: AnthropicSettings, sleep: @escaping @Sendable (Duration) async throws -> Void) -> ModelCatalog {
+    init(provider: any ModelProvider, settings: AnthropicSettings, modelIDs: [String]? = nil, defaultModel: String? = nil) {
+        self.provider = provider
+        self.modelIDs = modelIDs ?? settings.models
+        self.defaultModel = defaultModel ?? settings.defaultModel
+        maxTokens = settings.maxTokens
+        contextWindows = settings.contextWindows
+        defaultContextWindow = settings.defaultContextWindow
+        promptCaching = settings.promptCaching
+    }
+
+    /// The catalog the settings describe; the Anthropic client's requests run on `eventLoopGroup`,
+    /// its timeouts on `clock`.
+    static func make(_ settings: AnthropicSettings, eventLoopGroup: any EventLoopGroup, clock: any Clock<Duration>,
+                     sleep: @escaping @Sendable (Duration) async throws -> Void) -> ModelCatalog {
         guard let apiKey = settings.apiKey else {
-            return ModelCatalog(
-                provider: OfflineProvider(wordDelay: .milliseconds(settings.offlineWordDelay * 1000)),
-                modelIDs: [OfflineProvider.modelID], defaultModel: OfflineProvider.modelID, maxTokens: settings.maxTokens
-            )
+            return ModelCatalog(provider: OfflineProvider(wordDelay: settings.offlineWordDelay), settings: settings,
+                                modelIDs: [OfflineProvider.modelID], defaultModel: OfflineProvider.modelID)
         }
         let configuration = AnthropicConfiguration(
             apiKey: apiKey, baseURL: settings.baseURL, authScheme: settings.authScheme, version: settings.version,
-            maxRetries: settings.maxRetries,
-            connectTimeout: .milliseconds(settings.connectTimeout * 1000),
-            firstByteTimeout: .milliseconds(settings.firstByteTimeout * 1000),
-            idleTimeout: .milliseconds(settings.idleTimeout * 1000),
-            sleep: sleep
+            retries: RetryPolicy(maxRetries: settings.maxRetries), connectTimeout: settings.connectTimeout,
+            firstByteTimeout: settings.firstByteTimeout, idleTimeout: settings.idleTimeout, clock: clock, sleep: sleep
         )
-        return ModelCatalog(provider: AnthropicClient(configuration: configuration), modelIDs: settings.models,
-                            defaultModel: settings.defaultModel, maxTokens: settings.maxTokens)
+        return ModelCatalog(provider: AnthropicClient(configuration: configuration, eventLoopGroup: eventLoopGroup), settings: settings)
     }
 
     func contains(_ model: String) -> Bool { modelIDs.contains(model) }
+
+    /// Tokens `model`'s context holds.
+    func contextWindow(of model: String) -> Int { contextWindows[model] ?? defaultContextWindow }
 
     /// What `GET /api/models/` lists.
     var listing: ModelsResponse {

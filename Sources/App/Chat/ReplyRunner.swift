@@ -6,78 +6,12 @@ import Vapor
 
 /// Runs assistant replies on the server, owned by no client connection: a reply goes on when
 /// every stream closes, and is stored once when it ends — `complete`, `failed` (with its partial
-/// text) or `cancelled`. Replies in flight are saved every `checkpointInterval`, which also proves
-/// to other instances that this one is alive; on shutdown they get `drainTimeout` to finish.
+/// text) or `cancelled`. Each reply runs in three steps: ``stream(_:)`` relays its text as it
+/// arrives and answers an ``ReplyOutcome``; ``finish(_:_:)`` stores it; ``release(_:_:started:)``
+/// lets it go. Replies in flight are saved every `checkpointInterval` (which also proves to other
+/// instances that this one is alive); on shutdown they get `drainTimeout` to finish.
 final class ReplyRunner: Sendable {
-    /// What a reply needs to know about its turn.
-    struct Job: Sendable {
-        var chatID: UUID
-        var messageID: UUID
-        var sequence: Int
-        var model: String
-        var system: String?
-        /// The assistant message as it was announced (`streaming`, no text yet).
-        var announced: MessageResponse
-    }
-
-    enum StopReason: Sendable {
-        case stoppedByUser
-        case chatDeleted
-        case shutdown
-        /// Another instance stopped or failed the reply; this one only lets go.
-        case finishedElsewhere
-    }
-
-    /// A reply in flight: its task and what it has received so far.
-    final class Running: Sendable {
-        let job: Job
-        private struct State {
-            var task: Task<MessageResponse?, Never>?
-            var stopReason: StopReason?
-            var text = ""
-            var savedLength = 0
-        }
-        private let state = NIOLockedValueBox(State())
-
-        init(job: Job) { self.job = job }
-
-        var task: Task<MessageResponse?, Never>? { state.withLockedValue { $0.task } }
-        var stopReason: StopReason? { state.withLockedValue { $0.stopReason } }
-        var text: String { state.withLockedValue { $0.text } }
-
-        /// Gives the reply its task; a stop that came first cancels it at once.
-        func attach(_ task: Task<MessageResponse?, Never>) {
-            let stopped = state.withLockedValue { state in
-                state.task = task
-                return state.stopReason != nil
-            }
-            if stopped { task.cancel() }
-        }
-        func append(_ piece: String) { state.withLockedValue { $0.text += piece } }
-
-        func stop(_ reason: StopReason) {
-            let task = state.withLockedValue { state in
-                if state.stopReason == nil { state.stopReason = reason }
-                return state.task
-            }
-            task?.cancel()
-        }
-
-        /// The text to save, or nil when nothing arrived since the last save.
-        func unsavedText() -> String? {
-            state.withLockedValue { state in
-                guard state.text.utf8.count != state.savedLength else { return nil }
-                state.savedLength = state.text.utf8.count
-                return state.text
-            }
-        }
-    }
-
-    private struct Registry {
-        var replies: [UUID: Running] = [:]
-        var isDraining = false
-    }
-
+    let replies: RunningReplies
     let bus: any ChatEventBus
     let catalog: ModelCatalog
     let store: ReplyStore
@@ -85,164 +19,137 @@ final class ReplyRunner: Sendable {
     let settings: ChatSettings
     let logger: Logger
     let metrics: AppMetrics
-    private let registry = NIOLockedValueBox(Registry())
 
-    init(bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock, settings: ChatSettings,
-         logger: Logger, metrics: AppMetrics) {
-        self.metrics = metrics
+    init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock,
+         settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
+        self.replies = replies
         self.bus = bus
         self.catalog = catalog
         self.store = store
         self.clock = clock
         self.settings = settings
         self.logger = logger
+        self.metrics = metrics
     }
 
-    var isDraining: Bool { registry.withLockedValue { $0.isDraining } }
-    var runningCount: Int { registry.withLockedValue { $0.replies.count } }
+    var isDraining: Bool { replies.isDraining }
+    var runningCount: Int { replies.count }
 
     /// Starts the reply of `job`. While the server is stopping it is refused: the reply is stored
     /// as failed at once, and ``ChatError/shuttingDown`` thrown.
-    func start(_ job: Job) async throws {
-        let running = Running(job: job)
-        let accepted = registry.withLockedValue { registry in
-            guard !registry.isDraining else { return false }
-            registry.replies[job.chatID] = running
-            return true
-        }
-        guard accepted else {
-            _ = await finish(job, outcome: .failed("The server was shutting down; send the message again.", usage: nil), text: "", stopReason: nil)
+    func start(_ job: ReplyJob) async throws {
+        let reply = RunningReply(job: job)
+        guard replies.register(reply) else {
+            _ = await finish(reply, .failed("The server was shutting down; send the message again.", usage: nil))
             throw ChatError.shuttingDown
         }
         metrics.replyStarted()
-        running.attach(Task { await self.run(running) })
+        reply.attach(Task { await self.run(reply) })
     }
 
-    /// Stops the reply in progress in `chat`, and answers the stored, cancelled message. A reply
-    /// no instance is running any more (its server died) is marked cancelled as it stands.
+    /// Stops the reply in progress in `chat`, wherever it runs, and answers the stored, cancelled
+    /// message. A reply no instance runs any more (its server died) is marked cancelled as it stands.
     func stop(chat: UUID) async throws -> MessageResponse {
-        if let running = registry.withLockedValue({ $0.replies[chat] }), let task = running.task {
-            running.stop(.stoppedByUser)
-            if let stopped = await task.value { return stopped }
+        if let reply = replies.reply(in: chat) {
+            reply.stop(.stoppedByUser)
+            if let stored = await reply.result() { return stored }
+        } else if let streaming = try await store.streamingReply(in: chat), await bus.requestStop(in: chat),
+                  let stored = try await store.awaitEnd(of: streaming, within: .seconds(2)) {
+            return stored
         }
         guard let stopped = try await store.cancelOrphan(in: chat, now: clock.now()) else { throw ChatError.noReplyInProgress }
         bus.replyEnded(stopped)
         return stopped
     }
 
-    /// Lets go of the reply in `chat`, which was just deleted.
-    func forget(chat: UUID) {
-        registry.withLockedValue { $0.replies[chat] }?.stop(.chatDeleted)
-    }
-
     // MARK: Running a reply
 
-    private enum Outcome {
-        case complete(stopReason: String?, usage: ModelUsage)
-        case failed(String, usage: ModelUsage?)
-        case cancelled
+    private func run(_ reply: RunningReply) async {
+        let started = ContinuousClock.now
+        let outcome = await stream(reply, started: started)
+        // Stored outside this task's cancellation, so that a stopped reply is still saved.
+        let stored = await Task { await self.finish(reply, outcome) }.value
+        release(reply, stored, started: started)
     }
 
-    private func run(_ running: Running) async -> MessageResponse? {
-        let job = running.job
-        let started = ContinuousClock.now
-        let outcome: Outcome
+    /// Asks the model and relays each piece of text to the streams as it arrives.
+    private func stream(_ reply: RunningReply, started: ContinuousClock.Instant) async -> ReplyOutcome {
+        let job = reply.job
         do {
-            let request = try await store.request(for: job, maxTokens: catalog.maxTokens)
             guard catalog.contains(job.model) else {
                 throw ProviderError(.notFound, "the model '\(job.model)' is not offered by this server")
             }
-            var finished: Outcome?
-            var awaitingFirstToken = true
-            for try await event in catalog.provider.streamReply(request) {
-                switch event {
-                case .text(let piece):
-                    let receivedAt = ContinuousClock.now
-                    if awaitingFirstToken {
-                        awaitingFirstToken = false
-                        metrics.firstTokenArrived(after: started.duration(to: receivedAt))
-                    }
-                    running.append(piece)
-                    bus.replyDelta(piece, chat: job.chatID, receivedAt: receivedAt)
-                case .finished(let stopReason, let usage):
-                    finished = .complete(stopReason: stopReason, usage: usage)
-                }
+            let request = try await store.request(for: job, catalog: catalog)
+            reply.omittedMessages = request.omittedMessages
+            let firstToken = FirstTokenClock(started: started, metrics: metrics)
+            let completion = try await catalog.provider.streamReply(request.model) { [bus] piece in
+                let now = ContinuousClock.now
+                firstToken.arrived(at: now)
+                bus.replyDelta(reply.append(piece, receivedAt: now))
             }
-            outcome = finished ?? .failed(ProviderError(.interrupted, "the reply ended without finishing").description, usage: nil)
+            return .complete(completion)
         } catch {
-            if Task.isCancelled || error is CancellationError {
-                outcome = running.stopReason == .shutdown
-                    ? .failed("The server shut down before the reply finished.", usage: nil) : .cancelled
-            } else if let providerError = error as? ProviderError {
-                metrics.upstreamError(providerError.kind.rawValue)
-                outcome = .failed(providerError.description, usage: providerError.usage)
-            } else {
-                logger.error("reply failed", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))"])
-                outcome = .failed("The reply could not be completed because of a server error.", usage: nil)
+            let outcome = ReplyOutcome(error, stopReason: reply.stopReason)
+            switch outcome {
+            case .failed(let message, _) where !(error is ProviderError) && !(error is CancellationError):
+                logger.error("reply failed", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))", "reason": "\(message)"])
+            default:
+                if let providerError = error as? ProviderError { metrics.upstreamError(providerError.kind.rawValue) }
             }
+            return outcome
         }
-
-        // Stored outside this task's cancellation, so that a stopped reply is still saved.
-        let text = running.text
-        let stopReason = running.stopReason
-        let final = await Task {
-            await self.finish(job, outcome: outcome, text: text, stopReason: stopReason)
-        }.value
-        registry.withLockedValue { registry in
-            if registry.replies[job.chatID] === running { registry.replies[job.chatID] = nil }
-        }
-        metrics.replyEnded(status: final?.status.rawValue ?? "dropped", inputTokens: final?.inputTokens ?? 0,
-                           outputTokens: final?.outputTokens ?? 0)
-        logger.info("reply \(final?.status.rawValue ?? "dropped")", metadata: [
-            "chat": "\(job.chatID)", "message": "\(job.messageID)",
-            "output_tokens": "\(final?.outputTokens ?? 0)", "duration": "\(started.duration(to: .now))",
-        ])
-        return final
     }
 
-    private func finish(_ job: Job, outcome: Outcome, text: String, stopReason: StopReason?) async -> MessageResponse? {
-        guard stopReason != .chatDeleted else { return nil }
-        let ending: ReplyStore.Ending
-        switch outcome {
-        case .complete(let reason, let usage):
-            ending = ReplyStore.Ending(status: .complete, text: text, usage: usage, stopReason: reason, error: nil)
-        case .failed(let message, let usage):
-            ending = ReplyStore.Ending(status: .failed, text: text, usage: usage ?? ModelUsage(), stopReason: nil, error: message)
-        case .cancelled:
-            ending = ReplyStore.Ending(status: .cancelled, text: text, usage: ModelUsage(), stopReason: nil, error: nil)
-        }
+    /// Stores how the reply ended and tells the streams; nil when it is not stored (its chat is gone).
+    private func finish(_ reply: RunningReply, _ outcome: ReplyOutcome) async -> MessageResponse? {
+        guard reply.stopReason != .chatDeleted else { return nil }
         do {
-            guard let stored = try await store.finish(job, ending, now: clock.now()) else { return nil }
+            guard let stored = try await store.finish(reply.job, outcome.ending(text: reply.text, omittedMessages: reply.omittedMessages), now: clock.now()) else { return nil }
             bus.replyEnded(stored)
             return stored
         } catch {
-            logger.error("could not store a finished reply", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))"])
+            logger.error("could not store a finished reply", metadata: ["chat": "\(reply.job.chatID)", "error": "\(String(reflecting: error))"])
             return nil
         }
     }
 
+    /// Lets the reply go: out of the registry, its waiters woken, counted and logged.
+    private func release(_ reply: RunningReply, _ stored: MessageResponse?, started: ContinuousClock.Instant) {
+        replies.remove(reply)
+        reply.finished(stored)
+        metrics.replyEnded(status: stored?.status.rawValue ?? "dropped", inputTokens: stored?.inputTokens ?? 0,
+                           outputTokens: stored?.outputTokens ?? 0)
+        logger.info("reply \(stored?.status.rawValue ?? "dropped")", metadata: [
+            "chat": "\(reply.job.chatID)", "message": "\(reply.job.messageID)",
+            "output_tokens": "\(stored?.outputTokens ?? 0)", "duration": "\(started.duration(to: .now))",
+        ])
+    }
+
     // MARK: Upkeep
 
-    /// Saves the text of every reply in flight (proving this instance alive), lets go of replies
-    /// another instance ended, and fails replies whose server stopped saving them.
+    /// Saves the text of every reply in flight (proving this instance alive) and lets go of
+    /// replies another instance or path ended. Text is marked saved only once the write succeeded,
+    /// so a failed save is tried again at the next checkpoint.
     func checkpoint() async {
         let now = clock.now()
-        let replies = registry.withLockedValue { Array($0.replies.values) }
-        for running in replies {
+        for reply in replies.all {
+            let unsaved = reply.unsavedText()
             do {
-                let stillStreaming = try await store.checkpoint(running.job.messageID, text: running.unsavedText(), now: now)
-                if !stillStreaming { running.stop(.finishedElsewhere) }
+                let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, now: now)
+                if let unsaved { reply.saved(bytes: unsaved.bytes) }
+                if !stillStreaming { reply.stop(.finishedElsewhere) }
             } catch {
                 logger.warning("could not save a reply in progress", metadata: ["error": "\(error)"])
             }
         }
-        await recoverInterruptedReplies()
     }
 
-    /// Marks failed the replies left `streaming` by a server that stopped without finishing them.
+    /// Marks failed the replies left `streaming` by a server that stopped without finishing them
+    /// (no heartbeat for `replyLease`), and tells their streams.
     func recoverInterruptedReplies() async {
         do {
-            let recovered = try await store.failAbandoned(olderThan: clock.now().addingTimeInterval(-settings.replyLease), now: clock.now())
+            let now = clock.now()
+            let recovered = try await store.failAbandoned(olderThan: now.adding(.zero - settings.replyLease), now: now)
             for message in recovered { bus.replyEnded(message) }
             if !recovered.isEmpty { logger.notice("marked \(recovered.count) interrupted reply(ies) as failed") }
         } catch {
@@ -250,30 +157,47 @@ final class ReplyRunner: Sendable {
         }
     }
 
-    /// Refuses new replies, gives those in flight `timeout` to finish, then stops the rest,
-    /// which are stored as failed with their partial text.
-    func drain(timeout: TimeInterval) async {
-        let replies = registry.withLockedValue { registry in
-            registry.isDraining = true
-            return Array(registry.replies.values)
-        }
-        guard !replies.isEmpty else { return }
-        logger.notice("waiting up to \(timeout)s for \(replies.count) reply(ies) to finish")
-        let tasks = replies.compactMap(\.task)
+    /// Refuses new replies, gives those in flight `timeout` to finish, then stops the rest, which
+    /// are stored as failed with their partial text; returns once every one is stored.
+    func drain(timeout: Duration) async {
+        let running = replies.beginDraining()
+        guard !running.isEmpty else { return }
+        logger.notice("waiting up to \(timeout) for \(running.count) reply(ies) to finish")
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                for task in tasks { _ = await task.value }
+                for reply in running { _ = await reply.result() }
                 return true
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                try? await Task.sleep(for: timeout)
                 return false
             }
-            let finishedInTime = await group.next() ?? true
-            if !finishedInTime {
-                for running in replies { running.stop(.shutdown) }
+            // Past the drain time, the rest are stopped; the group then ends as they are stored.
+            if await group.next() == false {
+                for reply in running { reply.stop(.shutdown) }
             }
             group.cancelAll()
         }
+    }
+}
+
+/// Measures the time to a reply's first token, once.
+private final class FirstTokenClock: Sendable {
+    private let started: ContinuousClock.Instant
+    private let metrics: AppMetrics
+    private let seen = NIOLockedValueBox(false)
+
+    init(started: ContinuousClock.Instant, metrics: AppMetrics) {
+        self.started = started
+        self.metrics = metrics
+    }
+
+    func arrived(at instant: ContinuousClock.Instant) {
+        let first = seen.withLockedValue { seen in
+            defer { seen = true }
+            return !seen
+        }
+        guard first else { return }
+        metrics.firstTokenArrived(after: started.duration(to: instant))
     }
 }

@@ -16,19 +16,27 @@ struct ReplyStore: Sendable {
         var usage: ModelUsage
         var stopReason: String?
         var error: String?
+        var omittedMessages: Int
+    }
+
+    /// The request for `job`'s reply, and how many earlier messages it leaves out.
+    struct PreparedRequest {
+        var model: ModelRequest
+        var omittedMessages: Int
     }
 
     /// The chat's conversation before `job`'s reply, as the model is to see it: messages in order,
-    /// failed and cancelled replies left out, turns of the same role run together.
-    func request(for job: ReplyRunner.Job, maxTokens: Int) async throws -> ModelRequest {
-        let rows = try await sql(database()).select()
+    /// failed and cancelled replies left out, turns of the same role run together, as much of it
+    /// as fits the model's context (``ConversationWindow``).
+    func request(for job: ReplyJob, catalog: ModelCatalog) async throws -> PreparedRequest {
+        let rows = try await database().sql().select()
             .columns("role", "status", "content")
             .from(Message.schema)
             .where("chat_id", .equal, SQLBind(job.chatID))
             .where("sequence", .lessThan, SQLBind(job.sequence))
             .orderBy("sequence")
             .all()
-        var turns: [ModelMessage] = []
+        var turns: [ConversationWindow.Turn] = []
         for row in rows {
             let role = try row.decode(column: "role", as: String.self)
             let status = try row.decode(column: "status", as: String.self)
@@ -37,22 +45,30 @@ struct ReplyStore: Sendable {
             let turnRole: ModelMessage.Role = role == MessageRole.user.rawValue ? .user : .assistant
             if let last = turns.last, last.role == turnRole {
                 turns[turns.count - 1].content += "\n\n" + content
+                turns[turns.count - 1].messages += 1
             } else {
-                turns.append(ModelMessage(role: turnRole, content: content))
+                turns.append(ConversationWindow.Turn(role: turnRole, content: content, messages: 1))
             }
         }
-        return ModelRequest(model: job.model, system: job.system, messages: turns, maxTokens: maxTokens)
+        let systemTokens = job.system.map(ConversationWindow.estimatedTokens) ?? 0
+        let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens)
+        let request = ModelRequest(model: job.model, system: job.system, messages: window.messages(caching: catalog.promptCaching),
+                                   maxTokens: catalog.maxTokens, cachesPrompt: catalog.promptCaching)
+        return PreparedRequest(model: request, omittedMessages: window.omittedMessages)
     }
 
     /// Stores how the reply ended; nil when the message is gone (its chat was deleted). When another
     /// path ended it first, answers the message as that path stored it.
-    func finish(_ job: ReplyRunner.Job, _ ending: Ending, now: Date) async throws -> MessageResponse? {
-        let db = try sql(database())
+    func finish(_ job: ReplyJob, _ ending: Ending, now: Date) async throws -> MessageResponse? {
+        let db = try database().sql()
         let won = try await db.update(Message.schema)
             .set("content", to: SQLBind(ending.text))
             .set("status", to: SQLBind(ending.status.rawValue))
             .set("input_tokens", to: SQLBind(ending.usage.inputTokens))
             .set("output_tokens", to: SQLBind(ending.usage.outputTokens))
+            .set("cache_read_input_tokens", to: SQLBind(ending.usage.cacheReadInputTokens))
+            .set("cache_creation_input_tokens", to: SQLBind(ending.usage.cacheCreationInputTokens))
+            .set("omitted_messages", to: SQLBind(ending.omittedMessages))
             .set("stop_reason", to: SQLBind(ending.stopReason))
             .set("error", to: SQLBind(ending.error))
             .set("heartbeat_at", to: SQLLiteral.null)
@@ -63,7 +79,7 @@ struct ReplyStore: Sendable {
             .all()
         guard !won.isEmpty else {
             // Ended by another path first (or deleted): answer it as stored.
-            return try await Message.find(job.messageID, on: database()).map(MessageResponse.init)
+            return try await message(job.messageID)
         }
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
@@ -76,6 +92,9 @@ struct ReplyStore: Sendable {
         stored.status = ending.status
         stored.inputTokens = ending.usage.inputTokens
         stored.outputTokens = ending.usage.outputTokens
+        stored.cacheReadInputTokens = ending.usage.cacheReadInputTokens
+        stored.cacheCreationInputTokens = ending.usage.cacheCreationInputTokens
+        stored.omittedMessages = ending.omittedMessages
         stored.stopReason = ending.stopReason
         stored.error = ending.error
         return stored
@@ -84,7 +103,7 @@ struct ReplyStore: Sendable {
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message
     /// is no longer streaming (ended elsewhere, or deleted).
     func checkpoint(_ messageID: UUID, text: String?, now: Date) async throws -> Bool {
-        var update = try sql(database()).update(Message.schema).set("heartbeat_at", to: SQLBind(now))
+        var update = try database().sql().update(Message.schema).set("heartbeat_at", to: SQLBind(now))
         if let text { update = update.set("content", to: SQLBind(text)) }
         let rows = try await update
             .where("id", .equal, SQLBind(messageID))
@@ -96,8 +115,7 @@ struct ReplyStore: Sendable {
 
     /// Fails every streaming reply whose heartbeat is older than `cutoff`: its server is gone.
     func failAbandoned(olderThan cutoff: Date, now: Date) async throws -> [MessageResponse] {
-        let db = database()
-        let rows = try await sql(db).update(Message.schema)
+        let rows = try await database().sql().update(Message.schema)
             .set("status", to: SQLBind(MessageStatus.failed.rawValue))
             .set("error", to: SQLBind("The reply was interrupted: the server handling it stopped."))
             .set("heartbeat_at", to: SQLLiteral.null)
@@ -111,13 +129,12 @@ struct ReplyStore: Sendable {
             .returning("id")
             .all(decodingColumn: "id", as: UUID.self)
         guard !rows.isEmpty else { return [] }
-        return try await Message.query(on: db).filter(\.$id ~~ rows).all().map(MessageResponse.init)
+        return try await Message.query(on: database()).filter(\.$id ~~ rows).all().map(MessageResponse.init)
     }
 
     /// Cancels a reply left streaming in `chat` that no instance is running, keeping its saved text.
     func cancelOrphan(in chat: UUID, now: Date) async throws -> MessageResponse? {
-        let db = database()
-        let rows = try await sql(db).update(Message.schema)
+        let rows = try await database().sql().update(Message.schema)
             .set("status", to: SQLBind(MessageStatus.cancelled.rawValue))
             .set("heartbeat_at", to: SQLLiteral.null)
             .set("updated_at", to: SQLBind(now))
@@ -126,11 +143,27 @@ struct ReplyStore: Sendable {
             .returning("id")
             .all(decodingColumn: "id", as: UUID.self)
         guard let id = rows.first else { return nil }
-        return try await Message.find(id, on: db).map(MessageResponse.init)
+        return try await message(id)
     }
 
-    private func sql(_ db: any Database) throws -> any SQLDatabase {
-        guard let sql = db as? any SQLDatabase else { throw HTTPProblem(.internalServerError, detail: "The database does not speak SQL.") }
-        return sql
+    /// The id of the reply streaming in `chat`, if any.
+    func streamingReply(in chat: UUID) async throws -> UUID? {
+        try await Message.query(on: database()).filter(\.$chat.$id == chat).filter(\.$status == .streaming).first()?.id
+    }
+
+    /// Waits (up to `limit`) for reply `id` to be stored as ended, by whichever instance runs it;
+    /// the message as stored, or nil when it did not end in time.
+    func awaitEnd(of id: UUID, within limit: Duration) async throws -> MessageResponse? {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if let stored = try await message(id), stored.status != .streaming { return stored }
+            guard ContinuousClock.now < deadline else { return nil }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// A message as stored; nil when it is gone.
+    func message(_ id: UUID) async throws -> MessageResponse? {
+        try await Message.find(id, on: database()).map(MessageResponse.init)
     }
 }

@@ -2,37 +2,20 @@ import Foundation
 import NIOCore
 import Vapor
 
-/// One piece of a chat's event stream, ready to write.
-enum StreamFrame: Sendable {
-    /// An event that moves the stream to `position`, already encoded as SSE bytes; for a delta,
-    /// when its text reached the server (to measure the relay).
-    case event(StreamPosition, ByteBuffer, receivedAt: ContinuousClock.Instant? = nil)
-    /// A comment that keeps an idle connection open.
-    case keepAlive
-    /// The stream cannot go on: an `error` event, then the end.
-    case end(HTTPProblem)
-}
-
 /// Encodes the contract's SSE events. Deltas (the hot path) are written straight into a buffer
-/// with a hand-rolled JSON string escape; whole messages go through the JSON encoder.
+/// with a hand-rolled JSON string escape; whole messages go through the contract's JSON encoder.
 enum ServerSentEventEncoder {
     static let keepAlive = ByteBuffer(string: ": keep-alive\n\n")
     /// Sent first: how soon EventSource clients should reconnect after a drop.
     static let preamble = ByteBuffer(string: "retry: 2000\n\n")
+    /// What a stream is told when an event for it could not be encoded (it reconnects by id).
+    static let unencodable = HTTPProblem(.internalServerError, title: "Event not sent",
+                                         detail: "An event of this stream could not be encoded; reconnect with Last-Event-ID.")
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(JSONCoding.rfc3339))
-        }
-        return encoder
-    }()
-
-    /// `event: message` or `event: done` with a whole message.
-    static func message(_ name: String, _ message: MessageResponse, position: StreamPosition) -> ByteBuffer {
-        let json = (try? encoder.encode(message)) ?? Data("{}".utf8)
+    /// `event: message` or `event: done` with a whole message. Throws when the message cannot be
+    /// encoded: a stream must end with an error rather than say something else.
+    static func message(_ name: String, _ message: MessageResponse, position: StreamPosition) throws -> ByteBuffer {
+        let json = try JSONCoding.makeEncoder().encode(message)
         var buffer = ByteBufferAllocator().buffer(capacity: json.count + 64)
         write(header: name, id: position, into: &buffer)
         buffer.writeBytes(json)
@@ -56,7 +39,8 @@ enum ServerSentEventEncoder {
     static func error(_ problem: HTTPProblem, position: StreamPosition) -> ByteBuffer {
         let body = HTTPProblem.Body(type: problem.type, title: problem.title, status: Int(problem.status.code),
                                     detail: problem.detail, errors: problem.fieldErrors)
-        let json = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        // A problem holds only strings and numbers: it always encodes.
+        let json = (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"status":500,"title":"Internal Server Error"}"#.utf8)
         var buffer = ByteBufferAllocator().buffer(capacity: json.count + 48)
         write(header: "error", id: position, into: &buffer)
         buffer.writeBytes(json)

@@ -3,11 +3,30 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Vapor
 
-/// One open event stream, written on its connection's event loop with no task of its own: the hub
-/// hands it frames (in publish order, through `eventLoop.execute`), it drops what the reader already
-/// has, and writes the rest. Frames that arrive before the response starts wait until the replay is
-/// written. A reader with `maxPendingWrites` writes unflushed is too slow: its stream ends, and it
-/// resumes by event id.
+/// What a stream is handed, in publish order.
+enum StreamFrame: Sendable {
+    /// An event that moves the stream to `position`, already encoded as SSE bytes; for a delta,
+    /// when its text reached the server (to measure the relay).
+    case event(StreamPosition, ByteBuffer, receivedAt: ContinuousClock.Instant? = nil)
+    /// Time passes: a stream past its token's expiry ends, one whose response never started is
+    /// dropped, and the others get a keep-alive comment when `keepAlive`.
+    case tick(now: Date, keepAlive: Bool)
+    /// Whatever this stream has not seen of `conversation` (after its position), computed for it
+    /// alone: how a stream catches up after events could not reach it (see ``StreamReplay``).
+    case catchUp([MessageResponse])
+    /// The stream cannot go on: an `error` event, then the end; nil ends it quietly.
+    case end(HTTPProblem?)
+}
+
+/// One open event stream, written on its connection's event loop with no task of its own.
+///
+/// Publishers hand it frames from any thread; they wait in a small locked inbox, and one drain on
+/// the event loop takes them all, drops what the reader already has (by position), and writes the
+/// rest in one write and one flush. So a burst of events costs one wake-up and one syscall, and
+/// frames keep their publish order whichever thread sent them. Everything else is touched only on
+/// the event loop. Frames that arrive before the response starts wait until the replay is written.
+/// A reader with `maxPendingEvents` events written but not yet taken by the network is too slow:
+/// its stream ends, and it resumes by event id.
 final class StreamSubscriber: Sendable {
     let id: Int
     let chat: UUID
@@ -15,128 +34,197 @@ final class StreamSubscriber: Sendable {
     let userID: String
     let expiresAt: Date?
     let createdAt: Date
-    private let maxPendingWrites: Int
+    private let maxPendingEvents: Int
     private let metrics: AppMetrics
     private let onEnd: @Sendable (StreamSubscriber) -> Void
-    /// Touched only on `eventLoop` (the lock is never contended; it makes that checkable).
-    private let state: NIOLockedValueBox<State>
+    /// Frames handed over and not drained yet, and whether a drain is scheduled. The lock is taken
+    /// by publishers and by the drain, each for an append or a swap.
+    private let inbox = NIOLockedValueBox(Inbox())
+    /// The stream's own state: touched only on `eventLoop`.
+    private let state: NIOLoopBoundBox<State>
+
+    /// A stream whose response has not started after this long is dropped (its client went away).
+    static let unstartedLimit: TimeInterval = 60
+
+    private struct Inbox {
+        var frames: [StreamFrame] = []
+        var drainScheduled = false
+    }
 
     private struct State {
         var writer: (any BodyStreamWriter)?
         /// Frames that came before the replay was written.
         var waiting: [StreamFrame] = []
         var position = StreamPosition.start
-        var pendingWrites = 0
+        /// Events written and not yet taken by the network.
+        var pendingEvents = 0
         var ended = false
     }
 
-    init(id: Int, chat: UUID, userID: String, eventLoop: any EventLoop, expiresAt: Date?, createdAt: Date, maxPendingWrites: Int,
-         metrics: AppMetrics, onEnd: @escaping @Sendable (StreamSubscriber) -> Void) {
+    init(id: Int, chat: UUID, userID: String, eventLoop: any EventLoop, expiresAt: Date?, createdAt: Date,
+         maxPendingEvents: Int, metrics: AppMetrics, onEnd: @escaping @Sendable (StreamSubscriber) -> Void) {
         self.id = id
         self.chat = chat
         self.userID = userID
-        self.metrics = metrics
         self.eventLoop = eventLoop
         self.expiresAt = expiresAt
         self.createdAt = createdAt
-        self.maxPendingWrites = maxPendingWrites
+        self.maxPendingEvents = maxPendingEvents
+        self.metrics = metrics
         self.onEnd = onEnd
-        state = NIOLockedValueBox(State())
+        state = NIOLoopBoundBox.makeBoxSendingValue(State(), eventLoop: eventLoop)
     }
 
     /// Hands `frame` over; call in publish order (the hub does, under its lock).
     func deliver(_ frame: StreamFrame) {
-        eventLoop.execute { self.handle(frame) }
+        let scheduleDrain = inbox.withLockedValue { inbox in
+            inbox.frames.append(frame)
+            defer { inbox.drainScheduled = true }
+            return !inbox.drainScheduled
+        }
+        if scheduleDrain { eventLoop.execute { self.drain() } }
+    }
+
+    /// Ends the stream (at most once) and tells the hub; with a problem, an `error` event first.
+    func end(with problem: HTTPProblem? = nil) {
+        deliver(.end(problem))
     }
 
     /// Starts the response: writes the replay, which leaves the reader at `position`, then whatever
     /// arrived meanwhile. Called on the event loop by the response body.
     func attach(_ writer: any BodyStreamWriter, replay: ByteBuffer, position: StreamPosition) {
-        let waiting: [StreamFrame] = state.withLockedValue { state in
-            state.writer = writer
-            state.position = position
-            defer { state.waiting = [] }
-            return state.waiting
-        }
-        if state.withLockedValue({ $0.ended }) {
+        guard !state.value.ended else {
             writer.write(.end, promise: nil)
             return
         }
-        write(replay)
-        waiting.forEach(handle)
-    }
-
-    /// Ends the stream (at most once) and tells the hub.
-    func end(with problem: HTTPProblem? = nil) {
-        eventLoop.execute {
-            if let problem { self.handle(.end(problem)) } else { self.finish() }
-        }
-    }
-
-    private enum Step {
-        case drop, wait, overflow, write(ByteBuffer, ContinuousClock.Instant?), endWith(ByteBuffer)
-    }
-
-    private func handle(_ frame: StreamFrame) {
-        let step: Step = state.withLockedValue { state in
-            guard !state.ended else { return .drop }
-            guard state.writer != nil else {
-                state.waiting.append(frame)
-                return state.waiting.count > maxPendingWrites ? .overflow : .wait
-            }
-            switch frame {
-            case .event(let position, let bytes, let receivedAt):
-                guard position > state.position else { return .drop }
-                state.position = position
-                return .write(bytes, receivedAt)
-            case .keepAlive:
-                return .write(ServerSentEventEncoder.keepAlive, nil)
-            case .end(let problem):
-                return .endWith(ServerSentEventEncoder.error(problem, position: state.position))
-            }
-        }
-        switch step {
-        case .drop, .wait: break
-        case .overflow: finish()
-        case .write(let bytes, let receivedAt): write(bytes, receivedAt: receivedAt)
-        case .endWith(let bytes):
-            write(bytes)
-            finish()
-        }
-    }
-
-    /// Whether the response has started.
-    var isAttached: Bool { state.withLockedValue { $0.writer != nil } }
-
-    private func write(_ bytes: ByteBuffer, receivedAt: ContinuousClock.Instant? = nil) {
-        let writer: (any BodyStreamWriter)? = state.withLockedValue { state in
-            guard !state.ended, state.pendingWrites < maxPendingWrites else { return nil }
-            state.pendingWrites += 1
-            return state.writer
-        }
-        guard let writer else {
-            finish()
+        state.value.writer = writer
+        state.value.position = position
+        let waiting = state.value.waiting
+        state.value.waiting = []
+        var out = replay
+        var relays: [ContinuousClock.Instant] = []
+        var events = 1
+        if case .finish(let problem) = apply(waiting, into: &out, relays: &relays, events: &events) {
+            write(out, events: events, relays: relays)
+            finish(problem)
             return
         }
+        write(out, events: events, relays: relays)
+    }
+
+    // MARK: On the event loop
+
+    private enum Verdict {
+        case goOn
+        case finish(HTTPProblem?)
+    }
+
+    private func drain() {
+        let frames = inbox.withLockedValue { inbox -> [StreamFrame] in
+            inbox.drainScheduled = false
+            defer { inbox.frames.removeAll(keepingCapacity: true) }
+            return inbox.frames
+        }
+        guard !state.value.ended else { return }
+        guard state.value.writer != nil else {
+            holdUntilAttached(frames)
+            return
+        }
+        var out = ByteBuffer()
+        var relays: [ContinuousClock.Instant] = []
+        var events = 0
+        let verdict = apply(frames, into: &out, relays: &relays, events: &events)
+        if out.readableBytes > 0 { write(out, events: events, relays: relays) }
+        if case .finish(let problem) = verdict { finish(problem) }
+    }
+
+    /// Before the response starts: events wait for the replay; an end, an expired token, a client
+    /// that never took its response, or too many waiting events end the stream.
+    private func holdUntilAttached(_ frames: [StreamFrame]) {
+        for frame in frames {
+            switch frame {
+            case .event, .catchUp:
+                state.value.waiting.append(frame)
+            case .tick(let now, _):
+                let expired = expiresAt.map { $0 <= now } ?? false
+                if expired || now.timeIntervalSince(createdAt) > Self.unstartedLimit { return finish(nil) }
+            case .end:
+                return finish(nil)
+            }
+        }
+        if state.value.waiting.count > maxPendingEvents { finish(nil) }
+    }
+
+    /// Appends what `frames` add to the stream; stops at the first that ends it.
+    private func apply(_ frames: [StreamFrame], into out: inout ByteBuffer, relays: inout [ContinuousClock.Instant],
+                       events: inout Int) -> Verdict {
+        for frame in frames {
+            switch frame {
+            case .event(let position, let bytes, let receivedAt):
+                guard position > state.value.position else { continue }
+                state.value.position = position
+                var copy = bytes
+                out.writeBuffer(&copy)
+                events += 1
+                if let receivedAt { relays.append(receivedAt) }
+            case .tick(let now, let keepAlive):
+                if let expiresAt, expiresAt <= now {
+                    out.writeImmutableBuffer(ServerSentEventEncoder.error(ChatStreamHub.tokenExpired, position: state.value.position))
+                    return .finish(nil)
+                }
+                if keepAlive {
+                    out.writeImmutableBuffer(ServerSentEventEncoder.keepAlive)
+                    events += 1
+                }
+            case .catchUp(let conversation):
+                do {
+                    let missed = try StreamReplay(conversation: conversation, after: state.value.position, preamble: false)
+                    var bytes = missed.bytes
+                    out.writeBuffer(&bytes)
+                    events += missed.events
+                    state.value.position = missed.position
+                } catch {
+                    return .finish(ServerSentEventEncoder.unencodable)
+                }
+            case .end(let problem):
+                if let problem { out.writeImmutableBuffer(ServerSentEventEncoder.error(problem, position: state.value.position)) }
+                return .finish(nil)
+            }
+        }
+        return .goOn
+    }
+
+    /// Writes `bytes` (holding `events` events) in one write; a write the network never takes
+    /// (too slow a reader) or that fails (the client left) ends the stream.
+    private func write(_ bytes: ByteBuffer, events: Int, relays: [ContinuousClock.Instant]) {
+        guard let writer = state.value.writer, !state.value.ended else { return }
+        guard state.value.pendingEvents + events <= maxPendingEvents else {
+            finish(nil)
+            return
+        }
+        state.value.pendingEvents += events
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { result in
-            self.state.withLockedValue { $0.pendingWrites -= 1 }
+            self.state.value.pendingEvents -= events
             switch result {
-            case .success: if let receivedAt { self.metrics.relayed(after: receivedAt.duration(to: .now)) }
-            case .failure: self.finish()
+            case .success: self.metrics.relayed(relays)
+            case .failure: self.finish(nil)
             }
         }
         writer.write(.buffer(bytes), promise: promise)
     }
 
-    private func finish() {
-        let writer: (any BodyStreamWriter)?? = state.withLockedValue { state in
-            guard !state.ended else { return .none }
-            state.ended = true
-            return .some(state.writer)
+    /// Ends the response (an `error` event first when given a problem), once, and tells the hub.
+    private func finish(_ problem: HTTPProblem?) {
+        guard !state.value.ended else { return }
+        state.value.ended = true
+        if let writer = state.value.writer {
+            if let problem {
+                writer.write(.buffer(ServerSentEventEncoder.error(problem, position: state.value.position)), promise: nil)
+            }
+            writer.write(.end, promise: nil)
         }
-        guard case .some(let attached) = writer else { return }
-        attached?.write(.end, promise: nil)
+        state.value.waiting = []
         onEnd(self)
     }
 }

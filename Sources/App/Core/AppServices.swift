@@ -6,6 +6,8 @@ public struct AppDependencies: Sendable {
     public var clock: any WallClock
     /// Waits between retries of the model provider.
     public var sleep: @Sendable (Duration) async throws -> Void
+    /// The clock the model provider's timeouts run on (tests move a manual one).
+    public var providerClock: any Clock<Duration>
     /// A model provider to use instead of the one the settings choose.
     public var modelProvider: (any ModelProvider)?
     /// Where rate-limit state lives; in this process unless given.
@@ -14,11 +16,13 @@ public struct AppDependencies: Sendable {
     public init(
         clock: any WallClock = SystemClock(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        providerClock: any Clock<Duration> = ContinuousClock(),
         modelProvider: (any ModelProvider)? = nil,
         rateLimitStore: (any RateLimitStore)? = nil
     ) {
         self.clock = clock
         self.sleep = sleep
+        self.providerClock = providerClock
         self.modelProvider = modelProvider
         self.rateLimitStore = rateLimitStore
     }

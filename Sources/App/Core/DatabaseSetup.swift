@@ -34,7 +34,7 @@ enum DatabaseSetup {
     static func prepare(_ app: Application, _ settings: DatabaseSettings) async throws {
         guard settings.isSQLite else { return }
         for eventLoop in app.eventLoopGroup.makeIterator() {
-            guard let sql = app.databases.database(logger: app.logger, on: eventLoop) as? any SQLDatabase else { continue }
+            guard let sql = try app.databases.database(logger: app.logger, on: eventLoop)?.sql() else { continue }
             if case .sqliteFile = settings.location {
                 try await sql.raw("PRAGMA journal_mode=WAL").run()
                 try await sql.raw("PRAGMA synchronous=NORMAL").run()

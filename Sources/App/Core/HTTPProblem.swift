@@ -40,9 +40,8 @@ public struct HTTPProblem: Error, Sendable {
         let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors)
         var headers = self.headers
         headers.replaceOrAdd(name: .contentType, value: "application/problem+json")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(body)) ?? Data(#"{"title":"Internal Server Error","status":500}"#.utf8)
+        // A problem body holds only strings and numbers: it always encodes.
+        let data = (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"title":"Internal Server Error","status":500}"#.utf8)
         return Response(status: status, headers: headers, body: .init(data: data))
     }
 }

@@ -28,9 +28,9 @@ public struct ProtectionSettings: Sendable {
     /// `Strict-Transport-Security: max-age=…` on HTTPS responses; 0 sends none.
     public var hstsSeconds: Int
     /// Longest time a request may take to produce its response head.
-    public var requestTimeout: TimeInterval
+    public var requestTimeout: Duration
     /// Connections idle this long are closed.
-    public var idleTimeout: TimeInterval
+    public var idleTimeout: Duration
     /// Bearer token for `/metrics`; without one, only loopback clients may read it.
     public var metricsToken: String?
     public var jsonLogs: Bool
@@ -57,8 +57,8 @@ public struct ProtectionSettings: Sendable {
         trustedProxies = proxies
         sslRedirect = try read.bool("SECURE_SSL_REDIRECT", default: false)
         hstsSeconds = try read.int("SECURE_HSTS_SECONDS", default: 0, in: 0...100_000_000)
-        requestTimeout = try read.duration("REQUEST_TIMEOUT", default: 30)
-        idleTimeout = try read.duration("HTTP_IDLE_TIMEOUT", default: 75)
+        requestTimeout = try read.duration("REQUEST_TIMEOUT", default: .seconds(30))
+        idleTimeout = try read.duration("HTTP_IDLE_TIMEOUT", default: .seconds(75))
         metricsToken = read.string("METRICS_TOKEN")
         switch read.string("LOG_FORMAT")?.lowercased() ?? (debug ? "text" : "json") {
         case "json": jsonLogs = true

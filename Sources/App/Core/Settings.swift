@@ -20,17 +20,17 @@ public struct Settings: Sendable {
     public var frontendURL: String?
     /// Browser origins allowed to call the API; empty for none (production without `CORS_ALLOWED_ORIGINS`).
     public var corsAllowedOrigins: [String]
-    /// Seconds an access token is valid.
-    public var accessTokenLifetime: TimeInterval
-    /// Seconds a refresh token is valid.
-    public var refreshTokenLifetime: TimeInterval
+    /// How long an access token is valid.
+    public var accessTokenLifetime: Duration
+    /// How long a refresh token is valid.
+    public var refreshTokenLifetime: Duration
     public var logLevel: Logger.Level
     /// The largest request body accepted, in bytes.
     public var maxBodySize: Int
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
     /// How long an admin sign-in lasts.
-    public var adminSessionLifetime: TimeInterval
+    public var adminSessionLifetime: Duration
     /// Google sign-in; nil when not configured.
     public var google: GoogleSettings?
     public var protection: ProtectionSettings
@@ -115,15 +115,15 @@ public struct Settings: Sendable {
         }
         corsAllowedOrigins = origins
 
-        accessTokenLifetime = try read.duration("ACCESS_TOKEN_LIFETIME", default: 15 * 60)
-        refreshTokenLifetime = try read.duration("REFRESH_TOKEN_LIFETIME", default: 7 * 86_400)
+        accessTokenLifetime = try read.duration("ACCESS_TOKEN_LIFETIME", default: .seconds(15 * 60))
+        refreshTokenLifetime = try read.duration("REFRESH_TOKEN_LIFETIME", default: .seconds(7 * 86_400))
         guard refreshTokenLifetime > accessTokenLifetime else {
             throw SettingsError(key: "REFRESH_TOKEN_LIFETIME", problem: "must be longer than ACCESS_TOKEN_LIFETIME")
         }
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
-        adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: 12 * 3600)
+        adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)
         google = try GoogleSettings.read(read, port: port)
         anthropic = try AnthropicSettings(read)

@@ -39,8 +39,8 @@ struct SettingsReader {
         return value
     }
 
-    /// A duration such as `900` (seconds), `90s`, `15m`, `12h` or `7d`, in seconds.
-    func duration(_ key: String, default fallback: TimeInterval, allowZero: Bool = false) throws(SettingsError) -> TimeInterval {
+    /// A duration such as `900` (seconds), `0.04`, `90s`, `15m`, `12h` or `7d`.
+    func duration(_ key: String, default fallback: Duration, allowZero: Bool = false) throws(SettingsError) -> Duration {
         guard let raw = string(key) else { return fallback }
         let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         var number = Substring(raw.lowercased())
@@ -52,7 +52,7 @@ struct SettingsReader {
         guard let value = Double(number), value.isFinite, value > 0 || (allowZero && value == 0) else {
             throw SettingsError(key: key, problem: "expected a positive duration such as 900, 15m, 12h or 7d, got '\(raw)'")
         }
-        return value * unit
+        return .milliseconds(value * unit * 1000)
     }
 
     /// A size such as `1048576`, `512kb` or `1mb`, in bytes.

@@ -58,7 +58,12 @@ final class AppMetrics: Sendable {
     }
 
     func firstTokenArrived(after duration: Duration) { firstToken.record(duration) }
-    func relayed(after duration: Duration) { relayLatency.record(duration) }
+    /// Deltas written to a stream's socket, each with the time it reached the server.
+    func relayed(_ receivedAt: [ContinuousClock.Instant]) {
+        guard !receivedAt.isEmpty else { return }
+        let now = ContinuousClock.now
+        for instant in receivedAt { relayLatency.record(instant.duration(to: now)) }
+    }
 
     func upstreamError(_ kind: String) {
         registry.makeCounter(descriptor: .init(metricName: "chat_upstream_errors_total", unitName: "", helpText: "Model provider failures, by kind."),

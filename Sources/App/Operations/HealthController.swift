@@ -25,8 +25,7 @@ struct HealthController: RouteCollection {
             throw HTTPProblem(.serviceUnavailable, title: "Not ready", detail: "The server is shutting down.")
         }
         do {
-            guard let sql = req.db as? any SQLDatabase else { throw HTTPProblem(.serviceUnavailable) }
-            try await sql.raw("SELECT 1").run()
+            try await req.db.sql().raw("SELECT 1").run()
         } catch {
             req.logger.warning("readiness check failed", metadata: ["error": "\(error)"])
             throw HTTPProblem(.serviceUnavailable, title: "Not ready", detail: "The database cannot be reached.")

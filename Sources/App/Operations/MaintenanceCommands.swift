@@ -94,10 +94,7 @@ struct BackupCommand: AsyncCommand {
             throw CommandFailure(description: "\(path) already exists; choose a new file")
         }
         try files.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-        guard let sql = context.application.db as? any SQLDatabase else {
-            throw CommandFailure(description: "the database does not speak SQL")
-        }
-        try await sql.raw("VACUUM INTO \(bind: target.path)").run()
+        try await context.application.db.sql().raw("VACUUM INTO \(bind: target.path)").run()
         let size = (try? files.attributesOfItem(atPath: target.path)[.size] as? Int) ?? 0
         console.print("Backed up \(DatabaseSetup.describe(database)) to \(path) (\(size) bytes).")
         console.print("To restore: stop the server and put that file in place of the database file.")
@@ -132,8 +129,7 @@ struct CheckCommand: AsyncCommand {
         let app = context.application
 
         do {
-            guard let sql = app.db as? any SQLDatabase else { throw CommandFailure(description: "not an SQL database") }
-            try await sql.raw("SELECT 1").run()
+            try await app.db.sql().raw("SELECT 1").run()
             console.print("ok: database reachable (\(DatabaseSetup.describe(settings.database)))")
             let pending = try await MigrationRunner.pending(on: app)
             if pending.isEmpty {

@@ -50,7 +50,7 @@ struct TokenTests {
             let user = try #require(try await User.find(UUID(uuidString: session.user.id), on: t.db))
 
             let otherKey = await TokenSigner(secretKey: String(repeating: "k", count: 40), clock: t.clock,
-                                             accessLifetime: 900, refreshLifetime: 3600)
+                                             accessLifetime: .seconds(900), refreshLifetime: .seconds(3600))
             let wrongKey = try await otherKey.sign(.access, for: user, jti: UUID()).token
 
             let parts = session.access.split(separator: ".")

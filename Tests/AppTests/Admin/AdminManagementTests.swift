@@ -235,4 +235,31 @@ struct AdminManagementTests {
             #expect(browser.html.contains("&lt;b&gt;bold&lt;/b&gt;"))
         }
     }
+
+    @Test("a long chat's conversation is read page by page", arguments: TestDatabase.all)
+    func longChatPaged(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let owner = try await User.fixture(on: t.db)
+            let chat = Chat(ownerID: try owner.requireID(), title: "Long", model: "offline", system: nil, now: Date())
+            chat.nextSequence = 61
+            try await chat.create(on: t.db)
+            for n in 1...60 {
+                try await Message(chatID: try chat.requireID(), sequence: n, role: n % 2 == 1 ? .user : .assistant,
+                                  content: "message number \(n)!", status: .complete, model: "offline").create(on: t.db)
+            }
+            let (browser, _) = try await signedIn(t)
+            let id = try chat.requireID()
+
+            try await browser.get("/admin/chats/\(id)/")
+            #expect(browser.html.contains("60 messages"))
+            #expect(browser.html.contains("message number 1!"))
+            #expect(browser.html.contains("message number 25!"))
+            #expect(!browser.html.contains("message number 26!"))
+            #expect(browser.html.contains("Page 1 of 3"))
+
+            try await browser.get("/admin/chats/\(id)/?page=3")
+            #expect(browser.html.contains("message number 60!"))
+            #expect(!browser.html.contains("message number 50!"))
+        }
+    }
 }

@@ -65,12 +65,12 @@ struct ReplyFailureTests {
 
     @Test("an upstream that never answers times out and fails the reply")
     func upstreamHangs() async throws {
-        let settings = ["ANTHROPIC_FIRST_BYTE_TIMEOUT": "0.3", "ANTHROPIC_MAX_RETRIES": "1"]
+        let settings = ["ANTHROPIC_FIRST_BYTE_TIMEOUT": "30s", "ANTHROPIC_MAX_RETRIES": "1"]
         try await withTestApp(.sqlite, settings: settings, emulated: true) { t in
             t.emulator?.enqueue(.hangBeforeHeaders, .hangBeforeHeaders)
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
-            let reply = try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)
+            let reply = try await t.waitForReplyMovingProviderClock(chat.messages[1].id, chat: chat.id, token: session.access, by: .seconds(30))
             #expect(reply["status"] as? String == "failed")
             #expect((reply["error"] as? String)?.contains("did not answer in time") == true)
             #expect(t.emulator?.requests.count == 2)
@@ -79,11 +79,13 @@ struct ReplyFailureTests {
 
     @Test("an upstream that goes silent mid-reply fails it after the idle timeout, keeping the text")
     func upstreamStalls() async throws {
-        try await withTestApp(.sqlite, settings: ["ANTHROPIC_IDLE_TIMEOUT": "0.3"], emulated: true) { t in
+        try await withTestApp(.sqlite, settings: ["ANTHROPIC_IDLE_TIMEOUT": "60s"], emulated: true) { t in
             t.emulator?.enqueue(.reply(Script.Reply(["Then", " silence"], hangAfterChunks: true)))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
-            let reply = try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)
+            let reply = try await t.waitForReplyMovingProviderClock(chat.messages[1].id, chat: chat.id, token: session.access, by: .seconds(60)) {
+                try await t.chat(chat.id, token: session.access).messages[1]["content"] as? String == "Then silence"
+            }
             #expect(reply["status"] as? String == "failed")
             #expect(reply["content"] as? String == "Then silence")
             #expect(t.emulator?.requests.count == 1, "no retry after the first token")
@@ -136,17 +138,17 @@ struct ReplyFailureTests {
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 0)))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access)
-            let hub = try t.services.chat.hub
+            let bus = try t.services.chat.bus
             try await t.withLiveServer { base in
                 let path = "/api/chat/\(chat.id)/messages/"
                 // opened but never read: the socket fills, then the server's queue for it
                 let stalled = try await EventStreamClient.open(base, path, token: session.access, readBody: false)
-                #expect(hub.subscriberCount == 1)
+                #expect(bus.openStreamCount == 1)
                 let turn = try await t.sendMessage("flood", chat: chat.id, token: session.access)
                 emulator.openGate()
                 let reply = try await t.waitForReply(turn.assistant.id, chat: chat.id, token: session.access, timeout: .seconds(30))
                 #expect(reply["status"] as? String == "complete", "the reply does not wait for the reader")
-                #expect(hub.subscriberCount == 0, "the slow reader was let go")
+                try await waitUntil("the slow reader to be let go") { bus.openStreamCount == 0 }
                 stalled.close()
 
                 let resumed = try await EventStreamClient.open(base, path, token: session.access, lastEventID: "2-\(chunks[0].utf8.count)")
@@ -216,25 +218,19 @@ struct ReplyRecoveryTests {
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
             let messageID = try #require(UUID(uuidString: chat.messages[1].id))
-            while emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
             let runner = try t.services.chat.runner
 
             // The emulator has sent both pieces; the server may still be reading the second.
-            var saved = ""
-            let saveDeadline = ContinuousClock.now + .seconds(5)
-            while saved != "Saved part", ContinuousClock.now < saveDeadline {
+            try await waitUntil("the text so far to be saved") {
                 await runner.checkpoint()
-                saved = try await Message.find(messageID, on: t.db)?.content ?? ""
-                if saved != "Saved part" { try await Task.sleep(for: .milliseconds(10)) }
+                return try await Message.find(messageID, on: t.db)?.content == "Saved part"
             }
-            #expect(saved == "Saved part")
 
             // another instance cancels it in the database; the next checkpoint lets go
             try await Message.query(on: t.db).filter(\.$id == messageID).set(\.$status, to: .cancelled).update()
             await runner.checkpoint()
-            let deadline = ContinuousClock.now + .seconds(5)
-            while runner.runningCount > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-            #expect(runner.runningCount == 0)
+            try await waitUntil("the runner to let go") { runner.runningCount == 0 }
             let stored = try #require(try await Message.find(messageID, on: t.db))
             #expect(stored.status == .cancelled)
         }
@@ -249,14 +245,12 @@ struct ReplyRecoveryTests {
             let chat = try await t.createChat(token: session.access, content: "long one")
             let messageID = try #require(UUID(uuidString: chat.messages[1].id))
             let runner = try t.services.chat.runner
-            let deadline = ContinuousClock.now + .seconds(5)
-            while try await t.chat(chat.id, token: session.access).messages[1]["content"] as? String != "Interrupted mid",
-                  ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
+            try await waitUntil("the text so far") {
+                try await t.chat(chat.id, token: session.access).messages[1]["content"] as? String == "Interrupted mid"
             }
 
-            let drained = Task { await runner.drain(timeout: 0.3) }
-            while !runner.isDraining { try await Task.sleep(for: .milliseconds(5)) }
+            let drained = Task { await runner.drain(timeout: .milliseconds(300)) }
+            try await waitUntil("the runner to drain") { runner.isDraining }
             let refused = try await t.send(.POST, "/api/chat/", json: ["content": "too late"], token: session.access)
             #expect(refused.status == .serviceUnavailable)
             #expect(try await t.send(.GET, "/readyz").status == .serviceUnavailable)

@@ -61,7 +61,7 @@ struct StreamTests {
 
             emulator.enqueue(.reply(Script.Reply(["Half"], pauseAfter: 1)))
             let cancelled = try await t.sendMessage("Third question", chat: chat.id, token: session.access)
-            while emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
             let stopped = try await t.send(.POST, "/api/chat/\(chat.id)/stop/", token: session.access)
             #expect(stopped.status == .ok)
             #expect(try stopped.jsonObject()["id"] as? String == cancelled.assistant.id)
@@ -88,7 +88,7 @@ struct StreamTests {
             try await t.withLiveServer { base in
                 let first = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
                 let second = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
-                try await Task.sleep(for: .milliseconds(50))
+                // Both are subscribed once their response has started.
                 let turn = try await t.sendMessage("one two three four five", chat: chat.id, token: session.access)
                 let a = try await first.waitForDone(turn.assistant.id)
                 let b = try await second.waitForDone(turn.assistant.id)
@@ -120,8 +120,9 @@ struct StreamTests {
 
                 // more arrives while nobody is connected
                 emulator.openGate()
-                while emulator.requests.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
-                try await Task.sleep(for: .milliseconds(20))
+                try await waitUntil("more of the reply to arrive") {
+                    (try await t.chat(chat.id, token: session.access).messages[1]["content"] as? String ?? "").contains("part5")
+                }
 
                 let second = try await EventStreamClient.open(base, path, token: session.access, lastEventID: lastID)
                 let after = try await second.waitForDone(turn.assistant.id)
@@ -133,11 +134,13 @@ struct StreamTests {
                 #expect(firstText + resumedText == chunks.joined())
                 #expect(after.last?.id == "2")
 
-                // resuming after the end sends nothing more; the query parameter works too
+                // resuming after the end sends nothing more (the next event is the next message); the
+                // query parameter works too
                 let third = try await EventStreamClient.open(base, path + "?last_event_id=2", token: session.access)
-                try await Task.sleep(for: .milliseconds(100))
+                let next = try await t.sendMessage("after", chat: chat.id, token: session.access)
+                let resumedAfterEnd = try await third.waitFor("the next message") { $0.contains { $0.json["id"] as? String == next.user.id } }
                 third.close()
-                #expect(third.events.isEmpty)
+                #expect(resumedAfterEnd.first?.id == "3", "nothing before message 3")
             }
         }
     }
@@ -150,7 +153,7 @@ struct StreamTests {
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "start")
             let assistant = chat.messages[1].id
-            while emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
             // the chat shows the text so far too
             let midway = try await t.chat(chat.id, token: session.access).messages[1]
             #expect(midway["content"] as? String == "Alpha Beta")
@@ -213,7 +216,7 @@ struct StreamTests {
             try await t.withLiveServer { base in
                 let stream = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
                 let turn = try await t.sendMessage("go", chat: chat.id, token: session.access)
-                while emulator.pausedCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
                 try await stream.waitFor("two deltas") { $0.filter { $0.type == "delta" }.count == 2 }
 
                 let response = try await t.send(.POST, "/api/chat/\(chat.id)/stop/", token: session.access)
@@ -265,7 +268,8 @@ struct StreamTests {
             let chat = try await t.createChat(token: session.access)
             try await t.withLiveServer { base in
                 let stream = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
-                try await Task.sleep(for: .milliseconds(100))
+                // Ticks come (keep-alives prove it) and the stream goes on while the token is valid.
+                try await waitUntil("keep-alives") { stream.keepAliveCount >= 2 }
                 #expect(!stream.hasEnded)
 
                 t.clock.advance(by: 901)
@@ -282,16 +286,13 @@ struct StreamTests {
         try await withTestApp(.sqlite, settings: ["SSE_KEEPALIVE_INTERVAL": "0.05"], emulated: true) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access)
-            let hub = try t.services.chat.hub
+            let bus = try t.services.chat.bus
             try await t.withLiveServer { base in
                 let stream = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
-                let deadline = ContinuousClock.now + .seconds(5)
-                while stream.keepAliveCount < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(stream.keepAliveCount >= 3)
-                #expect(hub.subscriberCount == 1)
+                try await waitUntil("three keep-alives") { stream.keepAliveCount >= 3 }
+                #expect(bus.openStreamCount == 1)
                 stream.close()
-                while hub.subscriberCount > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(hub.subscriberCount == 0)
+                try await waitUntil("the closed stream to be let go") { bus.openStreamCount == 0 }
             }
         }
     }

@@ -66,9 +66,9 @@ struct MetricsTests {
             _ = try await t.waitForReply(failed.assistant.id, chat: chat.id, token: session.access)
 
             var text = try await metrics(t)
-            for _ in 0..<100 where value(text, "chat_streams_open") != 0 {
-                try await Task.sleep(for: .milliseconds(20))
+            try await waitUntil("the streams and replies to be let go") {
                 text = try await metrics(t)
+                return value(text, "chat_streams_open") == 0 && value(text, "chat_replies_in_flight") == 0
             }
             #expect(value(text, #"http_requests_total{method="GET",route="/auth/providers",status="200"}"#) == 2)
             #expect(value(text, #"http_requests_total{method="GET",route="/auth/providers",status="429"}"#) == 1)

@@ -1,4 +1,5 @@
 @testable import App
+import Providers
 import Foundation
 import Testing
 import VaporTesting
@@ -46,6 +47,30 @@ extension TestApp {
         }
         Issue.record("the reply \(messageID) did not finish", sourceLocation: sourceLocation)
         throw CancellationError()
+    }
+
+    /// Waits for reply `messageID` to end while moving the model provider's clock on by `step`
+    /// whenever every request the emulator got has gone silent and `ready` holds: so a provider
+    /// timeout fires only once everything the test waits for has arrived, however slow the machine.
+    @discardableResult
+    func waitForReplyMovingProviderClock(_ messageID: String, chat: String, token: String, by step: Duration,
+                                         when ready: () async throws -> Bool = { true },
+                                         sourceLocation: SourceLocation = #_sourceLocation) async throws -> [String: Any] {
+        let emulator = try #require(self.emulator, sourceLocation: sourceLocation)
+        var ended: [String: Any]?
+        try await waitUntil("the reply \(messageID) to end", timeout: .seconds(20), sourceLocation: sourceLocation) {
+            let messages = try await self.chat(chat, token: token).messages
+            if let message = messages.first(where: { $0.id == messageID }), message["status"] as? String != "streaming" {
+                ended = message
+                return true
+            }
+            let requestsSent = (try services.chat.catalog.provider as? AnthropicClient)?.requestsSent ?? 0
+            let allSilent = emulator.silentCount > 0 && emulator.silentCount == emulator.requests.count
+                && emulator.requests.count == requestsSent
+            if allSilent, providerClock.sleeperCount > 0, try await ready() { providerClock.advance(by: step) }
+            return false
+        }
+        return try #require(ended, sourceLocation: sourceLocation)
     }
 
     func messageCount() async throws -> Int {

@@ -3,6 +3,7 @@ import AnthropicEmulator
 import Fluent
 import Foundation
 import NIOConcurrencyHelpers
+import Providers
 import SQLKit
 import Testing
 import VaporTesting
@@ -28,6 +29,8 @@ struct TestApp {
     let settings: Settings
     let emulator: AnthropicEmulator?
     let sleeps: RecordedSleeps
+    /// The clock the model provider's timeouts run on: it moves only when a test moves it.
+    let providerClock: ManualClock
 
     var db: any Database { app.db }
     var services: AppServices {
@@ -81,11 +84,12 @@ func withTestApp(
     _ database: TestDatabase,
     settings overrides: [String: String] = [:],
     emulated: Bool = false,
+    provider: (any ModelProvider)? = nil,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
     do {
-        try await runTestApp(database, overrides, emulated, body)
+        try await runTestApp(database, overrides, emulated, provider, body)
     } catch {
         await appSlots.signal()
         throw error
@@ -97,6 +101,7 @@ private func runTestApp(
     _ database: TestDatabase,
     _ overrides: [String: String],
     _ emulated: Bool,
+    _ provider: (any ModelProvider)?,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
@@ -117,14 +122,17 @@ private func runTestApp(
     let app = try await Application.make(.testing)
     let clock = TestClock()
     let sleeps = RecordedSleeps()
+    let providerClock = ManualClock()
     do {
-        try await configure(app, settings: settings, dependencies: AppDependencies(clock: clock, sleep: sleeps.sleep))
+        try await configure(app, settings: settings, dependencies: AppDependencies(
+            clock: clock, sleep: sleeps.sleep, providerClock: providerClock, modelProvider: provider
+        ))
         if let schema, let sql = app.db as? any SQLDatabase {
             try await sql.raw("CREATE SCHEMA \(ident: schema)").run()
         }
         try await app.autoMigrate()
         try await app.serverStartup.run(app)
-        try await body(TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps))
+        try await body(TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps, providerClock: providerClock))
     } catch {
         await tearDown(app, schema: schema, emulator: emulator)
         throw error
@@ -135,12 +143,26 @@ private func runTestApp(
 private func tearDown(_ app: Application, schema: String?, emulator: AnthropicEmulator?) async {
     // Let the emulator's paused and hanging replies go, so that replies in flight end.
     emulator?.openGate()
-    await app.services?.chat.runner.drain(timeout: 0)
+    await app.services?.chat.runner.drain(timeout: .zero)
     if let schema, let sql = app.db as? any SQLDatabase {
         try? await sql.raw("DROP SCHEMA IF EXISTS \(ident: schema) CASCADE").run()
     }
     try? await app.asyncShutdown()
     await emulator?.shutdown()
+}
+
+/// Waits until `condition` holds, looking every few milliseconds; records an issue naming `what` and
+/// throws when it does not hold within `timeout`.
+func waitUntil(_ what: String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+               _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
 }
 
 /// A counting semaphore for async code.

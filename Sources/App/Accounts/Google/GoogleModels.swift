@@ -65,7 +65,7 @@ struct CreateGoogleAccounts: AsyncMigration {
             .field("updated_at", .datetime)
             .unique(on: "subject", name: "uq_google_accounts_subject")
             .create()
-        try await (database as? any SQLDatabase)?.create(index: "idx_google_accounts_user")
+        try await database.sql().create(index: "idx_google_accounts_user")
             .on(GoogleAccount.schema).column("user_id").run()
         try await database.schema(GoogleLoginAttempt.schema)
             .id()
@@ -77,7 +77,7 @@ struct CreateGoogleAccounts: AsyncMigration {
             .field("expires_at", .datetime, .required)
             .unique(on: "state", name: "uq_google_login_attempts_state")
             .create()
-        try await (database as? any SQLDatabase)?.create(index: "idx_google_login_attempts_expires")
+        try await database.sql().create(index: "idx_google_login_attempts_expires")
             .on(GoogleLoginAttempt.schema).column("expires_at").run()
     }
 

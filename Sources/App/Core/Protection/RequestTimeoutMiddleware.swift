@@ -6,7 +6,7 @@ import Vapor
 /// cancelled; work it already handed elsewhere (a database query) finishes in the background,
 /// bounded by its own timeouts.
 struct RequestTimeoutMiddleware: AsyncMiddleware {
-    let timeout: TimeInterval
+    let timeout: Duration
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let timeout = self.timeout
@@ -17,9 +17,9 @@ struct RequestTimeoutMiddleware: AsyncMiddleware {
             let handler = Task {
                 do { outcome.resume(with: .success(try await next.respond(to: request))) } catch { outcome.resume(with: .failure(error)) }
             }
-            let timer = request.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+            let timer = request.eventLoop.scheduleTask(in: timeout.timeAmount) {
                 let problem = HTTPProblem(.serviceUnavailable, title: "Request timed out",
-                                          detail: "The server did not finish this request within \(timeout.formatted()) s.", headers: ["Retry-After": "5"])
+                                          detail: "The server did not finish this request within \(timeout.seconds.formatted()) s.", headers: ["Retry-After": "5"])
                 if outcome.resume(with: .failure(problem)) {
                     request.logger.warning("request timed out", metadata: ["timeout": "\(timeout)"])
                     handler.cancel()

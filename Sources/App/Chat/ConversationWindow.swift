@@ -1,0 +1,54 @@
+import Providers
+
+/// What of a conversation fits a model's context: the whole of it while it fits, else its most
+/// recent turns. The system prompt and the latest user turn are always sent; the oldest turns go
+/// first, and the part sent always starts with a user turn, as the API requires.
+///
+/// Sizes are estimated before sending, at one token per three bytes of UTF-8 (tokenizers give about
+/// four characters of English per token; three bytes is conservative for other scripts too) plus
+/// a few tokens per message.
+struct ConversationWindow {
+    /// A turn of the conversation as the model sees it: messages of the same role run together.
+    struct Turn {
+        var role: ModelMessage.Role
+        var content: String
+        /// Stored messages that make it.
+        var messages: Int
+    }
+
+    /// The turns sent, and how many stored messages were left out.
+    let turns: [Turn]
+    let omittedMessages: Int
+
+    /// Conversations whose sent part is estimated at least this long mark a cache breakpoint
+    /// (shorter prompts are not cached by the provider).
+    static let cacheableTokens = 1024
+
+    static func estimatedTokens(_ text: String) -> Int { (text.utf8.count + 2) / 3 + 4 }
+
+    /// Fits `turns` (oldest first, the last the user's newest) into `budget` tokens.
+    init(_ turns: [Turn], budget: Int) {
+        var kept: [Turn] = []
+        var used = 0
+        for turn in turns.reversed() {
+            let cost = Self.estimatedTokens(turn.content)
+            if !kept.isEmpty, used + cost > budget { break }
+            kept.append(turn)
+            used += cost
+        }
+        kept.reverse()
+        while kept.count > 1, kept.first?.role == .assistant { kept.removeFirst() }
+        self.turns = kept
+        omittedMessages = turns.reduce(0) { $0 + $1.messages } - kept.reduce(0) { $0 + $1.messages }
+    }
+
+    /// The messages to send; with caching, the turn before the newest user turn marks where the
+    /// next request's prompt will start to differ.
+    func messages(caching: Bool) -> [ModelMessage] {
+        let prefixTokens = turns.dropLast().reduce(0) { $0 + Self.estimatedTokens($1.content) }
+        let breakpoint = caching && turns.count >= 2 && prefixTokens >= Self.cacheableTokens ? turns.count - 2 : nil
+        return turns.enumerated().map { index, turn in
+            ModelMessage(role: turn.role, content: turn.content, cacheBreakpoint: index == breakpoint)
+        }
+    }
+}

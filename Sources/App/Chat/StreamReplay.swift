@@ -1,0 +1,66 @@
+import Fluent
+import Foundation
+import NIOCore
+
+/// What a reader has not seen of a chat, as SSE bytes: every message after its position, the rest
+/// of a reply it has the beginning of, and the `done` of a reply that ended meanwhile.
+///
+/// The start of every stream (after `Last-Event-ID` when it reconnects), and how a stream catches
+/// up after events could not reach it.
+struct StreamReplay {
+    private(set) var bytes: ByteBuffer
+    /// Where the replay leaves the reader.
+    private(set) var position: StreamPosition
+    /// How many events it holds.
+    private(set) var events = 0
+
+    /// `conversation` as ``ChatConversation/load(_:from:bus:on:)`` reads it: stored messages in order,
+    /// a reply in progress with its text so far.
+    init(conversation: [MessageResponse], after resume: StreamPosition?, preamble: Bool = true) throws {
+        bytes = preamble ? ServerSentEventEncoder.preamble : ByteBuffer()
+        position = resume ?? .start
+        for message in conversation {
+            let end = message.status == .streaming
+                ? StreamPosition(sequence: message.sequence, offset: message.content.utf8.count)
+                : StreamPosition.complete(message.sequence)
+            guard end > position else { continue }
+
+            if position.sequence == message.sequence, let delivered = position.offset {
+                // The reader has the beginning of this message: send the rest, and its end if it ended.
+                let text = message.content.utf8
+                if text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) {
+                    let reached = StreamPosition(sequence: message.sequence, offset: text.count)
+                    bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(messageID: message.id, text: Substring(text[start...]), position: reached))
+                    events += 1
+                }
+                if message.status != .streaming {
+                    bytes.writeImmutableBuffer(try ServerSentEventEncoder.message("done", message, position: end))
+                    events += 1
+                }
+            } else {
+                bytes.writeImmutableBuffer(try ServerSentEventEncoder.message("message", message, position: end))
+                events += 1
+            }
+            position = end
+        }
+    }
+}
+
+/// A chat's messages as a reader sees them now: as stored, with the text so far of a reply in
+/// progress. The one place where the live text is laid over the stored one.
+enum ChatConversation {
+    /// The messages of `chatID` from `sequence` on, in order.
+    static func load(_ chatID: UUID, from sequence: Int = 0, bus: any ChatEventBus, on db: any Database) async throws -> [MessageResponse] {
+        let stored = try await Message.conversation(of: chatID, from: sequence, on: db)
+        // Read after the stored messages: the live text is at least as new as any saved text.
+        let live = bus.liveReply(in: chatID)
+        return try stored.map { message in
+            var response = try MessageResponse(message)
+            if message.status == .streaming, let live, live.messageID == response.id,
+               live.text.utf8.count >= response.content.utf8.count {
+                response.content = live.text
+            }
+            return response
+        }
+    }
+}
