@@ -15,6 +15,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.migrations.add(Accounts.migrations)
     app.migrations.add(ChatFeature.migrations)
     app.migrations.add(CreateAdminSessions())
+    app.migrations.add(CreateRateLimitBuckets())
     app.views.use(.leaf)
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)

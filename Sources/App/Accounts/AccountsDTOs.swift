@@ -11,6 +11,7 @@ struct RegisterRequest: Decodable {
         let email = User.normalize(email: errors.required(self.email, "email"))
         let password = errors.required(self.password, "password")
         let name = (self.name ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        errors.checkText(name, "name")
         if !email.isEmpty, !EmailAddress.isValid(email) {
             errors.add("email", "Enter a valid email address.")
         }

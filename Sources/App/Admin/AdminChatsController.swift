@@ -107,7 +107,7 @@ struct AdminChatsController: RouteCollection {
         let title = rules.title(req.formField("title"), into: &errors)
         let requestedModel = req.formField("model")
         let model = requestedModel == chat.model ? chat.model : rules.model(requestedModel, into: &errors)
-        let system = rules.system((try? req.content.get(String.self, at: "system")) ?? "", into: &errors)
+        let system = rules.system(req.formText("system"), into: &errors)
         guard errors.isEmpty else {
             let messages = errors.messages.sorted { $0.key < $1.key }.flatMap { field, texts in texts.map { "\(field): \($0)" } }
             return try await renderDetail(req, chat, errors: messages, status: .badRequest)

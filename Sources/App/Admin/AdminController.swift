@@ -41,7 +41,7 @@ struct AdminController: RouteCollection {
         guard let cookie = req.cookies[AdminSessions.loginCookieName]?.string, !presented.isEmpty,
               Secrets.constantTimeEqual(presented, cookie) else { throw AdminError.csrfFailed }
         let email = User.normalize(email: req.formField("email"))
-        let password = (try? req.content.get(String.self, at: "password")) ?? ""
+        let password = req.formText("password")
         let refused = "Please enter the email and password of an active staff account. The password is case-sensitive."
         // No account has a malformed email or an over-long password: refused before any lookup or count.
         guard EmailAddress.isValid(email), !password.isEmpty, password.utf8.count <= PasswordService.maxBytes else {

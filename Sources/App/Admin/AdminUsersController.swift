@@ -138,7 +138,7 @@ struct AdminUsersController: RouteCollection {
         let (session, me) = try req.requireAdmin()
         let user = try await Self.find(req)
         try Self.requireMayEdit(user, by: me)
-        let password = (try? req.content.get(String.self, at: "new_password")) ?? ""
+        let password = req.formText("new_password")
         // Staff setting their own password stay signed in here; everyone else is signed out everywhere.
         let problems = try await accounts.resetPassword(of: user, to: password, keeping: user.id == me.id ? session : nil, on: req.db)
         guard problems.isEmpty else { return try await renderDetail(req, user, errors: problems, status: .badRequest) }

@@ -36,13 +36,19 @@ extension Request {
 
     /// A trimmed, non-empty query parameter.
     func adminQuery(_ name: String) -> String? {
-        guard let value = query[String.self, at: name]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
+        guard let value = query[String.self, at: name]?.replacingOccurrences(of: "\u{0}", with: "")
+            .trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty else { return nil }
         return value
     }
 
     /// A trimmed form field ("" when absent).
     func formField(_ name: String) -> String {
-        ((try? content.get(String.self, at: name)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        formText(name).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A form field as typed ("" when absent), without NUL characters (no text the service keeps holds any).
+    func formText(_ name: String) -> String {
+        ((try? content.get(String.self, at: name)) ?? "").replacingOccurrences(of: "\u{0}", with: "")
     }
 
     /// A checkbox: present when ticked.

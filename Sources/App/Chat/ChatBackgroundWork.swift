@@ -26,8 +26,9 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
         self.clock = clock
     }
 
-    /// Recovers replies a previous run left streaming, then starts the periodic work.
+    /// Connects the event bus, recovers replies a previous run left streaming, then starts the periodic work.
     func start() async {
+        await bus.start()
         await runner.recoverInterruptedReplies()
         running.withLockedValue { $0 += 2 }
         let streamUpkeep = Task { [bus, clock, settings, running] in

@@ -1,4 +1,5 @@
 import Fluent
+import FluentPostgresDriver
 import Providers
 import Vapor
 
@@ -14,7 +15,7 @@ struct ChatFeature: Sendable {
     let rules: ChatInputRules
     let background: ChatBackgroundWork
 
-    init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics) {
+    init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics) throws {
         catalog = dependencies.modelProvider.map { ModelCatalog(provider: $0, settings: settings.anthropic) }
             ?? ModelCatalog.make(settings.anthropic, eventLoopGroup: app.eventLoopGroup, clock: dependencies.providerClock,
                                  sleep: dependencies.sleep)
@@ -22,13 +23,27 @@ struct ChatFeature: Sendable {
         let hub = ChatStreamHub(replies: replies, maxPendingEvents: settings.chat.maxPendingEvents,
                                 maxStreamsPerUser: settings.protection.maxStreamsPerUser, clock: dependencies.clock,
                                 metrics: metrics, logger: app.logger)
-        bus = hub
+        let store = ReplyStore(database: { app.db })
+        bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, app: app)
         runner = ReplyRunner(
-            replies: replies, bus: bus, catalog: catalog, store: ReplyStore(database: { app.db }),
+            replies: replies, bus: bus, catalog: catalog, store: store,
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog)
         service = ChatService(rules: rules, bus: bus, runner: runner, clock: dependencies.clock)
         background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, settings: settings.chat, clock: dependencies.clock)
+    }
+
+    /// The bus `EVENT_BUS` chooses: PostgreSQL's `LISTEN/NOTIFY` on a PostgreSQL database (unless
+    /// `local`), else the in-process hub.
+    private static func eventBus(_ settings: Settings, hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore,
+                                 app: Application) throws -> any ChatEventBus {
+        guard settings.chat.eventBus != .local, case .postgres(let url) = settings.database.location else { return hub }
+        let searchPath = settings.database.searchPath ?? []
+        return PostgresChatEventBus(
+            hub: hub, replies: replies, store: store, database: { app.db },
+            connection: try SQLPostgresConfiguration(url: settings.database.listenURL ?? url).coreConfiguration,
+            namespace: (["chat"] + searchPath.prefix(1)).joined(separator: "_"), eventLoopGroup: app.eventLoopGroup, logger: app.logger
+        )
     }
 }

@@ -16,6 +16,7 @@ struct ChatInputRules {
     }
 
     func title(_ value: String, into errors: inout FieldErrors) -> String {
+        errors.checkText(value, "title")
         let title = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if title.isEmpty { errors.add("title", "This field may not be blank.") }
         if title.count > Self.maxTitleLength { errors.add("title", "Ensure this field has no more than \(Self.maxTitleLength) characters.") }
@@ -24,6 +25,7 @@ struct ChatInputRules {
 
     func system(_ value: String?, into errors: inout FieldErrors) -> String? {
         guard let value, !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
+        errors.checkText(value, "system")
         if value.count > settings.maxSystemLength {
             errors.add("system", "Ensure this field has no more than \(settings.maxSystemLength) characters.")
         }
@@ -144,6 +146,7 @@ struct ChatListQuery: Decodable {
         }
         let search = q?.trimmingCharacters(in: .whitespacesAndNewlines)
         if let search, search.count > 200 { errors.add("q", "Ensure this field has no more than 200 characters.") }
+        errors.checkText(search, "q")
         try errors.throwIfAny()
         let cursor = try self.cursor.map { raw throws(ChatError) in
             guard let cursor = ChatCursor(raw) else { throw ChatError.invalidCursor }

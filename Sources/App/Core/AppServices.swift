@@ -47,7 +47,7 @@ struct AppServices: Sendable {
         let clock = dependencies.clock
         let metrics = AppMetrics()
         let limiter = RateLimiter(
-            store: dependencies.rateLimitStore ?? InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys),
+            store: dependencies.rateLimitStore ?? rateLimitStore(settings, app),
             clock: clock, enabled: settings.protection.rateLimitsEnabled, metrics: metrics
         )
         let passwords = try await PasswordService(cost: settings.bcryptCost, threadPool: app.threadPool)
@@ -67,9 +67,17 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, google: google,
-            chat: ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
+            chat: try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
         )
     }
+}
+
+/// Where rate limits are counted: shared in PostgreSQL (unless `RATE_LIMIT_STORE=memory`), else in this process.
+private func rateLimitStore(_ settings: Settings, _ app: Application) -> any RateLimitStore {
+    if settings.protection.rateLimitStore != .memory, !settings.database.isSQLite {
+        return PostgresRateLimitStore(database: { app.db })
+    }
+    return InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys)
 }
 
 extension Application {

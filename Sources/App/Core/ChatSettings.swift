@@ -65,6 +65,17 @@ public struct AnthropicSettings: Sendable {
 
 /// Limits and timings of chats, replies and their streams.
 public struct ChatSettings: Sendable {
+    /// How replies' events reach streams on other instances.
+    public enum EventBus: String, Sendable {
+        /// PostgreSQL `LISTEN/NOTIFY` when the database is PostgreSQL, else this process only.
+        case auto
+        /// This process only (one instance, or chats pinned to instances).
+        case local
+        /// PostgreSQL `LISTEN/NOTIFY` (needs a PostgreSQL database).
+        case postgres
+    }
+
+    public var eventBus: EventBus
     /// The longest message a user may send, in characters.
     public var maxMessageLength: Int
     /// The longest system prompt, in characters.
@@ -87,6 +98,11 @@ public struct ChatSettings: Sendable {
     public var replyLease: Duration
 
     init(_ read: SettingsReader) throws(SettingsError) {
+        let bus = read.string("EVENT_BUS")?.lowercased() ?? "auto"
+        guard let eventBus = EventBus(rawValue: bus) else {
+            throw SettingsError(key: "EVENT_BUS", problem: "expected auto, local or postgres, got '\(bus)'")
+        }
+        self.eventBus = eventBus
         maxMessageLength = try read.int("CHAT_MAX_MESSAGE_LENGTH", default: 32_000, in: 1...1_000_000)
         maxSystemLength = try read.int("CHAT_MAX_SYSTEM_LENGTH", default: 20_000, in: 0...1_000_000)
         maxMessagesPerChat = try read.int("CHAT_MAX_MESSAGES", default: 10_000, in: 2...10_000_000)

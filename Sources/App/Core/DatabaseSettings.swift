@@ -14,13 +14,18 @@ public struct DatabaseSettings: Sendable, Equatable {
     public var location: Location
     /// The most connections this process opens to PostgreSQL, over all its event loops.
     public var poolSize: Int
-    /// PostgreSQL schemas to use instead of the server's default; the tests give each run its own.
+    /// PostgreSQL schemas to use instead of the server's default (`DATABASE_SCHEMA`; the tests give
+    /// each run its own).
     public var searchPath: [String]?
+    /// A direct connection for the event bus's `LISTEN/NOTIFY` when `DATABASE_URL` goes through a
+    /// pooler that cannot hold them (PgBouncer in transaction mode); nil: `DATABASE_URL`.
+    public var listenURL: String?
 
-    public init(location: Location, poolSize: Int = 10, searchPath: [String]? = nil) {
+    public init(location: Location, poolSize: Int = 10, searchPath: [String]? = nil, listenURL: String? = nil) {
         self.location = location
         self.poolSize = poolSize
         self.searchPath = searchPath
+        self.listenURL = listenURL
     }
 
     public var isSQLite: Bool {

@@ -21,6 +21,13 @@ public struct FieldErrors: Sendable {
             add(field, "This field is required.")
             return ""
         }
+        checkText(value, field)
         return value
+    }
+
+    /// Records a problem when `value` holds a NUL character: no text the service keeps may (and
+    /// PostgreSQL stores none).
+    public mutating func checkText(_ value: String?, _ field: String) {
+        if let value, value.utf8.contains(0) { add(field, "This field may not contain NUL characters.") }
     }
 }

@@ -3,6 +3,14 @@ import Foundation
 /// Rate limits, proxies, TLS headers, timeouts, metrics access and log format.
 public struct ProtectionSettings: Sendable {
     public var rateLimitsEnabled: Bool
+    /// Where limits are counted.
+    public enum RateLimitStoreChoice: String, Sendable {
+        /// In the database when it is PostgreSQL (shared by every instance), else in this process.
+        case auto
+        case memory
+        case postgres
+    }
+    public var rateLimitStore: RateLimitStoreChoice
     /// Authenticated API calls, per user.
     public var userLimit: RateLimitPolicy
     /// Calls without a valid access token, per client IP.
@@ -37,6 +45,11 @@ public struct ProtectionSettings: Sendable {
 
     init(_ read: SettingsReader, debug: Bool) throws(SettingsError) {
         rateLimitsEnabled = try read.bool("RATE_LIMIT_ENABLED", default: true)
+        let store = read.string("RATE_LIMIT_STORE")?.lowercased() ?? "auto"
+        guard let choice = RateLimitStoreChoice(rawValue: store) else {
+            throw SettingsError(key: "RATE_LIMIT_STORE", problem: "expected auto, memory or postgres, got '\(store)'")
+        }
+        rateLimitStore = choice
         userLimit = try read.rateLimit("RATE_LIMIT_USER", name: "user", default: "120/minute")
         anonymousLimit = try read.rateLimit("RATE_LIMIT_ANONYMOUS", name: "anonymous", default: "60/minute")
         authLimit = try read.rateLimit("RATE_LIMIT_AUTH", name: "auth", default: "10/minute")

@@ -87,7 +87,19 @@ public struct Settings: Sendable {
         debug = try read.bool("DEBUG", default: false)
         database = DatabaseSettings(
             location: try DatabaseSettings.parseLocation(read.string("DATABASE_URL") ?? "sqlite://db.sqlite3", key: "DATABASE_URL"),
-            poolSize: try read.int("DATABASE_POOL_SIZE", default: 10, in: 1...1000)
+            poolSize: try read.int("DATABASE_POOL_SIZE", default: 10, in: 1...1000),
+            searchPath: try read.string("DATABASE_SCHEMA").map { schema throws(SettingsError) in
+                guard schema.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), schema.count <= 63 else {
+                    throw SettingsError(key: "DATABASE_SCHEMA", problem: "expected a schema name of letters, digits and _, got '\(schema)'")
+                }
+                return [schema]
+            },
+            listenURL: try read.string("DATABASE_LISTEN_URL").map { raw throws(SettingsError) in
+                guard case .postgres(let url) = try DatabaseSettings.parseLocation(raw, key: "DATABASE_LISTEN_URL") else {
+                    throw SettingsError(key: "DATABASE_LISTEN_URL", problem: "expected a postgres:// URL")
+                }
+                return url
+            }
         )
         autoMigrate = try read.bool("AUTO_MIGRATE", default: true)
         // Reachable from this machine only unless told otherwise (the container and the systemd unit say 0.0.0.0).
@@ -143,5 +155,11 @@ public struct Settings: Sendable {
             throw SettingsError(key: "SECRET_KEY", problem: "required when DEBUG is false; generate one with `openssl rand -hex 32`")
         }
         _ = try defaultSignInReturn()
+        if protection.rateLimitStore == .postgres, database.isSQLite {
+            throw SettingsError(key: "RATE_LIMIT_STORE", problem: "postgres needs a PostgreSQL DATABASE_URL")
+        }
+        if chat.eventBus == .postgres, database.isSQLite {
+            throw SettingsError(key: "EVENT_BUS", problem: "postgres needs a PostgreSQL DATABASE_URL")
+        }
     }
 }

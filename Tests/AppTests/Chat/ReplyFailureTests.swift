@@ -154,7 +154,7 @@ struct ReplyFailureTests {
                 let resumed = try await EventStreamClient.open(base, path, token: session.access, lastEventID: "2-\(chunks[0].utf8.count)")
                 let events = try await resumed.waitForDone(turn.assistant.id)
                 resumed.close()
-                let rest = events.filter { $0.type == "delta" }.map { $0.json["text"] as? String ?? "" }.joined()
+                let rest: String = events.filter { $0.type == "delta" }.map { ($0.json["text"] as? String) ?? "" }.joined()
                 #expect(chunks[0] + rest == chunks.joined())
             }
         }

@@ -64,6 +64,9 @@ enum TestSettings {
             "RATE_LIMIT_ANONYMOUS": "100000/minute",
             "RATE_LIMIT_AUTH": "100000/minute",
             "RATE_LIMIT_LOGIN_ACCOUNT": "100000/minute",
+            "RATE_LIMIT_LOGIN_FAILURES": "100000/minute",
+            "RATE_LIMIT_ADMIN_LOGIN_FAILURES": "100000/minute",
+            "RATE_LIMIT_ADMIN_LOGIN_ACCOUNT": "100000/minute",
             "RATE_LIMIT_REPLIES": "100000/minute",
         ]
         switch database {
@@ -105,6 +108,30 @@ private func runTestApp(
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
+    let schema: String? = if case .postgres = database { newTestSchema() } else { nil }
+    var instance: TestApp?
+    do {
+        let t = try await startInstance(database, overrides, emulator: emulator, provider: provider, schema: schema, migrate: true)
+        instance = t
+        try await body(t)
+    } catch {
+        await tearDown(instance?.app, schema: schema, emulator: emulator)
+        throw error
+    }
+    await tearDown(instance?.app, schema: schema, emulator: emulator)
+}
+
+/// A schema of its own for a PostgreSQL test.
+func newTestSchema() -> String {
+    "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+}
+
+/// Configures and starts one application (an instance of the server) on `schema` (PostgreSQL) —
+/// creating and migrating it when `migrate` — with the emulator's settings when there is one.
+func startInstance(
+    _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?,
+    provider: (any ModelProvider)? = nil, schema: String?, migrate: Bool
+) async throws -> TestApp {
     var environment = TestSettings.environment(database)
     if let emulator {
         environment["ANTHROPIC_API_KEY"] = emulator.apiKey
@@ -113,11 +140,7 @@ private func runTestApp(
     }
     environment.merge(overrides) { $1 }
     var settings = try Settings(environment: environment)
-    var schema: String?
-    if case .postgres = database {
-        schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        settings.database.searchPath = schema.map { [$0] }
-    }
+    settings.database.searchPath = schema.map { [$0] }
 
     let app = try await Application.make(.testing)
     let clock = TestClock()
@@ -127,27 +150,26 @@ private func runTestApp(
         try await configure(app, settings: settings, dependencies: AppDependencies(
             clock: clock, sleep: sleeps.sleep, providerClock: providerClock, modelProvider: provider
         ))
-        if let schema, let sql = app.db as? any SQLDatabase {
-            try await sql.raw("CREATE SCHEMA \(ident: schema)").run()
+        if migrate {
+            if let schema { try await app.db.sql().raw("CREATE SCHEMA \(ident: schema)").run() }
+            try await app.autoMigrate()
         }
-        try await app.autoMigrate()
         try await app.serverStartup.run(app)
-        try await body(TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps, providerClock: providerClock))
     } catch {
-        await tearDown(app, schema: schema, emulator: emulator)
+        try? await app.asyncShutdown()
         throw error
     }
-    await tearDown(app, schema: schema, emulator: emulator)
+    return TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps, providerClock: providerClock)
 }
 
-private func tearDown(_ app: Application, schema: String?, emulator: AnthropicEmulator?) async {
+func tearDown(_ app: Application?, schema: String?, emulator: AnthropicEmulator?) async {
     // Let the emulator's paused and hanging replies go, so that replies in flight end.
     emulator?.openGate()
-    await app.services?.chat.runner.drain(timeout: .zero)
-    if let schema, let sql = app.db as? any SQLDatabase {
-        try? await sql.raw("DROP SCHEMA IF EXISTS \(ident: schema) CASCADE").run()
+    if let app {
+        await app.services?.chat.runner.drain(timeout: .zero)
+        if let schema { try? await app.db.sql().raw("DROP SCHEMA IF EXISTS \(ident: schema) CASCADE").run() }
+        try? await app.asyncShutdown()
     }
-    try? await app.asyncShutdown()
     await emulator?.shutdown()
 }
 

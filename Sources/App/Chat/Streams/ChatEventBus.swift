@@ -31,6 +31,9 @@ protocol ChatEventBus: Sendable {
     /// reply, or follows it for its own streams).
     func liveReply(in chat: UUID) -> LiveReply?
 
+    /// Connects what carries events between instances (nothing for one process); once, at start.
+    func start() async
+
     /// Ends streams whose access token has expired, drops streams whose response never started,
     /// and, when `sendKeepAlive`, sends every other stream a keep-alive comment.
     func tick(now: Date, sendKeepAlive: Bool)

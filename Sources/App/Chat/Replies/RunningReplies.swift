@@ -53,8 +53,11 @@ final class RunningReply: Sendable {
         LiveReply(messageID: job.announced.id, sequence: job.sequence, text: text)
     }
 
-    /// Adds the next piece of the text; answers it as a delta to publish.
+    /// Adds the next piece of the text; answers it as a delta to publish. A NUL character a model
+    /// sends becomes U+FFFD: no text the service keeps may hold one (PostgreSQL stores none), and
+    /// what streams must be what is stored.
     func append(_ piece: String, receivedAt: ContinuousClock.Instant) -> ReplyDelta {
+        let piece = piece.utf8.contains(0) ? piece.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : piece
         let offset = state.withLockedValue { state in
             defer { state.text += piece }
             return state.text.utf8.count

@@ -23,6 +23,13 @@ final class ChatStreamHub: ChatEventBus {
     private let clock: any WallClock
     private let metrics: AppMetrics
     private let logger: Logger
+    private let idleHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
+
+    /// Called when the last stream of a chat in this process has closed.
+    var onChatIdle: (@Sendable (UUID) -> Void)? {
+        get { idleHandler.withLockedValue { $0 } }
+        set { idleHandler.withLockedValue { $0 = newValue } }
+    }
 
     init(replies: RunningReplies, maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics,
          logger: Logger, shardCount: Int = 16) {
@@ -76,13 +83,16 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     private func remove(_ subscriber: StreamSubscriber) {
-        let removed = shard(subscriber.chat).withLockedValue { state in
-            defer { if state.streams[subscriber.chat]?.isEmpty == true { state.streams[subscriber.chat] = nil } }
-            return state.streams[subscriber.chat]?.removeValue(forKey: subscriber.id) != nil
+        let (removed, idle) = shard(subscriber.chat).withLockedValue { state -> (Bool, Bool) in
+            let removed = state.streams[subscriber.chat]?.removeValue(forKey: subscriber.id) != nil
+            guard state.streams[subscriber.chat]?.isEmpty == true else { return (removed, false) }
+            state.streams[subscriber.chat] = nil
+            return (removed, true)
         }
         guard removed else { return }
         metrics.streamClosed()
         release(subscriber.userID)
+        if idle { onChatIdle?(subscriber.chat) }
     }
 
     /// Gives back a place among the user's open streams.
@@ -154,6 +164,8 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     // MARK: Time and shutdown
+
+    func start() async {}
 
     func tick(now: Date, sendKeepAlive: Bool) {
         for shard in shards {

@@ -1,0 +1,143 @@
+import Foundation
+
+/// What instances tell each other over PostgreSQL `NOTIFY`: one line of text per notification,
+/// `kind|instance|chat|…`, the text of a delta last (it may hold `|`). Whole messages never travel:
+/// a notification names a stored message and each instance reads it, so payloads stay far under
+/// PostgreSQL's 8,000-byte limit; a long delta is split into pieces that each fit (positions keep
+/// event ids the same on every instance).
+enum BusNotification: Equatable, Sendable {
+    /// A message was stored or a reply began: read it.
+    case messageStored(chat: UUID, message: UUID)
+    /// The next piece of a reply's text, `offset` bytes into it.
+    case delta(chat: UUID, message: UUID, sequence: Int, offset: Int, text: String)
+    /// A reply ended and is stored: read it.
+    case replyEnded(chat: UUID, message: UUID)
+    /// A running reply's first `bytes` of text are saved: read them (the answer to ``syncRequested(chat:)``).
+    case replySaved(chat: UUID, message: UUID, bytes: Int)
+    /// The chat is gone: its streams end and its reply stops, wherever they are.
+    case chatDeleted(chat: UUID)
+    /// Whoever runs the reply in `chat` is to stop it.
+    case stopRequested(chat: UUID)
+    /// Whoever runs the reply in `chat` is to save its text now and say so (``replySaved(chat:message:bytes:)``).
+    case syncRequested(chat: UUID)
+    /// The account changed (deactivated, signed out everywhere): forget what is cached of it.
+    case userChanged(UUID)
+
+    /// The most bytes of delta text one notification carries.
+    static let maxTextBytes = 7000
+
+    /// Where it goes: events of a chat to the chat's channel (only instances with streams on it
+    /// listen), requests and account changes to the control channel (every instance listens).
+    var isControl: Bool {
+        switch self {
+        case .chatDeleted, .stopRequested, .syncRequested, .userChanged: true
+        case .messageStored, .delta, .replyEnded, .replySaved: false
+        }
+    }
+
+    var chat: UUID? {
+        switch self {
+        case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _),
+             .chatDeleted(let chat), .stopRequested(let chat), .syncRequested(let chat):
+            chat
+        case .userChanged:
+            nil
+        }
+    }
+
+    /// The payload, sent by `instance`.
+    func payload(from instance: String) -> String {
+        func line(_ parts: String...) -> String { parts.joined(separator: "|") }
+        switch self {
+        case .messageStored(let chat, let message): return line("m", instance, chat.lowercased, message.lowercased)
+        case .delta(let chat, let message, let sequence, let offset, let text):
+            return line("d", instance, chat.lowercased, message.lowercased, String(sequence), String(offset), Self.escape(text))
+        case .replyEnded(let chat, let message): return line("e", instance, chat.lowercased, message.lowercased)
+        case .replySaved(let chat, let message, let bytes): return line("s", instance, chat.lowercased, message.lowercased, String(bytes))
+        case .chatDeleted(let chat): return line("x", instance, chat.lowercased)
+        case .stopRequested(let chat): return line("stop", instance, chat.lowercased)
+        case .syncRequested(let chat): return line("sync", instance, chat.lowercased)
+        case .userChanged(let user): return line("user", instance, user.lowercased)
+        }
+    }
+
+    /// Reads a payload; nil when it is not one (another program's, or a newer version's).
+    static func parse(_ payload: String) -> (instance: String, notification: BusNotification)? {
+        let parts = payload.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
+        guard parts.count >= 3, let id = UUID(uuidString: String(parts[2])) else { return nil }
+        let instance = String(parts[1])
+        func uuid(_ index: Int) -> UUID? { index < parts.count ? UUID(uuidString: String(parts[index])) : nil }
+        func int(_ index: Int) -> Int? { index < parts.count ? Int(parts[index]) : nil }
+        let notification: BusNotification?
+        switch parts[0] {
+        case "m": notification = uuid(3).map { .messageStored(chat: id, message: $0) }
+        case "d":
+            guard let message = uuid(3), let sequence = int(4), let offset = int(5), parts.count == 7 else { return nil }
+            notification = .delta(chat: id, message: message, sequence: sequence, offset: offset, text: unescape(parts[6]))
+        case "e": notification = uuid(3).map { .replyEnded(chat: id, message: $0) }
+        case "s":
+            guard let message = uuid(3), let bytes = int(4) else { return nil }
+            notification = .replySaved(chat: id, message: message, bytes: bytes)
+        case "x": notification = .chatDeleted(chat: id)
+        case "stop": notification = .stopRequested(chat: id)
+        case "sync": notification = .syncRequested(chat: id)
+        case "user": notification = .userChanged(id)
+        default: notification = nil
+        }
+        return notification.map { (instance, $0) }
+    }
+
+    /// `delta` as notifications that each carry at most ``maxTextBytes`` of text, split between
+    /// Unicode scalars (pieces of text join back whatever they cut).
+    static func deltas(_ delta: ReplyDelta) -> [BusNotification] {
+        guard let message = UUID(uuidString: delta.messageID) else { return [] }
+        // Escaping at most doubles the text: short text always fits.
+        guard delta.text.utf8.count > maxTextBytes / 2 else {
+            return [.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: delta.offset, text: delta.text)]
+        }
+        var pieces: [BusNotification] = []
+        var offset = delta.offset
+        var piece = String.UnicodeScalarView()
+        var pieceBytes = 0
+        var pieceEscapedBytes = 0
+        for scalar in delta.text.unicodeScalars {
+            let bytes = scalar.utf8.count
+            let escaped = scalar == "\\" || scalar == "\u{0}" ? bytes + 1 : bytes
+            if pieceEscapedBytes + escaped > maxTextBytes {
+                pieces.append(.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: offset, text: String(piece)))
+                offset += pieceBytes
+                piece = String.UnicodeScalarView()
+                pieceBytes = 0
+                pieceEscapedBytes = 0
+            }
+            piece.append(scalar)
+            pieceBytes += bytes
+            pieceEscapedBytes += escaped
+        }
+        pieces.append(.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: offset, text: String(piece)))
+        return pieces
+    }
+
+    /// PostgreSQL text holds no NUL: `\` and NUL are escaped as `\\` and `\0`.
+    private static func escape(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "\\") }) else { return text }
+        return text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\u{0}", with: "\\0")
+    }
+
+    private static func unescape(_ text: Substring) -> String {
+        guard text.contains("\\") else { return String(text) }
+        var result = ""
+        var escaping = false
+        for character in text {
+            if escaping {
+                result.append(character == "0" ? "\u{0}" : character)
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,225 @@
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+import Vapor
+
+/// The ``ChatEventBus`` of instances that share a PostgreSQL database: any instance serves any
+/// chat, live. Each instance delivers to its own streams through a ``ChatStreamHub`` and tells the
+/// others over `LISTEN/NOTIFY` (``PostgresNotifier``): events of a chat on the chat's channel,
+/// which only instances with streams on it listen to; stops, syncs, deletions and account changes
+/// on a control channel every instance listens to.
+///
+/// An instance with streams on a chat whose reply runs elsewhere follows that reply
+/// (``ReplyFollower``): it keeps the text so far, so that a stream joining later replays it, and
+/// holds each event until what comes before it is known. Positions (message, byte offset) make
+/// event ids the same on every instance, so `Last-Event-ID` from one resumes on another exactly.
+final class PostgresChatEventBus: ChatEventBus {
+    let hub: ChatStreamHub
+    private let replies: RunningReplies
+    private let store: ReplyStore
+    private let database: @Sendable () -> any Database
+    private let channels: BusChannels
+    let instance: String
+    private let logger: Logger
+    private let followers = NIOLockedValueBox<[UUID: ReplyFollower]>([:])
+    private let notifierBox = NIOLockedValueBox<PostgresNotifier?>(nil)
+    /// Called when another instance says an account changed (to forget what is cached of it).
+    private let userChangedHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
+
+    init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping @Sendable () -> any Database,
+         connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.hub = hub
+        self.replies = replies
+        self.store = store
+        self.database = database
+        self.logger = logger
+        channels = BusChannels(namespace: namespace)
+        instance = UUID().uuidString.lowercased()
+        let notifier = PostgresNotifier(
+            configuration: connection, eventLoopGroup: eventLoopGroup, logger: logger,
+            handler: { [weak self] channel, payload in self?.received(payload, on: channel) },
+            onReconnect: { [weak self] in self?.listenerCameBack() }
+        )
+        notifierBox.withLockedValue { $0 = notifier }
+        hub.onChatIdle = { [weak self] chat in self?.stopFollowing(chat) }
+    }
+
+    private var notifier: PostgresNotifier? { notifierBox.withLockedValue { $0 } }
+
+    /// Connects to the database's notifications; called once the server starts.
+    func start() async {
+        await notifier?.start(listeningTo: [channels.control])
+    }
+
+    /// What to do when another instance says an account changed.
+    func onUserChanged(_ handler: @escaping @Sendable (UUID) -> Void) {
+        userChangedHandler.withLockedValue { $0 = handler }
+    }
+
+    // MARK: Streams
+
+    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) async throws -> StreamSubscriber {
+        let subscriber = try hub.subscribe(to: chat, userID: userID, expiresAt: expiresAt, on: eventLoop)
+        let (follower, isNew) = followers.withLockedValue { followers -> (ReplyFollower, Bool) in
+            if let existing = followers[chat] { return (existing, false) }
+            let follower = ReplyFollower(chat: chat, bus: self)
+            followers[chat] = follower
+            return (follower, true)
+        }
+        if isNew {
+            follower.startListening { [notifier, channels] in
+                let listening = await notifier?.listen(channels.chat(chat)) ?? false
+                // Whoever runs the chat's reply says how far it is, so that this instance can follow it.
+                notifier?.notify(channels.control, BusNotification.syncRequested(chat: chat).payload(from: self.instance))
+                return listening
+            }
+        }
+        // Events of the chat reach this instance from now on (or the listener is down, and it
+        // catches up when it comes back): the caller may read the stored chat.
+        await follower.listening()
+        return subscriber
+    }
+
+    func cancel(_ subscriber: StreamSubscriber) { hub.cancel(subscriber) }
+
+    private func stopFollowing(_ chat: UUID) {
+        let removed = followers.withLockedValue { $0.removeValue(forKey: chat) }
+        guard removed != nil else { return }
+        notifier?.unlisten(channels.chat(chat))
+    }
+
+    // MARK: Publishing
+
+    func messageStored(_ message: MessageResponse) {
+        hub.messageStored(message)
+        guard let chat = UUID(uuidString: message.chatID), let id = UUID(uuidString: message.id) else { return }
+        send(.messageStored(chat: chat, message: id))
+    }
+
+    func replyDelta(_ delta: ReplyDelta) {
+        hub.replyDelta(delta)
+        BusNotification.deltas(delta).forEach(send)
+    }
+
+    func replyEnded(_ message: MessageResponse) {
+        hub.replyEnded(message)
+        guard let chat = UUID(uuidString: message.chatID), let id = UUID(uuidString: message.id) else { return }
+        send(.replyEnded(chat: chat, message: id))
+    }
+
+    func chatDeleted(_ chat: UUID) {
+        hub.chatDeleted(chat)
+        send(.chatDeleted(chat: chat))
+    }
+
+    func requestStop(in chat: UUID) async -> Bool {
+        send(.stopRequested(chat: chat))
+        return true
+    }
+
+    /// Tells every other instance that an account changed.
+    func userChanged(_ user: UUID) {
+        send(.userChanged(user))
+    }
+
+    func liveReply(in chat: UUID) -> LiveReply? {
+        replies.liveReply(in: chat) ?? followers.withLockedValue { $0[chat] }?.live
+    }
+
+    private func send(_ notification: BusNotification) {
+        let channel = notification.isControl ? channels.control : notification.chat.map(channels.chat) ?? channels.control
+        notifier?.notify(channel, notification.payload(from: instance))
+    }
+
+    // MARK: Receiving
+
+    private func received(_ payload: String, on channel: String) {
+        guard let (sender, notification) = BusNotification.parse(payload), sender != instance else { return }
+        switch notification {
+        case .stopRequested(let chat):
+            replies.stop(in: chat, .stoppedByUser)
+        case .chatDeleted(let chat):
+            hub.chatDeleted(chat)
+        case .syncRequested(let chat):
+            guard let reply = replies.reply(in: chat) else { return }
+            Task { await self.saveForFollowers(reply) }
+        case .userChanged(let user):
+            userChangedHandler.withLockedValue { $0 }?(user)
+        case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
+            followers.withLockedValue { $0[chat] }?.receive(notification)
+        }
+    }
+
+    /// Saves a reply this instance runs and tells its followers how far the saved text goes.
+    private func saveForFollowers(_ reply: RunningReply) async {
+        let text = reply.text
+        do {
+            guard try await store.checkpoint(reply.job.messageID, text: text, now: Date()) else { return }
+            reply.saved(bytes: text.utf8.count)
+            send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: text.utf8.count))
+        } catch {
+            logger.warning("event bus: could not save a reply for the instances following it", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The listener missed whatever was sent while it was down: every followed chat catches up
+    /// from the stored chat, and asks again how far its reply is.
+    private func listenerCameBack() {
+        let followed = followers.withLockedValue { Array($0.values) }
+        for follower in followed {
+            follower.lostTrack()
+            send(.syncRequested(chat: follower.chat))
+        }
+    }
+
+    /// Asks whoever runs `chat`'s reply to say how far it is (a follower saw a gap).
+    func requestSync(_ chat: UUID) {
+        send(.syncRequested(chat: chat))
+    }
+
+    /// The stored message `id` as a stream shows it.
+    func storedMessage(_ id: UUID) async throws -> MessageResponse? {
+        try await store.message(id)
+    }
+
+    /// The chat as a stream replays it (stored, with the live text laid over).
+    func conversation(of chat: UUID) async throws -> [MessageResponse] {
+        try await ChatConversation.load(chat, bus: self, on: database())
+    }
+
+    // MARK: Time and shutdown
+
+    func tick(now: Date, sendKeepAlive: Bool) {
+        hub.tick(now: now, sendKeepAlive: sendKeepAlive)
+    }
+
+    func shutdown() async {
+        await hub.shutdown()
+        await notifier?.shutdown()
+    }
+
+    var openStreamCount: Int { hub.openStreamCount }
+
+    /// Whether the listening connection is up (for tests and readiness).
+    var isListening: Bool { notifier?.isListening ?? false }
+
+    /// The listening connection's server process (tests end it to simulate a lost connection).
+    func listenerBackendPID() async throws -> Int? { try await notifier?.listenerBackendPID() }
+
+    /// Chats this instance follows now.
+    var followedChats: [UUID] { followers.withLockedValue { Array($0.keys) } }
+}
+
+/// The bus's channel names: one per chat and a control channel, under a namespace (the schema
+/// when the server runs in one, so that test servers sharing a database do not hear each other).
+struct BusChannels: Sendable {
+    let namespace: String
+
+    var control: String { namespace + "_control" }
+
+    func chat(_ chat: UUID) -> String {
+        namespace + "_" + chat.uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+}

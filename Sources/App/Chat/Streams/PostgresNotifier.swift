@@ -1,0 +1,245 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+
+/// The event bus's own two connections to PostgreSQL, apart from the pool: one `LISTEN`s on the
+/// channels this instance follows, one sends `NOTIFY`s. Each comes back by itself after a failure
+/// (a database restart), with growing waits; the listener then listens again to every channel and
+/// says so (``onReconnect``), since whatever was sent meanwhile never reached it.
+///
+/// Notifications go out in order, in batches: while one `SELECT pg_notify(…), pg_notify(…)` is on
+/// the wire, the next ones gather, so a burst costs one round trip, not one per event.
+final class PostgresNotifier: Sendable {
+    typealias Handler = @Sendable (_ channel: String, _ payload: String) -> Void
+
+    private let configuration: PostgresConnection.Configuration
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let handler: Handler
+    private let onReconnect: @Sendable () -> Void
+
+    private struct Listening {
+        var connection: PostgresConnection?
+        /// Channels this instance wants, and their listener on the current connection (if any).
+        var channels: [String: PostgresListenContext?] = [:]
+        var everConnected = false
+        var isShutDown = false
+    }
+
+    private struct Sending {
+        var connection: PostgresConnection?
+        var queue: [(channel: String, payload: String)] = []
+        var isShutDown = false
+    }
+
+    private let listening = NIOLockedValueBox(Listening())
+    private let sending = NIOLockedValueBox(Sending())
+    private let wakeSender: AsyncStream<Void>.Continuation
+    private let senderSignals: AsyncStream<Void>
+    private let tasks = NIOLockedValueBox<[Task<Void, Never>]>([])
+
+    /// Notifications sent per statement at most.
+    static let batchSize = 200
+    /// Notifications kept while the database cannot be reached; past it, the oldest text pieces are
+    /// dropped (followers notice the gap and catch up from the stored text), never events.
+    static let maxQueue = 100_000
+
+    init(configuration: PostgresConnection.Configuration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+         handler: @escaping Handler, onReconnect: @escaping @Sendable () -> Void) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.handler = handler
+        self.onReconnect = onReconnect
+        (senderSignals, wakeSender) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Connects both, and keeps them connected until ``shutdown()``.
+    func start(listeningTo channels: [String]) async {
+        listening.withLockedValue { state in
+            for channel in channels { state.channels[channel] = .some(nil) }
+        }
+        await connectListener()
+        let sender = Task { await self.runSender() }
+        tasks.withLockedValue { $0.append(sender) }
+    }
+
+    // MARK: Listening
+
+    /// Listens to `channel` from now on; true when the listener is connected and `LISTEN` has taken
+    /// effect (notifications sent after this returns reach it), false when it is down (it will
+    /// listen once back, and call ``onReconnect``).
+    func listen(_ channel: String) async -> Bool {
+        let connection: PostgresConnection? = listening.withLockedValue { state in
+            guard state.channels[channel] == nil else { return nil }
+            state.channels[channel] = .some(nil)
+            return state.connection
+        }
+        guard let connection else { return listening.withLockedValue { $0.connection != nil && $0.channels[channel] != nil } }
+        addListener(channel, on: connection)
+        do {
+            // Statements run in order on a connection: once this answers, the LISTEN before it took effect.
+            try await connection.query("SELECT 1", logger: logger)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Stops listening to `channel`.
+    func unlisten(_ channel: String) {
+        let context = listening.withLockedValue { $0.channels.removeValue(forKey: channel) }
+        if case .some(.some(let context)) = context { context.stop() }
+    }
+
+    private func addListener(_ channel: String, on connection: PostgresConnection) {
+        let context = connection.addListener(channel: channel) { [handler] _, notification in
+            handler(notification.channel, notification.payload)
+        }
+        let stale = listening.withLockedValue { state -> PostgresListenContext? in
+            guard state.channels[channel] != nil, state.connection === connection else { return context }
+            state.channels[channel] = .some(context)
+            return nil
+        }
+        stale?.stop()
+    }
+
+    /// Connects the listener, listens to every wanted channel, and reconnects when it closes.
+    private func connectListener() async {
+        var wait = Duration.milliseconds(100)
+        while !listening.withLockedValue({ $0.isShutDown }) {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    on: eventLoopGroup.any(), configuration: configuration, id: 1, logger: logger
+                ).get()
+                let (channels, reconnected) = listening.withLockedValue { state in
+                    state.connection = connection
+                    defer { state.everConnected = true }
+                    return (Array(state.channels.keys), state.everConnected)
+                }
+                channels.forEach { addListener($0, on: connection) }
+                try await connection.query("SELECT 1", logger: logger)
+                connection.closeFuture.whenComplete { [self] _ in listenerClosed(connection) }
+                if reconnected {
+                    logger.notice("event bus: listening again after the database connection came back")
+                    onReconnect()
+                }
+                return
+            } catch {
+                logger.warning("event bus: cannot listen to the database yet", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
+                try? await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func listenerClosed(_ connection: PostgresConnection) {
+        let reconnect = listening.withLockedValue { state -> Bool in
+            guard state.connection === connection else { return false }
+            state.connection = nil
+            for channel in state.channels.keys { state.channels[channel] = .some(nil) }
+            return !state.isShutDown
+        }
+        guard reconnect else { return }
+        logger.warning("event bus: the listening connection closed; reconnecting")
+        let task = Task { await self.connectListener() }
+        tasks.withLockedValue { $0.append(task) }
+    }
+
+    /// Whether the listener is connected now.
+    var isListening: Bool { listening.withLockedValue { $0.connection != nil } }
+
+    /// The listener's server process id (tests end it to simulate a lost connection).
+    func listenerBackendPID() async throws -> Int? {
+        guard let connection = listening.withLockedValue({ $0.connection }) else { return nil }
+        let rows = try await connection.query("SELECT pg_backend_pid()", logger: logger)
+        for try await pid in rows.decode(Int32.self) { return Int(pid) }
+        return nil
+    }
+
+    // MARK: Sending
+
+    /// Queues a notification; it goes out with the next batch, after every one queued before it.
+    func notify(_ channel: String, _ payload: String) {
+        let accepted = sending.withLockedValue { state -> Bool in
+            guard !state.isShutDown else { return false }
+            if state.queue.count >= Self.maxQueue, let index = state.queue.firstIndex(where: { $0.payload.hasPrefix("d|") }) {
+                state.queue.remove(at: index)
+            }
+            state.queue.append((channel, payload))
+            return true
+        }
+        if accepted { wakeSender.yield() }
+    }
+
+    private func runSender() async {
+        for await _ in senderSignals {
+            while true {
+                let batch = sending.withLockedValue { Array($0.queue.prefix(Self.batchSize)) }
+                guard !batch.isEmpty else { break }
+                guard await send(batch) else { break }
+                sending.withLockedValue { $0.queue.removeFirst(batch.count) }
+            }
+            if sending.withLockedValue({ $0.isShutDown && $0.queue.isEmpty }) { return }
+        }
+    }
+
+    /// Sends `batch` in one statement, connecting first when needed; false once shut down.
+    private func send(_ batch: [(channel: String, payload: String)]) async -> Bool {
+        var wait = Duration.milliseconds(100)
+        while true {
+            do {
+                let connection = try await senderConnection()
+                var query = PostgresQuery(unsafeSQL: "SELECT " + (0..<batch.count).map { "pg_notify($\(2 * $0 + 1), $\(2 * $0 + 2))" }
+                    .joined(separator: ", "))
+                for item in batch {
+                    query.binds.append(item.channel)
+                    query.binds.append(item.payload)
+                }
+                try await connection.query(query, logger: logger)
+                return true
+            } catch {
+                let (connection, isShutDown) = sending.withLockedValue { state in
+                    defer { state.connection = nil }
+                    return (state.connection, state.isShutDown)
+                }
+                try? await connection?.close()
+                if isShutDown { return false }
+                logger.warning("event bus: cannot notify yet", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
+                try? await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func senderConnection() async throws -> PostgresConnection {
+        if let connection = sending.withLockedValue({ $0.connection }), !connection.isClosed { return connection }
+        let connection = try await PostgresConnection.connect(on: eventLoopGroup.any(), configuration: configuration, id: 2, logger: logger).get()
+        sending.withLockedValue { $0.connection = connection }
+        return connection
+    }
+
+    // MARK: Shutdown
+
+    /// Sends what is queued (for a short while at most), then closes both connections.
+    func shutdown() async {
+        sending.withLockedValue { $0.isShutDown = true }
+        wakeSender.yield()
+        wakeSender.finish()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !sending.withLockedValue({ $0.queue.isEmpty }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let listener = listening.withLockedValue { state in
+            state.isShutDown = true
+            defer { state.connection = nil }
+            return state.connection
+        }
+        let sender = sending.withLockedValue { $0.connection }
+        try? await listener?.close()
+        try? await sender?.close()
+        for task in tasks.withLockedValue({ $0 }) { task.cancel() }
+    }
+}

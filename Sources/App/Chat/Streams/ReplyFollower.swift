@@ -1,0 +1,203 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// What an instance with streams on a chat knows of it from other instances' notifications: the
+/// text so far of a reply running elsewhere, and the events on their way to its streams.
+///
+/// Notifications are handled in the order they came. Those that name a stored message wait for it
+/// to be read, and everything after them waits too, so streams get events in their order. The
+/// reply's text is known only from its first byte on: a follower that joined late, or missed
+/// notifications while its listener was down, holds the pieces it gets until the running
+/// instance says how far its saved text goes (``BusNotification/replySaved(chat:message:bytes:)``),
+/// then reads that text, lets every stream catch up from its own position (``StreamFrame/catchUp(_:)``),
+/// and goes on live. Nothing reaches a stream twice: positions drop what it has.
+final class ReplyFollower: Sendable {
+    let chat: UUID
+    private unowned let bus: PostgresChatEventBus
+
+    private struct State {
+        /// The followed reply, with its text from the first byte, when known.
+        var live: LiveReply?
+        /// Pieces of text that came before the text before them was known, by message.
+        var held: [UUID: [(offset: Int, text: String)]] = [:]
+        /// Steps waiting for the one running (and any read of the database it started), in order.
+        var queue: [Step] = []
+        var busy = false
+        var syncRequested = false
+        var listening: Task<Bool, Never>?
+    }
+
+    /// What the follower does next: a notification, or a catch-up of its streams.
+    private enum Step {
+        case notification(BusNotification)
+        case catchUp
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    init(chat: UUID, bus: PostgresChatEventBus) {
+        self.chat = chat
+        self.bus = bus
+    }
+
+    /// The followed reply's text so far, when known from its first byte.
+    var live: LiveReply? { state.withLockedValue { $0.live } }
+
+    /// Starts listening to the chat's channel (once).
+    func startListening(_ listen: @escaping @Sendable () async -> Bool) {
+        state.withLockedValue { $0.listening = Task(operation: listen) }
+    }
+
+    /// Returns once the chat's events reach this instance (or the listener is down: then the
+    /// follower catches up when it comes back).
+    func listening() async {
+        _ = await state.withLockedValue { $0.listening }?.value
+    }
+
+    /// The listener was down: what this follower knew may be stale. Its streams catch up from
+    /// the stored chat, and the reply's text is held until the running instance says how far it is.
+    func lostTrack() {
+        state.withLockedValue { state in
+            state.live = nil
+            state.held = [:]
+            state.syncRequested = true
+        }
+        enqueue(.catchUp)
+    }
+
+    func receive(_ notification: BusNotification) {
+        enqueue(.notification(notification))
+    }
+
+    private func enqueue(_ step: Step) {
+        let runNow = state.withLockedValue { state -> Bool in
+            guard !state.busy else {
+                state.queue.append(step)
+                return false
+            }
+            state.busy = true
+            return true
+        }
+        if runNow { run(step) }
+    }
+
+    /// Runs `step`, then the steps queued meanwhile, one at a time; a step that reads the database
+    /// goes on with the rest once its read is done.
+    private func run(_ step: Step) {
+        var next: Step? = step
+        while let step = next {
+            switch step {
+            case .notification(.delta(_, let message, let sequence, let offset, let text)):
+                apply(message: message, sequence: sequence, offset: offset, text: text)
+            case .notification(.messageStored(_, let message)):
+                return read { [self] in
+                    guard let stored = try await bus.storedMessage(message) else { return }
+                    if stored.status == .streaming { follow(stored) }
+                    bus.hub.messageStored(stored)
+                }
+            case .notification(.replyEnded(_, let message)):
+                return read { [self] in
+                    guard let stored = try await bus.storedMessage(message) else { return }
+                    state.withLockedValue { state in
+                        if state.live?.messageID == stored.id { state.live = nil }
+                        state.held[message] = nil
+                    }
+                    // Each stream gets the end from where it stands: the rest of the text it may
+                    // have missed (pieces this follower held, not knowing what came before), then `done`.
+                    bus.hub.publish(.catchUp([stored]), to: chat)
+                }
+            case .notification(.replySaved(_, let message, _)):
+                return read { [self] in
+                    guard let stored = try await bus.storedMessage(message), stored.status == .streaming else { return }
+                    follow(stored)
+                    bus.hub.publish(.catchUp(try await bus.conversation(of: chat)), to: chat)
+                }
+            case .catchUp:
+                return read { [self] in
+                    bus.hub.publish(.catchUp(try await bus.conversation(of: chat)), to: chat)
+                }
+            case .notification:
+                break
+            }
+            next = dequeue()
+        }
+    }
+
+    /// The next queued step; when there is none, the follower is no longer busy.
+    private func dequeue() -> Step? {
+        state.withLockedValue { state in
+            guard !state.queue.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.queue.removeFirst()
+        }
+    }
+
+    /// Runs `body` (which reads the database) while later steps wait, then goes on with them.
+    private func read(_ body: @escaping @Sendable () async throws -> Void) {
+        Task {
+            do {
+                try await body()
+            } catch {
+                // The streams cannot be told what this was: they end, and reconnect by id.
+                bus.hub.publish(.end(ChatStreamHub.shuttingDown), to: chat)
+            }
+            if let next = dequeue() { run(next) }
+        }
+    }
+
+    /// Starts following `stored` (a streaming reply) from its saved text, then applies the pieces
+    /// held for it that go further.
+    private func follow(_ stored: MessageResponse) {
+        guard let message = UUID(uuidString: stored.id) else { return }
+        let held: [(offset: Int, text: String)] = state.withLockedValue { state in
+            if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count {
+                return state.held.removeValue(forKey: message) ?? []
+            }
+            state.live = LiveReply(messageID: stored.id, sequence: stored.sequence, text: stored.content)
+            state.syncRequested = false
+            return state.held.removeValue(forKey: message) ?? []
+        }
+        for piece in held.sorted(by: { $0.offset < $1.offset }) {
+            apply(message: message, sequence: stored.sequence, offset: piece.offset, text: piece.text)
+        }
+    }
+
+    /// A piece of the followed reply's text: appended and relayed when it continues the known
+    /// text (the part already known dropped), held when text before it is missing.
+    private func apply(message: UUID, sequence: Int, offset: Int, text: String) {
+        enum Action {
+            case relay(ReplyDelta)
+            case hold(askSync: Bool)
+            case none
+        }
+        let action: Action = state.withLockedValue { state in
+            guard var live = state.live, live.messageID == message.lowercased else {
+                state.held[message, default: []].append((offset, text))
+                defer { state.syncRequested = true }
+                return .hold(askSync: !state.syncRequested)
+            }
+            let known = live.text.utf8.count
+            let end = offset + text.utf8.count
+            guard end > known else { return .none }
+            guard offset <= known else {
+                state.held[message, default: []].append((offset, text))
+                defer { state.syncRequested = true }
+                return .hold(askSync: !state.syncRequested)
+            }
+            let utf8 = text.utf8
+            let skip = known - offset
+            guard let start = utf8.index(utf8.startIndex, offsetBy: skip, limitedBy: utf8.endIndex),
+                  let rest = String(utf8[start...]) else { return .none }
+            live.text += rest
+            state.live = live
+            return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: sequence, offset: known, text: rest, receivedAt: nil))
+        }
+        switch action {
+        case .relay(let delta): bus.hub.replyDelta(delta)
+        case .hold(let askSync): if askSync { bus.requestSync(chat) }
+        case .none: break
+        }
+    }
+}

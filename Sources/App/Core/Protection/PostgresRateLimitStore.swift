@@ -1,0 +1,77 @@
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+
+/// Rate-limit buckets in PostgreSQL, shared by every instance on the database, so that a limit is
+/// the limit however many instances count it: one row per bucket in an `UNLOGGED` table (buckets
+/// are worth nothing after a crash, so they skip the write-ahead log) and one statement per check —
+/// the GCRA update and its verdict together, atomic under concurrent checks.
+final class PostgresRateLimitStore: RateLimitStore {
+    private let database: @Sendable () -> any Database
+    /// Checks since the last sweep of buckets that are full again (the same as no row).
+    private let checksSinceSweep = NIOLockedValueBox(0)
+    static let sweepEvery = 1000
+
+    init(database: @escaping @Sendable () -> any Database) {
+        self.database = database
+    }
+
+    func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision {
+        let time = now.timeIntervalSinceReferenceDate
+        let interval = policy.emissionInterval
+        let sql = try database().sql()
+        let row = try await sql.raw("""
+            WITH counted AS (
+                INSERT INTO rate_limit_buckets AS bucket (key, full_at) VALUES (\(bind: Data(key.bytes)), \(bind: time + interval))
+                ON CONFLICT (key) DO UPDATE SET full_at = GREATEST(bucket.full_at, \(bind: time)) + \(bind: interval)
+                    WHERE GREATEST(bucket.full_at, \(bind: time)) + \(bind: interval) - \(bind: policy.period) <= \(bind: time)
+                RETURNING full_at
+            )
+            SELECT full_at, TRUE AS counted FROM counted
+            UNION ALL
+            SELECT full_at, FALSE AS counted FROM rate_limit_buckets
+                WHERE key = \(bind: Data(key.bytes)) AND NOT EXISTS (SELECT 1 FROM counted)
+            """).first()
+        await sweepNow(sql, time: time)
+        guard let row else { return policy.decide(fullAt: nil, now: time) }
+        let fullAt = try row.decode(column: "full_at", as: Double.self)
+        if try row.decode(column: "counted", as: Bool.self) {
+            // Counted: the bucket is now full again at `fullAt`, which is what counting it would give.
+            return policy.decide(fullAt: fullAt - interval, now: time)
+        }
+        return policy.decide(fullAt: fullAt, now: time)
+    }
+
+    func fullAt(_ key: RateLimitKey) async throws -> TimeInterval? {
+        let row = try await database().sql().raw("SELECT full_at FROM rate_limit_buckets WHERE key = \(bind: Data(key.bytes))").first()
+        return try row?.decode(column: "full_at", as: Double.self)
+    }
+
+    /// Deletes buckets that are full again, now and then.
+    private func sweepNow(_ sql: any SQLDatabase, time: TimeInterval) async {
+        let due = checksSinceSweep.withLockedValue { count in
+            count += 1
+            guard count >= Self.sweepEvery else { return false }
+            count = 0
+            return true
+        }
+        guard due else { return }
+        try? await sql.raw("DELETE FROM rate_limit_buckets WHERE full_at < \(bind: time)").run()
+    }
+}
+
+/// Creates the shared rate-limit table on PostgreSQL (SQLite keeps its limits in the process).
+struct CreateRateLimitBuckets: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        let sql = try database.sql()
+        guard sql.dialect.name == "postgresql" else { return }
+        try await sql.raw("CREATE UNLOGGED TABLE rate_limit_buckets (key bytea PRIMARY KEY, full_at double precision NOT NULL)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        let sql = try database.sql()
+        guard sql.dialect.name == "postgresql" else { return }
+        try await sql.raw("DROP TABLE IF EXISTS rate_limit_buckets").run()
+    }
+}
