@@ -10,13 +10,16 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 
-def arguments(*extra):
+def arguments(*extra, optional=()):
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True, help="the server, e.g. http://localhost:8000")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--artifacts", default="artifacts/browser")
+    parser.add_argument("--insecure", action="store_true", help="accept a self-signed TLS certificate (a local trial)")
     for name in extra:
         parser.add_argument(name, required=True)
+    for name in optional:
+        parser.add_argument(name)
     return parser.parse_args()
 
 
@@ -26,6 +29,8 @@ def start(args, width=1280, height=900):
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(flag)
+    if args.insecure:
+        options.add_argument("--ignore-certificate-errors")
     driver_path = "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
     service = Service(executable_path=driver_path) if driver_path else Service()
     driver = webdriver.Chrome(options=options, service=service)

@@ -41,7 +41,7 @@ enum Entrypoint {
             try await app.asyncShutdown()
         } catch {
             try? await app.asyncShutdown()
-            fail("\(error)")
+            fail(DatabaseSetup.describe(error))
         }
     }
 

@@ -5,7 +5,7 @@ import SQLKit
 import Vapor
 
 /// Connects Fluent to the database `DATABASE_URL` names.
-enum DatabaseSetup {
+public enum DatabaseSetup {
     static func configure(_ app: Application, _ settings: DatabaseSettings) throws {
         switch settings.location {
         case .sqliteFile(let path):
@@ -53,5 +53,17 @@ enum DatabaseSetup {
             if components.password != nil { components.password = "***" }
             return "PostgreSQL at \(components.string ?? "?")"
         }
+    }
+
+    /// What went wrong, for an operator: PostgreSQL's own message (its errors describe themselves
+    /// only as "generic" unless asked), or the error's description.
+    public static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return "PostgreSQL: \(message)\(state)"
+        }
+        if let underlying = error.underlying { return "PostgreSQL \(error.code): \(underlying)" }
+        return "PostgreSQL: \(error.code)"
     }
 }

@@ -140,7 +140,7 @@ struct CheckCommand: AsyncCommand {
                 errors.append("\(pending.count) migration(s) pending and AUTO_MIGRATE is off: run `chat-server migrate`")
             }
         } catch {
-            errors.append("database unreachable (\(DatabaseSetup.describe(settings.database))): \(String(reflecting: error))")
+            errors.append("database unreachable (\(DatabaseSetup.describe(settings.database))): \(DatabaseSetup.describe(error))")
         }
 
         let warnings = Self.deployWarnings(settings)

@@ -20,6 +20,25 @@ struct WebClientBrowserTests {
         }
     }
 
+    @Test("two instances on one PostgreSQL, no affinity: a reply started on one grows live in a browser on the other, and stops from there",
+          .enabled(if: (Browser.available || Browser.required) && TestDatabase.postgresURL != nil,
+                   Comment(rawValue: Browser.unavailableReason ?? "")))
+    func twoInstances() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await withTwoInstances { a, b, _ in
+            let emulator = try #require(a.emulator)
+            let pieces = ["Here", " is", " **bold**", " and", " `code`", ":\n\n", "- one\n", "- two\n\n"] + (0..<30).map { " word\($0)" }
+            emulator.setDefault(.reply(pieces, delay: .milliseconds(60)))
+            try await a.withLiveServer { baseA in
+                try await b.withLiveServer { baseB in
+                    try await Browser.scenario("web_two_instances.py", [
+                        "--base", baseB.replacingOccurrences(of: "127.0.0.1", with: "localhost"), "--other", baseA,
+                    ])
+                }
+            }
+        }
+    }
+
     @Test("Google sign-in through the one-time code, and a planted code ignored — in headless Chromium",
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
     func googleSignIn() async throws {

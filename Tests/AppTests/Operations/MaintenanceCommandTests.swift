@@ -106,6 +106,15 @@ struct MaintenanceCommandTests {
         #expect(unreachable.failed)
         #expect(unreachable.output.contains("database unreachable"))
         #expect(!unreachable.output.contains("secret"))
+        #expect(unreachable.output.contains("Connection refused"), "the reason, not PostgreSQL's generic description")
+
+        if let url = TestDatabase.postgresURL, var missing = URLComponents(string: url) {
+            missing.path = "/no_such_database_\(UInt32.random(in: 0...UInt32.max))"
+            environment["DATABASE_URL"] = try #require(missing.string)
+            let absent = try await runCheck(environment)
+            #expect(absent.failed)
+            #expect(absent.output.contains("PostgreSQL: database \"\(missing.path.dropFirst())\" does not exist (SQLSTATE 3D000)"), "\(absent.output)")
+        }
 
         environment["DATABASE_URL"] = "sqlite://:memory:"
         environment["AUTO_MIGRATE"] = "false"
