@@ -10,6 +10,7 @@ final class ServerProcess: @unchecked Sendable {
     let baseURL: String
     let directory: URL
 
+    /// Starts nothing yet; `environment` without `DATABASE_URL` means a fresh SQLite file of its own.
     init(executable: String, port: Int, pinnedTo core: Int?, environment: [String: String]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -26,7 +27,7 @@ final class ServerProcess: @unchecked Sendable {
         process.currentDirectoryURL = directory
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        env["DATABASE_URL"] = "sqlite://\(directory.path)/bench.sqlite3"
+        if env["DATABASE_URL"] == nil { env["DATABASE_URL"] = "sqlite://\(directory.path)/bench.sqlite3" }
         process.environment = env
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         let log = directory.appendingPathComponent("server.log")
@@ -58,14 +59,7 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// CPU time the server process has used (user + system), in seconds.
-    var cpuSeconds: Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // after the command: state(0) … utime(11) stime(12), in clock ticks
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    var cpuSeconds: Double { ProcessCPU.seconds(of: "\(process.processIdentifier)") ?? 0 }
 
     func stop() {
         process.terminate()
@@ -77,4 +71,33 @@ final class ServerProcess: @unchecked Sendable {
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// CPU time (user + system) from `/proc/<pid>/stat`, the kernel's own accounting.
+enum ProcessCPU {
+    /// Of one process (`"self"` for this one), in seconds.
+    static func seconds(of pid: String) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        return parse(stat)?.seconds
+    }
+
+    /// Of every process whose command is `command` (PostgreSQL's server and its backends: `postgres`).
+    static func seconds(ofEvery command: String) -> Double {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        var total = 0.0
+        for pid in pids where pid.first?.isNumber == true {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let parsed = parse(stat), parsed.command == command else { continue }
+            total += parsed.seconds
+        }
+        return total
+    }
+
+    private static func parse(_ stat: String) -> (command: Substring, seconds: Double)? {
+        guard let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // after the command: state(0) … utime(11) stime(12), in clock ticks
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (stat[stat.index(after: open)..<close], (user + system) / Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
 }

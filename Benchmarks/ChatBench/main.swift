@@ -2,26 +2,46 @@ import AnthropicEmulator
 import AsyncHTTPClient
 import Foundation
 
-/// chat-bench: measures what the server adds to a streamed reply, and what an open stream costs.
+/// chat-bench: measures what the server adds to a streamed reply, what it costs in CPU per relayed
+/// delta, and what an open stream costs in memory.
 ///
-///     swift build -c release && swift run -c release chat-bench [--streams 100,1000] [--idle 10000]
-///         [--tokens 40] [--token-delay-ms 20] [--server .build/release/chat-server] [--port 8321] [--pin]
+///     swift build -c release && .build/release/chat-bench [--streams 100,1000] [--timing spread,locked]
+///         [--tokens 40] [--token-delay-ms 20] [--idle 10000] [--pin]
+///         [--postgres postgres://…] [--instances 2] [--ceiling 200]
+///         [--server .build/release/chat-server] [--port 8321]
 ///
-/// It runs the Anthropic emulator in this process (each reply `--tokens` deltas, `--token-delay-ms`
-/// apart, each stamped with the time the emulator sent it), starts the server as a separate process
-/// pointed at it, and for each N opens N streams on N chats, sends N messages at once and reads
-/// every delta: relay overhead is when this client parsed a delta minus when the emulator sent it.
-/// Then it opens `--idle` streams that stay idle, and divides the server's growth in resident
-/// memory by their number.
+/// It runs the Anthropic emulator in this process (each reply `--tokens` deltas, each stamped with
+/// the time the emulator sent it) and starts the server as a separate process pointed at it. For
+/// each N it opens N streams on N chats, sends N messages at once and reads every delta: relay
+/// latency is when this client parsed a delta minus when the emulator sent it. Timings:
+/// `spread`, each reply's deltas `--token-delay-ms` apart from its own start; `locked`, every
+/// reply's deltas on one shared beat, so N deltas reach the server at the same instant.
+///
+/// CPU is the kernel's accounting (`/proc/<pid>/stat`, user + system) over the run, divided by the
+/// deltas relayed: the server's, PostgreSQL's (every `postgres` process) and this process's own
+/// (the emulator and the clients). The same load read straight from the emulator, without the
+/// server, says what the load generator costs by itself.
+///
+/// `--postgres URL` runs the server on PostgreSQL (a schema of its own, dropped at the end; needs
+/// `psql`). `--instances 2` starts two servers on it: replies run on A, streams read on B, so every
+/// delta crosses instances through the database. `--ceiling N` then sends N replies whose deltas
+/// come without pause, to find how many deltas per second the whole path carries.
+/// Finally `--idle` streams stay open and idle: the server's growth in resident memory per stream.
 struct Options {
+    enum Timing: String { case spread, locked }
+
     var streams = [100, 1000]
+    var timings: [Timing] = [.spread, .locked]
     var idle = 10_000
     var tokens = 40
     var tokenDelay = 20
     var server = ".build/release/chat-server"
     var port = 8321
-    /// Run the server on the last core and this process on the others, so they do not compete.
+    /// Run the servers on the last core and this process on the others, so they do not compete.
     var pin = false
+    var postgres: String?
+    var instances = 1
+    var ceiling = 0
 
     init(_ arguments: [String]) throws {
         var rest = arguments.dropFirst()
@@ -33,18 +53,29 @@ struct Options {
             guard let value = rest.popFirst() else { throw BenchError("\(flag) needs a value") }
             switch flag {
             case "--streams": streams = value.split(separator: ",").compactMap { Int($0) }
+            case "--timing": timings = try value.split(separator: ",").map { name in
+                    guard let timing = Timing(rawValue: String(name)) else { throw BenchError("--timing: spread or locked, not \(name)") }
+                    return timing
+                }
             case "--idle": idle = Int(value) ?? idle
             case "--tokens": tokens = Int(value) ?? tokens
             case "--token-delay-ms": tokenDelay = Int(value) ?? tokenDelay
             case "--server": server = value
             case "--port": port = Int(value) ?? port
+            case "--postgres": postgres = value
+            case "--instances": instances = Int(value) ?? instances
+            case "--ceiling": ceiling = Int(value) ?? ceiling
             default: throw BenchError("unknown option \(flag)")
             }
+        }
+        guard instances == 1 || (instances == 2 && postgres != nil) else {
+            throw BenchError("--instances 2 needs --postgres (instances share the database)")
         }
     }
 }
 
 func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+func microseconds(_ seconds: Double, per count: Int) -> String { String(format: "%.1f µs", seconds / Double(max(1, count)) * 1e6) }
 
 /// Runs `work` on every element with at most `width` at once.
 func forEach<T: Sendable, R: Sendable>(_ items: [T], width: Int, _ work: @escaping @Sendable (T) async throws -> R) async throws -> [R] {
@@ -68,6 +99,87 @@ func forEach<T: Sendable, R: Sendable>(_ items: [T], width: Int, _ work: @escapi
     }
 }
 
+/// The CPU every party has used so far, to subtract one reading from another.
+struct CPUReading {
+    var servers: [Double]
+    var database: Double
+    var bench: Double
+
+    init(_ servers: [ServerProcess], database: Bool) {
+        self.servers = servers.map(\.cpuSeconds)
+        self.database = database ? ProcessCPU.seconds(ofEvery: "postgres") : 0
+        bench = ProcessCPU.seconds(of: "self") ?? 0
+    }
+
+    static func - (after: CPUReading, before: CPUReading) -> CPUReading {
+        var difference = after
+        difference.servers = zip(after.servers, before.servers).map { $0 - $1 }
+        difference.database -= before.database
+        difference.bench -= before.bench
+        return difference
+    }
+}
+
+/// One or two servers: `runner` runs the replies, `reader` holds the streams (the same one alone).
+struct Deployment {
+    let servers: [ServerProcess]
+    let runner: LoadClient
+    let reader: LoadClient
+    let schema: String?
+    let postgres: String?
+
+    static func start(_ options: Options, emulator: AnthropicEmulator, http: HTTPClient) async throws -> Deployment {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        var environment = [
+            "SECRET_KEY": String(repeating: "b", count: 64), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "error",
+            "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
+            "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024",
+            // The benchmark measures the streaming path; 20 users hold up to 1,000 streams and start
+            // as many replies, far past the default limits.
+            "RATE_LIMIT_ENABLED": "false", "MAX_STREAMS_PER_USER": "100000",
+        ]
+        var schema: String?
+        if let postgres = options.postgres {
+            let name = "chat_bench_\(ProcessInfo.processInfo.processIdentifier)"
+            try psql(postgres, "CREATE SCHEMA \(name)")
+            schema = name
+            environment["DATABASE_URL"] = postgres
+            environment["DATABASE_SCHEMA"] = name
+            environment["DATABASE_POOL_SIZE"] = "8"
+        }
+        var servers: [ServerProcess] = []
+        for number in 0..<options.instances {
+            var own = environment
+            if number > 0 { own["AUTO_MIGRATE"] = "false" }
+            let server = try ServerProcess(executable: options.server, port: options.port + number,
+                                           pinnedTo: options.pin && cores > 1 ? cores - 1 : nil, environment: own)
+            try await server.start(client: http)
+            servers.append(server)
+        }
+        return Deployment(servers: servers, runner: LoadClient(http: http, baseURL: servers[0].baseURL),
+                          reader: LoadClient(http: http, baseURL: servers[servers.count - 1].baseURL),
+                          schema: schema, postgres: options.postgres)
+    }
+
+    func stop() {
+        servers.forEach { $0.stop() }
+        if let schema, let postgres { try? psql(postgres, "DROP SCHEMA \(schema) CASCADE") }
+    }
+
+    var residentBytes: Int { servers.map(\.residentBytes).reduce(0, +) }
+}
+
+/// Runs one statement with `psql`.
+func psql(_ url: String, _ statement: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["psql", url, "-qXc", "SET client_min_messages = warning; " + statement]
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw BenchError("psql failed: \(statement)") }
+}
+
 func run() async throws {
     let options = try Options(CommandLine.arguments)
     var limit = rlimit()
@@ -77,10 +189,11 @@ func run() async throws {
 
     let emulator = try await AnthropicEmulator.start()
     emulator.stopRecording()
-    emulator.setDefault(.reply(Script.Reply(
-        Array(repeating: "x", count: options.tokens), delay: .milliseconds(options.tokenDelay),
-        includeUnusedEvents: false, stampChunks: true
-    )))
+    func script(_ timing: Options.Timing, delay: Int) -> Script {
+        .reply(Script.Reply(Array(repeating: "x", count: options.tokens), delay: .milliseconds(delay),
+                            includeUnusedEvents: false, stampChunks: true, phaseLocked: timing == .locked))
+    }
+    emulator.setDefault(script(.spread, delay: options.tokenDelay))
 
     var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(120)))
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 30_000
@@ -97,95 +210,85 @@ func run() async throws {
         try taskset.run()
         taskset.waitUntilExit()
     }
-    let server = try ServerProcess(executable: options.server, port: options.port, pinnedTo: options.pin && cores > 1 ? cores - 1 : nil, environment: [
-        "SECRET_KEY": String(repeating: "b", count: 64), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "error",
-        "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
-        "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024",
-        // The benchmark measures the streaming path; 20 users hold up to 1,000 streams and start
-        // as many replies, far past the default limits.
-        "RATE_LIMIT_ENABLED": "false", "MAX_STREAMS_PER_USER": "100000",
-    ])
-    let client = LoadClient(http: http, baseURL: server.baseURL)
-    defer { server.stop() }
-    try await server.start(client: http)
+    let deployment = try await Deployment.start(options, emulator: emulator, http: http)
+    defer { deployment.stop() }
+    let runner = deployment.runner, reader = deployment.reader
+    let onPostgres = options.postgres != nil
 
     let users = try await forEach(Array(0..<20), width: 10) { number in
-        try await client.register("bench-\(number)-\(UUID().uuidString.prefix(6))@example.com")
+        try await runner.register("bench-\(number)-\(UUID().uuidString.prefix(6))@example.com")
     }
     // warm up: one reply end to end
-    let warmChat = try await client.createChat(token: users[0])
-    let warm = try await client.openStream(chat: warmChat, token: users[0], recorder: nil)
-    try await client.send("warm up", chat: warmChat, token: users[0])
+    let warmChat = try await runner.createChat(token: users[0])
+    let warm = try await reader.openStream(chat: warmChat, token: users[0], recorder: nil)
+    try await runner.send("warm up", chat: warmChat, token: users[0])
     while warm.finishedAt == nil { try await Task.sleep(for: .milliseconds(20)) }
     warm.close()
     try await Task.sleep(for: .milliseconds(500))
-    let restRSS = server.residentBytes
+    let restRSS = deployment.residentBytes
 
-    print("# chat-bench: \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
-        + (options.pin && cores > 1 ? "; server pinned to core \(cores - 1), load generator to the others" : ""))
-    print("server at rest: \(megabytes(restRSS))\n")
-    print("| concurrent replies | relay overhead p50 | p99 | max | without the server p50 | p99 | added p50 | added p99 | server relay p50 | p99 | ≤ 2 ms | replies/s | server CPU per delta | server RSS, streams open | peak RSS |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    let where_ = options.instances == 2 ? "two instances on PostgreSQL (replies on A, streams on B)" : (onPostgres ? "PostgreSQL" : "SQLite")
+    print("# chat-bench: \(where_); \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
+        + (options.pin && cores > 1 ? "; servers pinned to core \(cores - 1), load generator to the others" : ""))
+    print("server\(options.instances == 2 ? "s" : "") at rest: \(megabytes(restRSS))\n")
+    let serverColumn = options.instances == 2 ? "server CPU per delta (A + B)" : "server CPU per delta"
+    print("| timing | replies | relay p50 | p99 | max | added p50 | added p99 | server's relay histogram p99 | \(serverColumn) | PostgreSQL CPU per delta | load generator CPU per delta (alone) | replies/s | server RSS, streams open | peak RSS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
-    for count in options.streams {
-        // baseline: the same replies, emulator straight to this client
-        let baseline = LatencyRecorder(capacity: count * options.tokens)
-        _ = try await forEach(Array(0..<count), width: count) { _ in
-            try await LoadClient.direct(emulator: emulator.baseURL, key: emulator.apiKey, http: http, recorder: baseline)
-        }
-        let direct = baseline.sorted
-        try await Task.sleep(for: .milliseconds(500))
+    for timing in options.timings {
+        emulator.setDefault(script(timing, delay: options.tokenDelay))
+        for count in options.streams {
+            // baseline: the same replies, emulator straight to this client
+            let baseline = LatencyRecorder(capacity: count * options.tokens)
+            let benchAloneBefore = ProcessCPU.seconds(of: "self") ?? 0
+            _ = try await forEach(Array(0..<count), width: count) { _ in
+                try await LoadClient.direct(emulator: emulator.baseURL, key: emulator.apiKey, http: http, recorder: baseline)
+            }
+            let benchAlone = (ProcessCPU.seconds(of: "self") ?? 0) - benchAloneBefore
+            let direct = baseline.sorted
+            try await Task.sleep(for: .milliseconds(500))
 
-        let chats = try await forEach(Array(0..<count), width: 50) { number in
-            (chat: try await client.createChat(token: users[number % users.count]), token: users[number % users.count])
+            let result = try await relay(count, options: options, users: users, deployment: deployment)
+            let latencies = result.recorder.sorted
+            let deltas = count * options.tokens
+            let serverCPU = result.cpu.servers.map { microseconds($0, per: deltas) }.joined(separator: " + ")
+            print(String(format: "| %@ | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | ≤ %@ | %@ | %@ | %@ (%@) | %.0f | %@ | %@ |%@",
+                         timing.rawValue, count,
+                         latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(1.0),
+                         latencies.percentile(0.5) - direct.percentile(0.5), latencies.percentile(0.99) - direct.percentile(0.99),
+                         milliseconds(result.relay.quantileBound(0.99)), serverCPU,
+                         onPostgres ? microseconds(result.cpu.database, per: deltas) : "in process",
+                         microseconds(result.cpu.bench, per: deltas), microseconds(benchAlone, per: deltas),
+                         Double(result.finished) / result.elapsed, megabytes(result.openRSS), megabytes(result.peakRSS),
+                         result.finished < count ? " \(count - result.finished) replies unfinished" : ""))
+            try await Task.sleep(for: .seconds(1))
         }
-        let recorder = LatencyRecorder(capacity: count * options.tokens)
-        let streams = try await forEach(chats, width: 100) { chat in
-            try await client.openStream(chat: chat.chat, token: chat.token, recorder: recorder)
-        }
-        try await Task.sleep(for: .milliseconds(300))
-        let openRSS = server.residentBytes
+    }
 
-        let relayBefore = try await RelayHistogram.fetch(client)
-        let peak = PeakSampler(server: server)
-        let cpuBefore = server.cpuSeconds
-        let started = Date()
-        _ = try await forEach(chats, width: 200) { chat in
-            try await client.send("How fast is this?", chat: chat.chat, token: chat.token)
-        }
-        let deadline = Date().addingTimeInterval(120)
-        while streams.contains(where: { $0.finishedAt == nil }), Date() < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let peakRSS = peak.stop()
-        let relay = try await RelayHistogram.fetch(client).since(relayBefore)
-        let cpuPerDelta = (server.cpuSeconds - cpuBefore) / Double(max(1, count * options.tokens)) * 1e6
-        let finished = streams.compactMap(\.finishedAt)
-        let elapsed = (finished.max() ?? Date()).timeIntervalSince(started)
-        streams.forEach { $0.close() }
-        let latencies = recorder.sorted
-        let incomplete = count - finished.count
-        print(String(format: "| %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | ≤ %@ | ≤ %@ | %.1f%% | %.0f | %.1f µs | %@ | %@ |%@", count,
-                     latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(1.0),
-                     direct.percentile(0.5), direct.percentile(0.99),
-                     latencies.percentile(0.5) - direct.percentile(0.5), latencies.percentile(0.99) - direct.percentile(0.99),
-                     milliseconds(relay.quantileBound(0.5)), milliseconds(relay.quantileBound(0.99)), relay.share(atMost: 0.002) * 100,
-                     Double(finished.count) / elapsed, cpuPerDelta, megabytes(openRSS), megabytes(peakRSS),
-                     incomplete > 0 ? " \(incomplete) replies unfinished" : ""))
-        try await Task.sleep(for: .seconds(1))
+    if options.ceiling > 0 {
+        emulator.setDefault(script(.spread, delay: 0))
+        let result = try await relay(options.ceiling, options: options, users: users, deployment: deployment)
+        let deltas = options.ceiling * options.tokens
+        let perDatabaseDelta = result.cpu.database / Double(deltas)
+        print(String(format: "\nceiling: %d replies × %d deltas sent without pause: %.0f deltas/s reached the streams (%.2f s); "
+                + "server CPU per delta %@; PostgreSQL %@ per delta%@", options.ceiling, options.tokens, Double(deltas) / result.elapsed,
+                     result.elapsed, result.cpu.servers.map { microseconds($0, per: deltas) }.joined(separator: " + "),
+                     onPostgres ? microseconds(result.cpu.database, per: deltas) : "—",
+                     onPostgres && perDatabaseDelta > 0 ? String(format: " (one PostgreSQL core: %.0f deltas/s)", 1 / perDatabaseDelta) : ""))
     }
 
     if options.idle > 0 {
         let chats = try await forEach(Array(0..<100), width: 50) { number in
-            (chat: try await client.createChat(token: users[number % users.count]), token: users[number % users.count])
+            (chat: try await runner.createChat(token: users[number % users.count]), token: users[number % users.count])
         }
         try await Task.sleep(for: .seconds(1))
-        let before = server.residentBytes
+        let holder = deployment.servers[deployment.servers.count - 1]
+        let before = holder.residentBytes
         let streams = try await forEach(Array(0..<options.idle), width: 200) { number in
-            try await client.openStream(chat: chats[number % chats.count].chat, token: chats[number % chats.count].token, recorder: nil)
+            try await reader.openStream(chat: chats[number % chats.count].chat, token: chats[number % chats.count].token, recorder: nil)
         }
         try await Task.sleep(for: .seconds(2))
-        let after = server.residentBytes
+        let after = holder.residentBytes
         print("\nidle streams: \(options.idle) open; server RSS \(megabytes(before)) → \(megabytes(after)): "
             + String(format: "%.1f KB per idle stream", Double(after - before) / Double(options.idle) / 1024))
         streams.forEach { $0.close() }
@@ -195,17 +298,60 @@ func run() async throws {
     await emulator.shutdown()
 }
 
-/// Samples the server's resident memory every 50 ms; `stop()` answers the highest seen.
+struct RelayRun {
+    var recorder: LatencyRecorder
+    var relay: RelayHistogram
+    var cpu: CPUReading
+    var finished: Int
+    var elapsed: Double
+    var openRSS: Int
+    var peakRSS: Int
+}
+
+/// `count` replies at once, each with one stream reading it on the reader instance.
+func relay(_ count: Int, options: Options, users: [String], deployment: Deployment) async throws -> RelayRun {
+    let runner = deployment.runner, reader = deployment.reader
+    let chats = try await forEach(Array(0..<count), width: 50) { number in
+        (chat: try await runner.createChat(token: users[number % users.count]), token: users[number % users.count])
+    }
+    let recorder = LatencyRecorder(capacity: count * options.tokens)
+    let streams = try await forEach(chats, width: 100) { chat in
+        try await reader.openStream(chat: chat.chat, token: chat.token, recorder: recorder)
+    }
+    try await Task.sleep(for: .milliseconds(300))
+    let openRSS = deployment.residentBytes
+
+    let relayBefore = try await RelayHistogram.fetch(reader)
+    let peak = PeakSampler(deployment)
+    let cpuBefore = CPUReading(deployment.servers, database: options.postgres != nil)
+    let started = Date()
+    _ = try await forEach(chats, width: 200) { chat in
+        try await runner.send("How fast is this?", chat: chat.chat, token: chat.token)
+    }
+    let deadline = Date().addingTimeInterval(120)
+    while streams.contains(where: { $0.finishedAt == nil }), Date() < deadline {
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    let cpu = CPUReading(deployment.servers, database: options.postgres != nil) - cpuBefore
+    let peakRSS = peak.stop()
+    let relay = try await RelayHistogram.fetch(reader).since(relayBefore)
+    let finished = streams.compactMap(\.finishedAt)
+    let elapsed = (finished.max() ?? Date()).timeIntervalSince(started)
+    streams.forEach { $0.close() }
+    return RelayRun(recorder: recorder, relay: relay, cpu: cpu, finished: finished.count, elapsed: elapsed, openRSS: openRSS, peakRSS: peakRSS)
+}
+
+/// Samples the servers' resident memory every 50 ms; `stop()` answers the highest seen.
 final class PeakSampler: @unchecked Sendable {
     // Written by the sampling task only, read after it is cancelled and awaited.
     private var peak = 0
     private var task: Task<Void, Never>?
     private let done = DispatchSemaphore(value: 0)
 
-    init(server: ServerProcess) {
+    init(_ deployment: Deployment) {
         task = Task.detached { [unowned self] in
             while !Task.isCancelled {
-                self.peak = max(self.peak, server.residentBytes)
+                self.peak = max(self.peak, deployment.residentBytes)
                 try? await Task.sleep(for: .milliseconds(50))
             }
             self.done.signal()

@@ -143,7 +143,11 @@ extension AnthropicEmulator {
             try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"text","text":""}}"#)
             try await send("ping", #"{"type": "ping"}"#)
             for (number, chunk) in reply.chunks.enumerated() {
-                if number > 0, reply.delay > .zero, !reply.coalesced { try await Task.sleep(for: reply.delay) }
+                if reply.phaseLocked, reply.delay > .zero, !reply.coalesced {
+                    try await Task.sleep(until: Self.nextBeat(every: reply.delay), tolerance: .zero)
+                } else if number > 0, reply.delay > .zero, !reply.coalesced {
+                    try await Task.sleep(for: reply.delay)
+                }
                 if number == reply.pauseAfter { try await flushHeld(); await waitAtGate(state) }
                 let text = reply.stampChunks ? "t\(AnthropicEmulator.wallClockNanoseconds());" : chunk
                 try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"text_delta","text":\#(jsonString(text))}}"#)
@@ -187,6 +191,15 @@ extension AnthropicEmulator {
             }
             if open { continuation.resume() }
         }
+    }
+
+    private static let beatOrigin = ContinuousClock.now
+
+    /// The next instant that is a whole number of `period`s after the process's first reply.
+    static func nextBeat(every period: Duration) -> ContinuousClock.Instant {
+        let elapsed = ContinuousClock.now - beatOrigin
+        let beats = Int((elapsed / period).rounded(.down)) + 1
+        return beatOrigin + period * beats
     }
 
     /// Nanoseconds since 1970 by the system's real-time clock, comparable across processes.

@@ -166,12 +166,16 @@ public enum Script: Sendable {
         public var coalesced: Bool
         /// After the chunks, send an event whose JSON is cut off, and close.
         public var malformedAfterChunks: Bool
+        /// Send every chunk on a shared beat of `delay` (the next multiple of it since the emulator's
+        /// process started) instead of `delay` after the previous one: every reply running at once
+        /// sends its chunks at the same instants, the hardest case for a relay.
+        public var phaseLocked: Bool
 
         public init(
             _ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil, stopReason: String = "end_turn",
             inputTokens: Int = 21, errorAfterChunks: String? = nil, hangAfterChunks: Bool = false,
             endAbruptly: Bool = false, includeUnusedEvents: Bool = true, stampChunks: Bool = false,
-            coalesced: Bool = false, malformedAfterChunks: Bool = false
+            coalesced: Bool = false, malformedAfterChunks: Bool = false, phaseLocked: Bool = false
         ) {
             self.chunks = chunks
             self.delay = delay
@@ -185,6 +189,7 @@ public enum Script: Sendable {
             self.stampChunks = stampChunks
             self.coalesced = coalesced
             self.malformedAfterChunks = malformedAfterChunks
+            self.phaseLocked = phaseLocked
         }
     }
 

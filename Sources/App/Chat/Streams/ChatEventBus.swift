@@ -61,7 +61,8 @@ struct ReplyDelta: Sendable, Equatable {
     /// UTF-8 bytes of the reply's text before this piece.
     var offset: Int
     var text: String
-    /// When the piece reached this server (to measure the relay); nil when it came from another instance.
+    /// When the piece reached this server, from the model provider or in another instance's
+    /// notification (to measure the relay); nil when not measured.
     var receivedAt: ContinuousClock.Instant?
 
     /// Where the stream stands once this piece is delivered.

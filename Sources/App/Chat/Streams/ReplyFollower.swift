@@ -192,7 +192,7 @@ final class ReplyFollower: Sendable {
                   let rest = String(utf8[start...]) else { return .none }
             live.text += rest
             state.live = live
-            return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: sequence, offset: known, text: rest, receivedAt: nil))
+            return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: sequence, offset: known, text: rest, receivedAt: .now))
         }
         switch action {
         case .relay(let delta): bus.hub.replyDelta(delta)
