@@ -2,7 +2,7 @@ import Vapor
 
 /// The whole URL map. Trailing slashes are optional on every route (Vapor ignores empty path segments).
 func routes(_ app: Application, _ services: AppServices) throws {
-    let requireUser = AccessTokenMiddleware(signer: services.tokens)
+    let requireUser = AccessTokenMiddleware(signer: services.tokens, users: services.users)
     let chat = services.chat
 
     let protection = services.settings.protection

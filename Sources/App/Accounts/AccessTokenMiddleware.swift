@@ -5,6 +5,7 @@ import Vapor
 /// in the URL (where it would end up in logs, proxies and browser history).
 struct AccessTokenMiddleware: AsyncMiddleware {
     let signer: TokenSigner
+    let users: SignedInUsers
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let claims: TokenClaims
@@ -14,7 +15,7 @@ struct AccessTokenMiddleware: AsyncMiddleware {
             guard let token = request.headers.bearerAuthorization?.token else { throw AccountsError.missingToken }
             claims = try await signer.verify(token, as: .access)
         }
-        guard let id = UUID(uuidString: claims.userID), let user = try await User.findForRequest(id, on: request.db), user.isActive else {
+        guard let id = UUID(uuidString: claims.userID), let user = try await users.user(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
         }
         if let revokedAt = user.sessionsRevokedAt, claims.iat.value < revokedAt {

@@ -21,6 +21,9 @@ public struct AccountService: Sendable {
     let sessions: SessionIssuer
     let clock: any WallClock
 
+    /// The accounts requests keep in memory: whatever changes one here says so.
+    var users: SignedInUsers { sessions.users }
+
     /// Creates the account and signs it in; `emailTaken` when the address is in use in any case.
     public func register(_ registration: Registration, on db: any Database) async throws -> (User, TokenPair) {
         let user = try await createUser(email: registration.email, password: registration.password, name: registration.name, on: db)
@@ -108,6 +111,7 @@ public struct AccountService: Sendable {
                 try await AdminSession.query(on: tx).filter(\.$user.$id == user.requireID()).delete()
             }
         }
+        users.changed(try user.requireID())
         return changes
     }
 

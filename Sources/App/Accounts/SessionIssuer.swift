@@ -15,6 +15,9 @@ public struct TokenPair: Sendable {
 public struct SessionIssuer: Sendable {
     let signer: TokenSigner
     let clock: any WallClock
+    /// Told when a user's sessions are revoked, so that none of their tokens is accepted from
+    /// memory afterwards.
+    let users: SignedInUsers
 
     /// Signs in `user` with a new token family.
     public func start(for user: User, on db: any Database) async throws -> TokenPair {
@@ -97,6 +100,7 @@ public struct SessionIssuer: Sendable {
                 .set(\.$sessionsRevokedAt, to: cut)
                 .update()
         }
+        users.changed(userID)
         return cut
     }
 

@@ -56,32 +56,18 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
         email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
     }
 
-    /// The user an access token names, read once per authenticated request: with SQLKit into a
-    /// model marked as stored (Fluent's own decoding finds fields by reflection, which costs more
-    /// than the query). All columns but the password hash, which no request after sign-in needs.
-    static func findForRequest(_ id: UUID, on db: any Database) async throws -> User? {
-        guard let row = try await db.sql().select()
+    /// The account an access token names, as a request needs it (``SignedInUsers`` keeps it): with
+    /// SQLKit, not Fluent's decoding (which finds fields by reflection, and costs more than the
+    /// query). All columns but the password hash, which no request after sign-in needs.
+    static func findForRequest(_ id: UUID, on db: any Database) async throws -> RequestRow? {
+        try await db.sql().select()
             .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "sessions_revoked_at",
                      "created_at", "updated_at")
-            .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: UserRow.self) else { return nil }
-        // The password hash is left unset (not nil), so that saving this model never touches it.
-        let user = User()
-        user.id = row.id
-        user.email = row.email
-        user.name = row.name
-        user.role = row.role
-        user.isStaff = row.isStaff
-        user.isSuperuser = row.isSuperuser
-        user.isActive = row.isActive
-        user.lastLogin = row.lastLogin
-        user.sessionsRevokedAt = row.sessionsRevokedAt
-        user.createdAt = row.createdAt
-        user.updatedAt = row.updatedAt
-        user.$id.exists = true
-        return user
+            .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: RequestRow.self)
     }
 
-    private struct UserRow: Decodable {
+    /// A user as an authenticated request reads it: every column but the password hash.
+    struct RequestRow: Decodable, Sendable {
         var id: UUID
         var email: String
         var name: String
@@ -98,6 +84,25 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
             case id, email, name, role
             case isStaff = "is_staff", isSuperuser = "is_superuser", isActive = "is_active"
             case lastLogin = "last_login", sessionsRevokedAt = "sessions_revoked_at", createdAt = "created_at", updatedAt = "updated_at"
+        }
+
+        /// A model of it, marked as stored, for this request alone. The password hash is left
+        /// unset (not nil), so that saving the model never touches it.
+        func makeUser() -> User {
+            let user = User()
+            user.id = id
+            user.email = email
+            user.name = name
+            user.role = role
+            user.isStaff = isStaff
+            user.isSuperuser = isSuperuser
+            user.isActive = isActive
+            user.lastLogin = lastLogin
+            user.sessionsRevokedAt = sessionsRevokedAt
+            user.createdAt = createdAt
+            user.updatedAt = updatedAt
+            user.$id.exists = true
+            return user
         }
     }
 

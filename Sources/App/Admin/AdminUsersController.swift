@@ -182,6 +182,7 @@ struct AdminUsersController: RouteCollection {
             try await user.delete(on: tx)
             return chatIDs
         }
+        accounts.users.changed(id)
         chats.chatsRemoved(chatIDs)
         req.logger.notice("admin deleted user", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "chats": "\(chatIDs.count)"])
         return req.redirect(to: "/admin/users/?notice=deleted")

@@ -1,7 +1,7 @@
 import Vapor
 
 /// The contract's `Message`.
-struct MessageResponse: Content, Equatable {
+struct MessageResponse: Codable, Equatable, JSONResponse {
     var id: String
     var chatID: String
     var sequence: Int
@@ -45,6 +45,61 @@ struct MessageResponse: Content, Equatable {
         try container.encode(createdAt, forKey: .createdAt)
     }
 
+    /// The same bytes as ``encode(to:)`` through ``JSONCoding``, without `Codable` (the stream's hot path).
+    func writeJSON(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"cache_creation_input_tokens":"#)
+        buffer.writeJSONInt(cacheCreationInputTokens)
+        buffer.writeStaticString(#","cache_read_input_tokens":"#)
+        buffer.writeJSONInt(cacheReadInputTokens)
+        buffer.writeStaticString(#","chat_id":"#)
+        buffer.writeJSONString(chatID)
+        buffer.writeStaticString(#","content":"#)
+        buffer.writeJSONString(content)
+        buffer.writeStaticString(#","created_at":"#)
+        buffer.writeJSONDate(createdAt)
+        buffer.writeStaticString(#","error":"#)
+        buffer.writeJSONString(error)
+        buffer.writeStaticString(#","id":"#)
+        buffer.writeJSONString(id)
+        buffer.writeStaticString(#","input_tokens":"#)
+        buffer.writeJSONInt(inputTokens)
+        buffer.writeStaticString(#","model":"#)
+        buffer.writeJSONString(model)
+        buffer.writeStaticString(#","omitted_messages":"#)
+        buffer.writeJSONInt(omittedMessages)
+        buffer.writeStaticString(#","output_tokens":"#)
+        buffer.writeJSONInt(outputTokens)
+        buffer.writeStaticString(#","role":"#)
+        buffer.writeJSONString(role.rawValue)
+        buffer.writeStaticString(#","sequence":"#)
+        buffer.writeJSONInt(sequence)
+        buffer.writeStaticString(#","status":"#)
+        buffer.writeJSONString(status.rawValue)
+        buffer.writeStaticString(#","stop_reason":"#)
+        buffer.writeJSONString(stopReason)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String,
+         inputTokens: Int, outputTokens: Int, cacheReadInputTokens: Int, cacheCreationInputTokens: Int, omittedMessages: Int,
+         stopReason: String?, error: String?, createdAt: Date?) {
+        self.id = id
+        self.chatID = chatID
+        self.sequence = sequence
+        self.role = role
+        self.content = content
+        self.status = status
+        self.model = model
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.cacheReadInputTokens = cacheReadInputTokens
+        self.cacheCreationInputTokens = cacheCreationInputTokens
+        self.omittedMessages = omittedMessages
+        self.stopReason = stopReason
+        self.error = error
+        self.createdAt = createdAt
+    }
+
     init(_ message: Message) throws {
         id = try message.requireID().lowercased
         chatID = message.$chat.id.lowercased
@@ -65,7 +120,7 @@ struct MessageResponse: Content, Equatable {
 }
 
 /// The contract's `ChatSummary`: a chat without its messages. Absent values are `null`.
-struct ChatSummaryResponse: Content {
+struct ChatSummaryResponse: Codable, JSONResponse {
     var id: String
     var title: String
     var model: String
@@ -106,6 +161,33 @@ struct ChatSummaryResponse: Content {
         try container.encode(updatedAt, forKey: .updatedAt)
         try container.encode(lastMessageAt, forKey: .lastMessageAt)
     }
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        writeFields(into: &buffer, messages: nil)
+    }
+
+    /// The fields in sorted order; a chat's `messages` go between `last_message_at` and `model`.
+    func writeFields(into buffer: inout ByteBuffer, messages: [MessageResponse]?) {
+        buffer.writeStaticString(#"{"created_at":"#)
+        buffer.writeJSONDate(createdAt)
+        buffer.writeStaticString(#","id":"#)
+        buffer.writeJSONString(id)
+        buffer.writeStaticString(#","last_message_at":"#)
+        buffer.writeJSONDate(lastMessageAt)
+        if let messages {
+            buffer.writeStaticString(#","messages":"#)
+            messages.writeJSON(into: &buffer)
+        }
+        buffer.writeStaticString(#","model":"#)
+        buffer.writeJSONString(model)
+        buffer.writeStaticString(#","system":"#)
+        buffer.writeJSONString(system)
+        buffer.writeStaticString(#","title":"#)
+        buffer.writeJSONString(title)
+        buffer.writeStaticString(#","updated_at":"#)
+        buffer.writeJSONDate(updatedAt)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
 }
 
 /// A row of `chats` as the list reads it (SQLKit decoding, no Fluent model); the one shape a
@@ -127,14 +209,18 @@ struct ChatSummaryRow: Decodable {
 }
 
 /// The contract's `Chat`: the summary's fields and the messages in order.
-struct ChatResponse: Content {
+struct ChatResponse: Codable, JSONResponse {
     var summary: ChatSummaryResponse
     var messages: [MessageResponse]
 
     private enum CodingKeys: String, CodingKey { case messages }
 
     init(_ chat: Chat, messages: [MessageResponse]) throws {
-        summary = try ChatSummaryResponse(chat)
+        self.init(summary: try ChatSummaryResponse(chat), messages: messages)
+    }
+
+    init(summary: ChatSummaryResponse, messages: [MessageResponse]) {
+        self.summary = summary
         self.messages = messages
     }
 
@@ -148,17 +234,44 @@ struct ChatResponse: Content {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(messages, forKey: .messages)
     }
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        summary.writeFields(into: &buffer, messages: messages)
+    }
 }
 
-struct ChatListResponse: Content {
+struct ChatListResponse: Codable, JSONResponse {
     var results: [ChatSummaryResponse]
     /// Pass as `cursor` for the next page; null on the last one.
     var next: String?
+
+    /// `next` is always present, null on the last page.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(results, forKey: .results)
+        try container.encode(next, forKey: .next)
+    }
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"next":"#)
+        buffer.writeJSONString(next)
+        buffer.writeStaticString(#","results":"#)
+        results.writeJSON(into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
 }
 
-struct SendResponse: Content {
+struct SendResponse: Codable, JSONResponse {
     var userMessage: MessageResponse
     var assistantMessage: MessageResponse
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"assistant_message":"#)
+        assistantMessage.writeJSON(into: &buffer)
+        buffer.writeStaticString(#","user_message":"#)
+        userMessage.writeJSON(into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
 
     enum CodingKeys: String, CodingKey {
         case userMessage = "user_message", assistantMessage = "assistant_message"

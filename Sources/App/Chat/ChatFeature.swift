@@ -22,7 +22,7 @@ struct ChatFeature: Sendable {
         replies = RunningReplies()
         let hub = ChatStreamHub(replies: replies, maxPendingEvents: settings.chat.maxPendingEvents,
                                 maxStreamsPerUser: settings.protection.maxStreamsPerUser, clock: dependencies.clock,
-                                metrics: metrics, logger: app.logger)
+                                metrics: metrics)
         let store = ReplyStore(database: { app.db })
         bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, app: app)
         runner = ReplyRunner(

@@ -31,16 +31,7 @@ struct ChatService: Sendable {
     /// response rows: this is the API's busiest read, and decoding Fluent models (which find their
     /// fields by reflection) cost more than the query itself.
     func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ChatListResponse {
-        let select = try db.sql().select()
-            .columns("id", "title", "model", "system", "created_at", "updated_at", "last_message_at", "activity_at")
-            .from(Chat.schema)
-            .where("user_id", .equal, SQLBind(userID))
-        if let search = query.search { select.where(SQLSearch.contains("title", search)) }
-        if let cursor = query.cursor {
-            select.where("(\(ident: "activity_at") < \(bind: cursor.activityAt) OR (\(ident: "activity_at") = \(bind: cursor.activityAt) AND \(ident: "id") < \(bind: cursor.id)))" as SQLQueryString)
-        }
-        let page = try await select.orderBy("activity_at", .descending).orderBy("id", .descending)
-            .limit(query.limit + 1).all(decoding: ChatSummaryRow.self)
+        let page = try await ChatReads.summaries(of: userID, query, on: db)
         let results = Array(page.prefix(query.limit))
         let next = page.count > query.limit ? results.last.map { ChatCursor(activityAt: $0.activityAt, id: $0.id).encoded } : nil
         return ChatListResponse(results: results.map(ChatSummaryResponse.init), next: next)
@@ -48,8 +39,8 @@ struct ChatService: Sendable {
 
     /// The chat with all its messages; a reply in progress shows the text received so far.
     func get(_ chatID: UUID, for userID: UUID, on db: any Database) async throws -> ChatResponse {
-        let chat = try await Chat.find(chatID, ownedBy: userID, on: db)
-        return try ChatResponse(chat, messages: try await ChatConversation.load(chatID, bus: bus, on: db))
+        guard let read = try await ChatReads.chat(chatID, ownedBy: userID, on: db) else { throw ChatError.chatNotFound }
+        return ChatResponse(summary: ChatSummaryResponse(read.chat), messages: ChatConversation.overlay(read.messages, in: chatID, bus: bus))
     }
 
     func update(_ chatID: UUID, _ change: UpdateChatRequest.Valid, for userID: UUID, on db: any Database) async throws -> ChatResponse {

@@ -72,11 +72,4 @@ final class Message: Model, @unchecked Sendable {
             SQLBind(cacheCreationInputTokens), SQLBind(omittedMessages), SQLBind(heartbeatAt), SQLBind(now), SQLBind(now),
         ]
     }
-
-    /// A chat's messages in conversation order, from `sequence` on.
-    static func conversation(of chatID: UUID, from sequence: Int = 0, on db: any Database) async throws -> [Message] {
-        let query = Message.query(on: db).filter(\.$chat.$id == chatID)
-        if sequence > 0 { query.filter(\.$sequence >= sequence) }
-        return try await query.sort(\.$sequence).all()
-    }
 }

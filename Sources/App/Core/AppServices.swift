@@ -39,6 +39,8 @@ struct AppServices: Sendable {
     let tokens: TokenSigner
     let sessions: SessionIssuer
     let accounts: AccountService
+    /// The accounts of recent requests, kept in memory.
+    let users: SignedInUsers
     /// Nil when Google sign-in is not configured.
     let google: GoogleSignIn?
     let chat: ChatFeature
@@ -50,11 +52,12 @@ struct AppServices: Sendable {
             store: dependencies.rateLimitStore ?? rateLimitStore(settings, app),
             clock: clock, enabled: settings.protection.rateLimitsEnabled, metrics: metrics
         )
-        let passwords = try await PasswordService(cost: settings.bcryptCost, threadPool: app.threadPool)
+        let passwords = try PasswordService(cost: settings.bcryptCost, threadPool: app.threadPool)
         let tokens = await TokenSigner(secretKey: settings.secretKey, clock: clock,
                                        accessLifetime: settings.accessTokenLifetime,
                                        refreshLifetime: settings.refreshTokenLifetime)
-        let sessions = SessionIssuer(signer: tokens, clock: clock)
+        let users = SignedInUsers(clock: clock)
+        let sessions = SessionIssuer(signer: tokens, clock: clock, users: users)
         let accounts = AccountService(passwords: passwords, sessions: sessions, clock: clock)
         let google = settings.google.map { google in
             let openID = GoogleOpenIDClient(settings: google, client: app.client)
@@ -63,11 +66,15 @@ struct AppServices: Sendable {
                 accounts: accounts, clock: clock, returnOrigins: settings.signInReturnOrigins
             )
         }
+        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
+        if let bus = chat.bus as? PostgresChatEventBus {
+            users.announceChanges { bus.userChanged($0) }
+            bus.onAccountsChanged { users.forget($0) }
+        }
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
-            passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, google: google,
-            chat: try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
+            passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users, google: google, chat: chat
         )
     }
 }

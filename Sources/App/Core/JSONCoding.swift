@@ -1,19 +1,17 @@
 import Foundation
 import Vapor
 
-/// JSON as the contract wants it: RFC 3339 UTC times with milliseconds, keys in a stable order,
-/// slashes unescaped. The one encoder configuration: responses, problems and stream events all use it.
+/// JSON as the contract wants it: RFC 3339 UTC times with milliseconds (``RFC3339``), keys in a
+/// stable order, slashes unescaped. The one encoder configuration; the hot responses and stream
+/// events write the same bytes by hand (``JSONWritable``).
 enum JSONCoding {
-    /// `2026-11-25T09:30:00.123Z`.
-    static let rfc3339 = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
-
     /// An encoder with the contract's settings (a new one each time: `JSONEncoder` is a class).
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(rfc3339))
+            try container.encode(RFC3339.string(date))
         }
         return encoder
     }

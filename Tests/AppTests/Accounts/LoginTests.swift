@@ -50,11 +50,17 @@ struct LoginTests {
     func decoyVerification() async throws {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
-        let passwords = try await PasswordService(cost: 4, threadPool: pool)
+        let passwords = try PasswordService(cost: 4, threadPool: pool)
         let hash = try await passwords.hash("the password")
         #expect(try await passwords.verify("the password", against: hash))
         #expect(try await !passwords.verify("another one", against: hash))
         #expect(try await !passwords.verify("the password", against: nil))
+        // The decoy is checked at the configured cost (bcrypt's work is the cost its hash names),
+        // though it was made without a full-cost hash at start-up.
+        let costly = try PasswordService(cost: 6, threadPool: pool)
+        #expect(costly.decoyHash.hasPrefix("$2b$06$") && costly.decoyHash.count == 60)
+        #expect(try await !costly.verify("", against: nil))
+        #expect(try Bcrypt.verify("anything", created: costly.decoyHash) == false)
         try await pool.shutdownGracefully()
     }
 }
@@ -66,7 +72,7 @@ struct RequestUserTests {
         try await withTestApp(database) { t in
             let session = try await t.register(email: "reader@example.com", name: "Reader")
             let id = try #require(UUID(uuidString: session.user.id))
-            let user = try #require(try await User.findForRequest(id, on: t.db))
+            let user = try #require(try await User.findForRequest(id, on: t.db)).makeUser()
             #expect(user.email == "reader@example.com")
             #expect(user.name == "Reader")
             #expect(user.role == .basic)

@@ -1,4 +1,5 @@
 @testable import App
+import Fluent
 import Foundation
 import Testing
 import VaporTesting
@@ -88,6 +89,69 @@ struct TokenTests {
             #expect(response.status == .unauthorized)
             let refreshed = try await t.send(.POST, "/auth/refresh/", json: ["refresh": session.refresh])
             #expect(refreshed.status == .unauthorized)
+        }
+    }
+}
+
+@Suite("Accounts kept in memory between requests")
+struct SignedInUsersTests {
+    /// Signs `session`'s user in on a request, so that the account is kept in memory.
+    private func use(_ session: SessionBody, on t: TestApp, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        #expect(try await t.send(.GET, "/auth/me/", token: session.access).status == .ok, sourceLocation: sourceLocation)
+    }
+
+    @Test("a token already in use follows its account at once: deactivated, signed out everywhere, edited, deleted",
+          arguments: TestDatabase.all)
+    func changesTakeEffectAtOnce(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let accounts = try t.services.accounts
+            let admin = try await User.fixture(email: uniqueEmail("admin"), isStaff: true, isSuperuser: true, on: t.db)
+
+            let deactivated = try await t.register()
+            try await use(deactivated, on: t)
+            let member = try #require(try await User.find(UUID(uuidString: deactivated.user.id), on: t.db))
+            _ = try await accounts.update(member, with: .init(name: "x", role: .basic, isStaff: false, isActive: false, isSuperuser: false),
+                                          by: admin, on: t.db)
+            #expect(try await t.send(.GET, "/auth/me/", token: deactivated.access).status == .unauthorized)
+
+            let signedOut = try await t.register()
+            try await use(signedOut, on: t)
+            let other = try #require(try await User.find(UUID(uuidString: signedOut.user.id), on: t.db))
+            try await accounts.signOutEverywhere(other, on: t.db)
+            let refused = try await t.send(.GET, "/api/chat/", token: signedOut.access)
+            #expect(refused.status == .unauthorized)
+            #expect(try refused.problem().detail == "This session has been signed out.")
+
+            let promoted = try await t.register()
+            try await use(promoted, on: t)
+            let third = try #require(try await User.find(UUID(uuidString: promoted.user.id), on: t.db))
+            _ = try await accounts.update(third, with: .init(name: "Third", role: .premium, isStaff: false, isActive: true, isSuperuser: false),
+                                          by: admin, on: t.db)
+            let me = try await t.send(.GET, "/auth/me/", token: promoted.access).jsonObject()
+            #expect(me["role"] as? String == "premium" && me["name"] as? String == "Third", "an edit shows at once")
+
+            let deleted = try await t.register()
+            try await use(deleted, on: t)
+            let browser = AdminClient(t)
+            #expect(try await browser.signIn(admin.email).status == .seeOther)
+            try await browser.get("/admin/users/\(deleted.user.id)/delete/")
+            #expect(try await browser.post("/admin/users/\(deleted.user.id)/delete/").status == .seeOther)
+            #expect(try await t.send(.GET, "/auth/me/", token: deleted.access).status == .unauthorized)
+        }
+    }
+
+    @Test("an account changed behind the server's back (a command, the database itself) is read again within a bounded time")
+    func changedElsewhereIsReadAgain() async throws {
+        try await withTestApp(.sqlite) { t in
+            let session = try await t.register()
+            try await use(session, on: t)
+            #expect(try t.services.users.count == 1)
+            // Straight in the database, as `chat-server` commands on SQLite do: no instance hears of it.
+            let id = try #require(UUID(uuidString: session.user.id))
+            try await User.query(on: t.db).filter(\User.$id == id).set(\.$isActive, to: false).update()
+            #expect(try await t.send(.GET, "/auth/me/", token: session.access).status == .ok, "kept: no query per request")
+            t.clock.advance(by: SignedInUsers.maxAge)
+            #expect(try await t.send(.GET, "/auth/me/", token: session.access).status == .unauthorized, "read again")
         }
     }
 }

@@ -94,6 +94,7 @@ struct ChatCRUDTests {
                 #expect(results.allSatisfy { $0["messages"] == nil && $0.keys.contains("last_message_at") })
                 seen += results.map(\.id)
                 cursor = page["next"] as? String
+                #expect(page.keys.contains("next"), "next is present, null on the last page, as the contract says")
                 pages += 1
             } while cursor != nil && pages < 10
 

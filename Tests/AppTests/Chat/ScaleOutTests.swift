@@ -213,6 +213,38 @@ struct ScaleOutTests {
         }
     }
 
+    @Test("an account deactivated on one instance is refused at once on the other, even while its listener was down")
+    func accountChangesCrossInstances() async throws {
+        try await withTwoInstances(listenThroughProxy: true) { a, b, proxy in
+            let proxy = try #require(proxy)
+            let admin = try await User.fixture(email: uniqueEmail("admin"), isStaff: true, isSuperuser: true, on: a.db)
+            func deactivate(_ session: SessionBody) async throws {
+                let user = try #require(try await User.find(UUID(uuidString: session.user.id), on: a.db))
+                _ = try await a.services.accounts.update(
+                    user, with: .init(name: "", role: .basic, isStaff: false, isActive: false, isSuperuser: false), by: admin, on: a.db)
+            }
+            let first = try await a.register()
+            #expect(try await b.send(.GET, "/auth/me/", token: first.access).status == .ok, "kept on B")
+            try await deactivate(first)
+            try await waitUntil("B to refuse the deactivated account") {
+                try await b.send(.GET, "/auth/me/", token: first.access).status == .unauthorized
+            }
+
+            // B cannot hear A while the change is made: once its listener is back, it reads every account again.
+            let second = try await a.register()
+            #expect(try await b.send(.GET, "/auth/me/", token: second.access).status == .ok)
+            let busB = try #require(try b.postgresBus)
+            proxy.drop(refuse: true)
+            try await waitUntil("the listener to be down") { !busB.isListening }
+            try await deactivate(second)
+            proxy.restore()
+            try await waitUntil("the listener to be back") { busB.isListening }
+            try await waitUntil("B to refuse the account changed while it was not listening") {
+                try await b.send(.GET, "/auth/me/", token: second.access).status == .unauthorized
+            }
+        }
+    }
+
     @Test("a reply whose instance is killed (kill -9) is failed by a live instance within the lease, and its streams get done")
     func killedInstance() async throws {
         let timings = ["REPLY_LEASE": "3s", "REPLY_CHECKPOINT_INTERVAL": "1s"]

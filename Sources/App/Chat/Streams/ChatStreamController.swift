@@ -12,19 +12,22 @@ struct ChatStreamController: RouteCollection {
 
     func stream(req: Request) async throws -> Response {
         let chatID = try req.chatID()
-        let user = try req.currentUser
-        _ = try await Chat.find(chatID, ownedBy: try user.requireID(), on: req.db)
+        let userID = try req.currentUser.requireID()
         let resumeFrom = try req.lastEventID()
 
+        // The chat must be the caller's before anything is subscribed to (on PostgreSQL a
+        // subscription listens to the chat's channel and asks the other instances about it).
+        guard try await ChatReads.chat(chatID, ownedBy: userID, messagesFrom: .max, on: req.db) != nil else {
+            throw ChatError.chatNotFound
+        }
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let subscriber = try await bus.subscribe(to: chatID, userID: try user.requireID().lowercased, expiresAt: req.accessTokenExpiry,
-                                                 on: req.eventLoop)
+        let subscriber = try await bus.subscribe(to: chatID, userID: userID.lowercased, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
         let replay: StreamReplay
         do {
             // A reconnecting reader has every message before the one it stopped in.
-            let conversation = try await ChatConversation.load(chatID, from: resumeFrom?.sequence ?? 0, bus: bus, on: req.db)
-            replay = try StreamReplay(conversation: conversation, after: resumeFrom)
+            let stored = try await ChatReads.messages(of: chatID, from: resumeFrom?.sequence ?? 0, on: req.db)
+            replay = StreamReplay(conversation: ChatConversation.overlay(stored, in: chatID, bus: bus), after: resumeFrom)
         } catch {
             bus.cancel(subscriber)
             throw error

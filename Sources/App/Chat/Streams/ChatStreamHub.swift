@@ -22,7 +22,6 @@ final class ChatStreamHub: ChatEventBus {
     private let replies: RunningReplies
     private let clock: any WallClock
     private let metrics: AppMetrics
-    private let logger: Logger
     private let idleHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
 
     /// Called when the last stream of a chat in this process has closed.
@@ -32,13 +31,12 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     init(replies: RunningReplies, maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics,
-         logger: Logger, shardCount: Int = 16) {
+         shardCount: Int = 16) {
         self.replies = replies
         self.maxPendingEvents = maxPendingEvents
         self.maxStreamsPerUser = maxStreamsPerUser
         self.clock = clock
         self.metrics = metrics
-        self.logger = logger
         shards = (0..<shardCount).map { _ in NIOLockedValueBox(Shard()) }
     }
 
@@ -150,17 +148,10 @@ final class ChatStreamHub: ChatEventBus {
         }
     }
 
-    /// Encodes `message` once for every stream of its chat; a message that cannot be encoded ends
-    /// those streams with an error (they reconnect by id and read it stored) rather than send
-    /// anything else.
+    /// Encodes `message` once for every stream of its chat.
     private func publish(_ event: String, _ message: MessageResponse, at position: StreamPosition) {
         guard let chat = UUID(uuidString: message.chatID), hasStreams(on: chat) else { return }
-        do {
-            publish(.event(position, try ServerSentEventEncoder.message(event, message, position: position)), to: chat)
-        } catch {
-            logger.error("a stream event could not be encoded", metadata: ["chat": "\(chat)", "error": "\(String(reflecting: error))"])
-            publish(.end(ServerSentEventEncoder.unencodable), to: chat)
-        }
+        publish(.event(position, ServerSentEventEncoder.message(event, message, position: position)), to: chat)
     }
 
     // MARK: Time and shutdown

@@ -25,8 +25,9 @@ final class PostgresChatEventBus: ChatEventBus {
     private let logger: Logger
     private let followers = NIOLockedValueBox<[UUID: ReplyFollower]>([:])
     private let notifierBox = NIOLockedValueBox<PostgresNotifier?>(nil)
-    /// Called when another instance says an account changed (to forget what is cached of it).
-    private let userChangedHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
+    /// Called when another instance says an account changed (to forget what is kept of it), with
+    /// nil when any may have (this instance was not listening for a while).
+    private let accountsChangedHandler = NIOLockedValueBox<(@Sendable (UUID?) -> Void)?>(nil)
 
     init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping @Sendable () -> any Database,
          connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, logger: Logger) {
@@ -53,9 +54,10 @@ final class PostgresChatEventBus: ChatEventBus {
         await notifier?.start(listeningTo: [channels.control])
     }
 
-    /// What to do when another instance says an account changed.
-    func onUserChanged(_ handler: @escaping @Sendable (UUID) -> Void) {
-        userChangedHandler.withLockedValue { $0 = handler }
+    /// What to do when another instance says an account changed (nil: any account may have, while
+    /// this instance could not hear it).
+    func onAccountsChanged(_ handler: @escaping @Sendable (UUID?) -> Void) {
+        accountsChangedHandler.withLockedValue { $0 = handler }
     }
 
     // MARK: Streams
@@ -146,7 +148,7 @@ final class PostgresChatEventBus: ChatEventBus {
             guard let reply = replies.reply(in: chat) else { return }
             Task { await self.saveForFollowers(reply) }
         case .userChanged(let user):
-            userChangedHandler.withLockedValue { $0 }?(user)
+            accountsChangedHandler.withLockedValue { $0 }?(user)
         case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
             followers.withLockedValue { $0[chat] }?.receive(notification)
         }
@@ -167,6 +169,7 @@ final class PostgresChatEventBus: ChatEventBus {
     /// The listener missed whatever was sent while it was down: every followed chat catches up
     /// from the stored chat, and asks again how far its reply is.
     private func listenerCameBack() {
+        accountsChangedHandler.withLockedValue { $0 }?(nil)
         let followed = followers.withLockedValue { Array($0.values) }
         for follower in followed {
             follower.lostTrack()
@@ -186,7 +189,7 @@ final class PostgresChatEventBus: ChatEventBus {
 
     /// The chat as a stream replays it (stored, with the live text laid over).
     func conversation(of chat: UUID) async throws -> [MessageResponse] {
-        try await ChatConversation.load(chat, bus: self, on: database())
+        ChatConversation.overlay(try await ChatReads.messages(of: chat, on: database()), in: chat, bus: self)
     }
 
     // MARK: Time and shutdown

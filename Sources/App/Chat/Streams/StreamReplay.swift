@@ -14,9 +14,9 @@ struct StreamReplay {
     /// How many events it holds.
     private(set) var events = 0
 
-    /// `conversation` as ``ChatConversation/load(_:from:bus:on:)`` reads it: stored messages in order,
+    /// `conversation` as ``ChatConversation/overlay(_:in:bus:)`` shows it: stored messages in order,
     /// a reply in progress with its text so far.
-    init(conversation: [MessageResponse], after resume: StreamPosition?, preamble: Bool = true) throws {
+    init(conversation: [MessageResponse], after resume: StreamPosition?, preamble: Bool = true) {
         bytes = preamble ? ServerSentEventEncoder.preamble : ByteBuffer()
         position = resume ?? .start
         for message in conversation {
@@ -34,11 +34,11 @@ struct StreamReplay {
                     events += 1
                 }
                 if message.status != .streaming {
-                    bytes.writeImmutableBuffer(try ServerSentEventEncoder.message("done", message, position: end))
+                    bytes.writeImmutableBuffer(ServerSentEventEncoder.message("done", message, position: end))
                     events += 1
                 }
             } else {
-                bytes.writeImmutableBuffer(try ServerSentEventEncoder.message("message", message, position: end))
+                bytes.writeImmutableBuffer(ServerSentEventEncoder.message("message", message, position: end))
                 events += 1
             }
             position = end
@@ -49,18 +49,17 @@ struct StreamReplay {
 /// A chat's messages as a reader sees them now: as stored, with the text so far of a reply in
 /// progress. The one place where the live text is laid over the stored one.
 enum ChatConversation {
-    /// The messages of `chatID` from `sequence` on, in order.
-    static func load(_ chatID: UUID, from sequence: Int = 0, bus: any ChatEventBus, on db: any Database) async throws -> [MessageResponse] {
-        let stored = try await Message.conversation(of: chatID, from: sequence, on: db)
+    /// `stored` (a chat's messages as ``ChatReads`` reads them), with the live text of the reply
+    /// running in `chatID` laid over its stored beginning.
+    static func overlay(_ stored: [MessageResponse], in chatID: UUID, bus: any ChatEventBus) -> [MessageResponse] {
         // Read after the stored messages: the live text is at least as new as any saved text.
-        let live = bus.liveReply(in: chatID)
-        return try stored.map { message in
-            var response = try MessageResponse(message)
-            if message.status == .streaming, let live, live.messageID == response.id,
-               live.text.utf8.count >= response.content.utf8.count {
-                response.content = live.text
-            }
-            return response
+        guard let live = bus.liveReply(in: chatID) else { return stored }
+        return stored.map { message in
+            guard message.status == .streaming, live.messageID == message.id,
+                  live.text.utf8.count >= message.content.utf8.count else { return message }
+            var shown = message
+            shown.content = live.text
+            return shown
         }
     }
 }

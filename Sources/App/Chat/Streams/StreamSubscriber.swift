@@ -177,15 +177,11 @@ final class StreamSubscriber: Sendable {
                     events += 1
                 }
             case .catchUp(let conversation):
-                do {
-                    let missed = try StreamReplay(conversation: conversation, after: state.value.position, preamble: false)
-                    var bytes = missed.bytes
-                    out.writeBuffer(&bytes)
-                    events += missed.events
-                    state.value.position = missed.position
-                } catch {
-                    return .finish(ServerSentEventEncoder.unencodable)
-                }
+                let missed = StreamReplay(conversation: conversation, after: state.value.position, preamble: false)
+                var bytes = missed.bytes
+                out.writeBuffer(&bytes)
+                events += missed.events
+                state.value.position = missed.position
             case .end(let problem):
                 if let problem { out.writeImmutableBuffer(ServerSentEventEncoder.error(problem, position: state.value.position)) }
                 return .finish(nil)
