@@ -33,6 +33,8 @@ let package = Package(
             dependencies: [
                 .target(name: "App"),
                 .product(name: "Vapor", package: "vapor"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -71,9 +73,11 @@ let package = Package(
         .executableTarget(
             name: "ChatBench",
             dependencies: [
-                .target(name: "AnthropicEmulator"),
                 .target(name: "Providers"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/ChatBench",
             swiftSettings: swiftSettings

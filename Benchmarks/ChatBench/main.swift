@@ -1,6 +1,7 @@
-import AnthropicEmulator
 import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// chat-bench: measures what the server adds to a streamed reply, what it costs in CPU per relayed
 /// delta, and what an open stream costs in memory.
@@ -10,17 +11,18 @@ import Foundation
 ///         [--postgres postgres://…] [--instances 2] [--ceiling 200]
 ///         [--server .build/release/chat-server] [--port 8321]
 ///
-/// It runs the Anthropic emulator in this process (each reply `--tokens` deltas, each stamped with
-/// the time the emulator sent it) and starts the server as a separate process pointed at it. For
-/// each N it opens N streams on N chats, sends N messages at once and reads every delta: relay
-/// latency is when this client parsed a delta minus when the emulator sent it. Timings:
+/// It runs a token source in this process (``TokenSource``: the Messages API's stream, each reply
+/// `--tokens` deltas, each stamped with the time it was sent) and starts the server as a separate
+/// process pointed at it. For each N it opens N streams on N chats (``StampReader``: plain
+/// sockets, scanned on the event loop), sends N messages at once and reads every delta: relay
+/// latency is when this client read a delta minus when the source sent it. Timings:
 /// `spread`, each reply's deltas `--token-delay-ms` apart from its own start; `locked`, every
 /// reply's deltas on one shared beat, so N deltas reach the server at the same instant.
 ///
 /// CPU is the kernel's accounting (`/proc/<pid>/stat`, user + system) over the run, divided by the
 /// deltas relayed: the server's, PostgreSQL's (every `postgres` process) and this process's own
-/// (the emulator and the clients). The same load read straight from the emulator, without the
-/// server, says what the load generator costs by itself.
+/// (the token source and the clients). The same load read straight from the token source, without
+/// the server, says what the load generator costs by itself.
 ///
 /// `--postgres URL` runs the server on PostgreSQL (a schema of its own, dropped at the end; needs
 /// `psql`). `--instances 2` starts two servers on it: replies run on A, streams read on B, so every
@@ -128,11 +130,11 @@ struct Deployment {
     let schema: String?
     let postgres: String?
 
-    static func start(_ options: Options, emulator: AnthropicEmulator, http: HTTPClient) async throws -> Deployment {
+    static func start(_ options: Options, source: TokenSource, http: HTTPClient) async throws -> Deployment {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         var environment = [
             "SECRET_KEY": String(repeating: "b", count: 64), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "error",
-            "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
+            "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": TokenSource.apiKey, "ANTHROPIC_BASE_URL": source.baseURL,
             "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024",
             // The benchmark measures the streaming path; 20 users hold up to 1,000 streams and start
             // as many replies, far past the default limits.
@@ -156,8 +158,8 @@ struct Deployment {
             try await server.start(client: http)
             servers.append(server)
         }
-        return Deployment(servers: servers, runner: LoadClient(http: http, baseURL: servers[0].baseURL),
-                          reader: LoadClient(http: http, baseURL: servers[servers.count - 1].baseURL),
+        return Deployment(servers: servers, runner: LoadClient(http: http, port: options.port),
+                          reader: LoadClient(http: http, port: options.port + servers.count - 1),
                           schema: schema, postgres: options.postgres)
     }
 
@@ -187,13 +189,11 @@ func run() async throws {
     limit.rlim_cur = limit.rlim_max
     setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 
-    let emulator = try await AnthropicEmulator.start()
-    emulator.stopRecording()
-    func script(_ timing: Options.Timing, delay: Int) -> Script {
-        .reply(Script.Reply(Array(repeating: "x", count: options.tokens), delay: .milliseconds(delay),
-                            includeUnusedEvents: false, stampChunks: true, phaseLocked: timing == .locked))
+    let group = MultiThreadedEventLoopGroup.singleton
+    func script(_ timing: Options.Timing, delay: Int) -> TokenSource.Script {
+        TokenSource.Script(tokens: options.tokens, delay: .milliseconds(Int64(delay)), locked: timing == .locked)
     }
-    emulator.setDefault(script(.spread, delay: options.tokenDelay))
+    let source = try await TokenSource.start(group: group, script: script(.spread, delay: options.tokenDelay))
 
     var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(10), read: .seconds(120)))
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 30_000
@@ -210,7 +210,7 @@ func run() async throws {
         try taskset.run()
         taskset.waitUntilExit()
     }
-    let deployment = try await Deployment.start(options, emulator: emulator, http: http)
+    let deployment = try await Deployment.start(options, source: source, http: http)
     defer { deployment.stop() }
     let runner = deployment.runner, reader = deployment.reader
     let onPostgres = options.postgres != nil
@@ -220,7 +220,7 @@ func run() async throws {
     }
     // warm up: one reply end to end
     let warmChat = try await runner.createChat(token: users[0])
-    let warm = try await reader.openStream(chat: warmChat, token: users[0], recorder: nil)
+    let warm = try await StampReader.openStream(group: group, port: reader.port, path: "/api/chat/\(warmChat)/messages/", token: users[0], recorder: nil)
     try await runner.send("warm up", chat: warmChat, token: users[0])
     while warm.finishedAt == nil { try await Task.sleep(for: .milliseconds(20)) }
     warm.close()
@@ -236,26 +236,31 @@ func run() async throws {
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     for timing in options.timings {
-        emulator.setDefault(script(timing, delay: options.tokenDelay))
+        source.set(script(timing, delay: options.tokenDelay))
         for count in options.streams {
-            // baseline: the same replies, emulator straight to this client
+            // baseline: the same replies, token source straight to this client
             let baseline = LatencyRecorder(capacity: count * options.tokens)
             let benchAloneBefore = ProcessCPU.seconds(of: "self") ?? 0
-            _ = try await forEach(Array(0..<count), width: count) { _ in
-                try await LoadClient.direct(emulator: emulator.baseURL, key: emulator.apiKey, http: http, recorder: baseline)
+            let direct = try await forEach(Array(0..<count), width: count) { _ in
+                try await StampReader.direct(group: group, port: source.port, recorder: baseline)
             }
+            let directDeadline = Date().addingTimeInterval(120)
+            while direct.contains(where: { $0.finishedAt == nil }), Date() < directDeadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            direct.forEach { $0.close() }
             let benchAlone = (ProcessCPU.seconds(of: "self") ?? 0) - benchAloneBefore
-            let direct = baseline.sorted
+            let alone = baseline.sorted
             try await Task.sleep(for: .milliseconds(500))
 
-            let result = try await relay(count, options: options, users: users, deployment: deployment)
+            let result = try await relay(count, options: options, users: users, deployment: deployment, group: group)
             let latencies = result.recorder.sorted
             let deltas = count * options.tokens
             let serverCPU = result.cpu.servers.map { microseconds($0, per: deltas) }.joined(separator: " + ")
             print(String(format: "| %@ | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | ≤ %@ | %@ | %@ | %@ (%@) | %.0f | %@ | %@ |%@",
                          timing.rawValue, count,
                          latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(1.0),
-                         latencies.percentile(0.5) - direct.percentile(0.5), latencies.percentile(0.99) - direct.percentile(0.99),
+                         latencies.percentile(0.5) - alone.percentile(0.5), latencies.percentile(0.99) - alone.percentile(0.99),
                          milliseconds(result.relay.quantileBound(0.99)), serverCPU,
                          onPostgres ? microseconds(result.cpu.database, per: deltas) : "in process",
                          microseconds(result.cpu.bench, per: deltas), microseconds(benchAlone, per: deltas),
@@ -266,8 +271,8 @@ func run() async throws {
     }
 
     if options.ceiling > 0 {
-        emulator.setDefault(script(.spread, delay: 0))
-        let result = try await relay(options.ceiling, options: options, users: users, deployment: deployment)
+        source.set(script(.spread, delay: 0))
+        let result = try await relay(options.ceiling, options: options, users: users, deployment: deployment, group: group)
         let deltas = options.ceiling * options.tokens
         let perDatabaseDelta = result.cpu.database / Double(deltas)
         print(String(format: "\nceiling: %d replies × %d deltas sent without pause: %.0f deltas/s reached the streams (%.2f s); "
@@ -285,7 +290,8 @@ func run() async throws {
         let holder = deployment.servers[deployment.servers.count - 1]
         let before = holder.residentBytes
         let streams = try await forEach(Array(0..<options.idle), width: 200) { number in
-            try await reader.openStream(chat: chats[number % chats.count].chat, token: chats[number % chats.count].token, recorder: nil)
+            try await StampReader.openStream(group: group, port: reader.port, path: "/api/chat/\(chats[number % chats.count].chat)/messages/",
+                                             token: chats[number % chats.count].token, recorder: nil)
         }
         try await Task.sleep(for: .seconds(2))
         let after = holder.residentBytes
@@ -295,7 +301,7 @@ func run() async throws {
     }
 
     try await http.shutdown()
-    await emulator.shutdown()
+    await source.shutdown()
 }
 
 struct RelayRun {
@@ -309,14 +315,14 @@ struct RelayRun {
 }
 
 /// `count` replies at once, each with one stream reading it on the reader instance.
-func relay(_ count: Int, options: Options, users: [String], deployment: Deployment) async throws -> RelayRun {
+func relay(_ count: Int, options: Options, users: [String], deployment: Deployment, group: any EventLoopGroup) async throws -> RelayRun {
     let runner = deployment.runner, reader = deployment.reader
     let chats = try await forEach(Array(0..<count), width: 50) { number in
         (chat: try await runner.createChat(token: users[number % users.count]), token: users[number % users.count])
     }
     let recorder = LatencyRecorder(capacity: count * options.tokens)
     let streams = try await forEach(chats, width: 100) { chat in
-        try await reader.openStream(chat: chat.chat, token: chat.token, recorder: recorder)
+        try await StampReader.openStream(group: group, port: reader.port, path: "/api/chat/\(chat.chat)/messages/", token: chat.token, recorder: recorder)
     }
     try await Task.sleep(for: .milliseconds(300))
     let openRSS = deployment.residentBytes
