@@ -39,13 +39,13 @@ final class SignedInUsers: Sendable {
     }
 
     /// The account `id` as a request needs it: kept, or read (and kept); nil when it does not exist.
-    func user(_ id: UUID, on db: any Database) async throws -> User? {
+    func user(_ id: UUID, on db: @autoclosure () -> any Database) async throws -> User? {
         let now = clock.now()
         let (kept, generation) = state.withLockedValue { state in
             (state.entries[id].flatMap { now.timeIntervalSince($0.readAt) < Self.maxAge ? $0.row : nil }, state.generation)
         }
         if let kept { return kept.makeUser() }
-        guard let row = try await User.findForRequest(id, on: db) else { return nil }
+        guard let row = try await User.findForRequest(id, on: db()) else { return nil }
         state.withLockedValue { state in
             guard state.generation == generation else { return }
             if state.entries.count >= Self.capacity {

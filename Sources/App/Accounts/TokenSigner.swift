@@ -1,4 +1,5 @@
 import JWT
+import NIOConcurrencyHelpers
 import Vapor
 
 /// Access or refresh: a token of one kind is never accepted as the other.
@@ -31,6 +32,11 @@ public struct TokenSigner: Sendable {
     let clock: any WallClock
     public let accessLifetime: Duration
     public let refreshLifetime: Duration
+    /// Access tokens whose signature was checked, by their exact text: a client sends the same
+    /// token with every request for its lifetime, and the same bytes verify the same way, so the
+    /// HMAC and the claims' JSON are worked out once per token. Expiry (and the kind) is still
+    /// checked on every use; revocation is the account's (``SignedInUsers``).
+    private let verified = VerifiedTokens()
 
     public init(secretKey: String, clock: any WallClock, accessLifetime: Duration, refreshLifetime: Duration) async {
         let keys = JWTKeyCollection()
@@ -64,10 +70,15 @@ public struct TokenSigner: Sendable {
     /// The claims of a genuine, unexpired token of `kind`; anything else is ``AccountsError/invalidToken(_:)``.
     public func verify(_ token: String, as kind: TokenKind, allowExpired: Bool = false) async throws(AccountsError) -> TokenClaims {
         let claims: TokenClaims
-        do {
-            claims = try await keys.verify(token, as: TokenClaims.self)
-        } catch {
-            throw .invalidToken("The token is malformed or its signature does not match.")
+        if let known = verified.claims(of: token) {
+            claims = known
+        } else {
+            do {
+                claims = try await keys.verify(token, as: TokenClaims.self)
+            } catch {
+                throw .invalidToken("The token is malformed or its signature does not match.")
+            }
+            if claims.type == .access { verified.keep(token, claims, now: clock.now()) }
         }
         guard claims.type == kind else {
             throw .invalidToken("A \(claims.type.rawValue) token was sent where a \(kind.rawValue) token is required.")
@@ -76,5 +87,25 @@ public struct TokenSigner: Sendable {
             throw .invalidToken("The token has expired.")
         }
         return claims
+    }
+}
+
+/// The access tokens ``TokenSigner`` has verified, until they expire; bounded.
+private final class VerifiedTokens: Sendable {
+    private let tokens = NIOLockedValueBox<[String: TokenClaims]>([:])
+    static let capacity = 20_000
+
+    func claims(of token: String) -> TokenClaims? {
+        tokens.withLockedValue { $0[token] }
+    }
+
+    func keep(_ token: String, _ claims: TokenClaims, now: Date) {
+        tokens.withLockedValue { tokens in
+            if tokens.count >= Self.capacity {
+                tokens = tokens.filter { $0.value.exp.value > now }
+                if tokens.count >= Self.capacity { tokens.removeAll() }
+            }
+            tokens[token] = claims
+        }
     }
 }

@@ -23,6 +23,25 @@ enum JSONCoding {
 }
 
 extension UUID {
-    /// The contract's form of an identifier: lowercase and hyphenated.
-    public var lowercased: String { uuidString.lowercased() }
+    /// The contract's form of an identifier: lowercase and hyphenated (written digit by digit:
+    /// `uuidString` formats with `sprintf`, then the copy is lowercased).
+    public var lowercased: String {
+        String(unsafeUninitializedCapacity: 36) { out in
+            withUnsafeBytes(of: uuid) { bytes in
+                var index = 0
+                for (position, byte) in bytes.enumerated() {
+                    if position == 4 || position == 6 || position == 8 || position == 10 {
+                        out[index] = UInt8(ascii: "-")
+                        index += 1
+                    }
+                    out[index] = uuidHexDigits[Int(byte >> 4)]
+                    out[index + 1] = uuidHexDigits[Int(byte & 0x0F)]
+                    index += 2
+                }
+                return index
+            }
+        }
+    }
 }
+
+private let uuidHexDigits: [UInt8] = Array("0123456789abcdef".utf8)

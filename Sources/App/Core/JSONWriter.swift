@@ -165,13 +165,16 @@ enum RFC3339 {
     }
 
     private static func write(_ value: Int64, digits: Int, into buffer: inout ByteBuffer) {
-        var divisor: Int64 = 1
-        for _ in 1..<digits { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest / divisor % 10))
-            rest %= divisor
-            divisor /= 10
+        let zero = UInt8(ascii: "0")
+        switch digits {
+        case 2:
+            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 10), zero &+ UInt8(truncatingIfNeeded: value % 10))
+        case 3:
+            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 100), zero &+ UInt8(truncatingIfNeeded: value / 10 % 10),
+                                         zero &+ UInt8(truncatingIfNeeded: value % 10))
+        default:
+            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 1000 % 10), zero &+ UInt8(truncatingIfNeeded: value / 100 % 10),
+                                         zero &+ UInt8(truncatingIfNeeded: value / 10 % 10), zero &+ UInt8(truncatingIfNeeded: value % 10))
         }
     }
 }

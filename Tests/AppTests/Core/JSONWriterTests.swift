@@ -79,6 +79,15 @@ struct JSONWriterTests {
         try expectSameBytes(message)
     }
 
+    @Test("identifiers are written lowercase and hyphenated, as uuidString lowercased")
+    func identifiers() {
+        for _ in 0..<10_000 {
+            let id = UUID()
+            #expect(id.lowercased == id.uuidString.lowercased())
+        }
+        #expect(UUID(uuid: (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255)).lowercased == "00010203-0405-0607-0809-0a0b0c0d0eff")
+    }
+
     @Test("times are RFC 3339 UTC with milliseconds, as Foundation formats them, for any stored time")
     func rfc3339() {
         // Foundation cuts the binary value (1018770501.852 is stored as 1018770501.85199999…, shown

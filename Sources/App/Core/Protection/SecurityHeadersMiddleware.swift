@@ -28,7 +28,8 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
             response.headers.replaceOrAdd(name: "Referrer-Policy", value: "no-referrer")
         }
         if !response.headers.contains(name: "Content-Security-Policy") {
-            let isPage = response.headers.contentType?.subType == "html"
+            // The header's text, not its parsed form: this runs on every response.
+            let isPage = response.headers.first(name: .contentType)?.lowercased().hasPrefix("text/html") == true
             response.headers.replaceOrAdd(name: "Content-Security-Policy", value: isPage ? Self.pagePolicy : Self.apiPolicy)
         }
         if secure, hstsSeconds > 0 {
