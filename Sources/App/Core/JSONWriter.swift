@@ -52,7 +52,8 @@ extension ByteBuffer {
     /// `"…"`, escaped as the contract's encoder escapes: quotes, backslashes and control characters.
     mutating func writeJSONString(_ value: String) {
         writeInteger(UInt8(ascii: "\""))
-        writeJSONEscaped(value[...].utf8)
+        var value = value
+        value.withUTF8 { writeJSONEscaped($0) }
         writeInteger(UInt8(ascii: "\""))
     }
 
@@ -84,6 +85,40 @@ extension ByteBuffer {
     /// The inside of a JSON string: quotes, backslashes and control characters escaped (`\b`, `\f`,
     /// `\n`, `\r`, `\t`, else `\u00XX`), everything else copied in runs.
     mutating func writeJSONEscaped(_ text: Substring.UTF8View) {
+        if let done: Void = text.withContiguousStorageIfAvailable({ writeJSONEscaped($0) }) { return done }
+        writeJSONEscaped(UnsafeBufferPointer?.none, slow: text)
+    }
+
+    mutating func writeJSONEscaped(_ text: UnsafeBufferPointer<UInt8>) {
+        var runStart = 0
+        for index in 0..<text.count {
+            let byte = text[index]
+            if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") { continue }
+            writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: text[runStart..<index])))
+            writeEscape(byte)
+            runStart = index + 1
+        }
+        writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: text[runStart...])))
+    }
+
+    private mutating func writeEscape(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): writeStaticString("\\\"")
+        case UInt8(ascii: "\\"): writeStaticString("\\\\")
+        case UInt8(ascii: "\n"): writeStaticString("\\n")
+        case UInt8(ascii: "\r"): writeStaticString("\\r")
+        case UInt8(ascii: "\t"): writeStaticString("\\t")
+        case 0x08: writeStaticString("\\b")
+        case 0x0C: writeStaticString("\\f")
+        default:
+            writeStaticString("\\u00")
+            writeInteger(Self.hexDigits[Int(byte >> 4)])
+            writeInteger(Self.hexDigits[Int(byte & 0x0F)])
+        }
+    }
+
+    /// The same, for text that is not stored contiguously (bridged strings).
+    private mutating func writeJSONEscaped(_ unused: UnsafeBufferPointer<UInt8>?, slow text: Substring.UTF8View) {
         var runStart = text.startIndex
         var index = runStart
         while index != text.endIndex {
@@ -93,19 +128,7 @@ extension ByteBuffer {
                 continue
             }
             writeBytes(text[runStart..<index])
-            switch byte {
-            case UInt8(ascii: "\""): writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): writeStaticString("\\\\")
-            case UInt8(ascii: "\n"): writeStaticString("\\n")
-            case UInt8(ascii: "\r"): writeStaticString("\\r")
-            case UInt8(ascii: "\t"): writeStaticString("\\t")
-            case 0x08: writeStaticString("\\b")
-            case 0x0C: writeStaticString("\\f")
-            default:
-                writeStaticString("\\u00")
-                writeInteger(Self.hexDigits[Int(byte >> 4)])
-                writeInteger(Self.hexDigits[Int(byte & 0x0F)])
-            }
+            writeEscape(byte)
             index = text.index(after: index)
             runStart = index
         }
@@ -131,23 +154,34 @@ enum RFC3339 {
         let (days, millisecondOfDay) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
         // Floor division for times before 1970.
         let day = millisecondOfDay < 0 ? days - 1 : days
-        let inDay = millisecondOfDay < 0 ? millisecondOfDay + 86_400_000 : millisecondOfDay
+        let inDay = Int(millisecondOfDay < 0 ? millisecondOfDay + 86_400_000 : millisecondOfDay)
         let (year, month, dayOfMonth) = civil(fromDays: day)
         let seconds = inDay / 1000
-        write(year, digits: 4, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        write(month, digits: 2, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        write(dayOfMonth, digits: 2, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "T"))
-        write(seconds / 3600, digits: 2, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        write(seconds / 60 % 60, digits: 2, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        write(seconds % 60, digits: 2, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "."))
-        write(inDay % 1000, digits: 3, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        let fraction = inDay % 1000
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { out in
+            func put(_ value: Int, at offset: Int, digits: Int) {
+                var rest = value
+                for position in stride(from: offset + digits - 1, through: offset, by: -1) {
+                    out[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                }
+            }
+            put(Int(year), at: 0, digits: 4)
+            out[4] = UInt8(ascii: "-")
+            put(Int(month), at: 5, digits: 2)
+            out[7] = UInt8(ascii: "-")
+            put(Int(dayOfMonth), at: 8, digits: 2)
+            out[10] = UInt8(ascii: "T")
+            put(seconds / 3600, at: 11, digits: 2)
+            out[13] = UInt8(ascii: ":")
+            put(seconds / 60 % 60, at: 14, digits: 2)
+            out[16] = UInt8(ascii: ":")
+            put(seconds % 60, at: 17, digits: 2)
+            out[19] = UInt8(ascii: ".")
+            put(fraction, at: 20, digits: 3)
+            out[23] = UInt8(ascii: "Z")
+            buffer.writeBytes(UnsafeRawBufferPointer(out))
+        }
     }
 
     /// Year, month and day of the proleptic Gregorian calendar, `days` after 1970-01-01
@@ -162,19 +196,5 @@ enum RFC3339 {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    private static func write(_ value: Int64, digits: Int, into buffer: inout ByteBuffer) {
-        let zero = UInt8(ascii: "0")
-        switch digits {
-        case 2:
-            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 10), zero &+ UInt8(truncatingIfNeeded: value % 10))
-        case 3:
-            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 100), zero &+ UInt8(truncatingIfNeeded: value / 10 % 10),
-                                         zero &+ UInt8(truncatingIfNeeded: value % 10))
-        default:
-            buffer.writeMultipleIntegers(zero &+ UInt8(truncatingIfNeeded: value / 1000 % 10), zero &+ UInt8(truncatingIfNeeded: value / 100 % 10),
-                                         zero &+ UInt8(truncatingIfNeeded: value / 10 % 10), zero &+ UInt8(truncatingIfNeeded: value % 10))
-        }
     }
 }
