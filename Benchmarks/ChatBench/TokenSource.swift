@@ -10,7 +10,8 @@ import NIOPosix
 /// sent (`t<nanoseconds>;`). It does nothing else, in as few instructions as NIO allows, so that the
 /// load generator costs far less than the server it measures (`--cost` reports what it costs).
 ///
-/// Timings: `spread`, each reply's tokens `delay` apart from its own start; `locked`, every reply's
+/// Timings: `spread`, each reply's tokens `delay` apart, the first at a random point of the first
+/// interval (so that replies started together send evenly over time); `locked`, every reply's
 /// tokens on one shared beat of `delay`, so that all replies running at once send a token at the
 /// same instant.
 final class TokenSource: Sendable {
@@ -110,8 +111,11 @@ private final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         if script.locked {
             context.eventLoop.scheduleTask(deadline: TokenSource.nextBeat(script.delay), send)
-        } else if number > 0, script.delay.nanoseconds > 0 {
-            context.eventLoop.scheduleTask(in: script.delay, send)
+        } else if script.delay.nanoseconds > 0 {
+            // The first token at a random point of the first interval: replies started together
+            // still send their tokens spread evenly over time.
+            let wait = number > 0 ? script.delay : .nanoseconds(Int64.random(in: 0..<script.delay.nanoseconds))
+            context.eventLoop.scheduleTask(in: wait, send)
         } else {
             context.eventLoop.execute(send)
         }

@@ -16,8 +16,9 @@ import NIOPosix
 /// process pointed at it. For each N it opens N streams on N chats (``StampReader``: plain
 /// sockets, scanned on the event loop), sends N messages at once and reads every delta: relay
 /// latency is when this client read a delta minus when the source sent it. Timings:
-/// `spread`, each reply's deltas `--token-delay-ms` apart from its own start; `locked`, every
-/// reply's deltas on one shared beat, so N deltas reach the server at the same instant.
+/// `spread`, each reply's deltas `--token-delay-ms` apart, replies out of step with each other (N
+/// replies send N deltas evenly over each interval); `locked`, every reply's deltas on one shared
+/// beat, so N deltas reach the server at the same instant.
 ///
 /// CPU is the kernel's accounting (`/proc/<pid>/stat`, user + system) over the run, divided by the
 /// deltas relayed: the server's, PostgreSQL's (every `postgres` process) and this process's own
