@@ -15,7 +15,7 @@ struct AccessTokenMiddleware: AsyncMiddleware {
             guard let token = request.headers.bearerAuthorization?.token else { throw AccountsError.missingToken }
             claims = try await signer.verify(token, as: .access)
         }
-        guard let id = UUID(uuidString: claims.userID), let user = try await users.user(id, on: request.db), user.isActive else {
+        guard let id = UUID(hyphenated: claims.userID), let user = try await users.user(id, on: request.db), user.isActive else {
             throw AccountsError.invalidToken("The account behind this token no longer exists or is inactive.")
         }
         if let revokedAt = user.sessionsRevokedAt, claims.iat.value < revokedAt {

@@ -31,7 +31,7 @@ public struct SessionIssuer: Sendable {
     /// new token is either issued before the family is revoked, and revoked with it, or not at all.
     public func rotate(_ refreshToken: String, on db: any Database) async throws -> (User, TokenPair) {
         let claims = try await signer.verify(refreshToken, as: .refresh)
-        guard let jti = UUID(uuidString: claims.jti), let userID = UUID(uuidString: claims.userID) else {
+        guard let jti = UUID(hyphenated: claims.jti), let userID = UUID(hyphenated: claims.userID) else {
             throw AccountsError.invalidToken("This refresh token is not known.")
         }
         enum Rotation {
@@ -68,7 +68,7 @@ public struct SessionIssuer: Sendable {
     /// Ends the session `refreshToken` belongs to, whether or not the token is still fresh.
     public func end(_ refreshToken: String, on db: any Database) async throws {
         let claims = try await signer.verify(refreshToken, as: .refresh, allowExpired: true)
-        guard let jti = UUID(uuidString: claims.jti), let userID = UUID(uuidString: claims.userID) else {
+        guard let jti = UUID(hyphenated: claims.jti), let userID = UUID(hyphenated: claims.userID) else {
             throw AccountsError.invalidToken("This refresh token is not known.")
         }
         let known = try await db.transaction { tx in

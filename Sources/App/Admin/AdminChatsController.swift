@@ -57,7 +57,7 @@ struct AdminChatsController: RouteCollection {
         let sortKey = req.adminQuery("sort") ?? "-activity"
         var ownerID: UUID?
         if let owner {
-            ownerID = UUID(uuidString: owner)
+            ownerID = UUID(hyphenated: owner)
             if ownerID == nil { ownerID = try await User.find(email: owner, on: req.db)?.id ?? UUID() }
         }
         let filtered = { () -> QueryBuilder<Chat> in

@@ -73,7 +73,7 @@ struct ModelsController: RouteCollection {
 extension Request {
     /// The `:chatID` path parameter; 400 when it is not a UUID.
     func chatID() throws -> UUID {
-        guard let raw = parameters.get("chatID"), let id = UUID(uuidString: raw) else {
+        guard let raw = parameters.get("chatID"), let id = UUID(hyphenated: raw) else {
             throw RequestError.invalidParameter(name: "chat_id", message: "Must be a UUID.")
         }
         return id

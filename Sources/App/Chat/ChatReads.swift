@@ -178,7 +178,7 @@ struct ColumnReader {
 
     mutating func uuid() throws -> UUID {
         if isPostgres { return try nextCell().decode(UUID.self) }
-        guard case .text(let text) = try nextData(), let id = UUID(uuidString: text) else { throw Malformed(description: "not an id") }
+        guard case .text(let text) = try nextData(), let id = UUID(hyphenated: text) else { throw Malformed(description: "not an id") }
         return id
     }
 

@@ -172,7 +172,7 @@ struct ChatCursor: Equatable {
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64) else { return nil }
         let parts = String(decoding: data, as: UTF8.self).split(separator: "|")
-        guard parts.count == 2, let seconds = Double(parts[0]), seconds.isFinite, let id = UUID(uuidString: String(parts[1])) else {
+        guard parts.count == 2, let seconds = Double(parts[0]), seconds.isFinite, let id = UUID(hyphenated: String(parts[1])) else {
             return nil
         }
         self.init(activityAt: Date(timeIntervalSinceReferenceDate: seconds), id: id)

@@ -84,6 +84,11 @@ struct JSONWriterTests {
         for _ in 0..<10_000 {
             let id = UUID()
             #expect(id.lowercased == id.uuidString.lowercased())
+            #expect(UUID(hyphenated: id.uuidString) == id && UUID(hyphenated: id.lowercased) == id)
+        }
+        for malformed in ["", "not-a-uuid", "00010203-0405-0607-0809-0a0b0c0d0e", "00010203-0405-0607-0809_0a0b0c0d0eff",
+                          "0001020g-0405-0607-0809-0a0b0c0d0eff", "00010203-0405-0607-0809-0a0b0c0d0eff0"] {
+            #expect(UUID(hyphenated: malformed) == nil, "\(malformed)")
         }
         #expect(UUID(uuid: (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255)).lowercased == "00010203-0405-0607-0809-0a0b0c0d0eff")
     }

@@ -64,9 +64,9 @@ enum BusNotification: Equatable, Sendable {
     /// Reads a payload; nil when it is not one (another program's, or a newer version's).
     static func parse(_ payload: String) -> (instance: String, notification: BusNotification)? {
         let parts = payload.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
-        guard parts.count >= 3, let id = UUID(uuidString: String(parts[2])) else { return nil }
+        guard parts.count >= 3, let id = UUID(hyphenated: String(parts[2])) else { return nil }
         let instance = String(parts[1])
-        func uuid(_ index: Int) -> UUID? { index < parts.count ? UUID(uuidString: String(parts[index])) : nil }
+        func uuid(_ index: Int) -> UUID? { index < parts.count ? UUID(hyphenated: String(parts[index])) : nil }
         func int(_ index: Int) -> Int? { index < parts.count ? Int(parts[index]) : nil }
         let notification: BusNotification?
         switch parts[0] {
@@ -90,7 +90,7 @@ enum BusNotification: Equatable, Sendable {
     /// `delta` as notifications that each carry at most ``maxTextBytes`` of text, split between
     /// Unicode scalars (pieces of text join back whatever they cut).
     static func deltas(_ delta: ReplyDelta) -> [BusNotification] {
-        guard let message = UUID(uuidString: delta.messageID) else { return [] }
+        guard let message = UUID(hyphenated: delta.messageID) else { return [] }
         // Escaping at most doubles the text: short text always fits.
         guard delta.text.utf8.count > maxTextBytes / 2 else {
             return [.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: delta.offset, text: delta.text)]

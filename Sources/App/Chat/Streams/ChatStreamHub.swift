@@ -150,7 +150,7 @@ final class ChatStreamHub: ChatEventBus {
 
     /// Encodes `message` once for every stream of its chat.
     private func publish(_ event: String, _ message: MessageResponse, at position: StreamPosition) {
-        guard let chat = UUID(uuidString: message.chatID), hasStreams(on: chat) else { return }
+        guard let chat = UUID(hyphenated: message.chatID), hasStreams(on: chat) else { return }
         publish(.event(position, ServerSentEventEncoder.message(event, message, position: position)), to: chat)
     }
 

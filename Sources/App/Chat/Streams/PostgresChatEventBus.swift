@@ -96,7 +96,7 @@ final class PostgresChatEventBus: ChatEventBus {
 
     func messageStored(_ message: MessageResponse) {
         hub.messageStored(message)
-        guard let chat = UUID(uuidString: message.chatID), let id = UUID(uuidString: message.id) else { return }
+        guard let chat = UUID(hyphenated: message.chatID), let id = UUID(hyphenated: message.id) else { return }
         send(.messageStored(chat: chat, message: id))
     }
 
@@ -107,7 +107,7 @@ final class PostgresChatEventBus: ChatEventBus {
 
     func replyEnded(_ message: MessageResponse) {
         hub.replyEnded(message)
-        guard let chat = UUID(uuidString: message.chatID), let id = UUID(uuidString: message.id) else { return }
+        guard let chat = UUID(hyphenated: message.chatID), let id = UUID(hyphenated: message.id) else { return }
         send(.replyEnded(chat: chat, message: id))
     }
 

@@ -150,7 +150,7 @@ final class ReplyFollower: Sendable {
     /// Starts following `stored` (a streaming reply) from its saved text, then applies the pieces
     /// held for it that go further.
     private func follow(_ stored: MessageResponse) {
-        guard let message = UUID(uuidString: stored.id) else { return }
+        guard let message = UUID(hyphenated: stored.id) else { return }
         let held: [(offset: Int, text: String)] = state.withLockedValue { state in
             if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count {
                 return state.held.removeValue(forKey: message) ?? []
