@@ -65,6 +65,7 @@ let package = Package(
         .target(
             name: "AnthropicEmulator",
             dependencies: [
+                .target(name: "Providers"),
                 .product(name: "Vapor", package: "vapor"),
             ],
             path: "Tests/AnthropicEmulator",

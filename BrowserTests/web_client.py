@@ -108,7 +108,10 @@ def web_client(driver):
     assert shown.find_elements(By.CSS_SELECTOR, ".body code"), "Markdown code is rendered"
     for word in ("word0", "word29"):
         assert word in stored["content"] and word in reply_text(driver), f"{word} shown and stored"
-    assert driver.find_element(By.CSS_SELECTOR, "#chat-list a[aria-current=page]").text == "Tell me something"
+    # A chat started without a title is named after its first reply (the model's few words), live.
+    browser.wait_for(lambda: driver.find_element(By.ID, "chat-title").text == "Emulated title", "the generated title")
+    browser.wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#chat-list a[aria-current=page]").text == "Emulated title",
+                     "the generated title in the chat list")
 
     # Stop a reply mid-way: it keeps its partial text, marked stopped.
     send(driver, "Another one, please")
@@ -183,7 +186,7 @@ def web_client(driver):
     assert driver.execute_script("return window.hacked") is None
 
     # Rename and delete from the chat list.
-    driver.find_element(By.LINK_TEXT, "Tell me something").click()
+    driver.find_element(By.CSS_SELECTOR, f'#chat-list a[data-chat-id="{chat_id}"]').click()
     browser.wait_for(lambda: current_chat_id(driver) == chat_id and len(messages(driver)) == 8, "the first chat again")
     driver.find_element(By.ID, "rename").click()
     title = driver.find_element(By.ID, "rename-input")

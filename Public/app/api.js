@@ -82,13 +82,19 @@ export class Session {
 
   /** An authenticated JSON request; a 401 refreshes the tokens and tries once more. */
   async request(method, path, body) {
+    const response = await this.fetch(path, { method, body });
+    return response.status === 204 ? null : response.json();
+  }
+
+  /** An authenticated request whose answer is read by the caller; throws the problem of a failure. */
+  async fetch(path, { method = "GET", body } = {}) {
     for (let attempt = 0; attempt < 2; attempt++) {
       const headers = { Accept: "application/json", Authorization: "Bearer " + (await this.accessToken()) };
       if (body !== undefined) headers["Content-Type"] = "application/json";
       const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       if (response.status === 401 && attempt === 0) { this.access = null; continue; }
       if (!response.ok) throw await ApiError.from(response);
-      return response.status === 204 ? null : response.json();
+      return response;
     }
     throw new ApiError(401, { title: "Not signed in" });
   }

@@ -137,8 +137,7 @@ async function showApp() {
 }
 
 async function loadChats() {
-  const q = $("chat-search").value.trim();
-  const page = await session.request("GET", "/api/chat/?limit=100" + (q ? "&q=" + encodeURIComponent(q) : ""));
+  const page = await session.request("GET", "/api/chat/?limit=100");
   state.chats = page.results;
   renderChatList();
 }
@@ -156,14 +155,43 @@ function renderChatList() {
     item.appendChild(a);
     return item;
   }));
-  $("chat-list-empty").hidden = state.chats.length > 0;
+  $("chat-list-empty").hidden = state.chats.length > 0 || $("chat-list").hidden;
 }
+
+// ---- search: every word, in messages and titles --------------------------------------------------
 
 let searchTimer;
 $("chat-search").addEventListener("input", () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => loadChats().catch(showError), 250);
+  searchTimer = setTimeout(() => search($("chat-search").value.trim()).catch(showError), 250);
 });
+
+async function search(query) {
+  const searching = query.length > 0;
+  $("chat-list").hidden = searching;
+  $("chat-list-empty").hidden = searching || state.chats.length > 0;
+  $("search-results").hidden = !searching;
+  $("search-empty").hidden = true;
+  if (!searching) return;
+  const page = await session.request("GET", "/api/search/?limit=30&q=" + encodeURIComponent(query));
+  if ($("chat-search").value.trim() !== query) return;
+  $("search-results").replaceChildren(...page.results.map((hit) => {
+    const item = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "/?chat=" + hit.chat_id;
+    const title = document.createElement("span");
+    title.className = "hit-title";
+    title.textContent = hit.chat_title;
+    const snippet = document.createElement("span");
+    snippet.className = "hit-snippet";
+    snippet.textContent = hit.message_id ? (hit.role === "user" ? "You: " : "Assistant: ") + hit.snippet : "Title";
+    a.append(title, snippet);
+    a.addEventListener("click", (event) => { event.preventDefault(); openChat(hit.chat_id); });
+    item.appendChild(a);
+    return item;
+  }));
+  $("search-empty").hidden = page.results.length > 0;
+}
 
 $("new-chat").addEventListener("click", () => newChat());
 
@@ -174,7 +202,8 @@ function newChat() {
   clearMessages();
   history.replaceState(null, "", "/");
   $("chat-title").textContent = "New chat";
-  $("rename").hidden = $("delete").hidden = true;
+  $("rename").hidden = $("delete").hidden = $("export").hidden = true;
+  $("export-menu").hidden = true;
   fillSettings(state.defaultModel, "");
   renderChatList();
   updateComposer();
@@ -194,7 +223,7 @@ async function openChat(id) {
     return showError(error);
   }
   $("chat-title").textContent = state.chat.title;
-  $("rename").hidden = $("delete").hidden = false;
+  $("rename").hidden = $("delete").hidden = $("export").hidden = false;
   fillSettings(state.chat.model, state.chat.system || "");
   // The stream replays the conversation, then follows it live.
   state.stream = new ChatStream(id, session, { onEvent: onStreamEvent, onStatus: onStreamStatus });
@@ -210,7 +239,16 @@ function closeStream() {
 
 function onStreamEvent(event) {
   const data = JSON.parse(event.data);
-  if (event.type === "message" || event.type === "done") {
+  if (event.type === "conversation") {
+    // The conversation changed (a reply regenerated, a question edited, a version chosen): the
+    // whole of it follows.
+    clearMessages();
+  } else if (event.type === "chat") {
+    if (state.chat) state.chat.title = data.title;
+    if ($("rename-form").hidden) $("chat-title").textContent = data.title;
+    const listed = state.chats.find((chat) => chat.id === data.id);
+    if (listed) { listed.title = data.title; renderChatList(); }
+  } else if (event.type === "message" || event.type === "done") {
     upsertMessage(data);
     if (event.type === "done") loadChats().catch(() => {});
   } else if (event.type === "delta") {
@@ -251,10 +289,13 @@ function upsertMessage(message) {
     body.className = "body";
     const status = document.createElement("div");
     status.className = "status";
-    element.append(role, body, status);
-    entry = { message, element, role, body, status };
+    const tools = document.createElement("div");
+    tools.className = "tools";
+    element.append(role, body, status, tools);
+    entry = { message, element, role, body, status, tools };
     state.messages.set(message.id, entry);
     insertInOrder(entry);
+    refreshTools();
   }
   render(entry);
   updateComposer();
@@ -262,11 +303,10 @@ function upsertMessage(message) {
 
 function insertInOrder(entry) {
   const list = $("messages");
-  const after = [...state.messages.values()]
-    .filter((other) => other !== entry && other.element.isConnected && other.message.created_at > entry.message.created_at)
-    .map((other) => other.element);
-  const before = after.find((element) => element.parentNode === list);
-  list.insertBefore(entry.element, before || null);
+  const later = [...state.messages.values()]
+    .filter((other) => other !== entry && other.element.parentNode === list && other.message.sequence > entry.message.sequence)
+    .sort((a, b) => a.message.sequence - b.message.sequence);
+  list.insertBefore(entry.element, later.length ? later[0].element : null);
 }
 
 function queueRender(entry) {
@@ -291,15 +331,56 @@ function render(entry) {
     const text = document.createElement("span");
     text.textContent = message.status === "failed" ? `The reply failed: ${message.error || "unknown error"}` : "Stopped.";
     text.className = message.status === "failed" ? "error" : "";
-    const retry = document.createElement("button");
-    retry.type = "button";
-    retry.className = "link retry";
-    retry.textContent = "Retry";
-    retry.addEventListener("click", () => retryFrom(message));
-    status.append(text, " ", retry);
+    status.append(text);
   }
+  renderTools(entry);
   $("empty-chat").hidden = state.messages.size > 0;
   followScroll();
+}
+
+// What a message offers: the versions at its turn (‹ 2/3 ›), Edit on a question, Regenerate on
+// the last reply (Retry when it failed or was stopped).
+function renderTools(entry) {
+  const { message, tools } = entry;
+  tools.replaceChildren();
+  if (message.versions > 1) {
+    const versions = document.createElement("span");
+    versions.className = "versions";
+    const previous = toolButton("‹", () => switchVersion(message, -1), "Previous version");
+    previous.disabled = message.version <= 1;
+    const next = toolButton("›", () => switchVersion(message, 1), "Next version");
+    next.disabled = message.version >= message.versions;
+    const position = document.createElement("span");
+    position.className = "version-count";
+    position.textContent = `${message.version}/${message.versions}`;
+    position.setAttribute("aria-label", `version ${message.version} of ${message.versions}`);
+    versions.append(previous, position, next);
+    tools.append(versions);
+  }
+  const busy = Boolean(streamingMessage());
+  if (message.role === "user" && !busy) tools.append(toolButton("Edit", () => startEdit(entry), "Edit this message"));
+  if (message.role === "assistant" && message.status !== "streaming" && !busy && isLast(entry)) {
+    const label = message.status === "complete" ? "Regenerate" : "Retry";
+    tools.append(toolButton(label, () => regenerate(), label === "Retry" ? "Retry this reply" : "Regenerate this reply", "retry"));
+  }
+}
+
+function toolButton(text, onClick, label, extraClass) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "link tool" + (extraClass ? " " + extraClass : "");
+  button.textContent = text;
+  if (label && label !== text) button.setAttribute("aria-label", label);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function isLast(entry) {
+  return ![...state.messages.values()].some((other) => other.message.sequence > entry.message.sequence);
+}
+
+function refreshTools() {
+  for (const entry of state.messages.values()) renderTools(entry);
 }
 
 function followScroll() {
@@ -321,6 +402,7 @@ function updateComposer() {
   $("stop").hidden = !streaming;
   $("send").disabled = streaming;
   $("empty-chat").hidden = state.messages.size > 0;
+  if (state.toolsBusy !== streaming) { state.toolsBusy = streaming; refreshTools(); }
 }
 
 // ---- sending, stopping, retrying ------------------------------------------------------------------
@@ -371,10 +453,59 @@ $("stop").addEventListener("click", async () => {
   }
 });
 
-function retryFrom(message) {
-  const entries = [...state.messages.values()].filter((entry) => entry.message.created_at <= message.created_at);
-  const question = entries.reverse().find((entry) => entry.message.role === "user");
-  if (question) send(question.message.content);
+// ---- versions: regenerate, edit, switch -----------------------------------------------------------
+
+// Each replaces part of the conversation; the stream then says so (`conversation`) and replays it.
+async function regenerate() {
+  $("composer-error").textContent = "";
+  try {
+    state.follow = true;
+    await session.request("POST", `/api/chat/${state.chatId}/regenerate/`, {});
+  } catch (error) { showError(error); }
+}
+
+function startEdit(entry) {
+  const { message, body, tools } = entry;
+  const form = document.createElement("form");
+  form.className = "edit";
+  const box = document.createElement("textarea");
+  box.value = message.content;
+  box.rows = Math.min(8, Math.max(2, message.content.split("\n").length));
+  box.setAttribute("aria-label", "Edited message");
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = "Save and send";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "secondary";
+  cancel.textContent = "Cancel";
+  cancel.addEventListener("click", () => render(entry));
+  form.append(box, save, cancel);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const content = box.value.trim();
+    if (!content) return;
+    save.disabled = true;
+    try {
+      state.follow = true;
+      await session.request("POST", `/api/chat/${state.chatId}/edit/`, { message_id: message.id, content });
+    } catch (error) {
+      save.disabled = false;
+      showError(error);
+    }
+  });
+  body.replaceChildren(form);
+  tools.replaceChildren();
+  box.focus();
+}
+
+async function switchVersion(message, step) {
+  try {
+    const versions = (await session.request("GET", `/api/chat/${state.chatId}/messages/${message.id}/versions/`)).results;
+    const index = versions.findIndex((version) => version.id === message.id);
+    const target = versions[index + step];
+    if (target) await session.request("POST", `/api/chat/${state.chatId}/messages/${target.id}/select/`, {});
+  } catch (error) { showError(error); }
 }
 
 // ---- rename, delete, settings ---------------------------------------------------------------------
@@ -415,6 +546,37 @@ $("delete-yes").addEventListener("click", async () => {
     newChat();
   } catch (error) { showError(error); }
 });
+
+// ---- export -------------------------------------------------------------------------------------
+
+$("export").addEventListener("click", () => {
+  const open = $("export-menu").hidden;
+  $("export-menu").hidden = !open;
+  $("export").setAttribute("aria-expanded", String(open));
+  if (open) $("export-markdown").focus();
+});
+$("export-markdown").addEventListener("click", () => exportChat("markdown"));
+$("export-json").addEventListener("click", () => exportChat("json"));
+
+// The export needs the access token, so it is fetched, then handed to the browser as a download.
+async function exportChat(format) {
+  $("export-menu").hidden = true;
+  $("export").setAttribute("aria-expanded", "false");
+  try {
+    const response = await session.fetch(`/api/chat/${state.chatId}/export/?format=${format}`);
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const match = /filename\*=UTF-8''([^;]+)/.exec(disposition);
+    const name = match ? decodeURIComponent(match[1]) : `chat.${format === "json" ? "json" : "md"}`;
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (error) { showError(error); }
+}
 
 function fillSettings(model, system) {
   const select = $("model");

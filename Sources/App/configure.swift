@@ -14,6 +14,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     try DatabaseSetup.configure(app, settings.database)
     app.migrations.add(Accounts.migrations)
     app.migrations.add(ChatFeature.migrations)
+    app.migrations.add([CreateUsageDaily(), AddUserQuota()] as [any Migration])
     app.migrations.add(CreateAdminSessions())
     app.migrations.add(CreateRateLimitBuckets())
     app.views.use(.leaf)

@@ -24,8 +24,11 @@ func routes(_ app: Application, _ services: AppServices) throws {
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))
     try api.grouped(requireUser).register(collection: ChatController(
-        chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit
+        chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit,
+        usage: services.usage
     ))
+    try api.grouped(requireUser).register(collection: UsageController(ledger: services.usage))
+    try api.grouped(requireUser).register(collection: ChatToolsController(chats: chat.service, settings: services.settings.chat))
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
 
     let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
@@ -39,7 +42,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
         clock: services.clock, runner: chat.runner
     ))
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
-    try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service))
+    try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service, usage: services.usage))
+    try staff.register(collection: AdminUsageController(ledger: services.usage))
     try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
     try staff.register(collection: AdminMessagesController())
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A request for one assistant reply.
 public struct ModelRequest: Sendable, Equatable {
     public var model: String
@@ -81,10 +83,30 @@ public protocol ModelProvider: Sendable {
     /// which also closes the upstream request.
     func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion
 
+    /// A few words naming the conversation that began with `question` → `answer`, from `model`
+    /// (``ChatTitling``); nil when the answer holds none. Throws as ``streamReply(_:onText:)``.
+    func title(question: String, answer: String, model: String) async throws -> String?
+
     /// Releases connections; called once when the server stops.
     func shutdown() async throws
 }
 
 extension ModelProvider {
     public func shutdown() async throws {}
+
+    /// A short request to the model (``ChatTitling/request(question:answer:model:)``), its answer cleaned.
+    public func title(question: String, answer: String, model: String) async throws -> String? {
+        let text = TitleText()
+        _ = try await streamReply(ChatTitling.request(question: question, answer: answer, model: model)) { text.append($0) }
+        return ChatTitling.clean(text.value)
+    }
+}
+
+/// A title's text as it arrives (pieces come one at a time, from any thread).
+private final class TitleText: @unchecked Sendable {
+    private var text = ""
+    private let lock = NSLock()
+
+    func append(_ piece: String) { lock.withLock { text += piece } }
+    var value: String { lock.withLock { text } }
 }

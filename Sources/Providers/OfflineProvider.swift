@@ -21,6 +21,11 @@ public struct OfflineProvider: ModelProvider {
         return ModelCompletion(stopReason: "end_turn", usage: ModelUsage(inputTokens: inputTokens, outputTokens: words.count))
     }
 
+    /// The question's first words: no model is asked.
+    public func title(question: String, answer: String, model: String) async throws -> String? {
+        ChatTitling.firstWords(of: question)
+    }
+
     /// The reply's words, each with the space that follows it.
     static func reply(to request: ModelRequest) -> [String] {
         let said = request.messages.last(where: { $0.role == .user })?.content ?? ""

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Providers
 import Vapor
 
 extension AnthropicEmulator {
@@ -21,18 +22,31 @@ extension AnthropicEmulator {
             cacheBreakpoints: parsedMessages.indices.filter { parsedMessages[$0].content.cached }
         )
 
-        // Prompt caching as the API does it: the prompt up to the last breakpoint is read from the
-        // cache when the same prefix was written before, else written now (usage counts both apart).
-        let prefix = recorded.cacheBreakpoints.last.map { last in
-            ([recorded.system ?? ""] + messages.prefix(last + 1).map { "\($0.role):\($0.content)" }).joined(separator: "\u{1}")
-        } ?? (recorded.systemCached ? recorded.system : nil)
+        // Prompt caching as the API does it: the prompt up to the last breakpoint is written to the
+        // cache; the longest prefix written before — at that breakpoint or at an earlier message
+        // boundary, up to 20 back — is read from it, and only the rest is written (usage counts
+        // reads and writes apart).
+        func boundary(through index: Int) -> String {
+            ([recorded.system ?? ""] + messages.prefix(index + 1).map { "\($0.role):\($0.content)" }).joined(separator: "\u{1}")
+        }
+        let prefix = recorded.cacheBreakpoints.last.map(boundary(through:)) ?? (recorded.systemCached ? recorded.system : nil)
+        let lookback = recorded.cacheBreakpoints.last.map { last in
+            stride(from: last, through: max(-1, last - 20), by: -1).map { $0 < 0 ? (recorded.system ?? "") : boundary(through: $0) }
+        } ?? []
         let totalTokens = estimatedTokens(([recorded.system ?? ""] + messages.map(\.content)).joined())
+        let isTitle = recorded.system?.hasPrefix(ChatTitling.systemPrompt) == true
         let (script, cache): (Script, CacheUse) = state.withLockedValue { state in
+            if isTitle {
+                state.titleRequests.append(recorded)
+                return (state.titleScripts.isEmpty ? .reply(["Emulated", " title"]) : state.titleScripts.removeFirst(), CacheUse())
+            }
             if state.recordsRequests { state.requests.append(recorded) }
             var cache = CacheUse()
             if let prefix {
                 let tokens = min(estimatedTokens(prefix), totalTokens)
-                if state.cachedPrefixes.contains(prefix) { cache.read = tokens } else { cache.created = tokens }
+                let hit = ([prefix] + lookback).first(where: state.cachedPrefixes.contains)
+                cache.read = hit.map { min(estimatedTokens($0), tokens) } ?? 0
+                cache.created = tokens - cache.read
                 state.cachedPrefixes.insert(prefix)
             }
             if !state.scripts.isEmpty { return (state.scripts.removeFirst(), cache) }

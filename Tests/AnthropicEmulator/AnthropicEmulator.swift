@@ -1,11 +1,14 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Providers
 import Vapor
 
 /// An in-process stand-in for the Anthropic Messages API, on a random loopback port. It speaks the
 /// real wire format — the streaming event sequence, JSON error bodies with their statuses,
 /// `retry-after` — checks the request as the API does, records every request, and answers each
-/// from a script the test queues (an echo reply when none is queued).
+/// from a script the test queues (an echo reply when none is queued). Requests for a chat's title
+/// (the server's ``ChatTitling`` system prompt) have a queue and a record of their own, so that
+/// titling never takes a script meant for a reply.
 public final class AnthropicEmulator: Sendable {
     public let apiKey: String
     public let baseURL: String
@@ -23,6 +26,9 @@ public final class AnthropicEmulator: Sendable {
         var silent = 0
         /// Prompt prefixes written to the emulated prompt cache.
         var cachedPrefixes: Set<String> = []
+        /// Title requests (``ChatTitling``) apart from the replies': their own queue and record.
+        var titleScripts: [Script] = []
+        var titleRequests: [RecordedRequest] = []
     }
 
     /// Starts an emulator that accepts `apiKey` (as `x-api-key` or `Authorization: Bearer`).
@@ -69,9 +75,20 @@ public final class AnthropicEmulator: Sendable {
         state.withLockedValue { $0.defaultScript = script }
     }
 
-    /// Every request received so far, in order.
+    /// Every request for a reply received so far, in order (title requests are apart).
     public var requests: [RecordedRequest] {
         state.withLockedValue { $0.requests }
+    }
+
+    /// Queues answers for the next title requests (``ChatTitling``), in order; unqueued ones get
+    /// "Emulated title".
+    public func enqueueTitle(_ scripts: Script...) {
+        state.withLockedValue { $0.titleScripts.append(contentsOf: scripts) }
+    }
+
+    /// Every title request received so far.
+    public var titleRequests: [RecordedRequest] {
+        state.withLockedValue { $0.titleRequests }
     }
 
     /// Stops keeping requests (load tests send thousands); they are still checked and answered.

@@ -70,6 +70,8 @@ public struct AccountService: Sendable {
         var isActive: Bool
         /// Ignored unless the one changing it is a superuser.
         var isSuperuser: Bool
+        /// Tokens a day: nil for the server's quota, -1 for no limit (``User/dailyTokenQuota``).
+        var dailyTokenQuota: Int64?
     }
 
     /// Why an admin's change to a user was refused: each problem, in words for the page.
@@ -100,6 +102,8 @@ public struct AccountService: Sendable {
         note("is_staff", user.isStaff, change.isStaff)
         note("is_active", user.isActive, change.isActive)
         note("is_superuser", user.isSuperuser, isSuperuser)
+        note("daily_token_quota", user.dailyTokenQuota.map(String.init) ?? "default", change.dailyTokenQuota.map(String.init) ?? "default")
+        user.dailyTokenQuota = change.dailyTokenQuota
         let deactivated = user.isActive && !change.isActive
         let lostStaff = user.isStaff && !change.isStaff
         (user.name, user.role, user.isStaff, user.isActive, user.isSuperuser) = (change.name, role, change.isStaff, change.isActive, isSuperuser)

@@ -32,6 +32,9 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     /// Access tokens issued before this time (whole seconds) are refused: set when the user is
     /// signed out everywhere, so that stolen access tokens die at once rather than at their expiry.
     @OptionalField(key: "sessions_revoked_at") public var sessionsRevokedAt: Date?
+    /// Tokens a day this user may spend: nil for the server's quota (`QUOTA_TOKENS_PER_DAY`), -1
+    /// for no limit (``UsageLedger``).
+    @OptionalField(key: "daily_token_quota") public var dailyTokenQuota: Int64?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 
@@ -62,7 +65,7 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     static func findForRequest(_ id: UUID, on db: any Database) async throws -> RequestRow? {
         try await db.sql().select()
             .columns("id", "email", "name", "role", "is_staff", "is_superuser", "is_active", "last_login", "sessions_revoked_at",
-                     "created_at", "updated_at")
+                     "daily_token_quota", "created_at", "updated_at")
             .from(schema).where("id", .equal, SQLBind(id)).limit(1).first(decoding: RequestRow.self)
     }
 
@@ -77,13 +80,15 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
         var isActive: Bool
         var lastLogin: Date?
         var sessionsRevokedAt: Date?
+        var dailyTokenQuota: Int64?
         var createdAt: Date?
         var updatedAt: Date?
 
         enum CodingKeys: String, CodingKey {
             case id, email, name, role
             case isStaff = "is_staff", isSuperuser = "is_superuser", isActive = "is_active"
-            case lastLogin = "last_login", sessionsRevokedAt = "sessions_revoked_at", createdAt = "created_at", updatedAt = "updated_at"
+            case lastLogin = "last_login", sessionsRevokedAt = "sessions_revoked_at", dailyTokenQuota = "daily_token_quota"
+            case createdAt = "created_at", updatedAt = "updated_at"
         }
 
         /// A model of it, marked as stored, for this request alone. The password hash is left
@@ -99,6 +104,7 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
             user.isActive = isActive
             user.lastLogin = lastLogin
             user.sessionsRevokedAt = sessionsRevokedAt
+            user.dailyTokenQuota = dailyTokenQuota
             user.createdAt = createdAt
             user.updatedAt = updatedAt
             user.$id.exists = true

@@ -116,9 +116,15 @@ struct AdminChatsController: RouteCollection {
         if chat.title != title { changes.append("title") }
         if chat.model != model { changes.append("model: \(chat.model) → \(model)") }
         if chat.system != system { changes.append("system prompt") }
+        let retitled = chat.title != title
         (chat.title, chat.model, chat.system) = (title, model, system)
+        if retitled { chat.needsTitle = false }
         try await chat.save(on: req.db)
         let id = try chat.requireID()
+        if retitled {
+            try await ChatSearch.indexTitle(of: id, on: try req.db.sql())
+            chats.bus.chatRenamed(id, title: title)
+        }
         req.logger.notice("admin changed chat", metadata: [
             "admin": "\(me.email)", "chat": "\(id)", "changes": "\(changes.joined(separator: "; "))",
         ])

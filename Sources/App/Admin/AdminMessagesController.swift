@@ -107,7 +107,9 @@ struct AdminMessagesController: RouteCollection {
         let message = try await Self.find(req)
         try Self.requireNotStreaming(message)
         let chatID = message.$chat.id
-        try await message.delete(on: req.db)
+        try await req.db.transaction { tx in
+            try await ConversationTree(chatID: chatID, sql: try tx.sql()).remove(message)
+        }
         req.logger.notice("admin deleted message", metadata: [
             "admin": "\(me.email)", "message": "\(message.id?.uuidString ?? "")", "chat": "\(chatID)",
         ])

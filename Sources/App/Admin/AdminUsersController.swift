@@ -6,6 +6,7 @@ import Vapor
 struct AdminUsersController: RouteCollection {
     let accounts: AccountService
     let chats: ChatService
+    let usage: UsageLedger
 
     func boot(routes: any RoutesBuilder) throws {
         let users = routes.grouped("users")
@@ -28,6 +29,8 @@ struct AdminUsersController: RouteCollection {
         let lastLogin: String?
         let created: String?
         let hasPassword: Bool
+        /// The quota field as typed: empty for the server's, "unlimited", or a number.
+        let quota: String
 
         init(_ user: User) {
             id = user.id?.uuidString ?? ""
@@ -40,6 +43,7 @@ struct AdminUsersController: RouteCollection {
             lastLogin = user.lastLogin?.adminText
             created = user.createdAt?.adminText
             hasPassword = user.passwordHash != nil
+            quota = user.dailyTokenQuota.map { $0 < 0 ? "unlimited" : String($0) } ?? ""
         }
     }
 
@@ -102,6 +106,10 @@ struct AdminUsersController: RouteCollection {
         let google: [GoogleLink]
         let recentChats: [AdminChatsController.Row]
         let errors: [String]
+        /// The server's quota, for the field's hint ("none" without one).
+        let defaultQuota: String
+        /// Tokens used today (UTC).
+        let usedToday: Int
 
         struct GoogleLink: Encodable {
             let subject: String
@@ -118,9 +126,22 @@ struct AdminUsersController: RouteCollection {
         let (_, me) = try req.requireAdmin()
         let user = try await Self.find(req)
         try Self.requireMayEdit(user, by: me)
+        let quotaField = req.formField("daily_token_quota").lowercased()
+        let quota: Int64?
+        switch quotaField {
+        case "": quota = nil
+        case "unlimited", "-1": quota = -1
+        default:
+            guard let value = Int64(quotaField), value >= 0 else {
+                return try await renderDetail(req, user, errors: ["Tokens a day: leave empty, write unlimited, or give a whole number."],
+                                              status: .badRequest)
+            }
+            quota = value
+        }
         let change = AccountService.AccountChange(
             name: req.formField("name"), role: UserRole(rawValue: req.formField("role")),
-            isStaff: req.formCheckbox("is_staff"), isActive: req.formCheckbox("is_active"), isSuperuser: req.formCheckbox("is_superuser")
+            isStaff: req.formCheckbox("is_staff"), isActive: req.formCheckbox("is_active"), isSuperuser: req.formCheckbox("is_superuser"),
+            dailyTokenQuota: quota
         )
         let changes: [String]
         do {
@@ -180,6 +201,7 @@ struct AdminUsersController: RouteCollection {
             try await tx.lockForWriting("user:" + id.lowercased)
             let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
             try await user.delete(on: tx)
+            try await ChatSearch.forgetDeletedChats(on: try tx.sql())
             return chatIDs
         }
         accounts.users.changed(id)
@@ -202,7 +224,9 @@ struct AdminUsersController: RouteCollection {
                 .init(subject: $0.subject, email: $0.email, linked: $0.createdAt?.adminText)
             },
             recentChats: recent.map { AdminChatsController.Row($0, owner: user.email, messages: nil) },
-            errors: errors
+            errors: errors,
+            defaultQuota: usage.settings.quotaTokensPerDay.map { "\($0) tokens" } ?? "none",
+            usedToday: try await usage.tokensToday(of: id, on: req.db)
         )
         return try await req.adminPage("user", title: user.email, section: "users", content, status: status)
     }

@@ -2,7 +2,8 @@ import Fluent
 import Foundation
 
 /// A conversation: its owner, title, model and system prompt. Its messages are numbered
-/// 1, 2, 3, … in the order of the conversation (`nextSequence` is the next free number).
+/// 1, 2, 3, … in the order they were written (`nextSequence` is the next free number); those of
+/// the current conversation, in that order, are the conversation.
 ///
 /// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
 final class Chat: Model, @unchecked Sendable {
@@ -17,6 +18,11 @@ final class Chat: Model, @unchecked Sendable {
     @OptionalField(key: "last_message_at") var lastMessageAt: Date?
     /// When something last happened in the chat; lists are ordered by it, newest first.
     @Field(key: "activity_at") var activityAt: Date
+    /// How many times the current conversation was changed by a regeneration, an edit or a switch
+    /// of version; stream event ids carry it, so that a reader of an older one starts over.
+    @Field(key: "revision") var revision: Int
+    /// Made without a title: one is given after the first reply (``ChatTitler``).
+    @Field(key: "needs_title") var needsTitle: Bool
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
 
@@ -29,6 +35,8 @@ final class Chat: Model, @unchecked Sendable {
         self.system = system
         self.nextSequence = 1
         self.activityAt = now
+        self.revision = 0
+        self.needsTitle = false
     }
 
     static let untitled = "New chat"

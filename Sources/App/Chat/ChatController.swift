@@ -1,12 +1,14 @@
 import Vapor
 
-/// `/api/chat/…`: create, list, read, rename, delete, send, stop.
+/// `/api/chat/…`: create, list, read, rename, delete, send, stop; regenerate, edit, and the versions at a turn.
 struct ChatController: RouteCollection {
     let chats: ChatService
     let rules: ChatInputRules
     let limiter: RateLimiter
     /// Replies started per user (each costs money).
     let replyLimit: RateLimitPolicy
+    /// The daily token quota, checked before a reply starts (nothing is stored past it).
+    let usage: UsageLedger
 
     func boot(routes: any RoutesBuilder) throws {
         let chat = routes.grouped("chat")
@@ -17,12 +19,16 @@ struct ChatController: RouteCollection {
         chat.delete(":chatID", use: delete)
         chat.post(":chatID", "send", use: send)
         chat.post(":chatID", "stop", use: stop)
+        chat.post(":chatID", "regenerate", use: regenerate)
+        chat.post(":chatID", "edit", use: edit)
+        chat.get(":chatID", "messages", ":messageID", "versions", use: versions)
+        chat.post(":chatID", "messages", ":messageID", "select", use: select)
     }
 
     func create(req: Request) async throws -> Response {
         let input = try req.decodeJSON(CreateChatRequest.self).validated(rules)
         let userID = try req.currentUser.requireID()
-        if input.content != nil { try await limiter.check(replyLimit, key: userID.lowercased, for: req) }
+        if input.content != nil { try await mayStartReply(req) }
         let chat = try await chats.create(input, for: userID, on: req.db)
         return try await chat.encodeResponse(status: .created, for: req)
     }
@@ -51,13 +57,46 @@ struct ChatController: RouteCollection {
         let chatID = try req.chatID()
         let content = try req.decodeJSON(SendMessageRequest.self).validated(rules)
         let userID = try req.currentUser.requireID()
-        try await limiter.check(replyLimit, key: userID.lowercased, for: req)
+        try await mayStartReply(req)
         let sent = try await chats.send(content, to: chatID, for: userID, on: req.db)
         return try await sent.encodeResponse(status: .accepted, for: req)
     }
 
     func stop(req: Request) async throws -> MessageResponse {
         try await chats.stop(try req.chatID(), for: try req.currentUser.requireID(), on: req.db)
+    }
+
+    func regenerate(req: Request) async throws -> Response {
+        let chatID = try req.chatID()
+        let model = try req.decodeJSON(RegenerateRequest.self, allowEmpty: true).validated(rules)
+        let userID = try req.currentUser.requireID()
+        try await mayStartReply(req)
+        let reply = try await chats.regenerate(chatID, model: model, for: userID, on: req.db)
+        return RegenerateResponse(assistantMessage: reply).response(status: .accepted, for: req)
+    }
+
+    func edit(req: Request) async throws -> Response {
+        let chatID = try req.chatID()
+        let change = try req.decodeJSON(EditMessageRequest.self).validated(rules)
+        let userID = try req.currentUser.requireID()
+        try await mayStartReply(req)
+        return try await chats.edit(change, in: chatID, for: userID, on: req.db).response(status: .accepted, for: req)
+    }
+
+    /// A reply may start: within the reply rate limit and today's token quota (else 429, nothing stored).
+    private func mayStartReply(_ req: Request) async throws {
+        let user = try req.currentUser
+        try await limiter.check(replyLimit, key: try user.requireID().lowercased, for: req)
+        try await usage.checkQuota(of: user, on: req.db)
+    }
+
+    func versions(req: Request) async throws -> MessageListResponse {
+        MessageListResponse(results: try await chats.versions(of: try req.messageID(), in: try req.chatID(),
+                                                              for: try req.currentUser.requireID(), on: req.db))
+    }
+
+    func select(req: Request) async throws -> ChatResponse {
+        try await chats.select(try req.messageID(), in: try req.chatID(), for: try req.currentUser.requireID(), on: req.db)
     }
 }
 
@@ -75,6 +114,14 @@ extension Request {
     func chatID() throws -> UUID {
         guard let raw = parameters.get("chatID"), let id = UUID(hyphenated: raw) else {
             throw RequestError.invalidParameter(name: "chat_id", message: "Must be a UUID.")
+        }
+        return id
+    }
+
+    /// The `:messageID` path parameter; 400 when it is not a UUID.
+    func messageID() throws -> UUID {
+        guard let raw = parameters.get("messageID"), let id = UUID(hyphenated: raw) else {
+            throw RequestError.invalidParameter(name: "message_id", message: "Must be a UUID.")
         }
         return id
     }

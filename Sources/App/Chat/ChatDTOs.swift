@@ -17,12 +17,21 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var stopReason: String?
     var error: String?
     var createdAt: Date?
+    /// The message this one follows; nil for a chat's first.
+    var parentID: String?
+    /// In the chat's current conversation, or an earlier version (or what followed one).
+    var current: Bool
+    /// Its number among the versions at its turn (the messages that follow the same message with
+    /// the same role), from 1; `versions` of them.
+    var version: Int
+    var versions: Int
 
     enum CodingKeys: String, CodingKey {
         case id, chatID = "chat_id", sequence, role, content, status, model
         case inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
         case omittedMessages = "omitted_messages", stopReason = "stop_reason", error, createdAt = "created_at"
+        case parentID = "parent_id", current, version, versions
     }
 
     /// Every field is always present; absent values are `null`.
@@ -43,6 +52,10 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         try container.encode(stopReason, forKey: .stopReason)
         try container.encode(error, forKey: .error)
         try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(parentID, forKey: .parentID)
+        try container.encode(current, forKey: .current)
+        try container.encode(version, forKey: .version)
+        try container.encode(versions, forKey: .versions)
     }
 
     /// The same bytes as ``encode(to:)`` through ``JSONCoding``, without `Codable` (the stream's hot path).
@@ -57,6 +70,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         buffer.writeJSONString(content)
         buffer.writeStaticString(#","created_at":"#)
         buffer.writeJSONDate(createdAt)
+        buffer.writeStaticString(current ? #","current":true"# : #","current":false"#)
         buffer.writeStaticString(#","error":"#)
         buffer.writeJSONString(error)
         buffer.writeStaticString(#","id":"#)
@@ -69,6 +83,8 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         buffer.writeJSONInt(omittedMessages)
         buffer.writeStaticString(#","output_tokens":"#)
         buffer.writeJSONInt(outputTokens)
+        buffer.writeStaticString(#","parent_id":"#)
+        buffer.writeJSONString(parentID)
         buffer.writeStaticString(#","role":"#)
         buffer.writeJSONString(role.rawValue)
         buffer.writeStaticString(#","sequence":"#)
@@ -77,12 +93,16 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         buffer.writeJSONString(status.rawValue)
         buffer.writeStaticString(#","stop_reason":"#)
         buffer.writeJSONString(stopReason)
+        buffer.writeStaticString(#","version":"#)
+        buffer.writeJSONInt(version)
+        buffer.writeStaticString(#","versions":"#)
+        buffer.writeJSONInt(versions)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 
     init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String,
          inputTokens: Int, outputTokens: Int, cacheReadInputTokens: Int, cacheCreationInputTokens: Int, omittedMessages: Int,
-         stopReason: String?, error: String?, createdAt: Date?) {
+         stopReason: String?, error: String?, createdAt: Date?, parentID: String?, current: Bool, version: Int, versions: Int) {
         self.id = id
         self.chatID = chatID
         self.sequence = sequence
@@ -98,6 +118,20 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         self.stopReason = stopReason
         self.error = error
         self.createdAt = createdAt
+        self.parentID = parentID
+        self.current = current
+        self.version = version
+        self.versions = versions
+    }
+
+    /// The reply as it was when it began: streaming, no text, no usage yet.
+    var asBegun: MessageResponse {
+        var begun = self
+        begun.status = .streaming
+        begun.content = ""
+        (begun.inputTokens, begun.outputTokens, begun.cacheReadInputTokens, begun.cacheCreationInputTokens) = (0, 0, 0, 0)
+        (begun.stopReason, begun.error) = (nil, nil)
+        return begun
     }
 
     init(_ message: Message) throws {
@@ -116,6 +150,10 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         stopReason = message.stopReason
         error = message.error
         createdAt = message.createdAt
+        parentID = message.parentID?.lowercased
+        current = message.isCurrent
+        version = message.version
+        versions = message.versions
     }
 }
 
@@ -137,7 +175,7 @@ struct ChatSummaryResponse: Codable, JSONResponse {
     init(_ chat: Chat) throws {
         self.init(ChatSummaryRow(
             id: try chat.requireID(), title: chat.title, model: chat.model, system: chat.system, createdAt: chat.createdAt,
-            updatedAt: chat.updatedAt, lastMessageAt: chat.lastMessageAt, activityAt: chat.activityAt
+            updatedAt: chat.updatedAt, lastMessageAt: chat.lastMessageAt, activityAt: chat.activityAt, revision: chat.revision
         ))
     }
 
@@ -190,9 +228,9 @@ struct ChatSummaryResponse: Codable, JSONResponse {
     }
 }
 
-/// A row of `chats` as the list reads it (SQLKit decoding, no Fluent model); the one shape a
+/// A row of `chats` as ``ChatReads`` reads it (no Fluent model); the one shape a
 /// ``ChatSummaryResponse`` is made from.
-struct ChatSummaryRow: Decodable {
+struct ChatSummaryRow: Sendable {
     var id: UUID
     var title: String
     var model: String
@@ -201,11 +239,8 @@ struct ChatSummaryRow: Decodable {
     var updatedAt: Date?
     var lastMessageAt: Date?
     var activityAt: Date
-
-    enum CodingKeys: String, CodingKey {
-        case id, title, model, system
-        case createdAt = "created_at", updatedAt = "updated_at", lastMessageAt = "last_message_at", activityAt = "activity_at"
-    }
+    /// The current conversation's revision (``Chat/revision``); not in the response.
+    var revision: Int = 0
 }
 
 /// The contract's `Chat`: the summary's fields and the messages in order.
@@ -275,6 +310,30 @@ struct SendResponse: Codable, JSONResponse {
 
     enum CodingKeys: String, CodingKey {
         case userMessage = "user_message", assistantMessage = "assistant_message"
+    }
+}
+
+/// `POST /api/chat/<id>/regenerate/`: the new reply, streaming.
+struct RegenerateResponse: Codable, JSONResponse {
+    var assistantMessage: MessageResponse
+
+    enum CodingKeys: String, CodingKey { case assistantMessage = "assistant_message" }
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"assistant_message":"#)
+        assistantMessage.writeJSON(into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+}
+
+/// A list of messages: the versions at a turn.
+struct MessageListResponse: Codable, JSONResponse {
+    var results: [MessageResponse]
+
+    func writeJSON(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"results":"#)
+        results.writeJSON(into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
     }
 }
 

@@ -12,6 +12,12 @@ enum ChatError: HTTPProblemConvertible, Equatable {
     case tooManyStreams(Int)
     /// The chat holds the most messages a chat may.
     case chatFull(Int)
+    /// Regenerate: the conversation has no finished reply at its end.
+    case nothingToRegenerate
+    /// Edit: the message is not a question of the current conversation.
+    case notEditable
+    /// No such message in this chat.
+    case messageNotFound
 
     var problem: HTTPProblem {
         switch self {
@@ -34,6 +40,13 @@ enum ChatError: HTTPProblemConvertible, Equatable {
         case .chatFull(let limit):
             return HTTPProblem(.conflict, title: "Chat is full",
                                detail: "This chat holds \(limit) messages, the most a chat may; start a new chat to go on.")
+        case .nothingToRegenerate:
+            return HTTPProblem(.badRequest, title: "Nothing to regenerate", detail: "This chat's conversation does not end with a reply.")
+        case .notEditable:
+            return HTTPProblem(.badRequest, title: "Invalid input", detail: "message_id: only a question of the current conversation can be edited.",
+                               fieldErrors: ["message_id": ["Only a question (role user) of the current conversation can be edited."]])
+        case .messageNotFound:
+            return HTTPProblem(.notFound, title: "Message not found", detail: "There is no message with this id in this chat.")
         case .invalidLastEventID(let value):
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "Last-Event-ID '\(value)' is not an event id of this stream.",
                                fieldErrors: ["last_event_id": ["Not an event id of this stream."]])

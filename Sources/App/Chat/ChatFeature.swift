@@ -5,7 +5,9 @@ import Vapor
 
 /// The chat feature (chats, messages, replies, streams): its migrations and its services.
 struct ChatFeature: Sendable {
-    static let migrations: [any Migration] = [CreateChats(), CreateMessages(), AddReplyAccounting()]
+    static let migrations: [any Migration] = [
+        CreateChats(), CreateMessages(), AddReplyAccounting(), AddConversationTree(), CreateSearchIndex(),
+    ]
 
     let catalog: ModelCatalog
     let replies: RunningReplies
@@ -24,7 +26,7 @@ struct ChatFeature: Sendable {
                                 maxStreamsPerUser: settings.protection.maxStreamsPerUser, clock: dependencies.clock,
                                 metrics: metrics)
         let store = ReplyStore(database: { app.db })
-        bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, app: app)
+        bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, clock: dependencies.clock, app: app)
         runner = ReplyRunner(
             replies: replies, bus: bus, catalog: catalog, store: store,
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
@@ -37,13 +39,14 @@ struct ChatFeature: Sendable {
     /// The bus `EVENT_BUS` chooses: PostgreSQL's `LISTEN/NOTIFY` on a PostgreSQL database (unless
     /// `local`), else the in-process hub.
     private static func eventBus(_ settings: Settings, hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore,
-                                 app: Application) throws -> any ChatEventBus {
+                                 clock: any WallClock, app: Application) throws -> any ChatEventBus {
         guard settings.chat.eventBus != .local, case .postgres(let url) = settings.database.location else { return hub }
         let searchPath = settings.database.searchPath ?? []
         return PostgresChatEventBus(
             hub: hub, replies: replies, store: store, database: { app.db },
             connection: try SQLPostgresConfiguration(url: settings.database.listenURL ?? url).coreConfiguration,
-            namespace: (["chat"] + searchPath.prefix(1)).joined(separator: "_"), eventLoopGroup: app.eventLoopGroup, logger: app.logger
+            namespace: (["chat"] + searchPath.prefix(1)).joined(separator: "_"), eventLoopGroup: app.eventLoopGroup,
+            clock: clock, logger: app.logger
         )
     }
 }

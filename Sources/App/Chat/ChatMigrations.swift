@@ -75,3 +75,41 @@ struct AddReplyAccounting: AsyncMigration {
         }
     }
 }
+
+/// Makes a chat's messages a tree, so that regenerating a reply or editing a question keeps what
+/// it replaces as an earlier version: each message knows the one it follows (`parent_id`), its
+/// number among the messages that follow the same one with the same role (`version` of
+/// `versions`), and whether it is in the chat's current conversation (`is_current`), which a
+/// partial index keeps one indexed read away. `chats.revision` counts the changes to the current
+/// conversation (stream event ids carry it); `chats.needs_title` marks a chat made without a title.
+/// Existing messages become one branch: each follows the one before it.
+struct AddConversationTree: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Message.schema).field("parent_id", .uuid).update()
+        try await database.schema(Message.schema).field("is_current", .bool, .required, .sql(.default(true))).update()
+        try await database.schema(Message.schema).field("version", .int, .required, .sql(.default(1))).update()
+        try await database.schema(Message.schema).field("versions", .int, .required, .sql(.default(1))).update()
+        try await database.schema(Chat.schema).field("revision", .int, .required, .sql(.default(0))).update()
+        try await database.schema(Chat.schema).field("needs_title", .bool, .required, .sql(.default(false))).update()
+        let sql = try database.sql()
+        try await sql.raw("""
+            UPDATE messages SET parent_id = (SELECT previous.id FROM messages previous
+                WHERE previous.chat_id = messages.chat_id AND previous.sequence < messages.sequence
+                ORDER BY previous.sequence DESC LIMIT 1)
+            """).run()
+        try await sql.raw("CREATE INDEX idx_messages_current ON messages (chat_id, sequence) WHERE is_current").run()
+        try await sql.raw("CREATE INDEX idx_messages_parent ON messages (chat_id, parent_id)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        let sql = try database.sql()
+        try await sql.raw("DROP INDEX idx_messages_parent").run()
+        try await sql.raw("DROP INDEX idx_messages_current").run()
+        for column in ["needs_title", "revision"] {
+            try await database.schema(Chat.schema).deleteField(.string(column)).update()
+        }
+        for column in ["versions", "version", "is_current", "parent_id"] {
+            try await database.schema(Message.schema).deleteField(.string(column)).update()
+        }
+    }
+}

@@ -22,9 +22,9 @@ enum ChatReads {
         return try await rows(statement, binds, on: db) { columns in try ChatSummaryRow(reading: &columns) }
     }
 
-    /// The chat `chatID` if `userID` owns it, with its messages from `sequence` on, in order (one
-    /// statement: the chat's columns repeat on each message's row); nil when there is no such chat
-    /// of theirs.
+    /// The chat `chatID` if `userID` owns it, with its current conversation's messages from
+    /// `sequence` on, in order (one statement: the chat's columns repeat on each message's row);
+    /// nil when there is no such chat of theirs.
     static func chat(_ chatID: UUID, ownedBy userID: UUID, messagesFrom sequence: Int = 0,
                      on db: any Database) async throws -> (chat: ChatSummaryRow, messages: [MessageResponse])? {
         let rows = try await rows(chatWithMessages, [.int(sequence), .uuid(chatID), .uuid(userID)], on: db) { columns in
@@ -34,14 +34,22 @@ enum ChatReads {
         return (first.0, rows.compactMap(\.1))
     }
 
-    /// The messages of `chatID` from `sequence` on, in order.
+    /// The messages of `chatID`'s current conversation from `sequence` on, in order.
     static func messages(of chatID: UUID, from sequence: Int = 0, on db: any Database) async throws -> [MessageResponse] {
         try await rows(messagesOfChat, [.uuid(chatID), .int(sequence)], on: db) { columns in try MessageResponse(reading: &columns) }
     }
 
-    static let summaryColumns = "id, title, model, system, created_at, updated_at, last_message_at, activity_at"
+    /// The versions at `messageID`'s turn in `chatID`: the messages that follow the same message
+    /// (or, for the first question, none) with the same role, in the order they were written;
+    /// empty when the chat has no such message.
+    static func versions(of messageID: UUID, in chatID: UUID, on db: any Database) async throws -> [MessageResponse] {
+        try await rows(versionsOfMessage, [.uuid(chatID), .uuid(messageID)], on: db) { columns in try MessageResponse(reading: &columns) }
+    }
+
+    static let summaryColumns = "id, title, model, system, created_at, updated_at, last_message_at, activity_at, revision"
     static let messageColumns = "id, chat_id, sequence, role, content, status, model, input_tokens, output_tokens, "
-        + "cache_read_input_tokens, cache_creation_input_tokens, omitted_messages, stop_reason, error, created_at"
+        + "cache_read_input_tokens, cache_creation_input_tokens, omitted_messages, stop_reason, error, created_at, "
+        + "parent_id, is_current, version, versions"
 
     /// The chat list's statement: without and with a title search, each without and with a cursor.
     private static let chatLists: [Statement] = [false, true].flatMap { search in
@@ -54,10 +62,15 @@ enum ChatReads {
     }
     private static let chatWithMessages = Statement(
         "SELECT " + (qualified(summaryColumns, "c") + ", " + qualified(messageColumns, "m"))
-            + " FROM chats c LEFT JOIN messages m ON m.chat_id = c.id AND m.sequence >= ?"
+            + " FROM chats c LEFT JOIN messages m ON m.chat_id = c.id AND m.is_current AND m.sequence >= ?"
             + " WHERE c.id = ? AND c.user_id = ? ORDER BY m.sequence")
     private static let messagesOfChat = Statement(
-        "SELECT \(messageColumns) FROM messages WHERE chat_id = ? AND sequence >= ? ORDER BY sequence")
+        "SELECT \(messageColumns) FROM messages WHERE chat_id = ? AND is_current AND sequence >= ? ORDER BY sequence")
+
+    private static let versionsOfMessage = Statement(
+        "SELECT " + qualified(messageColumns, "m") + " FROM messages t JOIN messages m ON m.chat_id = t.chat_id AND m.role = t.role"
+            + " AND (m.parent_id = t.parent_id OR (m.parent_id IS NULL AND t.parent_id IS NULL))"
+            + " WHERE t.chat_id = ? AND t.id = ? ORDER BY m.version")
 
     private static func qualified(_ columns: String, _ table: String) -> String {
         columns.split(separator: ", ").map { "\(table).\($0)" }.joined(separator: ", ")
@@ -190,6 +203,21 @@ struct ColumnReader {
         return text.lowercased()
     }
 
+    mutating func optionalIDString() throws -> String? {
+        if isPostgres { return try nextCell().decode(UUID?.self)?.lowercased }
+        switch try nextData() {
+        case .text(let text) where text.utf8.count == 36: return text.lowercased()
+        case .null: return nil
+        default: throw Malformed(description: "not an id")
+        }
+    }
+
+    mutating func bool() throws -> Bool {
+        if isPostgres { return try nextCell().decode(Bool.self) }
+        guard case .integer(let value) = try nextData() else { throw Malformed(description: "not a boolean") }
+        return value != 0
+    }
+
     mutating func string() throws -> String {
         if isPostgres { return try nextCell().decode(String.self) }
         guard case .text(let text) = try nextData() else { throw Malformed(description: "not text") }
@@ -235,7 +263,7 @@ extension ChatSummaryRow {
     init(reading columns: inout ColumnReader) throws {
         self.init(id: try columns.uuid(), title: try columns.string(), model: try columns.string(), system: try columns.optionalString(),
                   createdAt: try columns.optionalDate(), updatedAt: try columns.optionalDate(),
-                  lastMessageAt: try columns.optionalDate(), activityAt: try columns.date())
+                  lastMessageAt: try columns.optionalDate(), activityAt: try columns.date(), revision: try columns.int())
     }
 }
 
@@ -251,6 +279,7 @@ extension MessageResponse {
         self.init(id: id, chatID: chatID, sequence: sequence, role: role, content: content, status: status, model: try columns.string(),
                   inputTokens: try columns.int(), outputTokens: try columns.int(), cacheReadInputTokens: try columns.int(),
                   cacheCreationInputTokens: try columns.int(), omittedMessages: try columns.int(),
-                  stopReason: try columns.optionalString(), error: try columns.optionalString(), createdAt: try columns.optionalDate())
+                  stopReason: try columns.optionalString(), error: try columns.optionalString(), createdAt: try columns.optionalDate(),
+                  parentID: try columns.optionalIDString(), current: try columns.bool(), version: try columns.int(), versions: try columns.int())
     }
 }

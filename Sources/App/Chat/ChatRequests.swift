@@ -122,6 +122,48 @@ struct SendMessageRequest: Decodable {
     }
 }
 
+/// `POST /api/chat/<id>/regenerate/`: optionally, another model for the new reply.
+struct RegenerateRequest: Decodable {
+    var model: String?
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> String? {
+        var errors = FieldErrors()
+        let model = self.model.map { rules.model($0, into: &errors) }
+        try errors.throwIfAny()
+        return model
+    }
+}
+
+/// `POST /api/chat/<id>/edit/`: which user message, and its new text.
+struct EditMessageRequest: Decodable {
+    var messageID: String?
+    var content: String?
+
+    enum CodingKeys: String, CodingKey {
+        case messageID = "message_id", content
+    }
+
+    struct Valid {
+        var messageID: UUID
+        var content: String
+    }
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
+        var errors = FieldErrors()
+        var id: UUID?
+        switch messageID {
+        case nil: errors.add("message_id", "This field is required.")
+        case let raw?:
+            id = UUID(hyphenated: raw)
+            if id == nil { errors.add("message_id", "Must be a UUID.") }
+        }
+        let content = rules.content(self.content, "content", into: &errors)
+        try errors.throwIfAny()
+        guard let id else { throw .invalidFields(["message_id": ["This field is required."]]) }
+        return Valid(messageID: id, content: content)
+    }
+}
+
 /// The query of `GET /api/chat/`.
 struct ChatListQuery: Decodable {
     var limit: String?

@@ -37,12 +37,22 @@ final class Message: Model, @unchecked Sendable {
     @OptionalField(key: "stop_reason") var stopReason: String?
     @OptionalField(key: "error") var error: String?
     @OptionalField(key: "heartbeat_at") var heartbeatAt: Date?
+    /// The message this one follows (nil for a chat's first): a chat's messages form a tree, whose
+    /// current branch is the conversation.
+    @OptionalField(key: "parent_id") var parentID: UUID?
+    /// In the chat's current conversation (else an earlier version, or what followed one).
+    @Field(key: "is_current") var isCurrent: Bool
+    /// Its number among the messages that follow the same message with the same role, from 1.
+    @Field(key: "version") var version: Int
+    /// How many such messages there are.
+    @Field(key: "versions") var versions: Int
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
 
     init() {}
 
-    init(chatID: UUID, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String, heartbeatAt: Date? = nil) {
+    init(chatID: UUID, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String, heartbeatAt: Date? = nil,
+         parentID: UUID? = nil, version: Int = 1) {
         self.id = UUID()
         self.$chat.id = chatID
         self.sequence = sequence
@@ -56,12 +66,17 @@ final class Message: Model, @unchecked Sendable {
         self.cacheCreationInputTokens = 0
         self.omittedMessages = 0
         self.heartbeatAt = heartbeatAt
+        self.parentID = parentID
+        self.isCurrent = true
+        self.version = version
+        self.versions = version
     }
 
     /// The columns ``insertValues(at:)`` fills, in order.
     static let insertColumns = [
         "id", "chat_id", "sequence", "role", "content", "status", "model", "input_tokens", "output_tokens",
         "cache_read_input_tokens", "cache_creation_input_tokens", "omitted_messages", "heartbeat_at", "created_at", "updated_at",
+        "parent_id", "is_current", "version", "versions",
     ]
 
     /// This new message's row, for a direct SQL insert.
@@ -70,6 +85,7 @@ final class Message: Model, @unchecked Sendable {
             SQLBind(try requireID()), SQLBind($chat.id), SQLBind(sequence), SQLBind(role.rawValue), SQLBind(content),
             SQLBind(status.rawValue), SQLBind(model), SQLBind(inputTokens), SQLBind(outputTokens), SQLBind(cacheReadInputTokens),
             SQLBind(cacheCreationInputTokens), SQLBind(omittedMessages), SQLBind(heartbeatAt), SQLBind(now), SQLBind(now),
+            SQLBind(parentID), SQLBind(isCurrent), SQLBind(version), SQLBind(versions),
         ]
     }
 }

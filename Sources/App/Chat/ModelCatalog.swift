@@ -12,6 +12,8 @@ struct ModelCatalog: Sendable {
     let contextWindows: [String: Int]
     let defaultContextWindow: Int
     let promptCaching: Bool
+    /// The model that names chats (`TITLE_MODEL`); nil: each chat's own.
+    let titleModel: String?
 
     init(provider: any ModelProvider, settings: AnthropicSettings, modelIDs: [String]? = nil, defaultModel: String? = nil) {
         self.provider = provider
@@ -21,6 +23,7 @@ struct ModelCatalog: Sendable {
         contextWindows = settings.contextWindows
         defaultContextWindow = settings.defaultContextWindow
         promptCaching = settings.promptCaching
+        titleModel = settings.titleModel
     }
 
     /// The catalog the settings describe; the Anthropic client's requests run on `eventLoopGroup`,

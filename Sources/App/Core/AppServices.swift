@@ -41,6 +41,8 @@ struct AppServices: Sendable {
     let accounts: AccountService
     /// The accounts of recent requests, kept in memory.
     let users: SignedInUsers
+    /// What replies consumed, and the daily quota.
+    let usage: UsageLedger
     /// Nil when Google sign-in is not configured.
     let google: GoogleSignIn?
     let chat: ChatFeature
@@ -74,7 +76,8 @@ struct AppServices: Sendable {
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
-            passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users, google: google, chat: chat
+            passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
+            usage: UsageLedger(settings: settings.usage, clock: clock), google: google, chat: chat
         )
     }
 }

@@ -26,6 +26,8 @@ public struct AnthropicSettings: Sendable {
     public var idleTimeout: Duration
     /// The pause between words of the offline provider's reply.
     public var offlineWordDelay: Duration
+    /// The model that names chats made without a title (a cheap one will do); nil: the chat's own.
+    public var titleModel: String?
 
     init(_ read: SettingsReader) throws(SettingsError) {
         apiKey = read.string("ANTHROPIC_API_KEY")
@@ -60,6 +62,7 @@ public struct AnthropicSettings: Sendable {
         firstByteTimeout = try read.duration("ANTHROPIC_FIRST_BYTE_TIMEOUT", default: .seconds(60))
         idleTimeout = try read.duration("ANTHROPIC_IDLE_TIMEOUT", default: .seconds(60))
         offlineWordDelay = try read.duration("OFFLINE_WORD_DELAY", default: .milliseconds(40), allowZero: true)
+        titleModel = read.string("TITLE_MODEL")
     }
 }
 

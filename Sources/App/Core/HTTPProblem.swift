@@ -10,6 +10,8 @@ public struct HTTPProblem: Error, Sendable {
     public var fieldErrors: [String: [String]]?
     /// Extra response headers, e.g. `WWW-Authenticate` or `Retry-After`.
     public var headers: HTTPHeaders
+    /// An extension member naming the problem for programs (`"code": "quota_exceeded"`).
+    public var code: String?
 
     public init(
         _ status: HTTPResponseStatus,
@@ -17,7 +19,8 @@ public struct HTTPProblem: Error, Sendable {
         detail: String? = nil,
         type: String = "about:blank",
         fieldErrors: [String: [String]]? = nil,
-        headers: HTTPHeaders = [:]
+        headers: HTTPHeaders = [:],
+        code: String? = nil
     ) {
         self.status = status
         self.title = title ?? status.reasonPhrase
@@ -25,6 +28,7 @@ public struct HTTPProblem: Error, Sendable {
         self.type = type
         self.fieldErrors = fieldErrors
         self.headers = headers
+        self.code = code
     }
 
     /// The JSON body, `application/problem+json`.
@@ -34,10 +38,11 @@ public struct HTTPProblem: Error, Sendable {
         var status: Int
         var detail: String?
         var errors: [String: [String]]?
+        var code: String?
     }
 
     func response() -> Response {
-        let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors)
+        let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors, code: code)
         var headers = self.headers
         headers.replaceOrAdd(name: .contentType, value: "application/problem+json")
         // A problem body holds only strings and numbers: it always encodes.

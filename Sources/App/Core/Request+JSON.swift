@@ -2,8 +2,12 @@ import Vapor
 
 extension Request {
     /// Decodes a JSON body. Anything but JSON is 415; an empty or unparsable body, or a field of
-    /// the wrong type, is 400 with the offending field named.
-    public func decodeJSON<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+    /// the wrong type, is 400 with the offending field named. With `allowEmpty`, no body at all
+    /// reads as `{}` (every field optional).
+    public func decodeJSON<T: Decodable>(_ type: T.Type = T.self, allowEmpty: Bool = false) throws -> T {
+        if allowEmpty, (body.data?.readableBytes ?? 0) == 0 {
+            return try decodeJSONObject(ByteBuffer(string: "{}"))
+        }
         guard let contentType = headers.contentType,
               contentType.type == "application",
               contentType.subType == "json" || contentType.subType.hasSuffix("+json")
@@ -13,6 +17,10 @@ extension Request {
         guard let body = body.data, body.readableBytes > 0 else {
             throw RequestError.malformedJSON("The request body is empty; send a JSON object.")
         }
+        return try decodeJSONObject(body)
+    }
+
+    private func decodeJSONObject<T: Decodable>(_ body: ByteBuffer) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: body)
         } catch let error as DecodingError {

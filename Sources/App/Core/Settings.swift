@@ -36,6 +36,7 @@ public struct Settings: Sendable {
     public var protection: ProtectionSettings
     public var anthropic: AnthropicSettings
     public var chat: ChatSettings
+    public var usage: UsageSettings
     /// Used by `createsuperuser --noinput`.
     public var superuserEmail: String?
     public var superuserPassword: String?
@@ -140,6 +141,7 @@ public struct Settings: Sendable {
         google = try GoogleSettings.read(read, port: port)
         anthropic = try AnthropicSettings(read)
         chat = try ChatSettings(read)
+        usage = try UsageSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
         superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
 

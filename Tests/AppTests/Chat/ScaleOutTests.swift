@@ -53,7 +53,7 @@ extension TestApp {
 
 @Suite("Two instances on one PostgreSQL database", .serialized, .enabled(if: TestDatabase.postgresURL != nil))
 struct ScaleOutTests {
-    @Test("a reply running on one instance streams live on the other, piece by piece, with the same event ids")
+    @Test("a reply running on one instance streams live on the other, piece by piece, with event ids that mean the same on both")
     func liveAcrossInstances() async throws {
         try await withTwoInstances { a, b, _ in
             let emulator = try #require(a.emulator)
@@ -65,14 +65,19 @@ struct ScaleOutTests {
                 let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
                 let turn = try await a.sendMessage("go", chat: chat.id, token: session.access)
                 // Live: the first two pieces reach the other instance while the reply waits.
-                try await stream.waitFor("two deltas while the reply is paused") { $0.filter { $0.type == "delta" }.count == 2 }
+                try await stream.waitFor("two pieces while the reply is paused") { $0.replyText(turn.assistant.id) == "One two" }
                 #expect(emulator.pausedCount == 1)
                 emulator.openGate()
                 let events = try await stream.waitForDone(turn.assistant.id)
                 stream.close()
                 #expect(events.replyText(turn.assistant.id) == chunks.joined())
+                // Positions are byte offsets: each id is one a stream on the running instance gets
+                // (pieces that queued up while the database was busy travel joined), in order.
                 let offsets = chunks.indices.map { "2-\(chunks[...$0].joined().utf8.count)" }
-                #expect(events.compactMap(\.id) == ["1", "2-0"] + offsets + ["2"], "the ids a stream on the running instance gets")
+                let ids = events.compactMap(\.id)
+                #expect(Array(ids.prefix(2)) == ["1", "2-0"] && ids.last == "2")
+                #expect(ids.dropFirst(2).dropLast().allSatisfy(offsets.contains), "\(ids)")
+                #expect(ids.dropFirst(2).dropLast() == ids.dropFirst(2).dropLast().sorted { StreamPosition(eventID: $0)! < StreamPosition(eventID: $1)! })
                 #expect(events.last?.json["status"] as? String == "complete")
             }
         }
@@ -90,7 +95,7 @@ struct ScaleOutTests {
             let (before, turn) = try await a.withLiveServer { baseA in
                 let first = try await EventStreamClient.open(baseA, path, token: session.access)
                 let turn = try await a.sendMessage("go", chat: chat.id, token: session.access)
-                let before = try await first.waitFor("three deltas") { $0.filter { $0.type == "delta" }.count == 3 }
+                let before = try await first.waitFor("three pieces") { $0.replyText(turn.assistant.id) == chunks.prefix(3).joined() }
                 first.close()
                 return (before, turn)
             }
@@ -187,7 +192,7 @@ struct ScaleOutTests {
                 let path = "/api/chat/\(chat.id)/messages/"
                 let early = try await EventStreamClient.open(baseB, path, token: session.access)
                 let turn = try await a.sendMessage("go", chat: chat.id, token: session.access)
-                try await early.waitFor("two deltas") { $0.filter { $0.type == "delta" }.count == 2 }
+                try await early.waitFor("two pieces") { $0.replyText(turn.assistant.id) == chunks.prefix(2).joined() }
 
                 // The second instance loses its listener, and cannot get it back for now.
                 proxy.drop(refuse: true)
@@ -209,6 +214,39 @@ struct ScaleOutTests {
                     #expect(ids == ids.sorted { StreamPosition(eventID: $0)! < StreamPosition(eventID: $1)! }, "in order")
                     #expect(Set(ids).count == ids.count, "nothing twice: \(ids)")
                 }
+            }
+        }
+    }
+
+    @Test("a reply's text goes through the database only while another instance has streams on its chat")
+    func textOnlyWhereFollowed() async throws {
+        try await withTwoInstances { a, b, _ in
+            let emulator = try #require(a.emulator)
+            let busA = try #require(try a.postgresBus)
+            let session = try await a.register()
+            let chat = try await a.createChat(token: session.access)
+            try await a.withLiveServer { baseA in
+                // The stream is on the instance that runs the reply: nothing for the database to carry.
+                let local = try await EventStreamClient.open(baseA, "/api/chat/\(chat.id)/messages/", token: session.access)
+                emulator.enqueue(.reply(["One", " two", " three"]))
+                let first = try await a.sendMessage("first", chat: chat.id, token: session.access)
+                _ = try await local.waitForDone(first.assistant.id)
+                #expect(busA.deltaNotificationsSent == 0)
+
+                // Another instance opens a stream on the chat: from then on the text goes to it, live.
+                try await b.withLiveServer { baseB in
+                    let remote = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
+                    try await waitUntil("A to hear that B follows the chat") { busA.isFollowedByAnotherInstance(try #require(UUID(uuidString: chat.id))) }
+                    emulator.enqueue(.reply(Script.Reply(["Four", " five", " six"], pauseAfter: 2)))
+                    let second = try await a.sendMessage("second", chat: chat.id, token: session.access)
+                    try await remote.waitFor("two pieces on B while the reply waits") { $0.replyText(second.assistant.id) == "Four five" }
+                    emulator.openGate()
+                    let events = try await remote.waitForDone(second.assistant.id)
+                    remote.close()
+                    #expect(events.replyText(second.assistant.id) == "Four five six")
+                    #expect((1...3).contains(busA.deltaNotificationsSent), "the three pieces, joined or not")
+                }
+                local.close()
             }
         }
     }
@@ -267,7 +305,9 @@ struct ScaleOutTests {
                                                             "Content-Type": "application/json"],
                                                   body: ByteBuffer(string: #"{"content":"go"}"#))
                 #expect(sent.status == .accepted)
-                try await stream.waitFor("two deltas from the process") { $0.filter { $0.type == "delta" }.count == 2 }
+                let body = try JSONSerialization.jsonObject(with: Data(sent.body.utf8)) as? [String: Any]
+                let assistant = try #require(body?["assistant_message"] as? [String: Any]).id
+                try await stream.waitFor("two pieces from the process") { $0.replyText(assistant) == "Said before" }
 
                 process.kill()
                 // Past the lease, by the live instance's clock: its next upkeep marks the reply failed.

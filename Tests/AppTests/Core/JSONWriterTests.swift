@@ -39,6 +39,10 @@ struct JSONWriterTests {
         message.stopReason = Bool.random(using: &generator) ? randomText(&generator) : nil
         message.error = Bool.random(using: &generator) ? randomText(&generator) : nil
         message.createdAt = Bool.random(using: &generator) ? randomDate(&generator) : nil
+        message.parentID = Bool.random(using: &generator) ? UUID().lowercased : nil
+        message.current = Bool.random(using: &generator)
+        message.versions = Int.random(in: 1...5, using: &generator)
+        message.version = Int.random(in: 1...message.versions, using: &generator)
         return message
     }
 
@@ -73,6 +77,8 @@ struct JSONWriterTests {
             try expectSameBytes(ChatListResponse(results: (0..<Int.random(in: 0...3)).map { _ in Self.randomSummary(&generator) },
                                                  next: Bool.random() ? Self.randomText(&generator) : nil))
             try expectSameBytes(SendResponse(userMessage: Self.randomMessage(&generator), assistantMessage: Self.randomMessage(&generator)))
+            try expectSameBytes(RegenerateResponse(assistantMessage: Self.randomMessage(&generator)))
+            try expectSameBytes(MessageListResponse(results: messages))
         }
         var message = Self.randomMessage(&generator)
         message.content = Self.awkward

@@ -45,6 +45,8 @@ struct ProblemBody: Decodable, Equatable {
     var status: Int
     var detail: String?
     var errors: [String: [String]]?
+    /// The extension member naming the problem for programs (`quota_exceeded`).
+    var code: String?
 }
 
 extension TestingHTTPResponse {

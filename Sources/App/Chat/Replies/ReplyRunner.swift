@@ -19,6 +19,7 @@ final class ReplyRunner: Sendable {
     let settings: ChatSettings
     let logger: Logger
     let metrics: AppMetrics
+    let titler: ChatTitler
 
     init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock,
          settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
@@ -30,6 +31,7 @@ final class ReplyRunner: Sendable {
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
+        titler = ChatTitler(catalog: catalog, bus: bus, database: store.database, logger: logger)
     }
 
     var isDraining: Bool { replies.isDraining }
@@ -70,6 +72,7 @@ final class ReplyRunner: Sendable {
         // Stored outside this task's cancellation, so that a stopped reply is still saved.
         let stored = await Task { await self.finish(reply, outcome) }.value
         release(reply, stored, started: started)
+        if reply.job.needsTitle, stored?.status == .complete { await titler.titleIfNeeded(reply.job.chatID) }
     }
 
     /// Asks the model and relays each piece of text to the streams as it arrives.

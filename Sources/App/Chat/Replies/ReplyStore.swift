@@ -25,7 +25,7 @@ struct ReplyStore: Sendable {
         var omittedMessages: Int
     }
 
-    /// The chat's conversation before `job`'s reply, as the model is to see it: messages in order,
+    /// The chat's current conversation before `job`'s reply, as the model is to see it: messages in order,
     /// failed and cancelled replies left out, turns of the same role run together, as much of it
     /// as fits the model's context (``ConversationWindow``).
     func request(for job: ReplyJob, catalog: ModelCatalog) async throws -> PreparedRequest {
@@ -33,6 +33,7 @@ struct ReplyStore: Sendable {
             .columns("role", "status", "content")
             .from(Message.schema)
             .where("chat_id", .equal, SQLBind(job.chatID))
+            .where("is_current", .equal, SQLLiteral.boolean(true))
             .where("sequence", .lessThan, SQLBind(job.sequence))
             .orderBy("sequence")
             .all()
@@ -60,7 +61,28 @@ struct ReplyStore: Sendable {
     /// Stores how the reply ended; nil when the message is gone (its chat was deleted). When another
     /// path ended it first, answers the message as that path stored it.
     func finish(_ job: ReplyJob, _ ending: Ending, now: Date) async throws -> MessageResponse? {
-        let db = try database().sql()
+        // One transaction: the end, its search entry, its usage and the chat's activity are stored
+        // together, by whichever path ends the reply first, or not at all.
+        let won = try await database().transaction { tx in try await storeEnd(job, ending, now: now, on: try tx.sql()) }
+        guard won else {
+            // Ended by another path first (or deleted): answer it as stored.
+            return try await message(job.messageID)
+        }
+        var stored = job.announced
+        stored.content = ending.text
+        stored.status = ending.status
+        stored.inputTokens = ending.usage.inputTokens
+        stored.outputTokens = ending.usage.outputTokens
+        stored.cacheReadInputTokens = ending.usage.cacheReadInputTokens
+        stored.cacheCreationInputTokens = ending.usage.cacheCreationInputTokens
+        stored.omittedMessages = ending.omittedMessages
+        stored.stopReason = ending.stopReason
+        stored.error = ending.error
+        return stored
+    }
+
+    /// The writes of ``finish(_:_:now:)``; false when the reply was no longer streaming.
+    private func storeEnd(_ job: ReplyJob, _ ending: Ending, now: Date, on db: any SQLDatabase) async throws -> Bool {
         let won = try await db.update(Message.schema)
             .set("content", to: SQLBind(ending.text))
             .set("status", to: SQLBind(ending.status.rawValue))
@@ -77,27 +99,16 @@ struct ReplyStore: Sendable {
             .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
             .returning("id")
             .all()
-        guard !won.isEmpty else {
-            // Ended by another path first (or deleted): answer it as stored.
-            return try await message(job.messageID)
-        }
+        guard !won.isEmpty else { return false }
+        try await ChatSearch.indexMessage(job.messageID, chat: job.chatID, text: ending.text, on: db)
+        try await UsageLedger.record(ending.usage, model: job.model, chat: job.chatID, at: now, on: db)
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
             .set("last_message_at", to: SQLBind(activity))
             .set("activity_at", to: SQLBind(activity))
             .where("id", .equal, SQLBind(job.chatID))
             .run()
-        var stored = job.announced
-        stored.content = ending.text
-        stored.status = ending.status
-        stored.inputTokens = ending.usage.inputTokens
-        stored.outputTokens = ending.usage.outputTokens
-        stored.cacheReadInputTokens = ending.usage.cacheReadInputTokens
-        stored.cacheCreationInputTokens = ending.usage.cacheCreationInputTokens
-        stored.omittedMessages = ending.omittedMessages
-        stored.stopReason = ending.stopReason
-        stored.error = ending.error
-        return stored
+        return true
     }
 
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message
@@ -129,7 +140,11 @@ struct ReplyStore: Sendable {
             .returning("id")
             .all(decodingColumn: "id", as: UUID.self)
         guard !rows.isEmpty else { return [] }
-        return try await Message.query(on: database()).filter(\.$id ~~ rows).all().map(MessageResponse.init)
+        let failed = try await Message.query(on: database()).filter(\.$id ~~ rows).all()
+        for message in failed {
+            try await ChatSearch.indexMessage(try message.requireID(), chat: message.$chat.id, text: message.content, on: try database().sql())
+        }
+        return try failed.map(MessageResponse.init)
     }
 
     /// Cancels a reply left streaming in `chat` that no instance is running, keeping its saved text.
@@ -143,7 +158,9 @@ struct ReplyStore: Sendable {
             .returning("id")
             .all(decodingColumn: "id", as: UUID.self)
         guard let id = rows.first else { return nil }
-        return try await message(id)
+        guard let stopped = try await message(id) else { return nil }
+        try await ChatSearch.indexMessage(id, chat: chat, text: stopped.content, on: try database().sql())
+        return stopped
     }
 
     /// The id of the reply streaming in `chat`, if any.

@@ -10,6 +10,8 @@ struct ReplyJob: Sendable {
     var system: String?
     /// The assistant message as it was announced (`streaming`, no text yet).
     var announced: MessageResponse
+    /// The chat waits for a title (``ChatTitler``): once this reply is complete, it gets one.
+    var needsTitle = false
 }
 
 /// Why a running reply was stopped before it finished.

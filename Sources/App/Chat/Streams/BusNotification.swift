@@ -22,6 +22,15 @@ enum BusNotification: Equatable, Sendable {
     case syncRequested(chat: UUID)
     /// The account changed (deactivated, signed out everywhere): forget what is cached of it.
     case userChanged(UUID)
+    /// The chat's current conversation changed (now at `revision`): read it.
+    case conversationChanged(chat: UUID, revision: Int)
+    /// The chat's title is now `title`.
+    case chatRenamed(chat: UUID, title: String)
+    /// The sender has streams on the chat (said when it starts following, again now and then,
+    /// and when a reply starts there): send it the chat's reply text.
+    case following(chat: UUID)
+    /// The sender has no more streams on the chat.
+    case unfollowed(chat: UUID)
 
     /// The most bytes of delta text one notification carries.
     static let maxTextBytes = 7000
@@ -30,14 +39,15 @@ enum BusNotification: Equatable, Sendable {
     /// listen), requests and account changes to the control channel (every instance listens).
     var isControl: Bool {
         switch self {
-        case .chatDeleted, .stopRequested, .syncRequested, .userChanged: true
-        case .messageStored, .delta, .replyEnded, .replySaved: false
+        case .chatDeleted, .stopRequested, .syncRequested, .userChanged, .following, .unfollowed: true
+        case .messageStored, .delta, .replyEnded, .replySaved, .conversationChanged, .chatRenamed: false
         }
     }
 
     var chat: UUID? {
         switch self {
         case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _),
+             .conversationChanged(let chat, _), .chatRenamed(let chat, _), .following(let chat), .unfollowed(let chat),
              .chatDeleted(let chat), .stopRequested(let chat), .syncRequested(let chat):
             chat
         case .userChanged:
@@ -58,6 +68,10 @@ enum BusNotification: Equatable, Sendable {
         case .stopRequested(let chat): return line("stop", instance, chat.lowercased)
         case .syncRequested(let chat): return line("sync", instance, chat.lowercased)
         case .userChanged(let user): return line("user", instance, user.lowercased)
+        case .conversationChanged(let chat, let revision): return line("c", instance, chat.lowercased, String(revision))
+        case .chatRenamed(let chat, let title): return line("t", instance, chat.lowercased, Self.escape(title))
+        case .following(let chat): return line("f", instance, chat.lowercased)
+        case .unfollowed(let chat): return line("u", instance, chat.lowercased)
         }
     }
 
@@ -82,6 +96,10 @@ enum BusNotification: Equatable, Sendable {
         case "stop": notification = .stopRequested(chat: id)
         case "sync": notification = .syncRequested(chat: id)
         case "user": notification = .userChanged(id)
+        case "c": notification = int(3).map { .conversationChanged(chat: id, revision: $0) }
+        case "f": notification = .following(chat: id)
+        case "u": notification = .unfollowed(chat: id)
+        case "t": notification = parts.count >= 4 ? .chatRenamed(chat: id, title: unescape(parts[3...].joined(separator: "|")[...])) : nil
         default: notification = nil
         }
         return notification.map { (instance, $0) }

@@ -23,6 +23,13 @@ protocol ChatEventBus: Sendable {
     func replyEnded(_ message: MessageResponse)
     /// The chat is gone: its streams end with an `error` event, and its reply stops wherever it runs.
     func chatDeleted(_ chat: UUID)
+    /// The current conversation changed (a regeneration, an edit, a switch of version) and is now
+    /// `conversation`, at `revision`: every stream says so (`conversation`) and replays it whole.
+    func conversationChanged(in chat: UUID, revision: Int, conversation: [MessageResponse])
+    /// The chat's title changed: every stream gets a `chat` event.
+    func chatRenamed(_ chat: UUID, title: String)
+    /// A stream read the chat at `revision`: events published for it from now on are of at least that revision.
+    func noteRevision(_ revision: Int, of chat: UUID)
 
     /// Asks whichever instance runs the reply in `chat` to stop it; false when no other instance
     /// can be asked (one process), so that the caller treats the reply as nobody's.

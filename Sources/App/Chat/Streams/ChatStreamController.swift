@@ -25,9 +25,19 @@ struct ChatStreamController: RouteCollection {
         let subscriber = try await bus.subscribe(to: chatID, userID: userID.lowercased, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
         let replay: StreamReplay
         do {
-            // A reconnecting reader has every message before the one it stopped in.
-            let stored = try await ChatReads.messages(of: chatID, from: resumeFrom?.sequence ?? 0, on: req.db)
-            replay = StreamReplay(conversation: ChatConversation.overlay(stored, in: chatID, bus: bus), after: resumeFrom)
+            // A reader reconnecting in the same revision has every message before the one it stopped in.
+            guard let read = try await ChatReads.chat(chatID, ownedBy: userID, messagesFrom: resumeFrom?.sequence ?? 0, on: req.db) else {
+                throw ChatError.chatNotFound
+            }
+            var chat = read
+            if let resumeFrom, resumeFrom.revision != read.chat.revision, resumeFrom.sequence > 0 {
+                // The conversation changed since: it is replayed whole.
+                guard let whole = try await ChatReads.chat(chatID, ownedBy: userID, on: req.db) else { throw ChatError.chatNotFound }
+                chat = whole
+            }
+            bus.noteRevision(chat.chat.revision, of: chatID)
+            replay = StreamReplay(conversation: ChatConversation.overlay(chat.messages, in: chatID, bus: bus), of: chatID,
+                                  revision: chat.chat.revision, after: resumeFrom)
         } catch {
             bus.cancel(subscriber)
             throw error

@@ -10,6 +10,8 @@ import Vapor
 final class ChatStreamHub: ChatEventBus {
     private struct Shard {
         var streams: [UUID: [Int: StreamSubscriber]] = [:]
+        /// The current revision of each chat with streams (what its event ids carry).
+        var revisions: [UUID: Int] = [:]
         var isShutDown = false
     }
 
@@ -85,6 +87,7 @@ final class ChatStreamHub: ChatEventBus {
             let removed = state.streams[subscriber.chat]?.removeValue(forKey: subscriber.id) != nil
             guard state.streams[subscriber.chat]?.isEmpty == true else { return (removed, false) }
             state.streams[subscriber.chat] = nil
+            state.revisions[subscriber.chat] = nil
             return (removed, true)
         }
         guard removed else { return }
@@ -124,8 +127,11 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     func replyDelta(_ delta: ReplyDelta) {
-        let bytes = ServerSentEventEncoder.delta(messageID: delta.messageID, text: delta.text[...], position: delta.end)
-        publish(.event(delta.end, bytes, receivedAt: delta.receivedAt), to: delta.chatID)
+        publish(to: delta.chatID) { revision in
+            let end = delta.end.in(revision)
+            return .event(end, ServerSentEventEncoder.delta(messageID: delta.messageID, text: delta.text[...], position: end),
+                          receivedAt: delta.receivedAt)
+        }
     }
 
     func replyEnded(_ message: MessageResponse) {
@@ -135,6 +141,25 @@ final class ChatStreamHub: ChatEventBus {
     func chatDeleted(_ chat: UUID) {
         replies.stop(in: chat, .chatDeleted)
         publish(.end(Self.chatDeleted), to: chat)
+    }
+
+    func conversationChanged(in chat: UUID, revision: Int, conversation: [MessageResponse]) {
+        shard(chat).withLockedValue { state in
+            guard let streams = state.streams[chat] else { return }
+            state.revisions[chat] = max(state.revisions[chat] ?? 0, revision)
+            streams.values.forEach { $0.deliver(.reset(revision: revision, conversation: conversation)) }
+        }
+    }
+
+    func chatRenamed(_ chat: UUID, title: String) {
+        publish(.renamed(title: title), to: chat)
+    }
+
+    func noteRevision(_ revision: Int, of chat: UUID) {
+        shard(chat).withLockedValue { state in
+            guard state.streams[chat] != nil else { return }
+            state.revisions[chat] = max(state.revisions[chat] ?? 0, revision)
+        }
     }
 
     func requestStop(in chat: UUID) async -> Bool { false }
@@ -148,10 +173,23 @@ final class ChatStreamHub: ChatEventBus {
         }
     }
 
+    /// Builds a frame for the chat's current revision (once, whatever the number of its streams)
+    /// and hands it to each of them, under the lock that orders the chat's events.
+    private func publish(to chat: UUID, _ frame: (_ revision: Int) -> StreamFrame) {
+        shard(chat).withLockedValue { state in
+            guard let streams = state.streams[chat] else { return }
+            let built = frame(state.revisions[chat] ?? 0)
+            streams.values.forEach { $0.deliver(built) }
+        }
+    }
+
     /// Encodes `message` once for every stream of its chat.
     private func publish(_ event: String, _ message: MessageResponse, at position: StreamPosition) {
-        guard let chat = UUID(hyphenated: message.chatID), hasStreams(on: chat) else { return }
-        publish(.event(position, ServerSentEventEncoder.message(event, message, position: position)), to: chat)
+        guard let chat = UUID(hyphenated: message.chatID) else { return }
+        publish(to: chat) { revision in
+            let position = position.in(revision)
+            return .event(position, ServerSentEventEncoder.message(event, message, position: position))
+        }
     }
 
     // MARK: Time and shutdown

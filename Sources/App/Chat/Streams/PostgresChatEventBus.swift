@@ -25,13 +25,25 @@ final class PostgresChatEventBus: ChatEventBus {
     private let logger: Logger
     private let followers = NIOLockedValueBox<[UUID: ReplyFollower]>([:])
     private let notifierBox = NIOLockedValueBox<PostgresNotifier?>(nil)
+    /// The chats other instances follow (they have streams on them), by instance, with when each
+    /// last said so: the text of a reply goes out only for these. A single instance, or one whose
+    /// streams are on the instance running the reply, sends no text through the database at all.
+    private let interest = NIOLockedValueBox<[UUID: [String: Date]]>([:])
+    private let clock: any WallClock
+    private let lastAnnouncement = NIOLockedValueBox<Date?>(nil)
+    private let deltasSent = NIOLockedValueBox(0)
+    /// How often an instance says again which chats it follows, and how long others believe it.
+    static let announceInterval: TimeInterval = 20
+    static let interestLifetime: TimeInterval = 60
     /// Called when another instance says an account changed (to forget what is kept of it), with
     /// nil when any may have (this instance was not listening for a while).
     private let accountsChangedHandler = NIOLockedValueBox<(@Sendable (UUID?) -> Void)?>(nil)
 
     init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping @Sendable () -> any Database,
-         connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+         connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, clock: any WallClock,
+         logger: Logger) {
         self.hub = hub
+        self.clock = clock
         self.replies = replies
         self.store = store
         self.database = database
@@ -39,7 +51,7 @@ final class PostgresChatEventBus: ChatEventBus {
         channels = BusChannels(namespace: namespace)
         instance = UUID().uuidString.lowercased()
         let notifier = PostgresNotifier(
-            configuration: connection, eventLoopGroup: eventLoopGroup, logger: logger,
+            configuration: connection, eventLoopGroup: eventLoopGroup, instance: instance, logger: logger,
             handler: { [weak self] channel, payload in self?.received(payload, on: channel) },
             onReconnect: { [weak self] in self?.listenerCameBack() }
         )
@@ -74,7 +86,7 @@ final class PostgresChatEventBus: ChatEventBus {
             follower.startListening { [notifier, channels] in
                 let listening = await notifier?.listen(channels.chat(chat)) ?? false
                 // Whoever runs the chat's reply says how far it is, so that this instance can follow it.
-                notifier?.notify(channels.control, BusNotification.syncRequested(chat: chat).payload(from: self.instance))
+                notifier?.notify(channels.control, .syncRequested(chat: chat))
                 return listening
             }
         }
@@ -90,6 +102,32 @@ final class PostgresChatEventBus: ChatEventBus {
         let removed = followers.withLockedValue { $0.removeValue(forKey: chat) }
         guard removed != nil else { return }
         notifier?.unlisten(channels.chat(chat))
+        send(.unfollowed(chat: chat))
+    }
+
+    /// Says that this instance follows `chat` (a follower saw a reply start there: whoever runs it
+    /// may not know yet).
+    func announceFollowing(_ chat: UUID) {
+        send(.following(chat: chat))
+    }
+
+    /// Whether another instance follows `chat`.
+    func isFollowedByAnotherInstance(_ chat: UUID) -> Bool { isFollowedElsewhere(chat) }
+
+    private func isFollowedElsewhere(_ chat: UUID) -> Bool {
+        interest.withLockedValue { $0[chat] != nil }
+    }
+
+    private func noteInterest(in chat: UUID, from sender: String, following: Bool) {
+        let now = clock.now()
+        interest.withLockedValue { interest in
+            if following {
+                interest[chat, default: [:]][sender] = now
+            } else {
+                interest[chat]?[sender] = nil
+                if interest[chat]?.isEmpty == true { interest[chat] = nil }
+            }
+        }
     }
 
     // MARK: Publishing
@@ -102,8 +140,16 @@ final class PostgresChatEventBus: ChatEventBus {
 
     func replyDelta(_ delta: ReplyDelta) {
         hub.replyDelta(delta)
-        BusNotification.deltas(delta).forEach(send)
+        // Text only where another instance follows the chat: it learned how far the reply was
+        // when it started following (a sync), and gets every piece from then on.
+        guard isFollowedElsewhere(delta.chatID) else { return }
+        let pieces = BusNotification.deltas(delta)
+        deltasSent.withLockedValue { $0 += pieces.count }
+        pieces.forEach(send)
     }
+
+    /// Reply text notifications sent so far (tests, and what an operator may want to know).
+    var deltaNotificationsSent: Int { deltasSent.withLockedValue { $0 } }
 
     func replyEnded(_ message: MessageResponse) {
         hub.replyEnded(message)
@@ -114,6 +160,20 @@ final class PostgresChatEventBus: ChatEventBus {
     func chatDeleted(_ chat: UUID) {
         hub.chatDeleted(chat)
         send(.chatDeleted(chat: chat))
+    }
+
+    func conversationChanged(in chat: UUID, revision: Int, conversation: [MessageResponse]) {
+        hub.conversationChanged(in: chat, revision: revision, conversation: conversation)
+        send(.conversationChanged(chat: chat, revision: revision))
+    }
+
+    func chatRenamed(_ chat: UUID, title: String) {
+        hub.chatRenamed(chat, title: title)
+        send(.chatRenamed(chat: chat, title: title))
+    }
+
+    func noteRevision(_ revision: Int, of chat: UUID) {
+        hub.noteRevision(revision, of: chat)
     }
 
     func requestStop(in chat: UUID) async -> Bool {
@@ -132,7 +192,7 @@ final class PostgresChatEventBus: ChatEventBus {
 
     private func send(_ notification: BusNotification) {
         let channel = notification.isControl ? channels.control : notification.chat.map(channels.chat) ?? channels.control
-        notifier?.notify(channel, notification.payload(from: instance))
+        notifier?.notify(channel, notification)
     }
 
     // MARK: Receiving
@@ -145,10 +205,19 @@ final class PostgresChatEventBus: ChatEventBus {
         case .chatDeleted(let chat):
             hub.chatDeleted(chat)
         case .syncRequested(let chat):
+            noteInterest(in: chat, from: sender, following: true)
             guard let reply = replies.reply(in: chat) else { return }
             Task { await self.saveForFollowers(reply) }
+        case .following(let chat):
+            noteInterest(in: chat, from: sender, following: true)
+        case .unfollowed(let chat):
+            noteInterest(in: chat, from: sender, following: false)
         case .userChanged(let user):
             accountsChangedHandler.withLockedValue { $0 }?(user)
+        case .conversationChanged(let chat, let revision):
+            Task { await self.readConversation(of: chat, revision: revision) }
+        case .chatRenamed(let chat, let title):
+            hub.chatRenamed(chat, title: title)
         case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
             followers.withLockedValue { $0[chat] }?.receive(notification)
         }
@@ -187,6 +256,17 @@ final class PostgresChatEventBus: ChatEventBus {
         try await store.message(id)
     }
 
+    /// Another instance changed the chat's current conversation: this instance's streams get it
+    /// as stored (when the read fails, they keep what they have until they reconnect).
+    private func readConversation(of chat: UUID, revision: Int) async {
+        guard hub.hasStreams(on: chat) else { return }
+        do {
+            hub.conversationChanged(in: chat, revision: revision, conversation: try await conversation(of: chat))
+        } catch {
+            logger.warning("event bus: could not read a changed conversation", metadata: ["chat": "\(chat)", "error": "\(error)"])
+        }
+    }
+
     /// The chat as a stream replays it (stored, with the live text laid over).
     func conversation(of chat: UUID) async throws -> [MessageResponse] {
         ChatConversation.overlay(try await ChatReads.messages(of: chat, on: database()), in: chat, bus: self)
@@ -196,6 +276,19 @@ final class PostgresChatEventBus: ChatEventBus {
 
     func tick(now: Date, sendKeepAlive: Bool) {
         hub.tick(now: now, sendKeepAlive: sendKeepAlive)
+        let due = lastAnnouncement.withLockedValue { last in
+            guard last.map({ now.timeIntervalSince($0) >= Self.announceInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        followedChats.forEach { send(.following(chat: $0)) }
+        interest.withLockedValue { interest in
+            for (chat, instances) in interest {
+                let alive = instances.filter { now.timeIntervalSince($0.value) < Self.interestLifetime }
+                interest[chat] = alive.isEmpty ? nil : alive
+            }
+        }
     }
 
     func shutdown() async {

@@ -10,11 +10,14 @@ import PostgresNIO
 /// says so (``onReconnect``), since whatever was sent meanwhile never reached it.
 ///
 /// Notifications go out in order, in batches: while one `SELECT pg_notify(…), pg_notify(…)` is on
-/// the wire, the next ones gather, so a burst costs one round trip, not one per event.
+/// the wire, the next ones gather (a reply's pieces of text joining into one), so a burst costs
+/// one round trip, not one per event.
 final class PostgresNotifier: Sendable {
     typealias Handler = @Sendable (_ channel: String, _ payload: String) -> Void
 
     private let configuration: PostgresConnection.Configuration
+    /// This instance's id, in every payload it sends.
+    private let instance: String
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let handler: Handler
@@ -30,7 +33,9 @@ final class PostgresNotifier: Sendable {
 
     private struct Sending {
         var connection: PostgresConnection?
-        var queue: [(channel: String, payload: String)] = []
+        var queue: [(channel: String, notification: BusNotification)] = []
+        /// How many at the head of the queue are being sent now (left as they are until sent).
+        var inFlight = 0
         var isShutDown = false
     }
 
@@ -46,9 +51,10 @@ final class PostgresNotifier: Sendable {
     /// dropped (followers notice the gap and catch up from the stored text), never events.
     static let maxQueue = 100_000
 
-    init(configuration: PostgresConnection.Configuration, eventLoopGroup: any EventLoopGroup, logger: Logger,
+    init(configuration: PostgresConnection.Configuration, eventLoopGroup: any EventLoopGroup, instance: String, logger: Logger,
          handler: @escaping Handler, onReconnect: @escaping @Sendable () -> Void) {
         self.configuration = configuration
+        self.instance = instance
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.handler = handler
@@ -162,25 +168,46 @@ final class PostgresNotifier: Sendable {
     // MARK: Sending
 
     /// Queues a notification; it goes out with the next batch, after every one queued before it.
-    func notify(_ channel: String, _ payload: String) {
+    /// A piece of a reply's text that continues the one queued last (not yet on the wire) joins
+    /// it: under load, one notification carries what arrived while the previous batch was sent.
+    /// Positions are byte offsets, so the joined piece moves a follower's streams exactly as far.
+    func notify(_ channel: String, _ notification: BusNotification) {
         let accepted = sending.withLockedValue { state -> Bool in
             guard !state.isShutDown else { return false }
-            if state.queue.count >= Self.maxQueue, let index = state.queue.firstIndex(where: { $0.payload.hasPrefix("d|") }) {
+            if case .delta(let chat, let message, let sequence, let offset, let text) = notification,
+               state.queue.count > state.inFlight, let last = state.queue.last, last.channel == channel,
+               case .delta(_, message, sequence, let lastOffset, let lastText) = last.notification,
+               lastOffset + lastText.utf8.count == offset, lastText.utf8.count + text.utf8.count <= Self.maxJoinedBytes {
+                state.queue[state.queue.count - 1].notification = .delta(chat: chat, message: message, sequence: sequence,
+                                                                         offset: lastOffset, text: lastText + text)
+                return true
+            }
+            if state.queue.count >= Self.maxQueue,
+               let index = state.queue[state.inFlight...].firstIndex(where: { if case .delta = $0.notification { true } else { false } }) {
                 state.queue.remove(at: index)
             }
-            state.queue.append((channel, payload))
+            state.queue.append((channel, notification))
             return true
         }
         if accepted { wakeSender.yield() }
     }
 
+    /// The most text joined pieces hold (half the limit: escaping may double it).
+    static let maxJoinedBytes = BusNotification.maxTextBytes / 2
+
     private func runSender() async {
         for await _ in senderSignals {
             while true {
-                let batch = sending.withLockedValue { Array($0.queue.prefix(Self.batchSize)) }
+                let batch = sending.withLockedValue { state in
+                    state.inFlight = min(Self.batchSize, state.queue.count)
+                    return state.queue.prefix(state.inFlight).map { ($0.channel, $0.notification.payload(from: instance)) }
+                }
                 guard !batch.isEmpty else { break }
                 guard await send(batch) else { break }
-                sending.withLockedValue { $0.queue.removeFirst(batch.count) }
+                sending.withLockedValue { state in
+                    state.queue.removeFirst(batch.count)
+                    state.inFlight = 0
+                }
             }
             if sending.withLockedValue({ $0.isShutDown && $0.queue.isEmpty }) { return }
         }

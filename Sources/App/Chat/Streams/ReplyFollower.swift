@@ -92,8 +92,21 @@ final class ReplyFollower: Sendable {
             case .notification(.messageStored(_, let message)):
                 return read { [self] in
                     guard let stored = try await bus.storedMessage(message) else { return }
-                    if stored.status == .streaming { follow(stored) }
-                    bus.hub.messageStored(stored)
+                    if stored.status == .streaming {
+                        // A reply starts: whoever runs it is to send its text here. Its start
+                        // reaches the streams before any of its text held meanwhile.
+                        bus.announceFollowing(chat)
+                        let held = adopt(stored)
+                        bus.hub.messageStored(stored)
+                        relay(held, of: stored)
+                    } else if stored.role == .assistant {
+                        // The reply ended before this instance read its start: streams get it as
+                        // the instance running it told its own, a start, the text, then `done`.
+                        bus.hub.messageStored(stored.asBegun)
+                        bus.hub.publish(.catchUp([stored]), to: chat)
+                    } else {
+                        bus.hub.messageStored(stored)
+                    }
                 }
             case .notification(.replyEnded(_, let message)):
                 return read { [self] in
@@ -109,8 +122,11 @@ final class ReplyFollower: Sendable {
             case .notification(.replySaved(_, let message, _)):
                 return read { [self] in
                     guard let stored = try await bus.storedMessage(message), stored.status == .streaming else { return }
-                    follow(stored)
+                    // The streams catch up to the saved text first, then get what came after it:
+                    // a piece held meanwhile must not jump over text they never had.
+                    let held = adopt(stored)
                     bus.hub.publish(.catchUp(try await bus.conversation(of: chat)), to: chat)
+                    relay(held, of: stored)
                 }
             case .catchUp:
                 return read { [self] in
@@ -147,11 +163,11 @@ final class ReplyFollower: Sendable {
         }
     }
 
-    /// Starts following `stored` (a streaming reply) from its saved text, then applies the pieces
-    /// held for it that go further.
-    private func follow(_ stored: MessageResponse) {
-        guard let message = UUID(hyphenated: stored.id) else { return }
-        let held: [(offset: Int, text: String)] = state.withLockedValue { state in
+    /// Follows `stored` (a streaming reply) from its saved text on (unless more of it is known);
+    /// answers the pieces held for it, for ``relay(_:of:)`` once the streams have what comes before.
+    private func adopt(_ stored: MessageResponse) -> [(offset: Int, text: String)] {
+        guard let message = UUID(hyphenated: stored.id) else { return [] }
+        return state.withLockedValue { state in
             if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count {
                 return state.held.removeValue(forKey: message) ?? []
             }
@@ -159,6 +175,11 @@ final class ReplyFollower: Sendable {
             state.syncRequested = false
             return state.held.removeValue(forKey: message) ?? []
         }
+    }
+
+    /// Applies pieces held for `stored`, in order: those that go past the known text are relayed.
+    private func relay(_ held: [(offset: Int, text: String)], of stored: MessageResponse) {
+        guard let message = UUID(hyphenated: stored.id) else { return }
         for piece in held.sorted(by: { $0.offset < $1.offset }) {
             apply(message: message, sequence: stored.sequence, offset: piece.offset, text: piece.text)
         }

@@ -29,10 +29,35 @@ enum ServerSentEventEncoder {
         return buffer
     }
 
+    /// `event: conversation` with `{"id": chat, "revision": n}`: the current conversation changed;
+    /// what follows is the whole of it, at `position` (the start of the new revision).
+    static func conversationChanged(chat: UUID, revision: Int, position: StreamPosition) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 120)
+        write(header: "conversation", id: position, into: &buffer)
+        buffer.writeStaticString(#"{"id":""#)
+        buffer.writeString(chat.lowercased)
+        buffer.writeStaticString(#"","revision":"#)
+        buffer.writeJSONInt(revision)
+        buffer.writeStaticString("}\n\n")
+        return buffer
+    }
+
+    /// `event: chat` with `{"id": chat, "title": …}`, at `position` (the reader's, unchanged).
+    static func renamed(chat: UUID, title: String, position: StreamPosition) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: title.utf8.count + 100)
+        write(header: "chat", id: position, into: &buffer)
+        buffer.writeStaticString(#"{"id":""#)
+        buffer.writeString(chat.lowercased)
+        buffer.writeStaticString(#"","title":"#)
+        buffer.writeJSONString(title)
+        buffer.writeStaticString("}\n\n")
+        return buffer
+    }
+
     /// `event: error` with a problem, at `position` (the last one the reader was given).
     static func error(_ problem: HTTPProblem, position: StreamPosition) -> ByteBuffer {
         let body = HTTPProblem.Body(type: problem.type, title: problem.title, status: Int(problem.status.code),
-                                    detail: problem.detail, errors: problem.fieldErrors)
+                                    detail: problem.detail, errors: problem.fieldErrors, code: problem.code)
         // A problem holds only strings and numbers: it always encodes.
         let json = (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"status":500,"title":"Internal Server Error"}"#.utf8)
         var buffer = ByteBufferAllocator().buffer(capacity: json.count + 48)

@@ -14,22 +14,31 @@ struct StreamReplay {
     /// How many events it holds.
     private(set) var events = 0
 
-    /// `conversation` as ``ChatConversation/overlay(_:in:bus:)`` shows it: stored messages in order,
-    /// a reply in progress with its text so far.
-    init(conversation: [MessageResponse], after resume: StreamPosition?, preamble: Bool = true) {
+    /// `conversation` (at `revision`) as ``ChatConversation/overlay(_:in:bus:)`` shows it: stored
+    /// messages in order, a reply in progress with its text so far. A reader resuming from another
+    /// revision's event (the conversation changed since) gets it whole, after a `conversation`
+    /// event that says so; so does every reader when `announceChange` (the change happened live).
+    init(conversation: [MessageResponse], of chat: UUID, revision: Int, after resume: StreamPosition?, preamble: Bool = true,
+         announceChange: Bool = false) {
         bytes = preamble ? ServerSentEventEncoder.preamble : ByteBuffer()
-        position = resume ?? .start
+        position = .start(of: revision)
+        if let resume, resume.revision == revision {
+            position = resume
+        } else if resume != nil || announceChange {
+            bytes.writeImmutableBuffer(ServerSentEventEncoder.conversationChanged(chat: chat, revision: revision, position: position))
+            events += 1
+        }
         for message in conversation {
             let end = message.status == .streaming
-                ? StreamPosition(sequence: message.sequence, offset: message.content.utf8.count)
-                : StreamPosition.complete(message.sequence)
+                ? StreamPosition(revision: revision, sequence: message.sequence, offset: message.content.utf8.count)
+                : StreamPosition.complete(message.sequence, revision: revision)
             guard end > position else { continue }
 
             if position.sequence == message.sequence, let delivered = position.offset {
                 // The reader has the beginning of this message: send the rest, and its end if it ended.
                 let text = message.content.utf8
                 if text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) {
-                    let reached = StreamPosition(sequence: message.sequence, offset: text.count)
+                    let reached = StreamPosition(revision: revision, sequence: message.sequence, offset: text.count)
                     bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(messageID: message.id, text: Substring(text[start...]), position: reached))
                     events += 1
                 }

@@ -14,6 +14,11 @@ enum StreamFrame: Sendable {
     /// Whatever this stream has not seen of `conversation` (after its position), computed for it
     /// alone: how a stream catches up after events could not reach it (see ``StreamReplay``).
     case catchUp([MessageResponse])
+    /// The current conversation changed: a stream on an older revision says so (`conversation`)
+    /// and replays `conversation` whole.
+    case reset(revision: Int, conversation: [MessageResponse])
+    /// The chat's title changed (`chat`, at the stream's position: it moves nothing).
+    case renamed(title: String)
     /// The stream cannot go on: an `error` event, then the end; nil ends it quietly.
     case end(HTTPProblem?)
 }
@@ -143,7 +148,7 @@ final class StreamSubscriber: Sendable {
     private func holdUntilAttached(_ frames: [StreamFrame]) {
         for frame in frames {
             switch frame {
-            case .event, .catchUp:
+            case .event, .catchUp, .reset, .renamed:
                 state.value.waiting.append(frame)
             case .tick(let now, _):
                 let expired = expiresAt.map { $0 <= now } ?? false
@@ -177,11 +182,23 @@ final class StreamSubscriber: Sendable {
                     events += 1
                 }
             case .catchUp(let conversation):
-                let missed = StreamReplay(conversation: conversation, after: state.value.position, preamble: false)
+                let missed = StreamReplay(conversation: conversation, of: chat, revision: state.value.position.revision,
+                                          after: state.value.position, preamble: false)
                 var bytes = missed.bytes
                 out.writeBuffer(&bytes)
                 events += missed.events
                 state.value.position = missed.position
+            case .reset(let revision, let conversation):
+                guard revision > state.value.position.revision else { continue }
+                let replay = StreamReplay(conversation: conversation, of: chat, revision: revision, after: nil, preamble: false,
+                                          announceChange: true)
+                var bytes = replay.bytes
+                out.writeBuffer(&bytes)
+                events += replay.events
+                state.value.position = replay.position
+            case .renamed(let title):
+                out.writeImmutableBuffer(ServerSentEventEncoder.renamed(chat: chat, title: title, position: state.value.position))
+                events += 1
             case .end(let problem):
                 if let problem { out.writeImmutableBuffer(ServerSentEventEncoder.error(problem, position: state.value.position)) }
                 return .finish(nil)

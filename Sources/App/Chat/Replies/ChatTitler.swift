@@ -1,0 +1,50 @@
+import Fluent
+import Foundation
+import Logging
+import SQLKit
+
+/// Names a chat made without a title once its first reply is complete: a few words from the model
+/// that say what it is about (``ModelCatalog/titleModel``, else the chat's own model), or the first
+/// words of the question with the offline provider. The title is stored only while the chat still
+/// waits for one (a title given meanwhile wins), and every stream on the chat gets a `chat` event.
+/// It runs after the reply is stored and on its own: a failure leaves the placeholder (the next
+/// complete reply tries again) and never touches the reply.
+struct ChatTitler: Sendable {
+    let catalog: ModelCatalog
+    let bus: any ChatEventBus
+    let database: @Sendable () -> any Database
+    let logger: Logger
+
+    /// Names `chatID` if it still waits for a title; the new title, or nil.
+    @discardableResult
+    func titleIfNeeded(_ chatID: UUID) async -> String? {
+        do {
+            let sql = try database().sql()
+            guard let chat = try await sql.select().columns("model", "needs_title").from(Chat.schema)
+                .where("id", .equal, SQLBind(chatID)).first(),
+                try chat.decode(column: "needs_title", as: Bool.self) else { return nil }
+            let conversation = try await ChatReads.messages(of: chatID, on: database())
+            guard let question = conversation.first(where: { $0.role == .user }),
+                  let answer = conversation.first(where: { $0.role == .assistant && $0.status == .complete }) else { return nil }
+            let chatModel = try chat.decode(column: "model", as: String.self)
+            let model = catalog.titleModel ?? chatModel
+            guard let title = try await catalog.provider.title(question: question.content, answer: answer.content, model: model) else {
+                return nil
+            }
+            let stored = try await sql.update(Chat.schema)
+                .set("title", to: SQLBind(title))
+                .set("needs_title", to: SQLLiteral.boolean(false))
+                .where("id", .equal, SQLBind(chatID))
+                .where("needs_title", .equal, SQLLiteral.boolean(true))
+                .returning("id")
+                .all()
+            guard !stored.isEmpty else { return nil }
+            try await ChatSearch.indexTitle(of: chatID, on: sql)
+            bus.chatRenamed(chatID, title: title)
+            return title
+        } catch {
+            logger.warning("could not title a chat", metadata: ["chat": "\(chatID)", "error": "\(String(reflecting: error))"])
+            return nil
+        }
+    }
+}
