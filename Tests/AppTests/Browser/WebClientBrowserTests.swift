@@ -20,6 +20,22 @@ struct WebClientBrowserTests {
         }
     }
 
+    @Test("regenerate, switch versions, edit, search and export in the web chat, each audited with axe — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func conversationTools() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await withTestApp(.sqlite, emulated: true) { t in
+            let emulator = try #require(t.emulator)
+            func words(_ text: String) -> [String] { text.split(separator: " ").enumerated().map { $0 == 0 ? String($1) : " " + $1 } }
+            emulator.enqueue(.reply(words("Lisbon first: trams, tiles and the river."), delay: .milliseconds(40)),
+                             .reply(words("Lisbon second: viewpoints and pastries."), delay: .milliseconds(40)),
+                             .reply(words("Porto: the river, the bridges and the cellars."), delay: .milliseconds(40)))
+            try await t.withLiveServer { base in
+                try await Browser.scenario("web_tools.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
+            }
+        }
+    }
+
     @Test("two instances on one PostgreSQL, no affinity: a reply started on one grows live in a browser on the other, and stops from there",
           .enabled(if: (Browser.available || Browser.required) && TestDatabase.postgresURL != nil,
                    Comment(rawValue: Browser.unavailableReason ?? "")))

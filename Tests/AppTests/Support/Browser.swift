@@ -12,6 +12,9 @@ enum Browser {
         guard succeeds(["python3", "-c", "import selenium"]) else {
             return "Python's selenium package is missing; browser tests are skipped. Install it: python3 -m pip install selenium"
         }
+        guard succeeds(["python3", "-c", "import axe_selenium_python"]) else {
+            return "Python's axe-selenium-python package is missing; browser tests are skipped. Install it: python3 -m pip install axe-selenium-python"
+        }
         return nil
     }()
 
