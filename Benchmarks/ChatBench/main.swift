@@ -184,6 +184,7 @@ func psql(_ url: String, _ statement: String) throws {
 }
 
 func run() async throws {
+    setvbuf(stdout, nil, _IOLBF, 0)  // each line as it is printed, also into a file
     let options = try Options(CommandLine.arguments)
     var limit = rlimit()
     getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
