@@ -77,6 +77,9 @@ struct Options {
     }
 }
 
+/// Prints a line at once (not buffered: a run cut short keeps what it measured).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
 func microseconds(_ seconds: Double, per count: Int) -> String { String(format: "%.1f µs", seconds / Double(max(1, count)) * 1e6) }
 
@@ -184,7 +187,6 @@ func psql(_ url: String, _ statement: String) throws {
 }
 
 func run() async throws {
-    setvbuf(stdout, nil, _IOLBF, 0)  // each line as it is printed, also into a file
     let options = try Options(CommandLine.arguments)
     var limit = rlimit()
     getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
@@ -230,12 +232,12 @@ func run() async throws {
     let restRSS = deployment.residentBytes
 
     let where_ = options.instances == 2 ? "two instances on PostgreSQL (replies on A, streams on B)" : (onPostgres ? "PostgreSQL" : "SQLite")
-    print("# chat-bench: \(where_); \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
+    say("# chat-bench: \(where_); \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
         + (options.pin && cores > 1 ? "; servers pinned to core \(cores - 1), load generator to the others" : ""))
-    print("server\(options.instances == 2 ? "s" : "") at rest: \(megabytes(restRSS))\n")
+    say("server\(options.instances == 2 ? "s" : "") at rest: \(megabytes(restRSS))\n")
     let serverColumn = options.instances == 2 ? "server CPU per delta (A + B)" : "server CPU per delta"
-    print("| timing | replies | relay p50 | p99 | max | added p50 | added p99 | server's relay histogram p99 | \(serverColumn) | PostgreSQL CPU per delta | load generator CPU per delta (alone) | replies/s | server RSS, streams open | peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    say("| timing | replies | relay p50 | p99 | max | added p50 | added p99 | server's relay histogram p99 | \(serverColumn) | PostgreSQL CPU per delta | load generator CPU per delta (alone) | replies/s | server RSS, streams open | peak RSS |")
+    say("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     for timing in options.timings {
         source.set(script(timing, delay: options.tokenDelay))
@@ -259,7 +261,7 @@ func run() async throws {
             let latencies = result.recorder.sorted
             let deltas = count * options.tokens
             let serverCPU = result.cpu.servers.map { microseconds($0, per: deltas) }.joined(separator: " + ")
-            print(String(format: "| %@ | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | ≤ %@ | %@ | %@ | %@ (%@) | %.0f | %@ | %@ |%@",
+            say(String(format: "| %@ | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | ≤ %@ | %@ | %@ | %@ (%@) | %.0f | %@ | %@ |%@",
                          timing.rawValue, count,
                          latencies.percentile(0.5), latencies.percentile(0.99), latencies.percentile(1.0),
                          latencies.percentile(0.5) - alone.percentile(0.5), latencies.percentile(0.99) - alone.percentile(0.99),
@@ -277,7 +279,7 @@ func run() async throws {
         let result = try await relay(options.ceiling, options: options, users: users, deployment: deployment, group: group)
         let deltas = options.ceiling * options.tokens
         let perDatabaseDelta = result.cpu.database / Double(deltas)
-        print(String(format: "\nceiling: %d replies × %d deltas sent without pause: %.0f deltas/s reached the streams (%.2f s); "
+        say(String(format: "\nceiling: %d replies × %d deltas sent without pause: %.0f deltas/s reached the streams (%.2f s); "
                 + "server CPU per delta %@; PostgreSQL %@ per delta%@", options.ceiling, options.tokens, Double(deltas) / result.elapsed,
                      result.elapsed, result.cpu.servers.map { microseconds($0, per: deltas) }.joined(separator: " + "),
                      onPostgres ? microseconds(result.cpu.database, per: deltas) : "—",
@@ -297,7 +299,7 @@ func run() async throws {
         }
         try await Task.sleep(for: .seconds(2))
         let after = holder.residentBytes
-        print("\nidle streams: \(options.idle) open; server RSS \(megabytes(before)) → \(megabytes(after)): "
+        say("\nidle streams: \(options.idle) open; server RSS \(megabytes(before)) → \(megabytes(after)): "
             + String(format: "%.1f KB per idle stream", Double(after - before) / Double(options.idle) / 1024))
         streams.forEach { $0.close() }
     }
