@@ -25,7 +25,7 @@ struct ChatFeature: Sendable {
         let hub = ChatStreamHub(replies: replies, maxPendingEvents: settings.chat.maxPendingEvents,
                                 maxStreamsPerUser: settings.protection.maxStreamsPerUser, clock: dependencies.clock,
                                 metrics: metrics)
-        let store = ReplyStore(database: { app.db })
+        let store = ReplyStore(database: DatabaseSetup.access(app))
         bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, clock: dependencies.clock, app: app)
         runner = ReplyRunner(
             replies: replies, bus: bus, catalog: catalog, store: store,
@@ -43,7 +43,7 @@ struct ChatFeature: Sendable {
         guard settings.chat.eventBus != .local, case .postgres(let url) = settings.database.location else { return hub }
         let searchPath = settings.database.searchPath ?? []
         return PostgresChatEventBus(
-            hub: hub, replies: replies, store: store, database: { app.db },
+            hub: hub, replies: replies, store: store, database: DatabaseSetup.access(app),
             connection: try SQLPostgresConfiguration(url: settings.database.listenURL ?? url).coreConfiguration,
             namespace: (["chat"] + searchPath.prefix(1)).joined(separator: "_"), eventLoopGroup: app.eventLoopGroup,
             clock: clock, logger: app.logger

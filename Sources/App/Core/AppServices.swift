@@ -85,7 +85,7 @@ struct AppServices: Sendable {
 /// Where rate limits are counted: shared in PostgreSQL (unless `RATE_LIMIT_STORE=memory`), else in this process.
 private func rateLimitStore(_ settings: Settings, _ app: Application) -> any RateLimitStore {
     if settings.protection.rateLimitStore != .memory, !settings.database.isSQLite {
-        return PostgresRateLimitStore(database: { app.db })
+        return PostgresRateLimitStore(database: DatabaseSetup.access(app))
     }
     return InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys)
 }

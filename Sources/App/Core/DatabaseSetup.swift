@@ -4,6 +4,14 @@ import FluentSQLiteDriver
 import SQLKit
 import Vapor
 
+/// Looks up the application's database; throws ``DatabaseClosed`` once it is closed.
+typealias DatabaseAccess = @Sendable () throws -> any Database
+
+/// The database was asked for after the application closed it.
+struct DatabaseClosed: Error, CustomStringConvertible {
+    var description: String { "the database is closed (the server is shutting down)" }
+}
+
 /// Connects Fluent to the database `DATABASE_URL` names.
 public enum DatabaseSetup {
     static func configure(_ app: Application, _ settings: DatabaseSettings) throws {
@@ -40,6 +48,18 @@ public enum DatabaseSetup {
                 try await sql.raw("PRAGMA synchronous=NORMAL").run()
             }
             try await sql.raw("PRAGMA busy_timeout=5000").run()
+        }
+    }
+
+    /// The application's database for work that can outlive a request (replies, titles, the event
+    /// bus, shared rate limits), looked up at each use. Once the application has closed its databases
+    /// (it is shutting down) a lookup throws ``DatabaseClosed``, where Fluent's `app.db` would stop
+    /// the process.
+    static func access(_ app: Application) -> DatabaseAccess {
+        let databases = app.databases, logger = app.logger, eventLoopGroup = app.eventLoopGroup
+        return {
+            guard let database = databases.database(logger: logger, on: eventLoopGroup.any()) else { throw DatabaseClosed() }
+            return database
         }
     }
 

@@ -110,6 +110,36 @@ struct StreamingDefectTests {
     }
 }
 
+@Suite("Shutting down")
+struct ShutdownTests {
+    @Test("shutdown gives up a title still being asked for before the database closes; the placeholder stays")
+    func titleInFlight() async throws {
+        try await withTestApp(.sqlite, emulated: true) { t in
+            let emulator = try #require(t.emulator)
+            emulator.enqueueTitle(.hangBeforeHeaders)
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, content: "Name me")
+            try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)
+            try await waitUntil("the title request") { !emulator.titleRequests.isEmpty }
+            let runner = try t.services.chat.runner
+            #expect(runner.followUps.count == 1)
+            await runner.drain(timeout: .zero)
+            #expect(runner.followUps.count == 0, "nothing is left to touch the database when drain returns")
+            #expect(try await t.chat(chat.id, token: session.access)["title"] as? String == "Name me")
+        }
+    }
+
+    @Test("work that outlives the database (a late title, a notification) gets an error, not a crash")
+    func databaseAfterShutdown() async throws {
+        try await withTestApp(.sqlite) { t in
+            let access = DatabaseSetup.access(t.app)
+            _ = try access()
+            try await t.app.asyncShutdown()
+            #expect(throws: DatabaseClosed.self) { try access() }
+        }
+    }
+}
+
 @Suite("Long chats")
 struct LongChatTests {
     /// A small context (2,000 tokens, 500 of them for the reply) that a few long messages outgrow.

@@ -165,7 +165,7 @@ func startInstance(
 func tearDown(_ app: Application?, schema: String?, emulator: AnthropicEmulator?) async {
     // Let the emulator's paused and hanging replies go, so that replies in flight end.
     emulator?.openGate()
-    if let app {
+    if let app, !app.didShutdown {
         await app.services?.chat.runner.drain(timeout: .zero)
         if let schema { try? await app.db.sql().raw("DROP SCHEMA IF EXISTS \(ident: schema) CASCADE").run() }
         try? await app.asyncShutdown()

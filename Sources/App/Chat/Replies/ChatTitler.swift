@@ -12,7 +12,7 @@ import SQLKit
 struct ChatTitler: Sendable {
     let catalog: ModelCatalog
     let bus: any ChatEventBus
-    let database: @Sendable () -> any Database
+    let database: DatabaseAccess
     let logger: Logger
 
     /// Names `chatID` if it still waits for a title; the new title, or nil.

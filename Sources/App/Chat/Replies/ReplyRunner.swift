@@ -20,6 +20,8 @@ final class ReplyRunner: Sendable {
     let logger: Logger
     let metrics: AppMetrics
     let titler: ChatTitler
+    /// Titles being asked for after replies ended.
+    let followUps = ReplyFollowUps()
 
     init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock,
          settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
@@ -71,8 +73,11 @@ final class ReplyRunner: Sendable {
         let outcome = await stream(reply, started: started)
         // Stored outside this task's cancellation, so that a stopped reply is still saved.
         let stored = await Task { await self.finish(reply, outcome) }.value
+        // Started before the reply is let go, so that a shutdown waiting for the reply sees it.
+        if reply.job.needsTitle, stored?.status == .complete {
+            followUps.run { [titler, chat = reply.job.chatID] in await titler.titleIfNeeded(chat) }
+        }
         release(reply, stored, started: started)
-        if reply.job.needsTitle, stored?.status == .complete { await titler.titleIfNeeded(reply.job.chatID) }
     }
 
     /// Asks the model and relays each piece of text to the streams as it arrives.
@@ -161,18 +166,26 @@ final class ReplyRunner: Sendable {
     }
 
     /// Refuses new replies, gives those in flight `timeout` to finish, then stops the rest, which
-    /// are stored as failed with their partial text; returns once every one is stored.
+    /// are stored as failed with their partial text; titles still being asked for get what is left
+    /// of `timeout`, then are given up (the chat's next complete reply asks again). Returns once
+    /// every reply is stored and nothing more will touch the database.
     func drain(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        await stopReplies(by: deadline)
+        await followUps.close(by: deadline)
+    }
+
+    private func stopReplies(by deadline: ContinuousClock.Instant) async {
         let running = replies.beginDraining()
         guard !running.isEmpty else { return }
-        logger.notice("waiting up to \(timeout) for \(running.count) reply(ies) to finish")
+        logger.notice("waiting up to \(ContinuousClock.now.duration(to: deadline)) for \(running.count) reply(ies) to finish")
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for reply in running { _ = await reply.result() }
                 return true
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await Task.sleep(until: deadline)
                 return false
             }
             // Past the drain time, the rest are stopped; the group then ends as they are stored.

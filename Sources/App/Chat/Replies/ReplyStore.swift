@@ -8,7 +8,7 @@ import Vapor
 /// message. Writes to a streaming message are conditional on it still streaming, so that whichever
 /// instance or path ends a reply first wins and the others let go.
 struct ReplyStore: Sendable {
-    let database: @Sendable () -> any Database
+    let database: DatabaseAccess
 
     struct Ending {
         var status: MessageStatus

@@ -19,7 +19,7 @@ final class PostgresChatEventBus: ChatEventBus {
     let hub: ChatStreamHub
     private let replies: RunningReplies
     private let store: ReplyStore
-    private let database: @Sendable () -> any Database
+    private let database: DatabaseAccess
     private let channels: BusChannels
     let instance: String
     private let logger: Logger
@@ -39,7 +39,7 @@ final class PostgresChatEventBus: ChatEventBus {
     /// nil when any may have (this instance was not listening for a while).
     private let accountsChangedHandler = NIOLockedValueBox<(@Sendable (UUID?) -> Void)?>(nil)
 
-    init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping @Sendable () -> any Database,
+    init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping DatabaseAccess,
          connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, clock: any WallClock,
          logger: Logger) {
         self.hub = hub

@@ -8,12 +8,12 @@ import SQLKit
 /// are worth nothing after a crash, so they skip the write-ahead log) and one statement per check —
 /// the GCRA update and its verdict together, atomic under concurrent checks.
 final class PostgresRateLimitStore: RateLimitStore {
-    private let database: @Sendable () -> any Database
+    private let database: DatabaseAccess
     /// Checks since the last sweep of buckets that are full again (the same as no row).
     private let checksSinceSweep = NIOLockedValueBox(0)
     static let sweepEvery = 1000
 
-    init(database: @escaping @Sendable () -> any Database) {
+    init(database: @escaping DatabaseAccess) {
         self.database = database
     }
 
