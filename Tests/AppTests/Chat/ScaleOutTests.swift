@@ -313,8 +313,9 @@ struct ScaleOutTests {
                 try await stream.waitFor("two pieces from the process") { $0.replyText(assistant) == "Said before" }
 
                 process.kill()
-                // Past the lease, by the live instance's clock: its next upkeep marks the reply failed.
-                b.clock.advance(by: 4)
+                // Past the lease after the process's last heartbeat (stamped by its own, real clock),
+                // by the live instance's clock: its next upkeep marks the reply failed.
+                b.clock.set(Date().addingTimeInterval(4))
                 let events = try await stream.waitFor("the done of the killed instance's reply", timeout: .seconds(15)) {
                     $0.contains { $0.type == "done" }
                 }

@@ -29,11 +29,18 @@ final class EventStreamClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await client.execute(request, timeout: .seconds(10))
         let client = EventStreamClient(status: response.status, headers: response.headers)
         if readBody { client.startReading(response.body) }
         return client
     }
+
+    /// Streams hold their connections: a client of their own, allowed many per host, so that
+    /// dozens of open streams leave `HTTPClient.shared` (8 per host) free for other requests.
+    private static let client = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 500))
+    )
 
     private init(status: HTTPResponseStatus, headers: HTTPHeaders) {
         self.status = status

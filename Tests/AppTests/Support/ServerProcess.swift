@@ -61,11 +61,28 @@ final class ServerProcess: @unchecked Sendable {
 
     /// SIGTERM, as a service manager stops it; returns how long it took to exit.
     func terminate(within limit: Duration) async throws -> Duration {
-        let started = ContinuousClock.now
-        process.terminate()
-        try await waitUntil("chat-server to exit after SIGTERM", timeout: limit) { !process.isRunning }
-        return started.duration(to: .now)
+        let sent = sigterm()
+        return try await waitForExit(since: sent, within: limit)
     }
+
+    /// Sends SIGTERM and returns at once, with the instant it was sent.
+    func sigterm() -> ContinuousClock.Instant {
+        let sent = ContinuousClock.now
+        process.terminate()
+        return sent
+    }
+
+    /// Waits for the process to exit, at most `limit` after `sent`; answers how long after it did.
+    func waitForExit(since sent: ContinuousClock.Instant, within limit: Duration,
+                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> Duration {
+        try await waitUntil("chat-server to exit", timeout: limit - sent.duration(to: .now), sourceLocation: sourceLocation) {
+            !process.isRunning
+        }
+        return sent.duration(to: .now)
+    }
+
+    /// The exit status, once it has exited (a signal's number when a signal ended it).
+    var exitStatus: Int32 { process.terminationStatus }
 
     deinit {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }

@@ -19,6 +19,10 @@ final class TestClock: WallClock {
     func advance(by seconds: TimeInterval) {
         current.withLockedValue { $0 = $0.addingTimeInterval(seconds) }
     }
+
+    func set(_ date: Date) {
+        current.withLockedValue { $0 = date }
+    }
 }
 
 /// A configured, migrated application on a database of its own, with the clock it runs on and,
