@@ -85,7 +85,8 @@ struct AppServices: Sendable {
 /// Where rate limits are counted: shared in PostgreSQL (unless `RATE_LIMIT_STORE=memory`), else in this process.
 private func rateLimitStore(_ settings: Settings, _ app: Application) -> any RateLimitStore {
     if settings.protection.rateLimitStore != .memory, !settings.database.isSQLite {
-        return PostgresRateLimitStore(database: DatabaseSetup.access(app))
+        return PostgresRateLimitStore(database: DatabaseSetup.access(app),
+                                      fallback: InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys), logger: app.logger)
     }
     return InMemoryRateLimitStore(maxKeys: settings.protection.rateLimitMaxKeys)
 }

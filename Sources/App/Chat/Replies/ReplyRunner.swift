@@ -109,15 +109,28 @@ final class ReplyRunner: Sendable {
     }
 
     /// Stores how the reply ended and tells the streams; nil when it is not stored (its chat is gone).
+    /// While the database is unavailable the text stays here and the write is tried again, for up
+    /// to `replyLease` (past it, another instance may take the reply for lost) or until shutdown.
     private func finish(_ reply: RunningReply, _ outcome: ReplyOutcome) async -> MessageResponse? {
         guard reply.stopReason != .chatDeleted else { return nil }
-        do {
-            guard let stored = try await store.finish(reply.job, outcome.ending(text: reply.text, omittedMessages: reply.omittedMessages), now: clock.now()) else { return nil }
-            bus.replyEnded(stored)
-            return stored
-        } catch {
-            logger.error("could not store a finished reply", metadata: ["chat": "\(reply.job.chatID)", "error": "\(String(reflecting: error))"])
-            return nil
+        let ending = outcome.ending(text: reply.text, omittedMessages: reply.omittedMessages)
+        let giveUpAt = clock.now().adding(settings.replyLease)
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                guard let stored = try await store.finish(reply.job, ending, now: clock.now()) else { return nil }
+                bus.replyEnded(stored)
+                return stored
+            } catch where DatabaseUnavailable.matches(error) && !(error is DatabaseClosed)
+                && reply.stopReason != .shutdown && clock.now() < giveUpAt {
+                logger.warning("database unavailable: the reply's end is kept and stored when it is back",
+                               metadata: ["chat": "\(reply.job.chatID)", "error": "\(DatabaseSetup.describe(error))"])
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            } catch {
+                logger.error("could not store a finished reply", metadata: ["chat": "\(reply.job.chatID)", "error": "\(String(reflecting: error))"])
+                return nil
+            }
         }
     }
 

@@ -1,23 +1,67 @@
 import Fluent
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import SQLKit
 
 /// Rate-limit buckets in PostgreSQL, shared by every instance on the database, so that a limit is
 /// the limit however many instances count it: one row per bucket in an `UNLOGGED` table (buckets
 /// are worth nothing after a crash, so they skip the write-ahead log) and one statement per check —
-/// the GCRA update and its verdict together, atomic under concurrent checks.
+/// the GCRA update and its verdict together, atomic under concurrent checks. While the database
+/// cannot be reached, limits are counted in this process (``fallback``) rather than failing every
+/// request: the limits still hold, per instance, until the database is back.
 final class PostgresRateLimitStore: RateLimitStore {
     private let database: DatabaseAccess
+    private let fallback: InMemoryRateLimitStore
+    private let logger: Logger
+    /// Whether the last check fell back (to log each change once, not every request).
+    private let fellBack = NIOLockedValueBox(false)
     /// Checks since the last sweep of buckets that are full again (the same as no row).
     private let checksSinceSweep = NIOLockedValueBox(0)
     static let sweepEvery = 1000
 
-    init(database: @escaping DatabaseAccess) {
+    init(database: @escaping DatabaseAccess, fallback: InMemoryRateLimitStore, logger: Logger) {
         self.database = database
+        self.fallback = fallback
+        self.logger = logger
     }
 
     func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision {
+        do {
+            let decision = try await sharedAcquire(key, policy: policy, now: now)
+            note(fallingBack: false, nil)
+            return decision
+        } catch {
+            note(fallingBack: true, error)
+            return fallback.acquire(key, policy: policy, now: now)
+        }
+    }
+
+    func fullAt(_ key: RateLimitKey) async throws -> TimeInterval? {
+        do {
+            return try await database().sql().raw("SELECT full_at FROM rate_limit_buckets WHERE key = \(bind: Data(key.bytes))").first()?
+                .decode(column: "full_at", as: Double.self)
+        } catch {
+            note(fallingBack: true, error)
+            return fallback.fullAt(key)
+        }
+    }
+
+    private func note(fallingBack: Bool, _ error: (any Error)?) {
+        let changed = fellBack.withLockedValue { state in
+            defer { state = fallingBack }
+            return state != fallingBack
+        }
+        guard changed else { return }
+        if let error {
+            logger.warning("rate limits: the database cannot be reached; counting in this process until it is back",
+                           metadata: ["error": "\(DatabaseSetup.describe(error))"])
+        } else {
+            logger.notice("rate limits: counted in the database again")
+        }
+    }
+
+    private func sharedAcquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision {
         let time = now.timeIntervalSinceReferenceDate
         let interval = policy.emissionInterval
         let sql = try database().sql()
@@ -41,11 +85,6 @@ final class PostgresRateLimitStore: RateLimitStore {
             return policy.decide(fullAt: fullAt - interval, now: time)
         }
         return policy.decide(fullAt: fullAt, now: time)
-    }
-
-    func fullAt(_ key: RateLimitKey) async throws -> TimeInterval? {
-        let row = try await database().sql().raw("SELECT full_at FROM rate_limit_buckets WHERE key = \(bind: Data(key.bytes))").first()
-        return try row?.decode(column: "full_at", as: Double.self)
     }
 
     /// Deletes buckets that are full again, now and then.

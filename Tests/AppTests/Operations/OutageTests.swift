@@ -1,0 +1,102 @@
+@testable import App
+import AnthropicEmulator
+import Fluent
+import Foundation
+import SQLKit
+import Testing
+import VaporTesting
+
+/// The database goes away under load, and comes back.
+@Suite("Database outages")
+struct OutageTests {
+    @Test("PostgreSQL unreachable mid-reply: requests get 503 problem+json at once, /readyz is not ready, the reply's text is kept and stored once the database is back, and the pool recovers by itself",
+          .enabled(if: TestDatabase.postgresURL != nil))
+    func postgresOutage() async throws {
+        let url = try #require(TestDatabase.postgresURL)
+        let components = try #require(URLComponents(string: url))
+        let proxy = try await TCPProxy.start(to: components.host ?? "127.0.0.1", port: components.port ?? 5432)
+        var proxied = components
+        proxied.port = proxy.port
+        let through = try #require(proxied.string)
+        do {
+            try await withTestApp(.postgres(url: through), settings: ["REQUEST_TIMEOUT": "20s"], emulated: true) { t in
+                let emulator = try #require(t.emulator)
+                let chunks = ["Kept", " through", " the", " outage"]
+                emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 2)))
+                let session = try await t.register()
+                let chat = try await t.createChat(token: session.access, title: "Outage")
+                try await t.withLiveServer { base in
+                    let stream = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
+                    let turn = try await t.sendMessage("go", chat: chat.id, token: session.access)
+                    try await stream.waitFor("two pieces") { $0.replyText(turn.assistant.id) == chunks.prefix(2).joined() }
+
+                    proxy.drop(refuse: true)
+                    let listed = try await t.send(.GET, "/api/chat/", token: session.access)
+                    #expect(listed.status == .serviceUnavailable)
+                    let problem = try listed.problem()
+                    #expect(problem.title == "Database unavailable", "answered at once, not by the request timeout")
+                    #expect(listed.headers.first(name: "Retry-After") != nil)
+                    let created = try await t.send(.POST, "/api/chat/", json: ["title": "Not now"], token: session.access)
+                    #expect(created.status == .serviceUnavailable)
+                    #expect(try await t.send(.GET, "/readyz").status == .serviceUnavailable)
+
+                    // The reply ends while the database is away: its streams get the text live,
+                    // and its end is stored once the database is back.
+                    emulator.openGate()
+                    try await stream.waitFor("the rest of the text") { $0.replyText(turn.assistant.id) == chunks.joined() }
+                    proxy.restore()
+                    try await waitUntil("the pool to recover") { try await t.send(.GET, "/readyz").status == .ok }
+                    let events = try await stream.waitForDone(turn.assistant.id)
+                    stream.close()
+                    #expect(events.last?.json["status"] as? String == "complete")
+
+                    let messages = try await t.chat(chat.id, token: session.access).messages
+                    #expect(messages.count == 2, "nothing lost, nothing twice")
+                    #expect(messages.last?["content"] as? String == chunks.joined())
+                    #expect(messages.last?["status"] as? String == "complete")
+                    let chats = try await t.send(.GET, "/api/chat/", token: session.access).jsonObject()
+                    #expect((chats["results"] as? [Any])?.count == 1, "the refused create stored nothing")
+                }
+            }
+        } catch {
+            await proxy.shutdown()
+            throw error
+        }
+        await proxy.shutdown()
+    }
+
+    @Test("SQLite read-only or out of space: a write is 503 problem+json saying so, nothing is stored, reads go on")
+    func sqliteCannotWrite() async throws {
+        try await withTestApp(.sqlite, settings: ["CHAT_MAX_SYSTEM_LENGTH": "300000"]) { t in
+            let session = try await t.register()
+            _ = try await t.createChat(token: session.access, title: "Before")
+
+            try await onEveryConnection(t, "PRAGMA query_only = 1")
+            let readOnly = try await t.send(.POST, "/api/chat/", json: ["title": "Read-only"], token: session.access)
+            #expect(readOnly.status == .serviceUnavailable)
+            let problem = try readOnly.problem()
+            #expect(problem.detail?.contains("read-only") == true)
+            #expect(try await t.send(.GET, "/api/chat/", token: session.access).status == .ok, "reads go on")
+            try await onEveryConnection(t, "PRAGMA query_only = 0")
+
+            // No page more than the file has now: the next write that needs one finds the disk full.
+            let pages = try #require(try await t.db.sql().raw("PRAGMA page_count").first()?.decode(column: "page_count", as: Int.self))
+            try await onEveryConnection(t, "PRAGMA max_page_count = \(pages)")
+            let big = String(repeating: "x", count: 200_000)
+            let full = try await t.send(.POST, "/api/chat/", json: ["title": "Full", "system": big], token: session.access)
+            #expect(full.status == .serviceUnavailable)
+            #expect(try full.problem().detail?.contains("disk is full") == true)
+
+            let chats = try await t.send(.GET, "/api/chat/", token: session.access).jsonObject()
+            #expect((chats["results"] as? [Any])?.count == 1, "nothing was stored")
+        }
+    }
+}
+
+/// Runs `sql` on each of the application's SQLite connections (one per event loop).
+private func onEveryConnection(_ t: TestApp, _ sql: String) async throws {
+    for eventLoop in t.app.eventLoopGroup.makeIterator() {
+        guard let database = t.app.databases.database(logger: t.app.logger, on: eventLoop) else { continue }
+        try await database.sql().raw(SQLQueryString(sql)).run()
+    }
+}
