@@ -26,6 +26,10 @@ public final class AnthropicClient: ModelProvider {
         // One connection per concurrent reply over HTTP/1.1; HTTP/2 multiplexes where offered.
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 4096
         clientConfiguration.decompression = .disabled
+        // A connection that cannot be made fails the request at once (the client's own retries,
+        // with backoff, decide what follows) instead of being retried inside the pool until the
+        // connect timeout: a refused connection would otherwise hold a reply for 10 s per attempt.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: clientConfiguration)
     }
 
