@@ -44,8 +44,11 @@ struct ConversationTree {
                                                                     right: SQLLiteral.numeric("1")))
         }
         let rows = try await update.returning("next_sequence", "revision").all()
-        // The chat was found just before: no row means it is full.
-        guard let row = rows.first else { throw ChatError.chatFull(limit) }
+        guard let row = rows.first else {
+            // No row: the chat is full, or it was deleted since it was read (a delete racing this request).
+            let exists = try await sql.select().column("id").from(Chat.schema).where("id", .equal, SQLBind(chatID)).first() != nil
+            throw exists ? ChatError.chatFull(limit) : ChatError.chatNotFound
+        }
         return (try row.decode(column: "next_sequence", as: Int.self), try row.decode(column: "revision", as: Int.self))
     }
 

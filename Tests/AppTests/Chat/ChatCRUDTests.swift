@@ -1,5 +1,6 @@
 @testable import App
 import Foundation
+import SQLKit
 import Testing
 import VaporTesting
 
@@ -247,6 +248,24 @@ struct ChatCRUDTests {
             #expect(chat["model"] as? String == "offline")
             #expect(reply["status"] as? String == "complete")
             #expect((reply["content"] as? String)?.hasPrefix("[Offline reply]") == true)
+        }
+    }
+}
+
+@Suite("A chat deleted while a request on it runs")
+struct DeleteRaceTests {
+    @Test("a send that finds the chat deleted under it is 404, not 'chat is full'", arguments: TestDatabase.all)
+    func sendAfterDelete(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, title: "Gone")
+            let id = try #require(UUID(uuidString: chat.id))
+            // The send read the chat just before the delete committed; its reservation finds no row.
+            #expect(try await t.send(.DELETE, "/api/chat/\(chat.id)/", token: session.access).status == .noContent)
+            let tree = ConversationTree(chatID: id, sql: try t.db.sql())
+            await #expect(throws: ChatError.chatNotFound) {
+                _ = try await tree.reserve(2, newRevision: false, at: Date(), limit: 1000)
+            }
         }
     }
 }
