@@ -23,6 +23,8 @@ final class SignedInUsers: Sendable {
         var entries: [UUID: Entry] = [:]
         /// Moves on every change, so that a read started before it is not kept.
         var generation: UInt64 = 0
+        /// When entries past ``maxAge`` were last dropped.
+        var sweptAt = Date.distantPast
     }
 
     /// How long an account is trusted without reading it again.
@@ -48,8 +50,11 @@ final class SignedInUsers: Sendable {
         guard let row = try await User.findForRequest(id, on: db()) else { return nil }
         state.withLockedValue { state in
             guard state.generation == generation else { return }
-            if state.entries.count >= Self.capacity {
+            // Entries past their age are worth nothing: dropped every `maxAge`, so that memory follows
+            // the accounts active lately rather than every account seen since the start.
+            if state.entries.count >= Self.capacity || now.timeIntervalSince(state.sweptAt) >= Self.maxAge {
                 state.entries = state.entries.filter { now.timeIntervalSince($0.value.readAt) < Self.maxAge }
+                state.sweptAt = now
                 if state.entries.count >= Self.capacity { state.entries.removeAll() }
             }
             state.entries[id] = Entry(row: row, readAt: now)

@@ -90,22 +90,33 @@ public struct TokenSigner: Sendable {
     }
 }
 
-/// The access tokens ``TokenSigner`` has verified, until they expire; bounded.
-private final class VerifiedTokens: Sendable {
-    private let tokens = NIOLockedValueBox<[String: TokenClaims]>([:])
+/// The access tokens ``TokenSigner`` has verified, until they expire; bounded, and expired ones
+/// dropped every ``sweepInterval`` so that memory follows the tokens in use, not every token seen.
+final class VerifiedTokens: Sendable {
+    private struct State {
+        var tokens: [String: TokenClaims] = [:]
+        var sweptAt = Date.distantPast
+    }
+
+    private let state = NIOLockedValueBox(State())
     static let capacity = 20_000
+    static let sweepInterval: TimeInterval = 60
 
     func claims(of token: String) -> TokenClaims? {
-        tokens.withLockedValue { $0[token] }
+        state.withLockedValue { $0.tokens[token] }
     }
 
     func keep(_ token: String, _ claims: TokenClaims, now: Date) {
-        tokens.withLockedValue { tokens in
-            if tokens.count >= Self.capacity {
-                tokens = tokens.filter { $0.value.exp.value > now }
-                if tokens.count >= Self.capacity { tokens.removeAll() }
+        state.withLockedValue { state in
+            if state.tokens.count >= Self.capacity || now.timeIntervalSince(state.sweptAt) >= Self.sweepInterval {
+                state.tokens = state.tokens.filter { $0.value.exp.value > now }
+                state.sweptAt = now
+                if state.tokens.count >= Self.capacity { state.tokens.removeAll() }
             }
-            tokens[token] = claims
+            state.tokens[token] = claims
         }
     }
+
+    /// Tokens kept now (for tests).
+    var count: Int { state.withLockedValue { $0.tokens.count } }
 }

@@ -140,6 +140,30 @@ struct SignedInUsersTests {
         }
     }
 
+    @Test("memory follows the accounts and tokens in use lately, not every one seen since the start")
+    func staleEntriesAreDropped() async throws {
+        try await withTestApp(.sqlite) { t in
+            let first = try await t.register()
+            let second = try await t.register()
+            try await use(first, on: t)
+            try await use(second, on: t)
+            #expect(try t.services.users.count == 2)
+            t.clock.advance(by: SignedInUsers.maxAge)
+            let third = try await t.register()
+            try await use(third, on: t)
+            #expect(try t.services.users.count == 1, "the two accounts not seen for maxAge were dropped")
+
+            // Verified tokens go once expired (checked at most every sweepInterval).
+            let tokens = VerifiedTokens()
+            let claims = try await t.services.tokens.verify(first.access, as: .access)
+            tokens.keep("a", claims, now: t.clock.now())
+            tokens.keep("b", claims, now: t.clock.now())
+            #expect(tokens.count == 2)
+            tokens.keep("c", claims, now: claims.exp.value.addingTimeInterval(VerifiedTokens.sweepInterval))
+            #expect(tokens.count == 1, "expired tokens were dropped")
+        }
+    }
+
     @Test("an account changed behind the server's back (a command, the database itself) is read again within a bounded time")
     func changedElsewhereIsReadAgain() async throws {
         try await withTestApp(.sqlite) { t in
