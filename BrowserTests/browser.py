@@ -1,11 +1,14 @@
 """Shared set-up for the browser scenarios: headless Chromium through Selenium, screenshots,
 and small waiting helpers (no fixed sleeps: every wait polls a condition with a deadline)."""
 import argparse
+import json
 import os
 import sys
 import time
+import urllib.request
 
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
@@ -70,3 +73,35 @@ def run(scenario):
         sys.exit(1)
     finally:
         driver.quit()
+
+
+# --- Shared by the web chat's scenarios ---------------------------------------------------------
+
+def api(base, method, path, token=None, body=None):
+    """A JSON call to the API at `base`; the decoded answer."""
+    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def messages(driver):
+    """The web chat's messages, in order."""
+    return driver.find_elements(By.CSS_SELECTOR, "#messages li.message")
+
+
+def last_assistant(driver):
+    replies = driver.find_elements(By.CSS_SELECTOR, "#messages li.message.assistant")
+    return replies[-1] if replies else None
+
+
+def reply_text(driver):
+    reply = last_assistant(driver)
+    return reply.find_element(By.CSS_SELECTOR, ".body").text if reply else ""
+
+
+def reply_status(driver):
+    reply = last_assistant(driver)
+    return next((s for s in ("streaming", "complete", "failed", "cancelled") if reply and s in reply.get_attribute("class").split()), None)

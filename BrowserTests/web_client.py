@@ -5,7 +5,6 @@ rename and delete a chat, hostile text shown as text, and the Markdown renderer 
 
     python3 BrowserTests/web_client.py --base http://localhost:8000
 """
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -29,35 +28,14 @@ PASSWORD = "correct horse battery"
 
 
 def api(method, path, token=None, body=None):
-    request = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+    return browser.api(BASE, method, path, token, body)
+
+
+messages, last_assistant, reply_text, reply_status = browser.messages, browser.last_assistant, browser.reply_text, browser.reply_status
 
 
 def token():
     return api("POST", "/auth/login/", body={"email": EMAIL, "password": PASSWORD})["access"]
-
-
-def messages(driver):
-    return driver.find_elements(By.CSS_SELECTOR, "#messages li.message")
-
-
-def last_assistant(driver):
-    replies = driver.find_elements(By.CSS_SELECTOR, "#messages li.message.assistant")
-    return replies[-1] if replies else None
-
-
-def reply_text(driver):
-    reply = last_assistant(driver)
-    return reply.find_element(By.CSS_SELECTOR, ".body").text if reply else ""
-
-
-def reply_status(driver):
-    reply = last_assistant(driver)
-    return next((s for s in ("streaming", "complete", "failed", "cancelled") if reply and s in reply.get_attribute("class").split()), None)
 
 
 def current_chat_id(driver):

@@ -6,11 +6,9 @@ found, of any impact). The server's model is the Anthropic emulator, its replies
     python3 BrowserTests/web_tools.py --base http://localhost:8000
 """
 import glob
-import json
 import os
 import tempfile
 import time
-import urllib.request
 import uuid
 
 from selenium.webdriver.common.by import By
@@ -26,16 +24,10 @@ PASSWORD = "correct horse battery"
 
 
 def api(method, path, token=None, body=None):
-    request = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+    return browser.api(BASE, method, path, token, body)
 
 
-def messages(driver):
-    return driver.find_elements(By.CSS_SELECTOR, "#messages li.message")
+messages = browser.messages
 
 
 def last(driver, role):

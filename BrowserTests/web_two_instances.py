@@ -5,7 +5,6 @@ browser on B is answered, and a stop asked of A ends it in the browser.
 
     python3 BrowserTests/web_two_instances.py --base http://localhost:8001 --other http://127.0.0.1:8000
 """
-import json
 import time
 import urllib.request
 import uuid
@@ -24,13 +23,7 @@ EMAIL = f"two-{uuid.uuid4().hex[:8]}@example.com"
 PASSWORD = "correct horse battery"
 
 
-def api(base, method, path, token=None, body=None):
-    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+api, last_assistant, reply_text, reply_status = browser.api, browser.last_assistant, browser.reply_text, browser.reply_status
 
 
 def streams_open(base):
@@ -39,21 +32,6 @@ def streams_open(base):
             if line.startswith("chat_streams_open "):
                 return float(line.split()[1])
     return None
-
-
-def last_assistant(driver):
-    replies = driver.find_elements(By.CSS_SELECTOR, "#messages li.message.assistant")
-    return replies[-1] if replies else None
-
-
-def reply_text(driver):
-    reply = last_assistant(driver)
-    return reply.find_element(By.CSS_SELECTOR, ".body").text if reply else ""
-
-
-def reply_status(driver):
-    reply = last_assistant(driver)
-    return next((s for s in ("streaming", "complete", "failed", "cancelled") if reply and s in reply.get_attribute("class").split()), None)
 
 
 def watch_growth(driver, timeout=20):

@@ -190,7 +190,8 @@ struct ChatListQuery: Decodable {
         if let search, search.count > 200 { errors.add("q", "Ensure this field has no more than 200 characters.") }
         errors.checkText(search, "q")
         try errors.throwIfAny()
-        let cursor = try self.cursor.map { raw throws(ChatError) in
+        // An empty cursor is no cursor (the first page), as other empty parameters are.
+        let cursor = try self.cursor.flatMap { $0.isEmpty ? nil : $0 }.map { raw throws(ChatError) in
             guard let cursor = ChatCursor(raw) else { throw ChatError.invalidCursor }
             return cursor
         }

@@ -74,7 +74,8 @@ struct SearchQuery: Decodable {
             }
         }
         var offset = 0
-        if let cursor {
+        // An empty cursor is no cursor (the first page), as other empty parameters are.
+        if let cursor, !cursor.isEmpty {
             if let parsed = Self.offset(of: cursor) { offset = parsed } else { errors.add("cursor", "Not a cursor this server issued.") }
         }
         try errors.throwIfAny()
@@ -135,9 +136,9 @@ struct ExportQuery: Decodable {
     var format: String?
 
     func validated() throws -> ChatExport.Format {
-        guard let raw = format?.lowercased(), !raw.isEmpty else { return .markdown }
+        guard let raw = format?.lowercased() else { return .markdown }
         guard let format = ChatExport.Format(rawValue: raw == "md" ? "markdown" : raw) else {
-            throw RequestError.invalidFields(["format": ["Must be markdown or json."]])
+            throw RequestError.invalidFields(["format": ["Must be markdown (or md) or json."]])
         }
         return format
     }

@@ -164,6 +164,9 @@ struct SearchTests {
                 _ = try response.problem()
             }
             #expect(try await t.send(.GET, "/api/search/?q=x").status == .unauthorized)
+            // An empty cursor is no cursor: the first page (as schema fuzzing expects of a string parameter).
+            #expect(try await t.send(.GET, "/api/search/?q=x&cursor=", token: session.access).status == .ok)
+            #expect(try await t.send(.GET, "/api/chat/?cursor=", token: session.access).status == .ok)
         }
     }
 }
@@ -197,6 +200,9 @@ struct ExportTests {
             #expect(exported.messages.map(\.id) == [turn.user.id, turn.assistant.id])
 
             #expect(try await t.send(.GET, "/api/chat/\(chat.id)/export/?format=pdf", token: session.access).status == .badRequest)
+            #expect(try await t.send(.GET, "/api/chat/\(chat.id)/export/?format=", token: session.access).status == .badRequest,
+                    "an empty format is not one of the formats")
+            #expect(try await t.send(.GET, "/api/chat/\(chat.id)/export/?format=md", token: session.access).status == .ok)
             let stranger = try await t.register()
             #expect(try await t.send(.GET, "/api/chat/\(chat.id)/export/", token: stranger.access).status == .notFound)
         }

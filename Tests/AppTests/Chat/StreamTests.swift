@@ -315,6 +315,10 @@ struct StreamTests {
                 let bad = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access,
                                                            lastEventID: "yesterday", readBody: false)
                 #expect(bad.status == .badRequest)
+                // The header wins over the query parameter, but a bad one is refused all the same.
+                let both = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/?last_event_id=%C2%84", token: session.access,
+                                                            lastEventID: "0", readBody: false)
+                #expect(both.status == .badRequest)
             }
         }
     }

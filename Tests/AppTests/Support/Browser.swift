@@ -9,10 +9,10 @@ enum Browser {
         guard FileManager.default.isExecutableFile(atPath: chromium) else {
             return "Chromium is not installed (\(chromium)); browser tests are skipped. Install it: apt-get install chromium chromium-driver; python3 -m pip install selenium"
         }
-        guard succeeds(["python3", "-c", "import selenium"]) else {
+        guard Subprocess.succeeds(["python3", "-c", "import selenium"]) else {
             return "Python's selenium package is missing; browser tests are skipped. Install it: python3 -m pip install selenium"
         }
-        guard succeeds(["python3", "-c", "import axe_selenium_python"]) else {
+        guard Subprocess.succeeds(["python3", "-c", "import axe_selenium_python"]) else {
             return "Python's axe-selenium-python package is missing; browser tests are skipped. Install it: python3 -m pip install axe-selenium-python"
         }
         return nil
@@ -40,41 +40,9 @@ enum Browser {
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         let command = ["python3", scripts.appendingPathComponent(script).path, "--chromium", chromium,
                        "--artifacts", artifacts.path] + arguments
-        let result = try await run(command, timeout: timeout)
+        let result = try await Subprocess.run(command, timeout: timeout)
         if result.status != 0 {
             Issue.record("\(script) failed (exit \(result.status)):\n\(result.output)", sourceLocation: sourceLocation)
         }
-    }
-
-    /// Runs a command to its end (or kills it at `timeout`), its output collected in a file.
-    private static func run(_ command: [String], timeout: Duration) async throws -> (status: Int32, output: String) {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("browser-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let output = try FileHandle(forWritingTo: log)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        try output.close()
-        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
-    }
-
-    /// Whether a short command (the availability check) exits 0.
-    private static func succeeds(_ command: [String]) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
     }
 }

@@ -59,11 +59,17 @@ struct ChatStreamController: RouteCollection {
 
 extension Request {
     /// Where a reconnecting stream left off: `Last-Event-ID`, or `?last_event_id=` for clients that
-    /// cannot set headers; nil for a new stream.
+    /// cannot set headers (the header wins when both are sent, but each must be an event id);
+    /// nil for a new stream.
     func lastEventID() throws -> StreamPosition? {
-        guard let raw = headers.first(name: "Last-Event-ID") ?? query[String.self, at: "last_event_id"],
-              !raw.trimmingCharacters(in: .whitespaces).isEmpty
-        else { return nil }
+        let header = try Self.streamPosition(headers.first(name: "Last-Event-ID"))
+        let query = try Self.streamPosition(query[String.self, at: "last_event_id"])
+        return header ?? query
+    }
+
+    /// An event id as a client sent it; nil when absent or blank.
+    private static func streamPosition(_ raw: String?) throws -> StreamPosition? {
+        guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
         guard let position = StreamPosition(eventID: raw.trimmingCharacters(in: .whitespaces)) else {
             throw ChatError.invalidLastEventID(raw)
         }
