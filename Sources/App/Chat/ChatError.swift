@@ -18,6 +18,8 @@ enum ChatError: HTTPProblemConvertible, Equatable {
     case notEditable
     /// No such message in this chat.
     case messageNotFound
+    /// The `message_id` of a request body names no message of this chat.
+    case unknownMessageID
 
     var problem: HTTPProblem {
         switch self {
@@ -47,6 +49,10 @@ enum ChatError: HTTPProblemConvertible, Equatable {
                                fieldErrors: ["message_id": ["Only a question (role user) of the current conversation can be edited."]])
         case .messageNotFound:
             return HTTPProblem(.notFound, title: "Message not found", detail: "There is no message with this id in this chat.")
+        case .unknownMessageID:
+            // The chat (the resource in the path) exists; the body names a message it does not hold.
+            return HTTPProblem(.badRequest, title: "Invalid input", detail: "message_id: there is no message with this id in this chat.",
+                               fieldErrors: ["message_id": ["There is no message with this id in this chat."]])
         case .invalidLastEventID(let value):
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "Last-Event-ID '\(value)' is not an event id of this stream.",
                                fieldErrors: ["last_event_id": ["Not an event id of this stream."]])

@@ -167,7 +167,7 @@ struct ChatService: Sendable {
         let (question, reply, revision) = try await db.transaction { tx -> (Message, Message, Int) in
             let tree = ConversationTree(chatID: chatID, sql: try tx.sql())
             let reserved = try await tree.reserve(2, newRevision: true, at: now, limit: rules.settings.maxMessagesPerChat)
-            guard let edited = try await tree.message(change.messageID) else { throw ChatError.messageNotFound }
+            guard let edited = try await tree.message(change.messageID) else { throw ChatError.unknownMessageID }
             guard edited.role == .user, edited.isCurrent else { throw ChatError.notEditable }
             try await tree.leave(from: edited.sequence)
             let version = try await tree.addVersion(role: .user, after: edited.parentID)

@@ -129,7 +129,7 @@ struct ConversationVersionsTests {
             let before = try await t.messageCount()
             let cases: [([String: Any], HTTPStatus)] = [
                 (["message_id": reply.id, "content": "x"], .badRequest),
-                (["message_id": UUID().uuidString, "content": "x"], .notFound),
+                (["message_id": UUID().uuidString, "content": "x"], .badRequest),
                 (["message_id": "not-a-uuid", "content": "x"], .badRequest),
                 (["content": "x"], .badRequest),
                 (["message_id": question.id], .badRequest),
