@@ -36,10 +36,11 @@ struct ProblemMiddleware: AsyncMiddleware {
         case let abort as any AbortError where abort.status.code < 500:
             let detail = abort.reason == abort.status.reasonPhrase ? nil : abort.reason
             return HTTPProblem(abort.status, detail: detail, headers: abort.headers)
-        case _ where DatabaseUnavailable.matches(error):
-            request.logger.warning("database unavailable", metadata: ["error": "\(DatabaseSetup.describe(error))"])
-            return DatabaseUnavailable.problem(for: error) ?? HTTPProblem(.serviceUnavailable)
         default:
+            if let unavailable = DatabaseUnavailable.problem(for: error) {
+                request.logger.warning("database unavailable", metadata: ["error": "\(DatabaseSetup.describe(error))"])
+                return unavailable
+            }
             request.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             let status = (error as? any AbortError)?.status ?? .internalServerError
             let detail = showInternalErrors ? String(reflecting: error) : "The server could not complete this request; it has been logged."
