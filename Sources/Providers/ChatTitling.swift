@@ -8,7 +8,7 @@ public enum ChatTitling {
     /// The most output a title takes.
     public static let maxTokens = 24
 
-    /// The longest title kept, in characters (a title cut there ends with "…").
+    /// The longest title kept, in Unicode scalar values (a title cut there ends with "…").
     public static let maxLength = 60
 
     /// The request for the title of the exchange `question` → `answer` (each cut to a few hundred
@@ -31,7 +31,16 @@ public enum ChatTitling {
         while let last = line.last, quotes.contains(last) || ".!:;,".contains(last) { line.removeLast() }
         line = line.trimmingCharacters(in: .whitespaces)
         guard !line.isEmpty else { return nil }
-        return line.count <= maxLength ? line : String(line.prefix(maxLength - 1)).trimmingCharacters(in: .whitespaces) + "…"
+        return truncated(line)
+    }
+
+    /// `text` as at most `limit` Unicode scalar values — what a length limit counts (a character on
+    /// screen may hold any number of combining marks) — cut with "…" where it is too long.
+    public static func truncated(_ text: String, to limit: Int = maxLength) -> String {
+        guard text.unicodeScalars.count > limit else { return text }
+        var kept = String.UnicodeScalarView()
+        kept.append(contentsOf: text.unicodeScalars.prefix(max(0, limit - 1)))
+        return String(kept).trimmingCharacters(in: .whitespaces) + "…"
     }
 
     /// A title from the question alone: its first words (what the offline provider gives).

@@ -18,9 +18,7 @@ struct RegisterRequest: Decodable {
         if !password.isEmpty {
             for problem in PasswordService.problems(with: password, email: email) { errors.add("password", problem) }
         }
-        if name.count > 150 {
-            errors.add("name", "Ensure this field has no more than 150 characters.")
-        }
+        errors.checkLength(name, "name", .name)
         try errors.throwIfAny()
         return Registration(email: email, password: password, name: name)
     }

@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import Providers
 
 /// A conversation: its owner, title, model and system prompt. Its messages are numbered
 /// 1, 2, 3, … in the order they were written (`nextSequence` is the next free number); those of
@@ -46,7 +47,7 @@ final class Chat: Model, @unchecked Sendable {
         let firstLine = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
         let words = firstLine.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         guard !words.isEmpty else { return untitled }
-        return words.count <= 60 ? words : String(words.prefix(59)).trimmingCharacters(in: .whitespaces) + "…"
+        return ChatTitling.truncated(words)
     }
 
     /// The caller's chat with this id; someone else's is as absent as one that never existed.

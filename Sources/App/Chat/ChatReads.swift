@@ -113,12 +113,15 @@ enum ChatReads {
     static func rows<Row: Sendable>(_ statement: Statement, _ binds: [Bind], on db: any Database,
                                     _ read: @escaping @Sendable (inout ColumnReader) throws -> Row) async throws -> [Row] {
         if let postgres = db as? any PostgresDatabase {
-            let values = binds.map { bind -> PostgresData in
+            let values = try binds.map { bind throws(TimeOutOfRange) -> PostgresData in
                 switch bind {
-                case .uuid(let id): PostgresData(uuid: id)
-                case .text(let text): PostgresData(string: text)
-                case .int(let int): PostgresData(int: int)
-                case .date(let date): PostgresData(date: date)
+                case .uuid(let id): return PostgresData(uuid: id)
+                case .text(let text): return PostgresData(string: text)
+                case .int(let int): return PostgresData(int: int)
+                case .date(let date):
+                    // The driver's conversion traps on a time it cannot represent: never let one reach it.
+                    guard ChatCursor.validSeconds.contains(date.timeIntervalSinceReferenceDate) else { throw TimeOutOfRange() }
+                    return PostgresData(date: date)
                 }
             }
             let rows = NIOLockedValueBox<[Row]>([])
@@ -146,6 +149,11 @@ enum ChatReads {
         }
         throw SQLDatabaseRequired()
     }
+}
+
+/// A time no database stores was about to be bound (a caller's check failed to refuse it).
+struct TimeOutOfRange: Error, CustomStringConvertible {
+    var description: String { "a time outside 0001–9999 was about to be sent to the database" }
 }
 
 /// The columns of one row, read in order, whichever driver produced it.

@@ -5,13 +5,9 @@ struct ChatInputRules {
     let settings: ChatSettings
     let catalog: ModelCatalog
 
-    static let maxTitleLength = 200
-
     func content(_ value: String?, _ field: String, into errors: inout FieldErrors) -> String {
         let content = errors.required(value, field)
-        if content.count > settings.maxMessageLength {
-            errors.add(field, "Ensure this field has no more than \(settings.maxMessageLength) characters.")
-        }
+        errors.checkLength(content, field, settings.messageLimit)
         return content
     }
 
@@ -19,16 +15,14 @@ struct ChatInputRules {
         errors.checkText(value, "title")
         let title = value.trimmingCharacters(in: .whitespacesAndNewlines)
         if title.isEmpty { errors.add("title", "This field may not be blank.") }
-        if title.count > Self.maxTitleLength { errors.add("title", "Ensure this field has no more than \(Self.maxTitleLength) characters.") }
+        errors.checkLength(title, "title", .title)
         return title
     }
 
     func system(_ value: String?, into errors: inout FieldErrors) -> String? {
         guard let value, !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
         errors.checkText(value, "system")
-        if value.count > settings.maxSystemLength {
-            errors.add("system", "Ensure this field has no more than \(settings.maxSystemLength) characters.")
-        }
+        errors.checkLength(value, "system", settings.systemLimit)
         return value
     }
 
@@ -187,7 +181,7 @@ struct ChatListQuery: Decodable {
             }
         }
         let search = q?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let search, search.count > 200 { errors.add("q", "Ensure this field has no more than 200 characters.") }
+        errors.checkLength(search, "q", .query)
         errors.checkText(search, "q")
         try errors.throwIfAny()
         // An empty cursor is no cursor (the first page), as other empty parameters are.
@@ -209,13 +203,21 @@ struct ChatCursor: Equatable {
         self.id = id
     }
 
-    /// Parses the opaque form made by ``encoded``.
+    /// The times a cursor may hold: those a stored time can have (0001-01-01 to 9999-12-31, which
+    /// both databases store). A time outside them is no cursor this server issued, and must never
+    /// reach a driver's conversion (PostgreSQL's traps on a time it cannot represent).
+    static let validSeconds: ClosedRange<Double> = -63_113_904_000 ... 252_423_993_599
+
+    /// Parses the opaque form made by ``encoded``; nil for anything else (it is short: a longer
+    /// string is refused before it is decoded).
     init?(_ raw: String) {
+        guard raw.utf8.count <= 128 else { return nil }
         var base64 = raw.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64) else { return nil }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: "|")
-        guard parts.count == 2, let seconds = Double(parts[0]), seconds.isFinite, let id = UUID(hyphenated: String(parts[1])) else {
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 2, let seconds = Double(parts[0]), Self.validSeconds.contains(seconds),
+              let id = UUID(hyphenated: String(parts[1])) else {
             return nil
         }
         self.init(activityAt: Date(timeIntervalSinceReferenceDate: seconds), id: id)

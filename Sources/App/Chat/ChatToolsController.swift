@@ -61,7 +61,7 @@ struct SearchQuery: Decodable {
         var errors = FieldErrors()
         let text = (q ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty { errors.add("q", "This field is required: the words to look for.") }
-        if text.count > 200 { errors.add("q", "Ensure this field has no more than 200 characters.") }
+        errors.checkLength(text, "q", .query)
         errors.checkText(text, "q")
         let words = ChatSearch.words(of: text)
         if !text.isEmpty, words.isEmpty { errors.add("q", "Give at least one word (letters or digits).") }

@@ -79,10 +79,10 @@ public struct ChatSettings: Sendable {
     }
 
     public var eventBus: EventBus
-    /// The longest message a user may send, in characters.
-    public var maxMessageLength: Int
-    /// The longest system prompt, in characters.
-    public var maxSystemLength: Int
+    /// The longest message a user may send.
+    public var messageLimit: TextLimit
+    /// The longest system prompt.
+    public var systemLimit: TextLimit
     /// The most messages one chat may hold (a send past it is 409).
     public var maxMessagesPerChat: Int
     /// Chats per page of `GET /api/chat/` when no `limit` is given, and the most a `limit` may ask for.
@@ -106,8 +106,8 @@ public struct ChatSettings: Sendable {
             throw SettingsError(key: "EVENT_BUS", problem: "expected auto, local or postgres, got '\(bus)'")
         }
         self.eventBus = eventBus
-        maxMessageLength = try read.int("CHAT_MAX_MESSAGE_LENGTH", default: 32_000, in: 1...1_000_000)
-        maxSystemLength = try read.int("CHAT_MAX_SYSTEM_LENGTH", default: 20_000, in: 0...1_000_000)
+        messageLimit = TextLimit(characters: try read.int("CHAT_MAX_MESSAGE_LENGTH", default: 32_000, in: 1...1_000_000))
+        systemLimit = TextLimit(characters: try read.int("CHAT_MAX_SYSTEM_LENGTH", default: 20_000, in: 0...1_000_000))
         maxMessagesPerChat = try read.int("CHAT_MAX_MESSAGES", default: 10_000, in: 2...10_000_000)
         defaultPageSize = try read.int("CHAT_PAGE_SIZE", default: 20, in: 1...1000)
         maxPageSize = try read.int("CHAT_MAX_PAGE_SIZE", default: 100, in: 1...1000)

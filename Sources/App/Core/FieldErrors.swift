@@ -30,4 +30,43 @@ public struct FieldErrors: Sendable {
     public mutating func checkText(_ value: String?, _ field: String) {
         if let value, value.utf8.contains(0) { add(field, "This field may not contain NUL characters.") }
     }
+
+    /// Records a problem when `value` is longer than `limit` allows, in characters or in bytes.
+    public mutating func checkLength(_ value: String?, _ field: String, _ limit: TextLimit) {
+        guard let value else { return }
+        if let problem = limit.problem(with: value) { add(field, problem) }
+    }
+}
+
+/// How long a text field may be: in characters — Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them (not grapheme clusters: one "character" on screen may hold any number
+/// of combining marks) — and in UTF-8 bytes, the size everything downstream pays for. The OpenAPI
+/// document states both (`maxLength` and `x-max-bytes`).
+public struct TextLimit: Sendable, Equatable {
+    public var characters: Int
+    public var bytes: Int
+
+    /// `characters` scalars, and at most four bytes each unless told otherwise.
+    public init(characters: Int, bytes: Int? = nil) {
+        self.characters = characters
+        self.bytes = bytes ?? characters * 4
+    }
+
+    /// What is wrong with `value`'s length, in words for the client; nil when it fits.
+    public func problem(with value: String) -> String? {
+        if value.utf8.count > bytes {
+            // Counted in bytes first: cheap, and it bounds the scalar count below.
+            return value.unicodeScalars.count > characters
+                ? "Ensure this field has no more than \(characters) characters."
+                : "Ensure this field has no more than \(bytes) bytes (UTF-8)."
+        }
+        return value.unicodeScalars.count > characters ? "Ensure this field has no more than \(characters) characters." : nil
+    }
+
+    /// A chat's title.
+    public static let title = TextLimit(characters: 200)
+    /// A person's display name.
+    public static let name = TextLimit(characters: 150)
+    /// A search query.
+    public static let query = TextLimit(characters: 200)
 }
