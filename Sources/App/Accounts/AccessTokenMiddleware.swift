@@ -53,4 +53,9 @@ extension Request {
     var accessTokenExpiry: Date? {
         storage[AccessClaimsKey.self]?.exp.value
     }
+
+    /// When the access token of this request was issued.
+    var accessTokenIssuedAt: Date? {
+        storage[AccessClaimsKey.self]?.iat.value
+    }
 }

@@ -12,13 +12,17 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     let catalog: ModelCatalog
     let settings: ChatSettings
     let clock: any WallClock
+    /// Reads that follow account changes (``StreamSignOuts``).
+    let accountWork: OwnedTasks
     private let loops = NIOLockedValueBox<[Task<Void, Never>]>([])
     private let running = NIOLockedValueBox(0)
 
     /// Upkeep loops that have not ended yet.
     var runningLoops: Int { running.withLockedValue { $0 } }
 
-    init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock) {
+    init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock,
+         accountWork: OwnedTasks) {
+        self.accountWork = accountWork
         self.bus = bus
         self.runner = runner
         self.catalog = catalog
@@ -57,6 +61,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
 
     func shutdownAsync(_ application: Application) async {
         await runner.drain(timeout: settings.drainTimeout)
+        await accountWork.close(by: .now)
         await bus.shutdown()
         let loops = self.loops.withLockedValue { $0 }
         loops.forEach { $0.cancel() }

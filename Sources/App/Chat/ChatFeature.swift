@@ -16,6 +16,8 @@ struct ChatFeature: Sendable {
     let service: ChatService
     let rules: ChatInputRules
     let background: ChatBackgroundWork
+    /// Ends the streams of sessions signed out.
+    let signOuts: StreamSignOuts
 
     init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics) throws {
         catalog = dependencies.modelProvider.map { ModelCatalog(provider: $0, settings: settings.anthropic) }
@@ -26,27 +28,28 @@ struct ChatFeature: Sendable {
                                 maxStreamsPerUser: settings.protection.maxStreamsPerUser, clock: dependencies.clock,
                                 metrics: metrics)
         let store = ReplyStore(database: DatabaseSetup.access(app))
-        bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, clock: dependencies.clock, app: app)
+        bus = try Self.eventBus(settings, hub: hub, replies: replies, store: store, clock: dependencies.clock, metrics: metrics, app: app)
         runner = ReplyRunner(
             replies: replies, bus: bus, catalog: catalog, store: store,
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog)
         service = ChatService(rules: rules, bus: bus, runner: runner, clock: dependencies.clock)
-        background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, settings: settings.chat, clock: dependencies.clock)
+        signOuts = StreamSignOuts(bus: bus, database: DatabaseSetup.access(app), tasks: OwnedTasks())
+        background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, settings: settings.chat, clock: dependencies.clock,
+                                        accountWork: signOuts.tasks)
     }
 
     /// The bus `EVENT_BUS` chooses: PostgreSQL's `LISTEN/NOTIFY` on a PostgreSQL database (unless
     /// `local`), else the in-process hub.
     private static func eventBus(_ settings: Settings, hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore,
-                                 clock: any WallClock, app: Application) throws -> any ChatEventBus {
+                                 clock: any WallClock, metrics: AppMetrics, app: Application) throws -> any ChatEventBus {
         guard settings.chat.eventBus != .local, case .postgres(let url) = settings.database.location else { return hub }
-        let searchPath = settings.database.searchPath ?? []
         return PostgresChatEventBus(
             hub: hub, replies: replies, store: store, database: DatabaseSetup.access(app),
             connection: try SQLPostgresConfiguration(url: settings.database.listenURL ?? url).coreConfiguration,
-            namespace: (["chat"] + searchPath.prefix(1)).joined(separator: "_"), eventLoopGroup: app.eventLoopGroup,
-            clock: clock, logger: app.logger
+            channels: try BusChannels(schema: settings.database.searchPath?.first), eventLoopGroup: app.eventLoopGroup,
+            clock: clock, logger: app.logger, metrics: metrics
         )
     }
 }

@@ -163,5 +163,8 @@ public struct Settings: Sendable {
         if chat.eventBus == .postgres, database.isSQLite {
             throw SettingsError(key: "EVENT_BUS", problem: "postgres needs a PostgreSQL DATABASE_URL")
         }
+        if chat.eventBus != .local, !database.isSQLite {
+            _ = try BusChannels(schema: database.searchPath?.first)
+        }
     }
 }

@@ -70,6 +70,13 @@ final class AppMetrics: Sendable {
                              labels: [("kind", kind)]).increment()
     }
 
+    /// A notification between instances that could not be sent and was dropped (``PostgresNotifier``).
+    func busNotificationDropped(_ reason: String) {
+        registry.makeCounter(descriptor: .init(metricName: "chat_bus_notifications_dropped_total", unitName: "",
+                                               helpText: "Notifications between instances dropped, by reason."),
+                             labels: [("reason", reason)]).increment()
+    }
+
     func rateLimitRejected(_ policy: String) {
         registry.makeCounter(descriptor: .init(metricName: "rate_limit_rejections_total", unitName: "", helpText: "Requests refused by a rate limit, by limit."),
                              labels: [("policy", policy)]).increment()

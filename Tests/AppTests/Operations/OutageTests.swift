@@ -65,6 +65,28 @@ struct OutageTests {
         await proxy.shutdown()
     }
 
+    @Test("a reply stopped while the database is away does not hold shutdown for the lease")
+    func stoppedDuringOutageDoesNotHoldShutdown() async throws {
+        try await withTestApp(.sqlite, settings: ["REPLY_LEASE": "600s"], emulated: true) { t in
+            let emulator = try #require(t.emulator)
+            emulator.enqueue(.reply(Script.Reply(["Half", " way"], pauseAfter: 1)))
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, title: "Outage")
+            let turn = try await t.sendMessage("go", chat: chat.id, token: session.access)
+            try await waitUntil("the reply to pause") { emulator.pausedCount == 1 }
+            try await onEveryConnection(t, "PRAGMA query_only = 1")
+            let chatID = try #require(UUID(uuidString: chat.id))
+            let runner = try t.services.chat.runner
+            let reply = try #require(runner.replies.reply(in: chatID))
+            reply.stop(.stoppedByUser)
+            let started = ContinuousClock.now
+            await runner.drain(timeout: .seconds(1))
+            #expect(started.duration(to: .now) < .seconds(60), "the stopped reply's end was given up at shutdown, not at the lease")
+            try await onEveryConnection(t, "PRAGMA query_only = 0")
+            _ = turn
+        }
+    }
+
     @Test("SQLite read-only or out of space: a write is 503 problem+json saying so, nothing is stored, reads go on")
     func sqliteCannotWrite() async throws {
         try await withTestApp(.sqlite, settings: ["CHAT_MAX_SYSTEM_LENGTH": "300000"]) { t in

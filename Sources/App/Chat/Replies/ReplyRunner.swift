@@ -21,7 +21,7 @@ final class ReplyRunner: Sendable {
     let metrics: AppMetrics
     let titler: ChatTitler
     /// Titles being asked for after replies ended.
-    let followUps = ReplyFollowUps()
+    let followUps = OwnedTasks()
 
     init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock,
          settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
@@ -122,7 +122,7 @@ final class ReplyRunner: Sendable {
                 bus.replyEnded(stored)
                 return stored
             } catch where DatabaseUnavailable.matches(error) && !(error is DatabaseClosed)
-                && reply.stopReason != .shutdown && clock.now() < giveUpAt {
+                && !reply.isShuttingDown && clock.now() < giveUpAt {
                 logger.warning("database unavailable: the reply's end is kept and stored when it is back",
                                metadata: ["chat": "\(reply.job.chatID)", "error": "\(DatabaseSetup.describe(error))"])
                 try? await Task.sleep(for: pause)

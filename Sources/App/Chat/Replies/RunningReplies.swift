@@ -33,6 +33,8 @@ final class RunningReply: Sendable {
         /// UTF-8 bytes of `text` known to be saved in the database.
         var savedBytes = 0
         var stopReason: ReplyStopReason?
+        /// The server is stopping: whatever the reply's reason to stop, its writes are not waited for.
+        var shuttingDown = false
         var omittedMessages = 0
         var task: Task<Void, Never>?
         /// Set once the reply is over: the message as stored (nil when it was not, e.g. its chat is gone).
@@ -46,6 +48,8 @@ final class RunningReply: Sendable {
 
     var text: String { state.withLockedValue { $0.text } }
     var stopReason: ReplyStopReason? { state.withLockedValue { $0.stopReason } }
+    /// Shutdown stopped the reply, or came after it was stopped: its end is not retried.
+    var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
     /// Earlier messages the reply's request left out to fit the model's context.
     var omittedMessages: Int {
         get { state.withLockedValue { $0.omittedMessages } }
@@ -95,6 +99,7 @@ final class RunningReply: Sendable {
     func stop(_ reason: ReplyStopReason) {
         let task = state.withLockedValue { state in
             if state.stopReason == nil { state.stopReason = reason }
+            if reason == .shutdown { state.shuttingDown = true }
             return state.task
         }
         task?.cancel()
@@ -122,8 +127,6 @@ final class RunningReply: Sendable {
         }
     }
 
-    /// Whether the reply is over.
-    var isFinished: Bool { state.withLockedValue { $0.stored != nil } }
 }
 
 /// The replies this process runs, by chat: shared by the runner, which starts and ends them, and
@@ -169,56 +172,5 @@ final class RunningReplies: Sendable {
     /// Stops the reply in `chat`, if this process runs one.
     func stop(in chat: UUID, _ reason: ReplyStopReason) {
         reply(in: chat)?.stop(reason)
-    }
-}
-
-/// Work that follows a stored reply (naming its chat): each piece in a task of its own, tracked so
-/// that shutdown ends it before the database closes. Nothing new starts once shutdown has begun.
-final class ReplyFollowUps: Sendable {
-    private struct State {
-        var tasks: [Int: Task<Void, Never>] = [:]
-        var nextID = 0
-        var isClosed = false
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    /// Runs `work` in a task of its own, unless shutdown has begun.
-    func run(_ work: @escaping @Sendable () async -> Void) {
-        state.withLockedValue { state in
-            guard !state.isClosed else { return }
-            let id = state.nextID
-            state.nextID += 1
-            // The task removes itself under the same lock, so never before it was added.
-            state.tasks[id] = Task {
-                await work()
-                self.state.withLockedValue { _ = $0.tasks.removeValue(forKey: id) }
-            }
-        }
-    }
-
-    /// How many are running.
-    var count: Int { state.withLockedValue { $0.tasks.count } }
-
-    /// Starts nothing more; lets what runs go on until `deadline`, then cancels the rest; returns
-    /// once every one has ended.
-    func close(by deadline: ContinuousClock.Instant) async {
-        let running = state.withLockedValue { state in
-            state.isClosed = true
-            return Array(state.tasks.values)
-        }
-        guard !running.isEmpty else { return }
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for task in running { await task.value }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(until: deadline)
-                return false
-            }
-            if await group.next() == false { running.forEach { $0.cancel() } }
-            group.cancelAll()
-        }
     }
 }

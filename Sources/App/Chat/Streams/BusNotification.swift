@@ -24,13 +24,16 @@ enum BusNotification: Equatable, Sendable {
     case userChanged(UUID)
     /// The chat's current conversation changed (now at `revision`): read it.
     case conversationChanged(chat: UUID, revision: Int)
-    /// The chat's title is now `title`.
-    case chatRenamed(chat: UUID, title: String)
+    /// The chat's title is now `title`; nil when it was too long to travel: read it.
+    case chatRenamed(chat: UUID, title: String?)
     /// The sender has streams on the chat (said when it starts following, again now and then,
     /// and when a reply starts there): send it the chat's reply text.
     case following(chat: UUID)
     /// The sender has no more streams on the chat.
     case unfollowed(chat: UUID)
+    /// The sender dropped notifications it could not send (its queue was full while the database
+    /// was away): every instance catches up as when its own listener was down.
+    case resync
 
     /// The most bytes of delta text one notification carries.
     static let maxTextBytes = 7000
@@ -39,7 +42,7 @@ enum BusNotification: Equatable, Sendable {
     /// listen), requests and account changes to the control channel (every instance listens).
     var isControl: Bool {
         switch self {
-        case .chatDeleted, .stopRequested, .syncRequested, .userChanged, .following, .unfollowed: true
+        case .chatDeleted, .stopRequested, .syncRequested, .userChanged, .following, .unfollowed, .resync: true
         case .messageStored, .delta, .replyEnded, .replySaved, .conversationChanged, .chatRenamed: false
         }
     }
@@ -50,9 +53,24 @@ enum BusNotification: Equatable, Sendable {
              .conversationChanged(let chat, _), .chatRenamed(let chat, _), .following(let chat), .unfollowed(let chat),
              .chatDeleted(let chat), .stopRequested(let chat), .syncRequested(let chat):
             chat
-        case .userChanged:
+        case .userChanged, .resync:
             nil
         }
+    }
+
+    /// This notification as it can travel: whole when it fits PostgreSQL's payload limit, else a
+    /// pointer to what each receiver reads from the database instead (a title). A reply's text
+    /// never needs this: ``deltas(_:)`` splits it into pieces that fit.
+    func fitting() -> BusNotification {
+        if case .chatRenamed(let chat, let title?) = self, Self.escapedBytes(title) > Self.maxTextBytes {
+            return .chatRenamed(chat: chat, title: nil)
+        }
+        return self
+    }
+
+    /// UTF-8 bytes of `text` once escaped for a payload.
+    private static func escapedBytes(_ text: String) -> Int {
+        text.utf8.reduce(0) { $0 + ($1 == 0 || $1 == UInt8(ascii: "\\") ? 2 : 1) }
     }
 
     /// The payload, sent by `instance`.
@@ -69,15 +87,18 @@ enum BusNotification: Equatable, Sendable {
         case .syncRequested(let chat): return line("sync", instance, chat.lowercased)
         case .userChanged(let user): return line("user", instance, user.lowercased)
         case .conversationChanged(let chat, let revision): return line("c", instance, chat.lowercased, String(revision))
-        case .chatRenamed(let chat, let title): return line("t", instance, chat.lowercased, Self.escape(title))
+        case .chatRenamed(let chat, let title?): return line("t", instance, chat.lowercased, Self.escape(title))
+        case .chatRenamed(let chat, nil): return line("t", instance, chat.lowercased)
         case .following(let chat): return line("f", instance, chat.lowercased)
         case .unfollowed(let chat): return line("u", instance, chat.lowercased)
+        case .resync: return line("resync", instance)
         }
     }
 
     /// Reads a payload; nil when it is not one (another program's, or a newer version's).
     static func parse(_ payload: String) -> (instance: String, notification: BusNotification)? {
         let parts = payload.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
+        if parts.count == 2, parts[0] == "resync" { return (String(parts[1]), .resync) }
         guard parts.count >= 3, let id = UUID(hyphenated: String(parts[2])) else { return nil }
         let instance = String(parts[1])
         func uuid(_ index: Int) -> UUID? { index < parts.count ? UUID(hyphenated: String(parts[index])) : nil }
@@ -99,7 +120,7 @@ enum BusNotification: Equatable, Sendable {
         case "c": notification = int(3).map { .conversationChanged(chat: id, revision: $0) }
         case "f": notification = .following(chat: id)
         case "u": notification = .unfollowed(chat: id)
-        case "t": notification = parts.count >= 4 ? .chatRenamed(chat: id, title: unescape(parts[3...].joined(separator: "|")[...])) : nil
+        case "t": notification = .chatRenamed(chat: id, title: parts.count >= 4 ? unescape(parts[3...].joined(separator: "|")[...]) : nil)
         default: notification = nil
         }
         return notification.map { (instance, $0) }

@@ -7,11 +7,11 @@ import NIOCore
 /// ``PostgresChatEventBus`` across instances, over `LISTEN/NOTIFY`. The rest of the code names
 /// only this protocol.
 protocol ChatEventBus: Sendable {
-    /// Opens a stream on `chat`, served on `eventLoop`: it receives every event published from now
-    /// on (so read the stored chat after this, and let positions drop what came twice). A stream
-    /// past `expiresAt` ends with an `error` event.
-    /// Throws ``ChatError/tooManyStreams(_:)`` when `userID` holds the most streams allowed.
-    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) async throws -> StreamSubscriber
+    /// Opens a stream on `chat` for `session`, served on `eventLoop`: it receives every event
+    /// published from now on (so read the stored chat after this, and let positions drop what came
+    /// twice). A stream past its token's expiry, or whose session was signed out, ends with an
+    /// `error` event. Throws ``ChatError/tooManyStreams(_:)`` when the user holds the most streams allowed.
+    func subscribe(to chat: UUID, session: StreamSession, on eventLoop: any EventLoop) async throws -> StreamSubscriber
     /// Drops a stream whose response never started.
     func cancel(_ subscriber: StreamSubscriber)
 
@@ -41,6 +41,12 @@ protocol ChatEventBus: Sendable {
     /// Connects what carries events between instances (nothing for one process); once, at start.
     func start() async
 
+    /// Ends the streams of `userID` opened with a token issued before `cut` (every one of them when
+    /// `cut` is nil: the account is gone or inactive), in this process, with an `error` event.
+    func endStreams(of userID: String, issuedBefore cut: Date?)
+    /// The users with streams open in this process.
+    var usersWithStreams: [String] { get }
+
     /// Ends streams whose access token has expired, drops streams whose response never started,
     /// and, when `sendKeepAlive`, sends every other stream a keep-alive comment.
     func tick(now: Date, sendKeepAlive: Bool)
@@ -48,6 +54,13 @@ protocol ChatEventBus: Sendable {
     func shutdown() async
     /// Streams open in this process.
     var openStreamCount: Int { get }
+}
+
+/// The access token a stream was opened with: whose it is, and when it was issued and expires.
+struct StreamSession: Sendable, Equatable {
+    var userID: String
+    var issuedAt: Date?
+    var expiresAt: Date?
 }
 
 /// A reply as it streams: which message, and its text so far.

@@ -22,7 +22,8 @@ struct ChatStreamController: RouteCollection {
         }
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let subscriber = try await bus.subscribe(to: chatID, userID: userID.lowercased, expiresAt: req.accessTokenExpiry, on: req.eventLoop)
+        let session = StreamSession(userID: userID.lowercased, issuedAt: req.accessTokenIssuedAt, expiresAt: req.accessTokenExpiry)
+        let subscriber = try await bus.subscribe(to: chatID, session: session, on: req.eventLoop)
         let replay: StreamReplay
         do {
             // A reader reconnecting in the same revision has every message before the one it stopped in.

@@ -48,7 +48,8 @@ final class ChatStreamHub: ChatEventBus {
 
     // MARK: Streams
 
-    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) throws(ChatError) -> StreamSubscriber {
+    func subscribe(to chat: UUID, session: StreamSession, on eventLoop: any EventLoop) throws(ChatError) -> StreamSubscriber {
+        let userID = session.userID
         let admitted = openStreams.withLockedValue { counts in
             guard counts[userID, default: 0] < maxStreamsPerUser else { return false }
             counts[userID, default: 0] += 1
@@ -60,7 +61,7 @@ final class ChatStreamHub: ChatEventBus {
             return next
         }
         let subscriber = StreamSubscriber(
-            id: id, chat: chat, userID: userID, eventLoop: eventLoop, expiresAt: expiresAt, createdAt: clock.now(),
+            id: id, chat: chat, session: session, eventLoop: eventLoop, createdAt: clock.now(),
             maxPendingEvents: maxPendingEvents, metrics: metrics, onEnd: { [weak self] in self?.remove($0) }
         )
         let accepted = shard(chat).withLockedValue { state in
@@ -217,6 +218,24 @@ final class ChatStreamHub: ChatEventBus {
         subscribers.forEach { $0.end(with: Self.shuttingDown) }
     }
 
+    func endStreams(of userID: String, issuedBefore cut: Date?) {
+        for shard in shards {
+            shard.withLockedValue { state in
+                for streams in state.streams.values {
+                    for subscriber in streams.values where subscriber.userID == userID {
+                        let before = cut.map { cut in subscriber.session.issuedAt.map { $0 < cut } ?? true } ?? true
+                        if before { subscriber.end(with: Self.signedOut) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The users with streams open in this process.
+    var usersWithStreams: [String] { openStreams.withLockedValue { Array($0.keys) } }
+
+    static let signedOut = HTTPProblem(.unauthorized, title: "Signed out",
+                                       detail: "This session has been signed out; sign in again and reconnect with Last-Event-ID.")
     static let chatDeleted = HTTPProblem(.gone, title: "Chat deleted", detail: "This chat was deleted; its stream is over.")
     static let tokenExpired = HTTPProblem(.unauthorized, title: "Token expired",
                                           detail: "The access token of this stream has expired; reconnect with a fresh one and Last-Event-ID.")

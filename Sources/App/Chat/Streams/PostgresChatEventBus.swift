@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
+import SQLKit
 import Vapor
 
 /// The ``ChatEventBus`` of instances that share a PostgreSQL database: any instance serves any
@@ -38,28 +39,32 @@ final class PostgresChatEventBus: ChatEventBus {
     /// Called when another instance says an account changed (to forget what is kept of it), with
     /// nil when any may have (this instance was not listening for a while).
     private let accountsChangedHandler = NIOLockedValueBox<(@Sendable (UUID?) -> Void)?>(nil)
+    /// Reads of the database that what another instance said calls for; shutdown ends them.
+    private let work = OwnedTasks()
 
     init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, database: @escaping DatabaseAccess,
-         connection: PostgresConnection.Configuration, namespace: String, eventLoopGroup: any EventLoopGroup, clock: any WallClock,
-         logger: Logger) {
+         connection: PostgresConnection.Configuration, channels: BusChannels, eventLoopGroup: any EventLoopGroup, clock: any WallClock,
+         logger: Logger, metrics: AppMetrics) {
         self.hub = hub
         self.clock = clock
         self.replies = replies
         self.store = store
         self.database = database
         self.logger = logger
-        channels = BusChannels(namespace: namespace)
+        self.channels = channels
         instance = UUID().uuidString.lowercased()
         let notifier = PostgresNotifier(
             configuration: connection, eventLoopGroup: eventLoopGroup, instance: instance, logger: logger,
+            controlChannel: channels.control,
             handler: { [weak self] channel, payload in self?.received(payload, on: channel) },
-            onReconnect: { [weak self] in self?.listenerCameBack() }
+            onReconnect: { [weak self] in self?.listenerCameBack() },
+            onDrop: { metrics.busNotificationDropped($0) }
         )
         notifierBox.withLockedValue { $0 = notifier }
         hub.onChatIdle = { [weak self] chat in self?.stopFollowing(chat) }
     }
 
-    private var notifier: PostgresNotifier? { notifierBox.withLockedValue { $0 } }
+    var notifier: PostgresNotifier? { notifierBox.withLockedValue { $0 } }
 
     /// Connects to the database's notifications; called once the server starts.
     func start() async {
@@ -74,8 +79,8 @@ final class PostgresChatEventBus: ChatEventBus {
 
     // MARK: Streams
 
-    func subscribe(to chat: UUID, userID: String, expiresAt: Date?, on eventLoop: any EventLoop) async throws -> StreamSubscriber {
-        let subscriber = try hub.subscribe(to: chat, userID: userID, expiresAt: expiresAt, on: eventLoop)
+    func subscribe(to chat: UUID, session: StreamSession, on eventLoop: any EventLoop) async throws -> StreamSubscriber {
+        let subscriber = try hub.subscribe(to: chat, session: session, on: eventLoop)
         let (follower, isNew) = followers.withLockedValue { followers -> (ReplyFollower, Bool) in
             if let existing = followers[chat] { return (existing, false) }
             let follower = ReplyFollower(chat: chat, bus: self)
@@ -172,6 +177,12 @@ final class PostgresChatEventBus: ChatEventBus {
         send(.chatRenamed(chat: chat, title: title))
     }
 
+    func endStreams(of userID: String, issuedBefore cut: Date?) {
+        hub.endStreams(of: userID, issuedBefore: cut)
+    }
+
+    var usersWithStreams: [String] { hub.usersWithStreams }
+
     func noteRevision(_ revision: Int, of chat: UUID) {
         hub.noteRevision(revision, of: chat)
     }
@@ -207,7 +218,7 @@ final class PostgresChatEventBus: ChatEventBus {
         case .syncRequested(let chat):
             noteInterest(in: chat, from: sender, following: true)
             guard let reply = replies.reply(in: chat) else { return }
-            Task { await self.saveForFollowers(reply) }
+            work.run { await self.saveForFollowers(reply) }
         case .following(let chat):
             noteInterest(in: chat, from: sender, following: true)
         case .unfollowed(let chat):
@@ -215,9 +226,14 @@ final class PostgresChatEventBus: ChatEventBus {
         case .userChanged(let user):
             accountsChangedHandler.withLockedValue { $0 }?(user)
         case .conversationChanged(let chat, let revision):
-            Task { await self.readConversation(of: chat, revision: revision) }
-        case .chatRenamed(let chat, let title):
+            work.run { await self.readConversation(of: chat, revision: revision) }
+        case .chatRenamed(let chat, let title?):
             hub.chatRenamed(chat, title: title)
+        case .chatRenamed(let chat, nil):
+            work.run { await self.readTitle(of: chat) }
+        case .resync:
+            // The sender dropped notifications: as if this instance had not been listening.
+            listenerCameBack()
         case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
             followers.withLockedValue { $0[chat] }?.receive(notification)
         }
@@ -267,6 +283,17 @@ final class PostgresChatEventBus: ChatEventBus {
         }
     }
 
+    /// Another instance renamed the chat with a title too long to travel: read it.
+    private func readTitle(of chat: UUID) async {
+        guard hub.hasStreams(on: chat) else { return }
+        do {
+            let row = try await database().sql().select().column("title").from(Chat.schema).where("id", .equal, SQLBind(chat)).first()
+            if let title = try row?.decode(column: "title", as: String.self) { hub.chatRenamed(chat, title: title) }
+        } catch {
+            logger.warning("event bus: could not read a changed title", metadata: ["chat": "\(chat)", "error": "\(error)"])
+        }
+    }
+
     /// The chat as a stream replays it (stored, with the live text laid over).
     func conversation(of chat: UUID) async throws -> [MessageResponse] {
         ChatConversation.overlay(try await ChatReads.messages(of: chat, on: database()), in: chat, bus: self)
@@ -293,6 +320,7 @@ final class PostgresChatEventBus: ChatEventBus {
 
     func shutdown() async {
         await hub.shutdown()
+        await work.close(by: .now + .seconds(2))
         await notifier?.shutdown()
     }
 
@@ -312,6 +340,21 @@ final class PostgresChatEventBus: ChatEventBus {
 /// when the server runs in one, so that test servers sharing a database do not hear each other).
 struct BusChannels: Sendable {
     let namespace: String
+
+    /// PostgreSQL cuts channel names (identifiers) at 63 bytes: a longer one would make chats share
+    /// a channel.
+    static let maxNameBytes = 63
+
+    /// The channels of `schema` (nil: the default schema); refused when a chat's channel would not
+    /// fit in ``maxNameBytes``.
+    init(schema: String?) throws(SettingsError) {
+        namespace = (["chat"] + (schema.map { [$0] } ?? [])).joined(separator: "_")
+        guard chat(UUID()).utf8.count <= Self.maxNameBytes else {
+            throw SettingsError(key: "DATABASE_SCHEMA", problem: "too long for the event bus: its channel names (chat_<schema>_<chat id>) "
+                + "must fit in \(Self.maxNameBytes) bytes, so the schema may have at most "
+                + "\(Self.maxNameBytes - 38) bytes; choose a shorter name or EVENT_BUS=local")
+        }
+    }
 
     var control: String { namespace + "_control" }
 

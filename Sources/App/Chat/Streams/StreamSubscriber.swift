@@ -36,8 +36,10 @@ final class StreamSubscriber: Sendable {
     let id: Int
     let chat: UUID
     let eventLoop: any EventLoop
-    let userID: String
-    let expiresAt: Date?
+    /// The access token the stream was opened with.
+    let session: StreamSession
+    var userID: String { session.userID }
+    var expiresAt: Date? { session.expiresAt }
     let createdAt: Date
     private let maxPendingEvents: Int
     private let metrics: AppMetrics
@@ -66,13 +68,12 @@ final class StreamSubscriber: Sendable {
         var ended = false
     }
 
-    init(id: Int, chat: UUID, userID: String, eventLoop: any EventLoop, expiresAt: Date?, createdAt: Date,
+    init(id: Int, chat: UUID, session: StreamSession, eventLoop: any EventLoop, createdAt: Date,
          maxPendingEvents: Int, metrics: AppMetrics, onEnd: @escaping @Sendable (StreamSubscriber) -> Void) {
         self.id = id
         self.chat = chat
-        self.userID = userID
+        self.session = session
         self.eventLoop = eventLoop
-        self.expiresAt = expiresAt
         self.createdAt = createdAt
         self.maxPendingEvents = maxPendingEvents
         self.metrics = metrics

@@ -1,0 +1,127 @@
+@testable import App
+import Fluent
+import FluentPostgresDriver
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import PostgresNIO
+import SQLKit
+import Testing
+import VaporTesting
+
+/// The event bus never stalls on one notification: what cannot travel is sent as a pointer, dropped
+/// with a log line and a count, or — when its queue overflowed — replaced by a word to every other
+/// instance to catch up; nothing is retried forever.
+@Suite("Event bus limits", .serialized, .enabled(if: TestDatabase.postgresURL != nil))
+struct BusLimitTests {
+    @Test("a title too long for a notification reaches the other instance read from the database, and the bus goes on")
+    func oversizedTitle() async throws {
+        try await withTwoInstances { a, b, _ in
+            let session = try await a.register()
+            let chat = try await a.createChat(token: session.access, title: "Short")
+            let busA = try #require(try a.postgresBus)
+            try await b.withLiveServer { baseB in
+                let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
+                // No request can give a title this long any more; the bus must carry one all the same.
+                let huge = String(repeating: "ä", count: 6_000)
+                let id = try #require(UUID(uuidString: chat.id))
+                try await a.db.sql().update(Chat.schema).set("title", to: SQLBind(huge)).where("id", .equal, SQLBind(id)).run()
+                busA.chatRenamed(id, title: huge)
+                try await stream.waitFor("the long title") { events in
+                    events.contains { $0.type == "chat" && $0.json["title"] as? String == huge }
+                }
+                // And what follows still gets through.
+                let plain = try await a.send(.PATCH, "/api/chat/\(chat.id)/", json: ["title": "After"], token: session.access)
+                #expect(plain.status == .ok)
+                try await stream.waitFor("the next title") { events in
+                    events.contains { $0.type == "chat" && $0.json["title"] as? String == "After" }
+                }
+                stream.close()
+            }
+            #expect(BusNotification.chatRenamed(chat: UUID(), title: String(repeating: "x", count: 8_000)).fitting()
+                    .payload(from: "i").utf8.count < 100)
+        }
+    }
+
+    @Test("a notification the database refuses is dropped and counted; the ones after it go out")
+    func refusedNotification() async throws {
+        try await withTwoInstances { a, b, _ in
+            let session = try await a.register()
+            let chat = try await a.createChat(token: session.access, title: "Before")
+            let notifier = try #require(try a.postgresBus?.notifier)
+            try await b.withLiveServer { baseB in
+                let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
+                // An empty channel name is an error of the statement, not of the connection.
+                notifier.notify("", .resync)
+                let renamed = try await a.send(.PATCH, "/api/chat/\(chat.id)/", json: ["title": "After"], token: session.access)
+                #expect(renamed.status == .ok)
+                try await stream.waitFor("the title sent after the refused one") { events in
+                    events.contains { $0.type == "chat" && $0.json["title"] as? String == "After" }
+                }
+                stream.close()
+            }
+            let last = NIOLockedValueBox("")
+            do {
+                try await waitUntil("the drop to be counted") {
+                    let metrics = String(buffer: try await a.send(.GET, "/metrics", from: "127.0.0.1").body)
+                    last.withLockedValue { $0 = metrics }
+                    return metrics.contains(#"chat_bus_notifications_dropped_total{reason="refused"} 1"#)
+                }
+            } catch {
+                Issue.record("metrics: \(last.withLockedValue { $0 }.split(separator: "\n").filter { $0.contains("bus") })")
+                throw error
+            }
+        }
+    }
+
+    @Test("a full queue drops its oldest notifications and, once sending works again, tells every instance to catch up")
+    func overflowAsksOthersToCatchUp() async throws {
+        let url = try #require(TestDatabase.postgresURL)
+        let components = try #require(URLComponents(string: url))
+        let proxy = try await TCPProxy.start(to: components.host ?? "127.0.0.1", port: components.port ?? 5432)
+        var throughProxy = components
+        throughProxy.port = proxy.port
+        let logger = Logger(label: "test")
+        let channel = "test_bus_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+        let drops = NIOLockedValueBox<[String]>([])
+        let received = NIOLockedValueBox<[String]>([])
+        let sender = PostgresNotifier(
+            configuration: try SQLPostgresConfiguration(url: try #require(throughProxy.string)).coreConfiguration,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, instance: "sender", logger: logger, controlChannel: channel,
+            handler: { _, _ in }, onReconnect: {}, onDrop: { reason in drops.withLockedValue { $0.append(reason) } }, maxQueue: 5
+        )
+        let listener = PostgresNotifier(
+            configuration: try SQLPostgresConfiguration(url: url).coreConfiguration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            instance: "listener", logger: logger, controlChannel: channel,
+            handler: { _, payload in received.withLockedValue { $0.append(payload) } }, onReconnect: {}, onDrop: { _ in }
+        )
+        await listener.start(listeningTo: [channel])
+        await sender.start(listeningTo: [])
+        let chat = UUID()
+        sender.notify(channel, BusNotification.following(chat: chat))
+        try await waitUntil("the first notification") { received.withLockedValue { $0.count } == 1 }
+
+        // The database goes away: what is sent meanwhile queues, up to five, the oldest dropped.
+        proxy.drop(refuse: true)
+        // (Distinct: PostgreSQL delivers identical notifications of one transaction once.)
+        for _ in 0..<12 { sender.notify(channel, BusNotification.unfollowed(chat: UUID())) }
+        try await waitUntil("drops") { drops.withLockedValue { $0.count } >= 7 }
+        #expect(drops.withLockedValue { $0 }.allSatisfy { $0 == "queue_full" })
+        proxy.restore()
+        do {
+            try await waitUntil("the queue to drain", timeout: .seconds(20)) { received.withLockedValue { $0.count } >= 7 }
+        } catch {
+            Issue.record("received \(received.withLockedValue { $0 }), drops \(drops.withLockedValue { $0 })")
+            throw error
+        }
+        let payloads = received.withLockedValue { $0 }
+        #expect(payloads.filter { $0 == BusNotification.resync.payload(from: "sender") }.count == 1, "\(payloads)")
+        #expect(payloads.filter { $0.hasPrefix("u|") }.count == 5, "the five kept go out, once: \(payloads)")
+        #expect(drops.withLockedValue { $0.count } == 7)
+        #expect(BusNotification.parse(BusNotification.resync.payload(from: "sender"))?.notification == .resync)
+        await sender.shutdown()
+        await listener.shutdown()
+        await proxy.shutdown()
+    }
+}
