@@ -29,6 +29,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     // Outermost first: every response is logged and carries the security and CORS headers; every
     // API response carries the rate-limit headers, and every error inside becomes problem+json.
     let protection = settings.protection
+    let problems = ErrorProblems(showInternalErrors: settings.debug)
     var edge: [any AsyncMiddleware] = [
         RequestLogMiddleware(metrics: services.metrics, addresses: services.addresses),
         SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds,
@@ -38,8 +39,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         // load is a dozen of them, and they carry no data.
         StaticFilesMiddleware(directory: app.directory.publicDirectory),
         RateLimitMiddleware(limiter: services.limiter, signer: services.tokens,
-                            userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit),
-        ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), showInternalErrors: settings.debug),
+                            userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit, problems: problems),
+        ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), problems: problems),
     ]
     if !settings.debug {
         edge.append(AllowedHostsMiddleware(hosts: AllowedHosts(settings.allowedHosts)))

@@ -13,8 +13,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
     try app.register(collection: AuthController(
         accounts: services.accounts, sessions: services.sessions, requireUser: requireUser, authLimit: authLimit,
-        loginThrottle: LoginThrottle(limiter: services.limiter, perClient: protection.loginFailureLimit,
-                                     perAccount: protection.loginAccountLimit)
+        loginThrottle: services.loginThrottle(perKnownClient: protection.loginFailureLimit, perAccount: protection.loginAccountLimit,
+                                              cookiePrefix: "chat_device_", path: "/auth/")
     ))
     try app.register(collection: AuthProvidersController(googleConfigured: services.google != nil))
     try app.grouped(authLimit).register(collection: GoogleAuthController(
@@ -37,8 +37,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try admin.register(collection: AdminController(
         accounts: services.accounts, sessions: adminSessions,
         signInLimit: RouteRateLimitMiddleware(limiter: services.limiter, policy: protection.authLimit.named("admin_auth")),
-        loginThrottle: LoginThrottle(limiter: services.limiter, perClient: protection.adminLoginFailureLimit,
-                                     perAccount: protection.adminLoginAccountLimit),
+        loginThrottle: services.loginThrottle(perKnownClient: protection.adminLoginFailureLimit,
+                                              perAccount: protection.adminLoginAccountLimit, cookiePrefix: "chat_admin_device_", path: "/admin/"),
         clock: services.clock, runner: chat.runner
     ))
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))

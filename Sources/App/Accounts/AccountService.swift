@@ -1,4 +1,5 @@
 import Fluent
+import NIOConcurrencyHelpers
 import Vapor
 
 /// A checked sign-up: what ``AccountService/register(_:on:)`` needs.
@@ -32,10 +33,11 @@ public struct AccountService: Sendable {
         return (user, try await sessions.start(for: user, on: db))
     }
 
-    /// Checks the credentials and signs the user in with tokens.
+    /// Checks the credentials and signs the user in with tokens — unless the account was signed out
+    /// everywhere while its password was being checked (``SessionIssuer/startAfterPasswordCheck(for:on:)``).
     public func login(email: String, password: String, on db: any Database) async throws -> (User, TokenPair) {
         let user = try await authenticate(email: email, password: password, on: db)
-        return (user, try await sessions.start(for: user, on: db))
+        return (user, try await sessions.startAfterPasswordCheck(for: user, on: db))
     }
 
     /// Checks the credentials and records the sign-in; unknown email, wrong password and inactive
@@ -56,10 +58,24 @@ public struct AccountService: Sendable {
                               on db: any Database) async throws -> [String] {
         let problems = PasswordService.problems(with: password, email: user.email)
         guard problems.isEmpty else { return problems }
-        user.passwordHash = try await passwords.hash(password)
-        try await user.save(on: db)
-        try await signOutEverywhere(user, keeping: adminSession, on: db)
+        let hash = try await passwords.hash(password)
+        try await changing(on: db) { tx, changes in
+            user.passwordHash = hash
+            try await user.save(on: tx)
+            try await signOutEverywhere(user, keeping: adminSession, on: tx, changes: changes)
+        }
         return []
+    }
+
+    /// Runs `body` in a transaction and, once it has committed, announces every account it changed
+    /// (``SignedInUsers/changed(_:)``: forgotten here, and on every other instance). Announcing
+    /// inside the transaction would let a request in between read the old row again and keep it.
+    func changing<T: Sendable>(on db: any Database,
+                               _ body: @escaping @Sendable (any Database, AccountChanges) async throws -> T) async throws -> T {
+        let changes = AccountChanges()
+        let result = try await db.transaction { tx in try await body(tx, changes) }
+        changes.ids.forEach(users.changed)
+        return result
     }
 
     /// What staff may change about a user in the admin.
@@ -86,7 +102,7 @@ public struct AccountService: Sendable {
     func update(_ user: User, with change: AccountChange, by admin: User, on db: any Database) async throws -> [String] {
         let isSuperuser = admin.isSuperuser ? change.isSuperuser : user.isSuperuser
         var problems: [String] = []
-        if change.name.count > 150 { problems.append("The name may have at most 150 characters.") }
+        if TextLimit.name.problem(with: change.name) != nil { problems.append("The name may have at most 150 characters.") }
         if change.role == nil { problems.append("Choose a role.") }
         if user.id == admin.id, !change.isStaff || !change.isActive || (admin.isSuperuser && !isSuperuser) {
             problems.append("You cannot take away your own staff, active or superuser status.")
@@ -107,34 +123,42 @@ public struct AccountService: Sendable {
         let deactivated = user.isActive && !change.isActive
         let lostStaff = user.isStaff && !change.isStaff
         (user.name, user.role, user.isStaff, user.isActive, user.isSuperuser) = (change.name, role, change.isStaff, change.isActive, isSuperuser)
-        try await db.transaction { tx in
+        try await changing(on: db) { tx, announced in
             try await user.save(on: tx)
+            announced.add(try user.requireID())
             if deactivated {
-                try await signOutEverywhere(user, on: tx)
+                try await signOutEverywhere(user, on: tx, changes: announced)
             } else if lostStaff {
                 try await AdminSession.query(on: tx).filter(\.$user.$id == user.requireID()).delete()
             }
         }
-        users.changed(try user.requireID())
         return changes
     }
 
     /// Removes the password (the account signs in through Google from now on) and signs the user
-    /// out everywhere.
-    func removePassword(of user: User, on db: any Database) async throws {
+    /// out everywhere, inside the caller's transaction (``changing(on:_:)``).
+    func removePassword(of user: User, on db: any Database, changes: AccountChanges) async throws {
         user.passwordHash = nil
         try await user.save(on: db)
-        try await signOutEverywhere(user, on: db)
+        try await signOutEverywhere(user, on: db, changes: changes)
     }
 
-    /// Revokes every refresh token of the user and ends their admin sessions (but `keeping`). Access
-    /// tokens already issued stop working at once too: requests check the account (``AccessTokenMiddleware``).
-    func signOutEverywhere(_ user: User, keeping adminSession: AdminSession? = nil, on db: any Database) async throws {
+    /// Revokes every refresh token of the user and ends their admin sessions (but `keeping`), inside
+    /// the caller's transaction; `changes` announces it once that commits. Access tokens already
+    /// issued stop working then too: requests check the account (``AccessTokenMiddleware``).
+    func signOutEverywhere(_ user: User, keeping adminSession: AdminSession? = nil, on db: any Database,
+                           changes: AccountChanges) async throws {
         let userID = try user.requireID()
         user.sessionsRevokedAt = try await sessions.revokeAll(of: userID, on: db)
         let sessions = AdminSession.query(on: db).filter(\.$user.$id == userID)
         if let kept = adminSession?.id { sessions.filter(\.$id != kept) }
         try await sessions.delete()
+        changes.add(userID)
+    }
+
+    /// Signs the user out everywhere, on its own.
+    func signOutEverywhere(_ user: User, on db: any Database) async throws {
+        try await changing(on: db) { tx, changes in try await signOutEverywhere(user, on: tx, changes: changes) }
     }
 
     /// Stores a new user with a hashed password; the one way accounts with passwords are made.
@@ -154,4 +178,15 @@ public struct AccountService: Sendable {
         }
         return user
     }
+}
+
+/// The accounts a transaction changed, to announce once it has committed (``AccountService/changing(on:_:)``).
+final class AccountChanges: Sendable {
+    private let changed = NIOLockedValueBox<[UUID]>([])
+
+    func add(_ id: UUID) {
+        changed.withLockedValue { if !$0.contains(id) { $0.append(id) } }
+    }
+
+    var ids: [UUID] { changed.withLockedValue { $0 } }
 }

@@ -26,16 +26,14 @@ struct AuthController: RouteCollection {
         return try await SessionResponse(user: user, tokens: tokens).encodeResponse(status: .created, for: req)
     }
 
-    func login(req: Request) async throws -> SessionResponse {
+    func login(req: Request) async throws -> Response {
         let credentials = try req.decodeJSON(LoginRequest.self).validated()
-        try await loginThrottle.admit(email: credentials.email, client: req.clientKey)
-        do {
-            let (user, tokens) = try await accounts.login(email: credentials.email, password: credentials.password, on: req.db)
-            return try SessionResponse(user: user, tokens: tokens)
-        } catch AccountsError.invalidCredentials {
-            try await loginThrottle.recordFailure(email: credentials.email, client: req.clientKey)
-            throw AccountsError.invalidCredentials
-        }
+        // Counted before the password is checked (429 once the client's budget is spent), given back when it is right.
+        let attempt = try await loginThrottle.begin(email: credentials.email, request: req)
+        let (user, tokens) = try await accounts.login(email: credentials.email, password: credentials.password, on: req.db)
+        let response = try await SessionResponse(user: user, tokens: tokens).encodeResponse(status: .ok, for: req)
+        try await loginThrottle.succeeded(attempt, response: response, on: req.db)
+        return response
     }
 
     func refresh(req: Request) async throws -> TokenPairResponse {

@@ -19,10 +19,40 @@ public struct SessionIssuer: Sendable {
     /// memory afterwards.
     let users: SignedInUsers
 
-    /// Signs in `user` with a new token family.
+    /// Signs in `user` with a new token family (a new account, or one a sign-in just read).
     public func start(for user: User, on db: any Database) async throws -> TokenPair {
         try await issue(for: user, family: UUID(), on: db)
     }
+
+    /// Signs in `user`, whose password was checked while its revocation cut was
+    /// `user.sessionsRevokedAt`: under the account's session lock, and only if the cut has not
+    /// moved since and the account is still active. A sign-out everywhere that ran while the
+    /// password was being checked (a takeover by Google, an admin's password reset, a
+    /// deactivation) otherwise misses the session issued after it: ``AccountsError/invalidCredentials``.
+    public func startAfterPasswordCheck(for user: User, on db: any Database) async throws -> TokenPair {
+        try await db.transaction { tx in
+            try await Self.lockUnchanged(user, on: tx)
+            return try await issue(for: user, family: UUID(), on: tx)
+        }
+    }
+
+    /// Takes the account's session lock (``lockSessions(of:on:)``, inside the caller's transaction)
+    /// and checks that `user`, as the caller read it, is still active with the same revocation cut.
+    static func lockUnchanged(_ user: User, on db: any Database) async throws {
+        let id = try user.requireID()
+        try await db.lockForWriting(lockKey(id))
+        guard let now = try await User.findForRequest(id, on: db), now.isActive,
+              Self.sameCut(now.sessionsRevokedAt, user.sessionsRevokedAt) else {
+            throw AccountsError.invalidCredentials
+        }
+    }
+
+    /// Cuts are whole seconds; compared as such, whatever precision a driver reads them back with.
+    private static func sameCut(_ a: Date?, _ b: Date?) -> Bool {
+        a.map { $0.timeIntervalSince1970.rounded() } == b.map { $0.timeIntervalSince1970.rounded() }
+    }
+
+    private static func lockKey(_ userID: UUID) -> String { "sessions:" + userID.lowercased }
 
     /// Spends `refreshToken` and issues the next pair in its family.
     ///
@@ -83,7 +113,8 @@ public struct SessionIssuer: Sendable {
     /// Signs the user out everywhere: revokes every refresh token, and refuses every access token
     /// issued until now. JWT times are whole seconds, so the cut is the next whole second: tokens
     /// issued before it are refused, and tokens issued after the revocation carry it as their `iat`
-    /// (see ``TokenSigner/sign(_:for:jti:)``). Returns the cut.
+    /// (see ``TokenSigner/sign(_:for:jti:)``). Returns the cut. The caller announces the change
+    /// once its transaction has committed (``AccountService/changing(on:_:)``).
     @discardableResult
     func revokeAll(of userID: UUID, on db: any Database) async throws -> Date {
         let now = clock.now()
@@ -100,7 +131,6 @@ public struct SessionIssuer: Sendable {
                 .set(\.$sessionsRevokedAt, to: cut)
                 .update()
         }
-        users.changed(userID)
         return cut
     }
 
@@ -117,7 +147,7 @@ public struct SessionIssuer: Sendable {
     /// ``Database/lockForWriting(_:)``), so that a revocation never misses a token a concurrent
     /// refresh inserts.
     private func lockSessions(of userID: UUID, on db: any Database) async throws {
-        try await db.lockForWriting("sessions:" + userID.lowercased)
+        try await db.lockForWriting(Self.lockKey(userID))
     }
 
     /// Marks the token spent if nobody has spent or revoked it yet; false otherwise.

@@ -47,13 +47,12 @@ struct AdminController: RouteCollection {
         guard EmailAddress.isValid(email), !password.isEmpty, password.utf8.count <= PasswordService.maxBytes else {
             return try await renderLogin(req, email: "", error: refused, status: .unauthorized)
         }
-        try await loginThrottle.admit(email: email, client: req.clientKey)
+        let attempt = try await loginThrottle.begin(email: email, request: req)
 
         let user: User
         do {
             user = try await accounts.authenticate(email: email, password: password, on: req.db)
         } catch AccountsError.invalidCredentials {
-            try await loginThrottle.recordFailure(email: email, client: req.clientKey)
             req.logger.notice("admin sign-in refused", metadata: ["email": "\(email)"])
             return try await renderLogin(req, email: email, error: refused, status: .unauthorized)
         }
@@ -61,11 +60,18 @@ struct AdminController: RouteCollection {
             req.logger.notice("admin sign-in refused: not staff", metadata: ["email": "\(user.email)"])
             return try await renderLogin(req, email: email, error: refused, status: .unauthorized)
         }
-        let token = try await sessions.start(for: user, on: req.db)
+        let token: String
+        do {
+            token = try await sessions.start(for: user, on: req.db)
+        } catch AccountsError.invalidCredentials {
+            // Signed out everywhere (a password reset, a deactivation) while the password was checked.
+            return try await renderLogin(req, email: email, error: refused, status: .unauthorized)
+        }
         req.logger.notice("admin signed in", metadata: ["admin": "\(user.email)"])
         let response = req.redirect(to: AdminAuthMiddleware.returnPath(req.formField("next")) ?? "/admin/")
         response.cookies[AdminSessions.cookieName] = sessions.sessionCookie(token)
         response.cookies[AdminSessions.loginCookieName] = sessions.expiredCookie()
+        try await loginThrottle.succeeded(attempt, response: response, on: req.db)
         return response
     }
 

@@ -54,11 +54,15 @@ struct AdminSessions: Sendable {
     /// Before sign-in there is no session: the login form's CSRF token is paired with this cookie.
     static let loginCookieName = "chat_admin_login"
 
-    /// Signs `user` in; returns the token for the cookie.
+    /// Signs `user` in, whose password was just checked; returns the token for the cookie. Refused
+    /// (``AccountsError/invalidCredentials``) when the account was signed out everywhere meanwhile.
     func start(for user: User, on db: any Database) async throws -> String {
         let token = Secrets.randomToken()
-        try await AdminSession(userID: try user.requireID(), tokenHash: Secrets.hash(token), csrfToken: Secrets.randomToken(),
-                               expiresAt: clock.now().adding(lifetime)).create(on: db)
+        try await db.transaction { tx in
+            try await SessionIssuer.lockUnchanged(user, on: tx)
+            try await AdminSession(userID: try user.requireID(), tokenHash: Secrets.hash(token), csrfToken: Secrets.randomToken(),
+                                   expiresAt: clock.now().adding(lifetime)).create(on: tx)
+        }
         return token
     }
 

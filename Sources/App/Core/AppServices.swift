@@ -69,9 +69,15 @@ struct AppServices: Sendable {
             )
         }
         let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
-        if let bus = chat.bus as? PostgresChatEventBus {
-            users.announceChanges { bus.userChanged($0) }
-            bus.onAccountsChanged { users.forget($0) }
+        // An account that changes is forgotten and its signed-out streams end, here and on every instance.
+        let bus = chat.bus as? PostgresChatEventBus
+        users.announceChanges { [signOuts = chat.signOuts] id in
+            bus?.userChanged(id)
+            signOuts.accountChanged(id)
+        }
+        bus?.onAccountsChanged { [signOuts = chat.signOuts] id in
+            users.forget(id)
+            signOuts.accountChanged(id)
         }
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
@@ -79,6 +85,16 @@ struct AppServices: Sendable {
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
             usage: UsageLedger(settings: settings.usage, clock: clock), google: google, chat: chat
         )
+    }
+}
+
+extension AppServices {
+    /// A sign-in throttle (``LoginThrottle``) with these budgets, its device cookies named
+    /// `cookiePrefix…` and sent to `path` only.
+    func loginThrottle(perKnownClient: RateLimitPolicy, perAccount: RateLimitPolicy, cookiePrefix: String, path: String) -> LoginThrottle {
+        LoginThrottle(limiter: limiter, perKnownClient: perKnownClient, perAccount: perAccount,
+                      devices: LoginDevices(secretKey: settings.secretKey, cookiePrefix: cookiePrefix, path: path, secure: !settings.debug),
+                      clients: LoginClients(clock: clock))
     }
 }
 

@@ -4,7 +4,7 @@ import Vapor
 /// Replaces Vapor's `ErrorMiddleware`; internal details are shown only in DEBUG.
 struct ProblemMiddleware: AsyncMiddleware {
     let routes: RouteMethodIndex
-    let showInternalErrors: Bool
+    let problems: ErrorProblems
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         do {
@@ -19,11 +19,18 @@ struct ProblemMiddleware: AsyncMiddleware {
             }
             return RequestError.methodNotAllowed(method: request.method.rawValue, allowed: allowed).problem.response()
         } catch {
-            return problem(for: error, request: request).response()
+            return problems.problem(for: error, request: request).response()
         }
     }
+}
 
-    private func problem(for error: any Error, request: Request) -> HTTPProblem {
+/// What the client is told of any error: the one mapping from errors to problems, for the problem
+/// middleware and for the few layers outside it (the rate limiter).
+struct ErrorProblems: Sendable {
+    /// DEBUG: a 500 shows what went wrong.
+    let showInternalErrors: Bool
+
+    func problem(for error: any Error, request: Request) -> HTTPProblem {
         switch error {
         case let convertible as any HTTPProblemConvertible:
             let problem = convertible.problem

@@ -90,23 +90,113 @@ struct RequestUserTests {
 
 @Suite("Login throttling")
 struct LoginThrottleTests {
-    /// Tight per account and client, loose per account; the per-address request limit is out of the way.
+    /// Known clients' own budget is tight, unknown clients share a loose one per account; the
+    /// per-address request limit is out of the way.
     static let limits = ["RATE_LIMIT_LOGIN_FAILURES": "3/hour", "RATE_LIMIT_LOGIN_ACCOUNT": "5/hour"]
 
-    @Test("a stranger's wrong passwords do not keep the owner out", arguments: TestDatabase.all)
-    func strangerCannotLockOut(_ database: TestDatabase) async throws {
+    static func login(_ t: TestApp, _ email: String, _ password: String, from address: String,
+                      cookie: String? = nil) async throws -> PeerResponse {
+        try await t.send(.POST, "/auth/login/", from: address, headers: cookie.map { ["Cookie": $0] } ?? [:],
+                         json: ["email": email, "password": password])
+    }
+
+    /// The `name=value` of the device cookie a sign-in set.
+    static func deviceCookie(_ response: PeerResponse) throws -> String {
+        let header = try #require(response.headers[.setCookie].first { $0.hasPrefix("chat_device_") })
+        return String(header.prefix { $0 != ";" })
+    }
+
+    @Test("unknown clients share one budget per account: a thousand addresses get what one would, then 429 before any password is checked",
+          arguments: TestDatabase.all)
+    func unknownClientsShareABudget(_ database: TestDatabase) async throws {
         try await withTestApp(database, settings: Self.limits) { t in
             let email = uniqueEmail()
             _ = try await t.register(email: email)
-            for _ in 0..<3 {
-                let guess = try await t.send(.POST, "/auth/login/", from: "203.0.113.66", json: ["email": email, "password": "a wrong guess"])
-                #expect(guess.status == .unauthorized)
+            var answers: [HTTPStatus] = []
+            for n in 0..<40 {
+                let address = n % 2 == 0 ? "192.0.2.\(n)" : "2001:db8:\(n)::1"
+                answers.append(try await Self.login(t, email, "guess \(n)!", from: address).status)
             }
-            let attacker = try await t.send(.POST, "/auth/login/", from: "203.0.113.66", json: ["email": email, "password": "another guess"])
-            #expect(attacker.status == .tooManyRequests, "the failing address is stopped")
-            #expect(attacker.header("Retry-After") != nil)
-            let owner = try await t.send(.POST, "/auth/login/", from: "198.51.100.7", json: ["email": email, "password": testPassword])
-            #expect(owner.status == .ok, "the owner, from an address that has not been failing, signs in")
+            #expect(answers.prefix(5).allSatisfy { $0 == .unauthorized })
+            #expect(answers.dropFirst(5).allSatisfy { $0 == .tooManyRequests }, "\(answers)")
+            // Spent: an unknown client is refused before its password is checked, even the right one.
+            let refused = try await Self.login(t, email, testPassword, from: "198.51.100.99")
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.header("Retry-After") != nil)
+            // Another account is not affected.
+            let other = uniqueEmail()
+            _ = try await t.register(email: other)
+            #expect(try await Self.login(t, other, testPassword, from: "192.0.2.1").status == .ok)
+        }
+    }
+
+    @Test("the owner, from an address that signed in before, gets in while the account is attacked — even after a typo",
+          arguments: TestDatabase.all)
+    func knownAddressKeepsItsBudget(_ database: TestDatabase) async throws {
+        try await withTestApp(database, settings: Self.limits) { t in
+            let email = uniqueEmail()
+            _ = try await t.register(email: email)
+            #expect(try await Self.login(t, email, testPassword, from: "198.51.100.7").status == .ok)
+            for n in 0..<10 { _ = try await Self.login(t, email, "guess \(n)!", from: "203.0.113.\(n)") }
+            #expect(try await Self.login(t, email, "guess!", from: "203.0.113.200").status == .tooManyRequests, "the attack's budget is spent")
+            #expect(try await Self.login(t, email, "a typo", from: "198.51.100.7").status == .unauthorized)
+            #expect(try await Self.login(t, email, testPassword, from: "198.51.100.7").status == .ok)
+            // A known address has a budget of its own (the typo took one of three), and spends it.
+            for _ in 0..<2 { #expect(try await Self.login(t, email, "wrong again", from: "198.51.100.7").status == .unauthorized) }
+            #expect(try await Self.login(t, email, testPassword, from: "198.51.100.7").status == .tooManyRequests)
+            // An address is known for 30 days after its last sign-in.
+            t.clock.advance(by: 31 * 86_400)
+            for n in 0..<5 { _ = try await Self.login(t, email, "guess \(n)!", from: "203.0.113.\(n)") }
+            #expect(try await Self.login(t, email, testPassword, from: "198.51.100.7").status == .tooManyRequests, "known for 30 days only")
+        }
+    }
+
+    @Test("a device cookie keeps the owner's budget wherever they are; it never signs anyone in, and fits one account only",
+          arguments: TestDatabase.all)
+    func deviceCookie(_ database: TestDatabase) async throws {
+        try await withTestApp(database, settings: Self.limits) { t in
+            let email = uniqueEmail()
+            _ = try await t.register(email: email)
+            let first = try await Self.login(t, email, testPassword, from: "198.51.100.7")
+            let header = try #require(first.headers[.setCookie].first { $0.hasPrefix("chat_device_") })
+            for attribute in ["HttpOnly", "SameSite=Strict", "Path=/auth/", "Secure"] {
+                #expect(header.contains(attribute), "\(attribute) in \(header)")
+            }
+            let cookie = try Self.deviceCookie(first)
+            for n in 0..<10 { _ = try await Self.login(t, email, "guess \(n)!", from: "203.0.113.\(n)") }
+            // A new address, with the cookie: its own budget.
+            #expect(try await Self.login(t, email, "typo", from: "192.0.2.44", cookie: cookie).status == .unauthorized)
+            #expect(try await Self.login(t, email, testPassword, from: "192.0.2.45", cookie: cookie).status == .ok)
+            // Without it, or with a forged or another account's cookie, the client is unknown.
+            #expect(try await Self.login(t, email, testPassword, from: "192.0.2.46").status == .tooManyRequests)
+            let forged = cookie.prefix { $0 != "." } + ".AAAAAAAAAAAAAAAAAAAAAA"
+            #expect(try await Self.login(t, email, testPassword, from: "192.0.2.46", cookie: String(forged)).status == .tooManyRequests)
+            let other = uniqueEmail()
+            _ = try await t.register(email: other)
+            let otherCookie = try Self.deviceCookie(try await Self.login(t, other, testPassword, from: "192.0.2.47"))
+            let swapped = Self.cookieName(of: cookie) + "=" + otherCookie.split(separator: "=", maxSplits: 1)[1]
+            #expect(try await Self.login(t, email, testPassword, from: "192.0.2.46", cookie: swapped).status == .tooManyRequests)
+            // The cookie alone is nothing: the API reads no cookie to authenticate.
+            #expect(try await t.send(.GET, "/auth/me/", from: "192.0.2.45", headers: ["Cookie": cookie]).status == .unauthorized)
+        }
+    }
+
+    static func cookieName(of pair: String) -> String { String(pair.prefix { $0 != "=" }) }
+
+    @Test("concurrent attempts are counted and checked in one step: no more guesses than the budget get a password check",
+          arguments: TestDatabase.all)
+    func concurrentAttempts(_ database: TestDatabase) async throws {
+        try await withTestApp(database, settings: Self.limits) { t in
+            let email = uniqueEmail()
+            _ = try await t.register(email: email)
+            let statuses = try await withThrowingTaskGroup(of: HTTPStatus.self) { group in
+                for n in 0..<30 {
+                    group.addTask { try await Self.login(t, email, "guess \(n)!", from: "203.0.113.\(n)").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .unauthorized }.count == 5, "\(statuses)")
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 25)
         }
     }
 
@@ -115,40 +205,18 @@ struct LoginThrottleTests {
         try await withTestApp(.sqlite, settings: Self.limits) { t in
             let email = uniqueEmail()
             _ = try await t.register(email: email)
-            for _ in 0..<8 {
-                #expect(try await t.send(.POST, "/auth/login/", from: "198.51.100.7", json: ["email": email, "password": testPassword]).status == .ok)
+            for n in 0..<8 {
+                // Unknown at first, then known: either way a right password is given back its count.
+                #expect(try await Self.login(t, email, testPassword, from: n < 4 ? "198.51.100.\(n)" : "198.51.100.7").status == .ok)
             }
-        }
-    }
-
-    @Test("an account guessed at from many addresses: failing addresses are stopped, a fresh one with the right password signs in")
-    func distributedGuessing() async throws {
-        try await withTestApp(.sqlite, settings: Self.limits) { t in
-            let email = uniqueEmail()
-            _ = try await t.register(email: email)
-            // Five addresses fail once each: the account's budget of failures is spent.
-            for n in 1...5 {
-                #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.\(n)", json: ["email": email, "password": "guess \(n)!"]).status == .unauthorized)
-            }
-            // An address that has failed is stopped now, even with the right password.
-            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.1", json: ["email": email, "password": testPassword]).status == .tooManyRequests)
-            // A fresh address gets one try: wrong, and then it is stopped too.
-            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.50", json: ["email": email, "password": "guess 50!"]).status == .unauthorized)
-            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.50", json: ["email": email, "password": "guess 51!"]).status == .tooManyRequests)
-            // The owner, from an address that has not been failing, still signs in.
-            #expect(try await t.send(.POST, "/auth/login/", from: "198.51.100.7", json: ["email": email, "password": testPassword]).status == .ok)
-            // Other accounts are not affected at all.
-            let other = uniqueEmail()
-            _ = try await t.register(email: other)
-            #expect(try await t.send(.POST, "/auth/login/", from: "192.0.2.1", json: ["email": other, "password": testPassword]).status == .ok)
         }
     }
 
     @Test("the admin sign-in and the API each have their own throttle")
     func adminApart() async throws {
-        try await withTestApp(.sqlite, settings: Self.limits.merging(["RATE_LIMIT_ADMIN_LOGIN_FAILURES": "2/hour"]) { $1 }) { t in
+        try await withTestApp(.sqlite, settings: Self.limits.merging(["RATE_LIMIT_ADMIN_LOGIN_ACCOUNT": "2/hour"]) { $1 }) { t in
             let staff = try await User.fixture(isStaff: true, on: t.db)
-            for _ in 0..<3 { #expect(try await t.login(email: staff.email, password: "a wrong guess").status == .unauthorized) }
+            for _ in 0..<5 { #expect(try await t.login(email: staff.email, password: "a wrong guess").status == .unauthorized) }
             #expect(try await t.login(email: staff.email).status == .tooManyRequests, "the API's throttle is spent")
             let admin = AdminClient(t)
             #expect(try await admin.signIn(staff.email).status == .seeOther, "the admin sign-in is not")

@@ -141,7 +141,7 @@ struct AdminAccessTests {
 
     @Test("admin sign-in is throttled per account and per address")
     func throttled() async throws {
-        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ADMIN_LOGIN_FAILURES": "2/hour"]) { t in
+        try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ADMIN_LOGIN_ACCOUNT": "2/hour"]) { t in
             let staff = try await User.fixture(isStaff: true, on: t.db)
             let browser = AdminClient(t)
             #expect(try await browser.signIn(staff.email, password: "guess one!").status == .unauthorized)

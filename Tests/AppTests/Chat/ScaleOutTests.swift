@@ -141,7 +141,7 @@ struct ScaleOutTests {
 
     @Test("a limit is the limit however many instances count it")
     func sharedRateLimit() async throws {
-        try await withTwoInstances(settings: ["RATE_LIMIT_LOGIN_FAILURES": "10/minute"], emulated: false) { a, b, _ in
+        try await withTwoInstances(settings: ["RATE_LIMIT_LOGIN_ACCOUNT": "10/minute"], emulated: false) { a, b, _ in
             let session = try await a.register()
             var statuses: [HTTPResponseStatus] = []
             for attempt in 0..<12 {

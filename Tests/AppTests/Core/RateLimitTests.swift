@@ -109,6 +109,9 @@ struct RateLimitTests {
             #expect(IPRange.clientKey(of: "2001:db8:1:2:abcd::7") == "2001:db8:1:2::/64")
             #expect(IPRange.clientKey(of: "::ffff:192.0.2.9") == "192.0.2.9", "IPv4-mapped addresses are IPv4 clients")
             #expect(IPRange.clientKey(of: "192.0.2.9") == "192.0.2.9")
+            // A limiter with no room left counts clients by their network instead.
+            #expect(IPRange.networkKey(of: "2001:db8:1:2:abcd::7") == "2001:db8:1::/48")
+            #expect(IPRange.networkKey(of: "192.0.2.9") == "192.0.2.0/24")
         }
     }
 
@@ -250,17 +253,19 @@ struct RateLimitStoreTests {
         #expect(RateLimitKey(policy: "p", client: "a") != RateLimitKey(policy: "p", client: "b"))
     }
 
-    @Test("memory stays bounded under a flood of distinct keys, and a key that is still counting is never dropped")
+    @Test("memory stays bounded under a flood of distinct keys; a key still counting is never dropped, and nothing passes uncounted")
     func memoryBound() async {
         let store = InMemoryRateLimitStore(maxKeys: 1_600, shardCount: 16)
         let policy = RateLimitPolicy(name: "p", limit: 1, period: 60)
         // An active client, limited now.
         #expect(store.acquire(key("active"), policy: policy, now: start).allowed)
+        var allowed = 0
         for i in 0..<50_000 {
-            _ = store.acquire(key("flood-\(i)"), policy: policy, now: start.addingTimeInterval(Double(i) / 100_000))
+            if store.acquire(key("flood-\(i)"), policy: policy, now: start.addingTimeInterval(Double(i) / 100_000)).allowed { allowed += 1 }
         }
         #expect(store.keyCount <= 1_600)
-        #expect(store.untracked > 0, "new keys past the bound were let through uncounted")
+        #expect(store.overflowed > 0, "new keys past the bound were counted in the overflow buckets")
+        #expect(allowed <= 1_600 + InMemoryRateLimitStore.overflowSlots, "never let through uncounted: \(allowed)")
         // The active client is still limited: the flood did not evict it.
         #expect(!store.acquire(key("active"), policy: policy, now: start.addingTimeInterval(1)).allowed)
         // Long after, everything is idle and makes room without growing.
@@ -270,5 +275,42 @@ struct RateLimitStoreTests {
         }
         #expect(store.keyCount <= 1_600)
         #expect(store.acquire(key("late-1"), policy: policy, now: later).allowed == false)
+    }
+
+    @Test("a full table counts a new client in its coarser key (its network, its account) rather than in none")
+    func coarserKeyWhenFull() async {
+        let store = InMemoryRateLimitStore(maxKeys: 16, shardCount: 16)
+        let policy = RateLimitPolicy(name: "p", limit: 2, period: 60)
+        // Fill every shard with clients still counting.
+        var filler = 0
+        while store.keyCount < 16 {
+            _ = store.acquire(key("filler-\(filler)"), policy: policy, now: start)
+            filler += 1
+        }
+        // Clients of one network, none of which finds room: they share their network's budget.
+        let network = key("coarse:203.0.113.0/24")
+        var answers: [Bool] = []
+        for n in 0..<6 {
+            let own = key("203.0.113.\(n)")
+            answers.append(store.acquire([own, network], policy: policy, now: start).allowed)
+        }
+        let counted = answers.filter { $0 }.count
+        #expect(counted <= 2, "one network's budget, or the overflow's: \(answers)")
+        #expect(answers.last == false)
+    }
+
+    @Test("a refund gives one request back; a bucket refunded to full is forgotten")
+    func refund() async {
+        let store = InMemoryRateLimitStore(maxKeys: 100)
+        let policy = RateLimitPolicy(name: "p", limit: 2, period: 60)
+        let first = store.acquire(key("k"), policy: policy, now: start)
+        #expect(first.counted == key("k"))
+        _ = store.acquire(key("k"), policy: policy, now: start)
+        #expect(!store.acquire(key("k"), policy: policy, now: start).allowed)
+        store.refund(key("k"), policy: policy, now: start)
+        #expect(store.acquire(key("k"), policy: policy, now: start).allowed)
+        store.refund(key("k"), policy: policy, now: start)
+        store.refund(key("k"), policy: policy, now: start)
+        #expect(store.fullAt(key("k")) == nil)
     }
 }

@@ -28,7 +28,7 @@ struct GoogleSignIn: Sendable {
     static let clockSkew: TimeInterval = 60
 
     /// Who signed in, and what the client should be told about the account.
-    struct SignedIn {
+    struct SignedIn: Sendable {
         var user: User
         var notices: [AccountNotice]
     }
@@ -93,7 +93,8 @@ struct GoogleSignIn: Sendable {
         guard let code, !code.isEmpty else { throw GoogleSignInError.exchangeFailed("The callback has no authorization code.") }
         let idToken = try await openID.exchange(code: code, verifier: attempt.codeVerifier)
         let claims = try check(try await keys.verifiedClaims(of: idToken), nonce: attempt.nonce)
-        let signedIn = try await db.transaction { tx in try await user(for: claims, on: tx) }
+        // A password removed (a takeover) is announced once the transaction has committed.
+        let signedIn = try await accounts.changing(on: db) { tx, changes in try await user(for: claims, on: tx, changes: changes) }
         db.logger.info("google sign-in", metadata: ["user": "\(signedIn.user.id?.lowercased ?? "?")"])
         return signedIn
     }
@@ -125,7 +126,7 @@ struct GoogleSignIn: Sendable {
     /// that a squatter keeps nothing; the owner is told (``AccountNotice/passwordRemoved``).
     /// Accounts whose email was proven (by Google before, or by the operator who created them with
     /// `createsuperuser`) are linked as they are.
-    private func user(for claims: GoogleIDClaims, on db: any Database) async throws -> SignedIn {
+    private func user(for claims: GoogleIDClaims, on db: any Database, changes: AccountChanges) async throws -> SignedIn {
         let email = User.normalize(email: claims.email ?? "")
         let now = clock.now()
         if let linked = try await GoogleAccount.query(on: db).filter(\.$subject == claims.sub).with(\.$user).first() {
@@ -143,7 +144,7 @@ struct GoogleSignIn: Sendable {
         if let existing = try await User.find(email: email, on: db) {
             guard existing.isActive else { throw GoogleSignInError.accountInactive }
             if existing.emailVerifiedAt == nil, existing.passwordHash != nil {
-                try await accounts.removePassword(of: existing, on: db)
+                try await accounts.removePassword(of: existing, on: db, changes: changes)
                 notices.append(.passwordRemoved)
                 db.logger.notice("google sign-in proved an email held by an unproven password account; password removed, sessions revoked",
                                  metadata: ["user": "\(existing.id?.lowercased ?? "?")"])

@@ -37,6 +37,15 @@ public struct IPRange: Sendable, Equatable {
             .joined(separator: ":") + "::/64"
     }
 
+    /// The network an address belongs to, for when a limiter has no room left for single clients:
+    /// an IPv4 address's /24, an IPv6 address's /48 (a site's allocation); anything unparsable as given.
+    static func networkKey(of address: String) -> String {
+        guard let bytes = bytes(of: address) else { return address }
+        guard bytes.count == 16 else { return bytes.prefix(3).map(String.init).joined(separator: ".") + ".0/24" }
+        return stride(from: 0, to: 6, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":") + "::/48"
+    }
+
     /// The 4 or 16 bytes of an IPv4 or IPv6 address; IPv4-mapped IPv6 addresses count as IPv4.
     static func bytes(of text: String) -> [UInt8]? {
         var text = text.trimmingCharacters(in: .whitespaces)
@@ -94,4 +103,7 @@ extension Request {
 
     /// The client as rate limits count it: its IPv4 address, or its IPv6 /64.
     var clientKey: String { IPRange.clientKey(of: clientIP) }
+
+    /// The client's network (IPv4 /24, IPv6 /48): what a full in-process limiter counts instead.
+    var clientNetwork: String { IPRange.networkKey(of: clientIP) }
 }

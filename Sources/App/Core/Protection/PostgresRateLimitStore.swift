@@ -9,7 +9,8 @@ import SQLKit
 /// are worth nothing after a crash, so they skip the write-ahead log) and one statement per check —
 /// the GCRA update and its verdict together, atomic under concurrent checks. While the database
 /// cannot be reached, limits are counted in this process (``fallback``) rather than failing every
-/// request: the limits still hold, per instance, until the database is back.
+/// request: the limits still hold, per instance, until the database is back. Any other error is
+/// the request's to answer (a problem, never a pass).
 final class PostgresRateLimitStore: RateLimitStore {
     private let database: DatabaseAccess
     private let fallback: InMemoryRateLimitStore
@@ -26,14 +27,16 @@ final class PostgresRateLimitStore: RateLimitStore {
         self.logger = logger
     }
 
-    func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision {
+    /// The table has no bound to run into: every request is counted in the client's own bucket.
+    func acquire(_ keys: [RateLimitKey], policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision {
+        guard let key = keys.first else { return policy.decide(fullAt: nil, now: now.timeIntervalSinceReferenceDate) }
         do {
             let decision = try await sharedAcquire(key, policy: policy, now: now)
             note(fallingBack: false, nil)
             return decision
-        } catch {
+        } catch where DatabaseUnavailable.matches(error) {
             note(fallingBack: true, error)
-            return fallback.acquire(key, policy: policy, now: now)
+            return fallback.acquire(keys, policy: policy, now: now)
         }
     }
 
@@ -41,9 +44,19 @@ final class PostgresRateLimitStore: RateLimitStore {
         do {
             return try await database().sql().raw("SELECT full_at FROM rate_limit_buckets WHERE key = \(bind: Data(key.bytes))").first()?
                 .decode(column: "full_at", as: Double.self)
-        } catch {
+        } catch where DatabaseUnavailable.matches(error) {
             note(fallingBack: true, error)
             return fallback.fullAt(key)
+        }
+    }
+
+    func refund(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws {
+        do {
+            try await database().sql().raw("""
+                UPDATE rate_limit_buckets SET full_at = full_at - \(bind: policy.emissionInterval) WHERE key = \(bind: Data(key.bytes))
+                """).run()
+        } catch where DatabaseUnavailable.matches(error) {
+            fallback.refund(key, policy: policy, now: now)
         }
     }
 
@@ -82,7 +95,9 @@ final class PostgresRateLimitStore: RateLimitStore {
         let fullAt = try row.decode(column: "full_at", as: Double.self)
         if try row.decode(column: "counted", as: Bool.self) {
             // Counted: the bucket is now full again at `fullAt`, which is what counting it would give.
-            return policy.decide(fullAt: fullAt - interval, now: time)
+            var decision = policy.decide(fullAt: fullAt - interval, now: time)
+            decision.counted = key
+            return decision
         }
         return policy.decide(fullAt: fullAt, now: time)
     }

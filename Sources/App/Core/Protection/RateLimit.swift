@@ -64,6 +64,8 @@ public struct RateLimitDecision: Sendable, Equatable {
     public var retryAfter: TimeInterval
     /// When the bucket is full again once this request is counted (reference-date seconds).
     var nextFullAt: TimeInterval
+    /// The bucket the request was counted in (nil when not counted): to give it back (``RateLimitStore/refund(_:policy:now:)``).
+    var counted: RateLimitKey? = nil
 }
 
 /// The bucket of one client under one policy: a hash of both, 16 bytes whatever the client sent,
@@ -91,49 +93,82 @@ public struct RateLimitKey: Hashable, Sendable {
 /// Where rate-limit state lives. ``InMemoryRateLimitStore`` keeps it in this process; a store on
 /// shared storage lets several instances share one limit.
 public protocol RateLimitStore: Sendable {
-    /// Counts one request for `key` under `policy` at `now`, unless it is over the limit.
-    func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision
+    /// Counts one request at `now` under `policy` — in the first of `keys` (the client's own bucket)
+    /// when the store has room for it, else in the next (a coarser one: the account, the network),
+    /// and never in none: a store that is full counts in a shared overflow bucket rather than let a
+    /// request through uncounted — unless it is over the limit.
+    func acquire(_ keys: [RateLimitKey], policy: RateLimitPolicy, now: Date) async throws -> RateLimitDecision
     /// When `key`'s bucket is full again (reference-date seconds); nil when it is full. Counts nothing.
     func fullAt(_ key: RateLimitKey) async throws -> TimeInterval?
+    /// Gives back one request counted in `key` (a sign-in that turned out right costs nothing).
+    func refund(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) async throws
 }
 
 /// GCRA (the generic cell rate algorithm, a token bucket kept as one number per key: the time
-/// the bucket will be full again) in memory. Memory is bounded: a key whose bucket is full again is
-/// the same as no key, and idle keys are forgotten when room is needed. A key that is still counting
-/// is never dropped: when every key held is counting, a new key is let through without being
-/// counted (``untracked`` tells how often), rather than reset a limit someone is running into.
+/// the bucket will be full again) in memory. Memory is bounded (`maxKeys`, 16 bytes of key and 8
+/// of state each, in 16 locked shards): a key whose bucket is full again is the same as no key, and
+/// idle keys are forgotten when room is needed. A key that is still counting is never dropped;
+/// when every key held is counting, a new key is counted in its coarser key (the caller's
+/// fallback), and past that in one of ``overflowSlots`` buckets that every such key hashes into —
+/// stricter for the clients that share one, never open (``overflowed`` tells how often).
 public final class InMemoryRateLimitStore: RateLimitStore {
     private let shards: [NIOLockedValueBox<[RateLimitKey: TimeInterval]>]
     private let maxKeysPerShard: Int
-    private let untrackedCount = NIOLockedValueBox(0)
+    private let overflow: NIOLockedValueBox<[TimeInterval]>
+    private let overflowCount = NIOLockedValueBox(0)
+    static let overflowSlots = 4096
 
     public init(maxKeys: Int, shardCount: Int = 16) {
         shards = (0..<shardCount).map { _ in NIOLockedValueBox([:]) }
         maxKeysPerShard = max(1, maxKeys / shardCount)
+        overflow = NIOLockedValueBox(Array(repeating: 0, count: Self.overflowSlots))
     }
 
     private func shard(_ key: RateLimitKey) -> NIOLockedValueBox<[RateLimitKey: TimeInterval]> {
         shards[Int(key.low % UInt64(shards.count))]
     }
 
-    public func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) -> RateLimitDecision {
+    public func acquire(_ keys: [RateLimitKey], policy: RateLimitPolicy, now: Date) -> RateLimitDecision {
         let time = now.timeIntervalSinceReferenceDate
-        let (decision, tracked) = shard(key).withLockedValue { buckets -> (RateLimitDecision, Bool) in
-            let decision = policy.decide(fullAt: buckets[key], now: time)
-            guard decision.allowed else { return (decision, true) }
-            if buckets[key] == nil, buckets.count >= maxKeysPerShard {
-                buckets = buckets.filter { $0.value > time }
-                guard buckets.count < maxKeysPerShard else { return (decision, false) }
+        for key in keys {
+            let decision = shard(key).withLockedValue { buckets -> RateLimitDecision? in
+                if buckets[key] == nil, buckets.count >= maxKeysPerShard {
+                    buckets = buckets.filter { $0.value > time }
+                    guard buckets.count < maxKeysPerShard else { return nil }
+                }
+                var decision = policy.decide(fullAt: buckets[key], now: time)
+                if decision.allowed {
+                    buckets[key] = decision.nextFullAt
+                    decision.counted = key
+                }
+                return decision
             }
-            buckets[key] = decision.nextFullAt
-            return (decision, true)
+            if let decision { return decision }
         }
-        if !tracked { untrackedCount.withLockedValue { $0 += 1 } }
-        return decision
+        overflowCount.withLockedValue { $0 += 1 }
+        let slot = Int((keys.last?.high ?? 0) % UInt64(Self.overflowSlots))
+        return overflow.withLockedValue { slots in
+            let decision = policy.decide(fullAt: slots[slot] > time ? slots[slot] : nil, now: time)
+            if decision.allowed { slots[slot] = decision.nextFullAt }
+            return decision
+        }
+    }
+
+    public func acquire(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) -> RateLimitDecision {
+        acquire([key], policy: policy, now: now)
     }
 
     public func fullAt(_ key: RateLimitKey) -> TimeInterval? {
         shard(key).withLockedValue { $0[key] }
+    }
+
+    public func refund(_ key: RateLimitKey, policy: RateLimitPolicy, now: Date) {
+        let time = now.timeIntervalSinceReferenceDate
+        shard(key).withLockedValue { buckets in
+            guard let fullAt = buckets[key] else { return }
+            let refunded = fullAt - policy.emissionInterval
+            buckets[key] = refunded > time ? refunded : nil
+        }
     }
 
     /// Keys held, over all shards.
@@ -141,6 +176,7 @@ public final class InMemoryRateLimitStore: RateLimitStore {
         shards.reduce(0) { $0 + $1.withLockedValue { $0.count } }
     }
 
-    /// Requests let through uncounted because every key held was still counting.
-    public var untracked: Int { untrackedCount.withLockedValue { $0 } }
+    /// Requests counted in an overflow bucket because every key held (their own and their coarser
+    /// one) was still counting.
+    public var overflowed: Int { overflowCount.withLockedValue { $0 } }
 }

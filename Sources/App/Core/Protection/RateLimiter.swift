@@ -23,32 +23,24 @@ struct RateLimiter: Sendable {
     let enabled: Bool
     let metrics: AppMetrics
 
-    /// Counts one request for `key`; throws ``RateLimitExceeded`` when over `policy`.
-    func check(_ policy: RateLimitPolicy, key: String, for request: Request) async throws {
-        guard enabled else { return }
-        let decision = try await store.acquire(RateLimitKey(policy: policy.name, client: key), policy: policy, now: clock.now())
-        request.rateLimitDecision = RateLimitHeaders.tighter(request.rateLimitDecision, decision)
+    /// Counts one request for `key` — or, when the in-process store has no room for `key`, for
+    /// `coarser` (its network, its account) — and answers the decision; throws ``RateLimitExceeded``
+    /// when over `policy`.
+    @discardableResult
+    func check(_ policy: RateLimitPolicy, key: String, coarser: String? = nil, for request: Request?) async throws -> RateLimitDecision? {
+        guard enabled else { return nil }
+        var keys = [RateLimitKey(policy: policy.name, client: key)]
+        if let coarser { keys.append(RateLimitKey(policy: policy.name, client: "coarse:" + coarser)) }
+        let decision = try await store.acquire(keys, policy: policy, now: clock.now())
+        if let request { request.rateLimitDecision = RateLimitHeaders.tighter(request.rateLimitDecision, decision) }
         try refuse(unless: decision)
+        return decision
     }
 
-    /// Throws ``RateLimitExceeded`` when one more request for `key` would be over `policy`; counts nothing.
-    func checkWithoutCounting(_ policy: RateLimitPolicy, key: String) async throws {
-        guard enabled else { return }
-        let fullAt = try await store.fullAt(RateLimitKey(policy: policy.name, client: key))
-        try refuse(unless: policy.decide(fullAt: fullAt, now: clock.now().timeIntervalSinceReferenceDate))
-    }
-
-    /// Counts one request for `key` whatever it meets (a failure already happened).
-    func count(_ policy: RateLimitPolicy, key: String) async throws {
-        guard enabled else { return }
-        _ = try await store.acquire(RateLimitKey(policy: policy.name, client: key), policy: policy, now: clock.now())
-    }
-
-    /// Whether `key` has spent any of `policy` lately.
-    func hasRecentRequests(_ policy: RateLimitPolicy, key: String) async throws -> Bool {
-        guard enabled else { return false }
-        let fullAt = try await store.fullAt(RateLimitKey(policy: policy.name, client: key))
-        return policy.spent(fullAt: fullAt, now: clock.now().timeIntervalSinceReferenceDate) > 0
+    /// Gives back the request `decision` counted (it turned out not to count: a right password).
+    func refund(_ decision: RateLimitDecision?) async throws {
+        guard enabled, let decision, let key = decision.counted else { return }
+        try await store.refund(key, policy: decision.policy, now: clock.now())
     }
 
     private func refuse(unless decision: RateLimitDecision) throws(RateLimitExceeded) {
@@ -100,12 +92,13 @@ extension Request {
 
 /// Limits every request: by user when it carries a valid access token, else by client IP. Sits
 /// outside the problem middleware so that every response, errors too, carries the RateLimit
-/// headers of the tightest limit the request met.
+/// headers of the tightest limit the request met; its own failures become problems here.
 struct RateLimitMiddleware: AsyncMiddleware {
     let limiter: RateLimiter
     let signer: TokenSigner
     let userLimit: RateLimitPolicy
     let anonymousLimit: RateLimitPolicy
+    let problems: ErrorProblems
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         // Load balancers and scrapers must always get through: a busy minute must not take an instance out.
@@ -116,10 +109,10 @@ struct RateLimitMiddleware: AsyncMiddleware {
                 request.verifiedAccessClaims = claims
                 try await limiter.check(userLimit, key: claims.userID, for: request)
             } else {
-                try await limiter.check(anonymousLimit, key: request.clientKey, for: request)
+                try await limiter.check(anonymousLimit, key: request.clientKey, coarser: request.clientNetwork, for: request)
             }
-        } catch let exceeded as RateLimitExceeded {
-            return exceeded.problem.response()
+        } catch {
+            return problems.problem(for: error, request: request).response()
         }
         let response = try await next.respond(to: request)
         if let decision = request.rateLimitDecision, response.status != .tooManyRequests {
@@ -135,7 +128,7 @@ struct RouteRateLimitMiddleware: AsyncMiddleware {
     let policy: RateLimitPolicy
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        try await limiter.check(policy, key: request.clientKey, for: request)
+        try await limiter.check(policy, key: request.clientKey, coarser: request.clientNetwork, for: request)
         return try await next.respond(to: request)
     }
 }
