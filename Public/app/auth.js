@@ -1,0 +1,102 @@
+// The sign-in view: signing in or up with a password, Google sign-in, and signing out.
+import { signIn } from "./api.js";
+import { closeStream } from "./conversation.js";
+import { $, session, state } from "./state.js";
+
+// Set by connectAuth: main.js's showApp, which opens the app once signed in (importing it would be a cycle).
+let showApp;
+
+export function connectAuth(views) {
+  ({ showApp } = views);
+}
+
+// Google sign-in comes back with a one-time code in the URL fragment. This tab redeems it only if
+// it started that sign-in itself: it kept a random value in sessionStorage and sent it along in
+// `next`, and the value must come back. A link carrying someone else's code is ignored, so nobody
+// can sign this browser into their account.
+const GOOGLE_KEY = "chatserver.google-signin";
+const NOTICES = {
+  password_removed: "Signed in with Google. This account had a password that someone set without proving they own "
+    + "this email; it has been removed and every other session signed out. Sign in with Google from now on.",
+};
+
+function startGoogleSignIn(event) {
+  event.preventDefault();
+  const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  sessionStorage.setItem(GOOGLE_KEY, nonce);
+  location.assign("/auth/google/login/?next=" + encodeURIComponent("/?signin=" + nonce));
+}
+
+export async function finishGoogleSignIn() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const query = new URLSearchParams(location.search);
+  if (!fragment.has("code") && !fragment.has("error") && !query.has("signin")) return {};
+  const expected = sessionStorage.getItem(GOOGLE_KEY);
+  const ours = expected !== null && query.get("signin") === expected;
+  sessionStorage.removeItem(GOOGLE_KEY);
+  query.delete("signin");
+  history.replaceState(null, "", location.pathname + (query.toString() ? "?" + query : ""));
+  if (!ours) return fragment.has("code") ? { error: "A Google sign-in that this tab did not start was ignored." } : {};
+  if (fragment.has("error")) return { error: fragment.get("error_description") || "Google sign-in failed." };
+  try {
+    const result = await signIn("/auth/google/exchange/", { code: fragment.get("code") });
+    session.start(result);
+    return { notice: (result.notices || []).map((code) => NOTICES[code] || code).join(" ") };
+  } catch (error) {
+    return { error: error.message };
+  }
+}
+
+$("google-link").addEventListener("click", startGoogleSignIn);
+
+export async function showAuth(message = "") {
+  closeStream();
+  $("loading").hidden = true;
+  $("app-view").hidden = true;
+  $("auth-view").hidden = false;
+  $("auth-error").textContent = message;
+  setRegistering(false);
+  $("auth-email").focus();
+  try {
+    const providers = await (await fetch("/auth/providers/")).json();
+    $("google").hidden = !providers.google;
+  } catch { $("google").hidden = true; }
+}
+
+function setRegistering(on) {
+  state.registering = on;
+  $("auth-heading").textContent = on ? "Create an account" : "Sign in";
+  $("auth-submit").textContent = on ? "Create account" : "Sign in";
+  $("auth-name-field").hidden = !on;
+  $("auth-password").autocomplete = on ? "new-password" : "current-password";
+  $("auth-switch-text").textContent = on ? "Have an account?" : "No account yet?";
+  $("auth-switch").textContent = on ? "Sign in" : "Create one";
+}
+
+$("auth-switch").addEventListener("click", () => { setRegistering(!state.registering); $("auth-error").textContent = ""; });
+
+$("auth-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { email: $("auth-email").value.trim(), password: $("auth-password").value };
+  if (state.registering && $("auth-name").value.trim()) body.name = $("auth-name").value.trim();
+  $("auth-submit").disabled = true;
+  try {
+    const result = await signIn(state.registering ? "/auth/register/" : "/auth/login/", body);
+    session.start(result);
+    $("auth-password").value = "";
+    await showApp();
+  } catch (error) {
+    $("auth-error").textContent = error.message;
+  } finally {
+    $("auth-submit").disabled = false;
+  }
+});
+
+$("sign-out").addEventListener("click", async () => {
+  const refresh = session.refreshToken;
+  closeStream();
+  session.clear();
+  if (refresh) fetch("/auth/logout/", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refresh }) }).catch(() => {});
+  history.replaceState(null, "", "/");
+  showAuth();
+});
