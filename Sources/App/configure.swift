@@ -1,5 +1,7 @@
 import Fluent
 import Leaf
+import NIOCore
+import Providers
 import Vapor
 
 /// The composition root: settings → database → services → routes → middleware → commands.
@@ -12,11 +14,11 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     JSONCoding.configure()
 
     try DatabaseSetup.configure(app, settings.database)
+    let kind = settings.database.kind
     app.migrations.add(Accounts.migrations)
-    app.migrations.add(ChatFeature.migrations)
-    app.migrations.add([CreateUsageDaily(), AddUserQuota()] as [any Migration])
-    app.migrations.add(CreateAdminSessions())
-    app.migrations.add(CreateRateLimitBuckets())
+    app.migrations.add(ChatFeature.migrations(kind))
+    app.migrations.add(Usage.migrations(kind))
+    app.migrations.add(CreateRateLimitBuckets(kind: kind))
     app.views.use(.leaf)
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
@@ -48,7 +50,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
     app.middleware = Middlewares()
     app.middleware.use(MiddlewareGroup(edge))
-    app.http.server.configuration.idleTimeout = protection.idleTimeout.timeAmount
+    app.http.server.configuration.idleTimeout = TimeAmount(protection.idleTimeout)
     app.http.server.configuration.reportMetrics = false
 
     app.asyncCommands.use(ServeCommand(autoMigrate: settings.autoMigrate), as: "serve", isDefault: true)

@@ -28,11 +28,12 @@ func routes(_ app: Application, _ services: AppServices) throws {
         usage: services.usage
     ))
     try api.grouped(requireUser).register(collection: UsageController(ledger: services.usage))
-    try api.grouped(requireUser).register(collection: ChatToolsController(chats: chat.service, settings: services.settings.chat))
+    try api.grouped(requireUser).register(collection: SearchController(settings: services.settings.chat, kind: services.settings.database.kind))
+    try api.grouped(requireUser).register(collection: ExportController(chats: chat.service))
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
 
     let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
-    let adminSessions = AdminSessions(clock: services.clock, lifetime: services.settings.adminSessionLifetime,
+    let adminSessions = AdminSessions(sessions: services.sessions, clock: services.clock, lifetime: services.settings.adminSessionLifetime,
                                       secureCookies: !services.settings.debug)
     try admin.register(collection: AdminController(
         accounts: services.accounts, sessions: adminSessions,

@@ -6,7 +6,8 @@ import NIOHTTP1
 /// One attempt at a reply, read where its bytes arrive: on the connection's event loop, parsed as
 /// they come (no task, no buffer between the socket and the caller's `onText`), each piece of text
 /// handed out before anything after it is even parsed — so a failure later in the same read never
-/// loses text that came before it.
+/// loses text that came before it. Usage is handed out as the API reports it (input at
+/// `message_start`, output at `message_delta`), so a reply stopped or cut short still counts it.
 ///
 /// `@unchecked Sendable`: AsyncHTTPClient calls every delegate method on the request's event loop,
 /// one at a time, and the mutable state below is touched only there; ``handedOutText`` is read by
@@ -15,7 +16,7 @@ final class AnthropicAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
     typealias Response = ModelCompletion
 
     let activity = UpstreamActivity()
-    private let onText: @Sendable (String) -> Void
+    private let onEvent: @Sendable (ModelStreamEvent) -> Void
     private var parser = ServerSentEventParser()
     private var events = AnthropicEvents()
     private var completion: ModelCompletion?
@@ -24,8 +25,8 @@ final class AnthropicAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
     /// Whether any text was handed out: after that, a failure is not retried.
     private(set) var handedOutText = false
 
-    init(onText: @escaping @Sendable (String) -> Void) {
-        self.onText = onText
+    init(onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) {
+        self.onEvent = onEvent
     }
 
     func didReceiveHead(task: HTTPClient.Task<ModelCompletion>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
@@ -51,7 +52,9 @@ final class AnthropicAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
                         switch try events.read(event) {
                         case .text(let piece):
                             handedOutText = true
-                            onText(piece)
+                            onEvent(.text(piece))
+                        case .usage(let usage, let final):
+                            onEvent(.usage(usage, final: final))
                         case .finished(let finished):
                             completion = finished
                         case nil:

@@ -37,11 +37,11 @@ public final class AnthropicClient: ModelProvider {
         try await http.shutdown()
     }
 
-    public func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion {
+    public func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion {
         let body = try JSONEncoder().encode(MessagesRequestBody(request))
         var retry = 0
         while true {
-            let attempt = AnthropicAttempt(onText: onText)
+            let attempt = AnthropicAttempt(onEvent: onEvent)
             do {
                 return try await run(attempt, body: body)
             } catch let error as ProviderError {
@@ -157,12 +157,5 @@ struct MessagesRequestBody: Encodable {
         messages = request.messages.map {
             Message(role: $0.role.rawValue, content: Content($0.content, cached: request.cachesPrompt && $0.cacheBreakpoint))
         }
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

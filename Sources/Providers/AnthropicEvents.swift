@@ -10,6 +10,8 @@ struct AnthropicEvents {
 
     enum Outcome: Equatable {
         case text(String)
+        /// Usage as reported so far; `final` once the output count is the reply's (`message_delta`).
+        case usage(ModelUsage, final: Bool)
         case finished(ModelCompletion)
     }
 
@@ -33,14 +35,16 @@ struct AnthropicEvents {
             return .text(text)
         }
         if type.elementsEqual(Self.messageStart) {
-            if let reported = try parse(MessageStart.self, event).message.usage { reported.apply(to: &usage) }
-            return nil
+            guard let reported = try parse(MessageStart.self, event).message.usage else { return nil }
+            reported.apply(to: &usage)
+            return .usage(usage, final: false)
         }
         if type.elementsEqual(Self.messageDelta) {
             let delta = try parse(MessageDelta.self, event)
             stopReason = delta.delta?.stop_reason ?? stopReason
-            delta.usage?.apply(to: &usage)
-            return nil
+            guard let reported = delta.usage else { return nil }
+            reported.apply(to: &usage)
+            return .usage(usage, final: reported.output_tokens != nil)
         }
         if type.elementsEqual(Self.messageStop) {
             return .finished(ModelCompletion(stopReason: stopReason, usage: usage))

@@ -43,6 +43,17 @@ public enum ChatTitling {
         return String(kept).trimmingCharacters(in: .whitespaces) + "…"
     }
 
+    /// A chat's title while it has none of its own.
+    public static let untitled = "New chat"
+
+    /// The title a chat made without one carries until it is named: the first line of its first
+    /// message, white space folded, at most ``maxLength`` characters.
+    public static func placeholder(from content: String) -> String {
+        let firstLine = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
+        let words = firstLine.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return words.isEmpty ? untitled : truncated(words)
+    }
+
     /// A title from the question alone: its first words (what the offline provider gives).
     public static func firstWords(of question: String) -> String? {
         let words = question.split(whereSeparator: \.isWhitespace).prefix(8).joined(separator: " ")

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// A request for one assistant reply.
 public struct ModelRequest: Sendable, Equatable {
@@ -59,15 +60,25 @@ public struct ModelUsage: Sendable, Equatable {
     public var total: Int { inputTokens + outputTokens + cacheReadInputTokens + cacheCreationInputTokens }
 }
 
-/// How a reply finished: why the model stopped (`end_turn`, `max_tokens`, …) and its usage.
+/// How a reply finished: why the model stopped (`end_turn`, `max_tokens`, …) and its usage, when
+/// the provider reported it (some OpenAI-compatible servers never do).
 public struct ModelCompletion: Sendable, Equatable {
     public var stopReason: String?
-    public var usage: ModelUsage
+    public var usage: ModelUsage?
 
-    public init(stopReason: String?, usage: ModelUsage) {
+    public init(stopReason: String?, usage: ModelUsage?) {
         self.stopReason = stopReason
         self.usage = usage
     }
+}
+
+/// What a provider hands out while a reply streams.
+public enum ModelStreamEvent: Sendable, Equatable {
+    /// The next piece of the answer.
+    case text(String)
+    /// Token counts as the provider reported them so far (each replaces the last); `final` once the
+    /// output count is the reply's whole (until then it may be a placeholder).
+    case usage(ModelUsage, final: Bool)
 }
 
 /// A source of assistant replies: the Anthropic Messages API, or the offline stand-in.
@@ -75,17 +86,14 @@ public protocol ModelProvider: Sendable {
     /// The provider's name, as listed by `GET /api/models/`.
     var name: String { get }
 
-    /// Runs one reply: hands each piece of its text to `onText` the moment it arrives (in order, on
-    /// whatever thread received it, never two at once), and answers how it finished.
+    /// Runs one reply: hands each event to `onEvent` the moment it is parsed (in order, on the
+    /// thread that read it — the connection's event loop — never two at once), and answers how it
+    /// finished.
     ///
-    /// Throws ``ProviderError`` when the reply fails — every piece that arrived before the failure
-    /// has been handed out by then — and `CancellationError` when the calling task is cancelled,
-    /// which also closes the upstream request.
-    func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion
-
-    /// A few words naming the conversation that began with `question` → `answer`, from `model`
-    /// (``ChatTitling``); nil when the answer holds none. Throws as ``streamReply(_:onText:)``.
-    func title(question: String, answer: String, model: String) async throws -> String?
+    /// Throws ``ProviderError`` when the reply fails — every event parsed before the failure has
+    /// been handed out by then — and `CancellationError` when the calling task is cancelled, which
+    /// also closes the upstream request.
+    func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion
 
     /// Releases connections; called once when the server stops.
     func shutdown() async throws
@@ -94,19 +102,20 @@ public protocol ModelProvider: Sendable {
 extension ModelProvider {
     public func shutdown() async throws {}
 
-    /// A short request to the model (``ChatTitling/request(question:answer:model:)``), its answer cleaned.
-    public func title(question: String, answer: String, model: String) async throws -> String? {
-        let text = TitleText()
-        _ = try await streamReply(ChatTitling.request(question: question, answer: answer, model: model)) { text.append($0) }
-        return ChatTitling.clean(text.value)
+    /// The whole text of a short reply to `request` (a title, say).
+    public func text(of request: ModelRequest) async throws -> String {
+        let text = CollectedText()
+        _ = try await streamReply(request) { event in
+            if case .text(let piece) = event { text.append(piece) }
+        }
+        return text.value
     }
 }
 
-/// A title's text as it arrives (pieces come one at a time, from any thread).
-private final class TitleText: @unchecked Sendable {
-    private var text = ""
-    private let lock = NSLock()
+/// Text as it arrives (pieces come one at a time, from any thread).
+private final class CollectedText: Sendable {
+    private let text = NIOLockedValueBox("")
 
-    func append(_ piece: String) { lock.withLock { text += piece } }
-    var value: String { lock.withLock { text } }
+    func append(_ piece: String) { text.withLockedValue { $0 += piece } }
+    var value: String { text.withLockedValue { $0 } }
 }

@@ -1,5 +1,6 @@
 /// The provider used when no API key is configured, so a fresh install works end to end: it
-/// streams a plainly labelled reply, word by word, and never contacts anyone.
+/// streams a plainly labelled reply, word by word, and never contacts anyone (chats it names by
+/// their question's first words, ``ChatTitling/firstWords(of:)``).
 public struct OfflineProvider: ModelProvider {
     public static let modelID = "offline"
     public let name = "offline"
@@ -10,20 +11,18 @@ public struct OfflineProvider: ModelProvider {
         self.wordDelay = wordDelay
     }
 
-    public func streamReply(_ request: ModelRequest, onText: @escaping @Sendable (String) -> Void) async throws -> ModelCompletion {
+    public func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion {
         let words = Self.reply(to: request)
+        let inputTokens = request.messages.reduce(0) { $0 + $1.content.split(separator: " ").count }
+        onEvent(.usage(ModelUsage(inputTokens: inputTokens), final: false))
         for (index, word) in words.enumerated() {
             if index > 0 { try await Task.sleep(for: wordDelay) }
             try Task.checkCancellation()
-            onText(word)
+            onEvent(.text(word))
         }
-        let inputTokens = request.messages.reduce(0) { $0 + $1.content.split(separator: " ").count }
-        return ModelCompletion(stopReason: "end_turn", usage: ModelUsage(inputTokens: inputTokens, outputTokens: words.count))
-    }
-
-    /// The question's first words: no model is asked.
-    public func title(question: String, answer: String, model: String) async throws -> String? {
-        ChatTitling.firstWords(of: question)
+        let usage = ModelUsage(inputTokens: inputTokens, outputTokens: words.count)
+        onEvent(.usage(usage, final: true))
+        return ModelCompletion(stopReason: "end_turn", usage: usage)
     }
 
     /// The reply's words, each with the space that follows it.

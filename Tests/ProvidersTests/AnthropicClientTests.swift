@@ -300,6 +300,7 @@ struct OfflineProviderTests {
         #expect(reply.text.hasPrefix("[Offline reply]"))
         #expect(reply.text.contains("“Hello!”"))
         #expect(reply.text.contains("ANTHROPIC_API_KEY"))
-        #expect(reply.finished?.usage.outputTokens == reply.pieces.count)
+        #expect(reply.finished?.usage?.outputTokens == reply.pieces.count)
+        #expect(reply.usages.last?.final == true, "usage is handed out as it streams too")
     }
 }

@@ -6,6 +6,8 @@ import NIOConcurrencyHelpers
 /// What a reply delivered: its text pieces, how it finished, or how it failed.
 struct CollectedReply {
     var pieces: [String] = []
+    /// The usage events, in order.
+    var usages: [(usage: ModelUsage, final: Bool)] = []
     var finished: ModelCompletion?
     var error: (any Error)?
 
@@ -17,16 +19,23 @@ struct CollectedReply {
 func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequest,
              onText: @escaping @Sendable (String) -> Void = { _ in }) async -> CollectedReply {
     let pieces = NIOLockedValueBox<[String]>([])
+    let usages = NIOLockedValueBox<[(usage: ModelUsage, final: Bool)]>([])
     var reply = CollectedReply()
     do {
-        reply.finished = try await provider.streamReply(request) { piece in
-            pieces.withLockedValue { $0.append(piece) }
-            onText(piece)
+        reply.finished = try await provider.streamReply(request) { event in
+            switch event {
+            case .text(let piece):
+                pieces.withLockedValue { $0.append(piece) }
+                onText(piece)
+            case .usage(let usage, let final):
+                usages.withLockedValue { $0.append((usage, final)) }
+            }
         }
     } catch {
         reply.error = error
     }
     reply.pieces = pieces.withLockedValue { $0 }
+    reply.usages = usages.withLockedValue { $0 }
     return reply
 }
 

@@ -18,6 +18,8 @@ public struct SessionIssuer: Sendable {
     /// Told when a user's sessions are revoked, so that none of their tokens is accepted from
     /// memory afterwards.
     let users: SignedInUsers
+    /// How the account's session lock is taken.
+    let databaseKind: DatabaseKind
 
     /// Signs in `user` with a new token family (a new account, or one a sign-in just read).
     public func start(for user: User, on db: any Database) async throws -> TokenPair {
@@ -31,16 +33,16 @@ public struct SessionIssuer: Sendable {
     /// deactivation) otherwise misses the session issued after it: ``AccountsError/invalidCredentials``.
     public func startAfterPasswordCheck(for user: User, on db: any Database) async throws -> TokenPair {
         try await db.transaction { tx in
-            try await Self.lockUnchanged(user, on: tx)
+            try await lockUnchanged(user, on: tx)
             return try await issue(for: user, family: UUID(), on: tx)
         }
     }
 
     /// Takes the account's session lock (``lockSessions(of:on:)``, inside the caller's transaction)
     /// and checks that `user`, as the caller read it, is still active with the same revocation cut.
-    static func lockUnchanged(_ user: User, on db: any Database) async throws {
+    func lockUnchanged(_ user: User, on db: any Database) async throws {
         let id = try user.requireID()
-        try await db.lockForWriting(lockKey(id))
+        try await lockSessions(of: id, on: db)
         guard let now = try await User.findForRequest(id, on: db), now.isActive,
               Self.sameCut(now.sessionsRevokedAt, user.sessionsRevokedAt) else {
             throw AccountsError.invalidCredentials
@@ -144,10 +146,10 @@ public struct SessionIssuer: Sendable {
     }
 
     /// Serialises the transactions that issue or revoke `userID`'s refresh tokens (see
-    /// ``Database/lockForWriting(_:)``), so that a revocation never misses a token a concurrent
+    /// ``Database/lockForWriting(_:on:)``), so that a revocation never misses a token a concurrent
     /// refresh inserts.
     private func lockSessions(of userID: UUID, on db: any Database) async throws {
-        try await db.lockForWriting(Self.lockKey(userID))
+        try await db.lockForWriting(Self.lockKey(userID), on: databaseKind)
     }
 
     /// Marks the token spent if nobody has spent or revoked it yet; false otherwise.

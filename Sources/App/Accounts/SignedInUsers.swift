@@ -14,17 +14,10 @@ import NIOConcurrencyHelpers
 /// an old row never outlives the change. Entries are read again after ``maxAge`` in any case: the
 /// bound for changes made where no instance hears of them (a `chat-server` command on SQLite).
 final class SignedInUsers: Sendable {
-    private struct Entry {
-        var row: User.RequestRow
-        var readAt: Date
-    }
-
     private struct State {
-        var entries: [UUID: Entry] = [:]
+        var entries = ExpiringCache<UUID, User.RequestRow>(capacity: SignedInUsers.capacity, sweepInterval: SignedInUsers.maxAge)
         /// Moves on every change, so that a read started before it is not kept.
         var generation: UInt64 = 0
-        /// When entries past ``maxAge`` were last dropped.
-        var sweptAt = Date.distantPast
     }
 
     /// How long an account is trusted without reading it again.
@@ -43,21 +36,12 @@ final class SignedInUsers: Sendable {
     /// The account `id` as a request needs it: kept, or read (and kept); nil when it does not exist.
     func user(_ id: UUID, on db: @autoclosure () -> any Database) async throws -> User? {
         let now = clock.now()
-        let (kept, generation) = state.withLockedValue { state in
-            (state.entries[id].flatMap { now.timeIntervalSince($0.readAt) < Self.maxAge ? $0.row : nil }, state.generation)
-        }
+        let (kept, generation) = state.withLockedValue { ($0.entries.value(for: id, now: now), $0.generation) }
         if let kept { return kept.makeUser() }
         guard let row = try await User.findForRequest(id, on: db()) else { return nil }
         state.withLockedValue { state in
             guard state.generation == generation else { return }
-            // Entries past their age are worth nothing: dropped every `maxAge`, so that memory follows
-            // the accounts active lately rather than every account seen since the start.
-            if state.entries.count >= Self.capacity || now.timeIntervalSince(state.sweptAt) >= Self.maxAge {
-                state.entries = state.entries.filter { now.timeIntervalSince($0.value.readAt) < Self.maxAge }
-                state.sweptAt = now
-                if state.entries.count >= Self.capacity { state.entries.removeAll() }
-            }
-            state.entries[id] = Entry(row: row, readAt: now)
+            state.entries.set(row, for: id, expiresAt: now.addingTimeInterval(Self.maxAge), now: now)
         }
         return row.makeUser()
     }
@@ -72,7 +56,7 @@ final class SignedInUsers: Sendable {
     func forget(_ id: UUID?) {
         state.withLockedValue { state in
             state.generation &+= 1
-            if let id { state.entries[id] = nil } else { state.entries.removeAll() }
+            if let id { state.entries.remove(id) } else { state.entries.removeAll() }
         }
     }
 

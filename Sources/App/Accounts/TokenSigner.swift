@@ -93,30 +93,19 @@ public struct TokenSigner: Sendable {
 /// The access tokens ``TokenSigner`` has verified, until they expire; bounded, and expired ones
 /// dropped every ``sweepInterval`` so that memory follows the tokens in use, not every token seen.
 final class VerifiedTokens: Sendable {
-    private struct State {
-        var tokens: [String: TokenClaims] = [:]
-        var sweptAt = Date.distantPast
-    }
-
-    private let state = NIOLockedValueBox(State())
+    private let tokens = NIOLockedValueBox(ExpiringCache<String, TokenClaims>(capacity: capacity, sweepInterval: sweepInterval))
     static let capacity = 20_000
     static let sweepInterval: TimeInterval = 60
 
+    /// The claims of `token` if it was verified (expired or not: expiry is checked on every use).
     func claims(of token: String) -> TokenClaims? {
-        state.withLockedValue { $0.tokens[token] }
+        tokens.withLockedValue { $0.value(for: token, now: .distantPast) }
     }
 
     func keep(_ token: String, _ claims: TokenClaims, now: Date) {
-        state.withLockedValue { state in
-            if state.tokens.count >= Self.capacity || now.timeIntervalSince(state.sweptAt) >= Self.sweepInterval {
-                state.tokens = state.tokens.filter { $0.value.exp.value > now }
-                state.sweptAt = now
-                if state.tokens.count >= Self.capacity { state.tokens.removeAll() }
-            }
-            state.tokens[token] = claims
-        }
+        tokens.withLockedValue { $0.set(claims, for: token, expiresAt: claims.exp.value, now: now) }
     }
 
     /// Tokens kept now (for tests).
-    var count: Int { state.withLockedValue { $0.tokens.count } }
+    var count: Int { tokens.withLockedValue { $0.count } }
 }

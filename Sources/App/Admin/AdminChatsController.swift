@@ -122,7 +122,6 @@ struct AdminChatsController: RouteCollection {
         try await chat.save(on: req.db)
         let id = try chat.requireID()
         if retitled {
-            try await ChatSearch.indexTitle(of: id, on: try req.db.sql())
             chats.bus.chatRenamed(id, title: title)
         }
         req.logger.notice("admin changed chat", metadata: [

@@ -198,10 +198,9 @@ struct AdminUsersController: RouteCollection {
         // Chats, messages, tokens, Google links and admin sessions go with the user (ON DELETE CASCADE);
         // the chats are read in the same transaction, so that their replies and streams are all stopped.
         let chatIDs = try await req.db.transaction { tx in
-            try await tx.lockForWriting("user:" + id.lowercased)
+            try await tx.lockForWriting("user:" + id.lowercased, on: accounts.sessions.databaseKind)
             let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
             try await user.delete(on: tx)
-            try await ChatSearch.forgetDeletedChats(on: try tx.sql())
             return chatIDs
         }
         accounts.users.changed(id)

@@ -1,6 +1,5 @@
 import Fluent
 import Foundation
-import Providers
 
 /// A conversation: its owner, title, model and system prompt. Its messages are numbered
 /// 1, 2, 3, … in the order they were written (`nextSequence` is the next free number); those of
@@ -38,16 +37,6 @@ final class Chat: Model, @unchecked Sendable {
         self.activityAt = now
         self.revision = 0
         self.needsTitle = false
-    }
-
-    static let untitled = "New chat"
-
-    /// A title from the first message: its first line, white space folded, at most 60 characters.
-    static func title(from content: String) -> String {
-        let firstLine = content.split(whereSeparator: \.isNewline).first.map(String.init) ?? content
-        let words = firstLine.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        guard !words.isEmpty else { return untitled }
-        return ChatTitling.truncated(words)
     }
 
     /// The caller's chat with this id; someone else's is as absent as one that never existed.

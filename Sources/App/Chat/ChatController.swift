@@ -7,7 +7,7 @@ struct ChatController: RouteCollection {
     let limiter: RateLimiter
     /// Replies started per user (each costs money).
     let replyLimit: RateLimitPolicy
-    /// The daily token quota, checked before a reply starts (nothing is stored past it).
+    /// Whose daily token quota a reply starts under.
     let usage: UsageLedger
 
     func boot(routes: any RoutesBuilder) throws {
@@ -27,9 +27,8 @@ struct ChatController: RouteCollection {
 
     func create(req: Request) async throws -> Response {
         let input = try req.decodeJSON(CreateChatRequest.self).validated(rules)
-        let userID = try req.currentUser.requireID()
-        if input.content != nil { try await mayStartReply(req) }
-        let chat = try await chats.create(input, for: userID, on: req.db)
+        if input.content != nil { try await withinReplyLimit(req) }
+        let chat = try await chats.create(input, for: try budget(req), on: req.db)
         return try await chat.encodeResponse(status: .created, for: req)
     }
 
@@ -56,9 +55,8 @@ struct ChatController: RouteCollection {
     func send(req: Request) async throws -> Response {
         let chatID = try req.chatID()
         let content = try req.decodeJSON(SendMessageRequest.self).validated(rules)
-        let userID = try req.currentUser.requireID()
-        try await mayStartReply(req)
-        let sent = try await chats.send(content, to: chatID, for: userID, on: req.db)
+        try await withinReplyLimit(req)
+        let sent = try await chats.send(content, to: chatID, for: try budget(req), on: req.db)
         return try await sent.encodeResponse(status: .accepted, for: req)
     }
 
@@ -69,25 +67,28 @@ struct ChatController: RouteCollection {
     func regenerate(req: Request) async throws -> Response {
         let chatID = try req.chatID()
         let model = try req.decodeJSON(RegenerateRequest.self, allowEmpty: true).validated(rules)
-        let userID = try req.currentUser.requireID()
-        try await mayStartReply(req)
-        let reply = try await chats.regenerate(chatID, model: model, for: userID, on: req.db)
+        try await withinReplyLimit(req)
+        let reply = try await chats.regenerate(chatID, model: model, for: try budget(req), on: req.db)
         return RegenerateResponse(assistantMessage: reply).response(status: .accepted, for: req)
     }
 
     func edit(req: Request) async throws -> Response {
         let chatID = try req.chatID()
         let change = try req.decodeJSON(EditMessageRequest.self).validated(rules)
-        let userID = try req.currentUser.requireID()
-        try await mayStartReply(req)
-        return try await chats.edit(change, in: chatID, for: userID, on: req.db).response(status: .accepted, for: req)
+        try await withinReplyLimit(req)
+        return try await chats.edit(change, in: chatID, for: try budget(req), on: req.db).response(status: .accepted, for: req)
     }
 
-    /// A reply may start: within the reply rate limit and today's token quota (else 429, nothing stored).
-    private func mayStartReply(_ req: Request) async throws {
+    /// A reply may start: within the reply rate limit (else 429, nothing stored). The daily quota is
+    /// checked where the reply is stored (``ChatService``).
+    private func withinReplyLimit(_ req: Request) async throws {
+        try await limiter.check(replyLimit, key: try req.currentUser.requireID().lowercased, for: req)
+    }
+
+    /// The caller and their daily token quota.
+    private func budget(_ req: Request) throws -> ReplyBudget {
         let user = try req.currentUser
-        try await limiter.check(replyLimit, key: try user.requireID().lowercased, for: req)
-        try await usage.checkQuota(of: user, on: req.db)
+        return ReplyBudget(userID: try user.requireID(), quota: usage.quota(of: user))
     }
 
     func versions(req: Request) async throws -> MessageListResponse {

@@ -7,7 +7,6 @@ enum ChatError: HTTPProblemConvertible, Equatable {
     case replyInProgress
     case noReplyInProgress
     case shuttingDown
-    case invalidCursor
     case invalidLastEventID(String)
     case tooManyStreams(Int)
     /// The chat holds the most messages a chat may.
@@ -33,9 +32,6 @@ enum ChatError: HTTPProblemConvertible, Equatable {
         case .shuttingDown:
             return HTTPProblem(.serviceUnavailable, title: "Shutting down",
                                detail: "This server is stopping; try again in a moment.", headers: ["Retry-After": "5"])
-        case .invalidCursor:
-            return HTTPProblem(.badRequest, title: "Invalid input", detail: "cursor: not a cursor this server issued.",
-                               fieldErrors: ["cursor": ["Not a cursor this server issued."]])
         case .tooManyStreams(let limit):
             return HTTPProblem(.tooManyRequests, title: "Too many open streams",
                                detail: "You have \(limit) event streams open already; close one first.", headers: ["Retry-After": "5"])

@@ -172,23 +172,15 @@ struct ChatListQuery: Decodable {
 
     func validated(_ settings: ChatSettings) throws -> Valid {
         var errors = FieldErrors()
-        var limit = settings.defaultPageSize
-        if let raw = self.limit {
-            if let value = Int(raw), (1...settings.maxPageSize).contains(value) {
-                limit = value
-            } else {
-                errors.add("limit", "Must be a whole number from 1 to \(settings.maxPageSize).")
-            }
-        }
+        let limit = PageQuery.limit(self.limit, default: settings.defaultPageSize, max: settings.maxPageSize, into: &errors)
         let search = q?.trimmingCharacters(in: .whitespacesAndNewlines)
         errors.checkLength(search, "q", .query)
         errors.checkText(search, "q")
-        try errors.throwIfAny()
         // An empty cursor is no cursor (the first page), as other empty parameters are.
-        let cursor = try self.cursor.flatMap { $0.isEmpty ? nil : $0 }.map { raw throws(ChatError) in
-            guard let cursor = ChatCursor(raw) else { throw ChatError.invalidCursor }
-            return cursor
-        }
+        let raw = self.cursor.flatMap { $0.isEmpty ? nil : $0 }
+        let cursor = raw.flatMap(ChatCursor.init)
+        if raw != nil, cursor == nil { errors.add("cursor", "Not a cursor this server issued.") }
+        try errors.throwIfAny()
         return Valid(limit: limit, cursor: cursor, search: search?.isEmpty == true ? nil : search)
     }
 }
@@ -208,24 +200,15 @@ struct ChatCursor: Equatable {
     /// reach a driver's conversion (PostgreSQL's traps on a time it cannot represent).
     static let validSeconds: ClosedRange<Double> = -63_113_904_000 ... 252_423_993_599
 
-    /// Parses the opaque form made by ``encoded``; nil for anything else (it is short: a longer
-    /// string is refused before it is decoded).
+    /// Parses the opaque form made by ``encoded`` (a ``PageCursor``); nil for anything else.
     init?(_ raw: String) {
-        guard raw.utf8.count <= 128 else { return nil }
-        var base64 = raw.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.utf8.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
-        let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 2, let seconds = Double(parts[0]), Self.validSeconds.contains(seconds),
-              let id = UUID(hyphenated: String(parts[1])) else {
-            return nil
-        }
+        guard let fields = PageCursor.decode(raw, list: "chats", fields: 2), let seconds = Double(fields[0]),
+              Self.validSeconds.contains(seconds), let id = UUID(hyphenated: String(fields[1])) else { return nil }
         self.init(activityAt: Date(timeIntervalSinceReferenceDate: seconds), id: id)
     }
 
     var encoded: String {
         // The exact bits of the stored time, so that it compares equal to it in the database.
-        Data("\(activityAt.timeIntervalSinceReferenceDate)|\(id.lowercased)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        PageCursor.encode("chats", ["\(activityAt.timeIntervalSinceReferenceDate)", id.lowercased])
     }
 }

@@ -32,6 +32,11 @@ final class Message: Model, @unchecked Sendable {
     @Field(key: "output_tokens") var outputTokens: Int
     @Field(key: "cache_read_input_tokens") var cacheReadInputTokens: Int
     @Field(key: "cache_creation_input_tokens") var cacheCreationInputTokens: Int
+    /// The usage is the server's estimate (a reply cut short, a provider that reports none).
+    @Field(key: "usage_estimated") var usageEstimated: Bool
+    /// While a reply streams: the tokens its prompt is estimated at, held against its user's daily
+    /// quota until it ends (``UsageLedger``); 0 otherwise.
+    @Field(key: "reserved_tokens") var reservedTokens: Int
     /// Earlier messages left out of the reply's request to fit the model's context.
     @Field(key: "omitted_messages") var omittedMessages: Int
     @OptionalField(key: "stop_reason") var stopReason: String?
@@ -64,28 +69,13 @@ final class Message: Model, @unchecked Sendable {
         self.outputTokens = 0
         self.cacheReadInputTokens = 0
         self.cacheCreationInputTokens = 0
+        self.usageEstimated = false
+        self.reservedTokens = 0
         self.omittedMessages = 0
         self.heartbeatAt = heartbeatAt
         self.parentID = parentID
         self.isCurrent = true
         self.version = version
         self.versions = version
-    }
-
-    /// The columns ``insertValues(at:)`` fills, in order.
-    static let insertColumns = [
-        "id", "chat_id", "sequence", "role", "content", "status", "model", "input_tokens", "output_tokens",
-        "cache_read_input_tokens", "cache_creation_input_tokens", "omitted_messages", "heartbeat_at", "created_at", "updated_at",
-        "parent_id", "is_current", "version", "versions",
-    ]
-
-    /// This new message's row, for a direct SQL insert.
-    func insertValues(at now: Date) throws -> [any SQLExpression] {
-        [
-            SQLBind(try requireID()), SQLBind($chat.id), SQLBind(sequence), SQLBind(role.rawValue), SQLBind(content),
-            SQLBind(status.rawValue), SQLBind(model), SQLBind(inputTokens), SQLBind(outputTokens), SQLBind(cacheReadInputTokens),
-            SQLBind(cacheCreationInputTokens), SQLBind(omittedMessages), SQLBind(heartbeatAt), SQLBind(now), SQLBind(now),
-            SQLBind(parentID), SQLBind(isCurrent), SQLBind(version), SQLBind(versions),
-        ]
     }
 }

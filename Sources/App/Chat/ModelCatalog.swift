@@ -44,6 +44,9 @@ struct ModelCatalog: Sendable {
 
     func contains(_ model: String) -> Bool { modelIDs.contains(model) }
 
+    /// No model is connected: replies come from the offline provider.
+    var isOffline: Bool { provider is OfflineProvider }
+
     /// Tokens `model`'s context holds.
     func contextWindow(of model: String) -> Int { contextWindows[model] ?? defaultContextWindow }
 

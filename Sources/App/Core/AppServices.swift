@@ -59,7 +59,7 @@ struct AppServices: Sendable {
                                        accessLifetime: settings.accessTokenLifetime,
                                        refreshLifetime: settings.refreshTokenLifetime)
         let users = SignedInUsers(clock: clock)
-        let sessions = SessionIssuer(signer: tokens, clock: clock, users: users)
+        let sessions = SessionIssuer(signer: tokens, clock: clock, users: users, databaseKind: settings.database.kind)
         let accounts = AccountService(passwords: passwords, sessions: sessions, clock: clock)
         let google = settings.google.map { google in
             let openID = GoogleOpenIDClient(settings: google, client: app.client)
@@ -68,14 +68,14 @@ struct AppServices: Sendable {
                 accounts: accounts, clock: clock, returnOrigins: settings.signInReturnOrigins
             )
         }
-        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics)
+        let usage = UsageLedger(settings: settings.usage, clock: clock, kind: settings.database.kind)
+        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
-        let bus = chat.bus as? PostgresChatEventBus
-        users.announceChanges { [signOuts = chat.signOuts] id in
-            bus?.userChanged(id)
+        users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
+            bus.accountChanged(id)
             signOuts.accountChanged(id)
         }
-        bus?.onAccountsChanged { [signOuts = chat.signOuts] id in
+        chat.bus.onAccountsChanged { [signOuts = chat.signOuts] id in
             users.forget(id)
             signOuts.accountChanged(id)
         }
@@ -83,7 +83,7 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: UsageLedger(settings: settings.usage, clock: clock), google: google, chat: chat
+            usage: usage, google: google, chat: chat
         )
     }
 }

@@ -16,20 +16,3 @@ extension Database {
         return sql
     }
 }
-
-extension Database {
-    /// Serialises transactions that read and then write the same rows: call it first in the
-    /// transaction. PostgreSQL: a transaction-scoped advisory lock on `key` (its statements each see
-    /// only what was committed before they began, so two such transactions could each miss the
-    /// other's writes). SQLite: a write, which takes the database's write lock before anything is
-    /// read — a transaction that reads first and writes later can deadlock with another one doing the
-    /// same, and one of them fails with "database is locked" instead of waiting.
-    func lockForWriting(_ key: String) async throws {
-        let sql = try sql()
-        if sql.dialect.name == "postgresql" {
-            try await sql.raw("SELECT pg_advisory_xact_lock(hashtextextended(\(bind: key), 0))").run()
-        } else {
-            try await sql.raw("UPDATE _fluent_migrations SET batch = batch WHERE 1 = 0").run()
-        }
-    }
-}

@@ -28,10 +28,7 @@ public struct DatabaseSettings: Sendable, Equatable {
         self.listenURL = listenURL
     }
 
-    public var isSQLite: Bool {
-        if case .postgres = location { return false }
-        return true
-    }
+    public var isSQLite: Bool { kind == .sqlite }
 
     static let validSSLModes: Set<String> = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 

@@ -41,13 +41,17 @@ public struct HTTPProblem: Error, Sendable {
         var code: String?
     }
 
-    func response() -> Response {
+    /// The problem as JSON: the one encoding of it, for responses and for stream `error` events.
+    var json: Data {
         let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors, code: code)
+        // A problem body holds only strings and numbers: it always encodes.
+        return (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"status":500,"title":"Internal Server Error"}"#.utf8)
+    }
+
+    func response() -> Response {
         var headers = self.headers
         headers.replaceOrAdd(name: .contentType, value: "application/problem+json")
-        // A problem body holds only strings and numbers: it always encodes.
-        let data = (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"title":"Internal Server Error","status":500}"#.utf8)
-        return Response(status: status, headers: headers, body: .init(data: data))
+        return Response(status: status, headers: headers, body: .init(data: json))
     }
 }
 

@@ -54,7 +54,6 @@ struct CleanupCommand: AsyncCommand {
         // Messages go with their chat (ON DELETE CASCADE).
         try await db.transaction { db in
             try await idleChats(db).delete()
-            try await ChatSearch.forgetDeletedChats(on: try db.sql())
             try await expiredTokens(db).delete()
             try await expiredAttempts(db).delete()
             try await expiredCodes(db).delete()

@@ -11,6 +11,20 @@ import Vapor
 struct UsageLedger: Sendable {
     let settings: UsageSettings
     let clock: any WallClock
+    /// How the per-user quota lock is taken.
+    let kind: DatabaseKind
+
+    /// Adds one ended reply of `model` to `userID`'s day (its chat may be gone: usage is the user's).
+    static func record(_ usage: ModelUsage, model: String, user userID: UUID, at now: Date, on sql: any SQLDatabase) async throws {
+        try await sql.raw("""
+            INSERT INTO usage_daily (user_id, day, model, input_tokens, output_tokens, cache_read_input_tokens,
+                                     cache_creation_input_tokens, replies)
+            SELECT id, \(bind: day(of: now)), \(bind: model), \(bind: usage.inputTokens), \(bind: usage.outputTokens),
+                   \(bind: usage.cacheReadInputTokens), \(bind: usage.cacheCreationInputTokens), 1
+            FROM users WHERE id = \(bind: userID)
+            \(unsafeRaw: addToDay)
+            """).run()
+    }
 
     /// Adds one ended reply of `model` in `chatID` to its owner's day.
     static func record(_ usage: ModelUsage, model: String, chat chatID: UUID, at now: Date, on sql: any SQLDatabase) async throws {
@@ -20,14 +34,18 @@ struct UsageLedger: Sendable {
             SELECT user_id, \(bind: day(of: now)), \(bind: model), \(bind: usage.inputTokens), \(bind: usage.outputTokens),
                    \(bind: usage.cacheReadInputTokens), \(bind: usage.cacheCreationInputTokens), 1
             FROM chats WHERE id = \(bind: chatID)
-            ON CONFLICT (user_id, day, model) DO UPDATE SET
-                input_tokens = usage_daily.input_tokens + excluded.input_tokens,
-                output_tokens = usage_daily.output_tokens + excluded.output_tokens,
-                cache_read_input_tokens = usage_daily.cache_read_input_tokens + excluded.cache_read_input_tokens,
-                cache_creation_input_tokens = usage_daily.cache_creation_input_tokens + excluded.cache_creation_input_tokens,
-                replies = usage_daily.replies + excluded.replies
+            \(unsafeRaw: addToDay)
             """).run()
     }
+
+    private static let addToDay = """
+        ON CONFLICT (user_id, day, model) DO UPDATE SET
+            input_tokens = usage_daily.input_tokens + excluded.input_tokens,
+            output_tokens = usage_daily.output_tokens + excluded.output_tokens,
+            cache_read_input_tokens = usage_daily.cache_read_input_tokens + excluded.cache_read_input_tokens,
+            cache_creation_input_tokens = usage_daily.cache_creation_input_tokens + excluded.cache_creation_input_tokens,
+            replies = usage_daily.replies + excluded.replies
+        """
 
     /// `2026-11-30`: the UTC day of `date`.
     static func day(of date: Date) -> String { String(RFC3339.string(date).prefix(10)) }
@@ -82,13 +100,25 @@ struct UsageLedger: Sendable {
         return try await entries(from: today, to: today, of: userID, on: db).reduce(0) { $0 + $1.tokens.total }
     }
 
-    /// Refuses to start a reply for `user` once today's tokens reach their quota
-    /// (``UsageError/quotaExceeded(retryAfter:)``). A reply in flight is never cut: only starts are checked.
-    func checkQuota(of user: User, on db: any Database) async throws {
-        guard let quota = quota(of: user) else { return }
+    /// Admits a reply of `userID`, whose prompt is estimated at `estimate` tokens, under their daily
+    /// `quota` (nil: none), inside the transaction that stores it: it may start only while today's
+    /// tokens and what the replies already running have reserved (their prompts' estimates) stay
+    /// under the quota. Taken under the user's lock, so that concurrent starts are counted one after
+    /// another; ``UsageError/quotaExceeded(retryAfter:)`` otherwise (and the transaction stores
+    /// nothing). Answers the tokens the new reply reserves (its `reserved_tokens`).
+    func admitReply(of userID: UUID, quota: Int?, estimate: Int, on db: any Database) async throws -> Int {
+        guard let quota else { return estimate }
+        try await db.lockForWriting("quota:" + userID.lowercased, on: kind)
         let now = clock.now()
-        guard try await tokensToday(of: try user.requireID(), on: db) >= quota else { return }
-        throw UsageError.quotaExceeded(retryAfter: Int(Self.nextMidnight(after: now).timeIntervalSince(now).rounded(.up)))
+        let used = try await tokensToday(of: userID, on: db)
+        let reserved = try await db.sql().raw("""
+            SELECT CAST(COALESCE(SUM(m.reserved_tokens), 0) AS BIGINT) AS reserved FROM chats c JOIN messages m ON m.chat_id = c.id
+            WHERE c.user_id = \(bind: userID) AND m.status = 'streaming'
+            """).first()?.decode(column: "reserved", as: Int.self) ?? 0
+        guard used + reserved < quota else {
+            throw UsageError.quotaExceeded(retryAfter: Int(Self.nextMidnight(after: now).timeIntervalSince(now).rounded(.up)))
+        }
+        return estimate
     }
 
     /// What `GET /api/usage/` answers for `user`: today, in total and by model, with the quota.
@@ -112,105 +142,5 @@ struct UsageLedger: Sendable {
                       replies: entry.replies, costUSD: cost)
             }
         )
-    }
-}
-
-enum UsageError: HTTPProblemConvertible {
-    case quotaExceeded(retryAfter: Int)
-
-    var problem: HTTPProblem {
-        switch self {
-        case .quotaExceeded(let seconds):
-            HTTPProblem(.tooManyRequests, title: "Daily quota used up",
-                        detail: "You have used today's tokens; replies start again at midnight UTC.",
-                        headers: ["Retry-After": String(max(1, seconds))], code: "quota_exceeded")
-        }
-    }
-}
-
-/// `GET /api/usage/`: the caller's usage today (UTC). Costs appear when the server knows the
-/// models' prices (`MODEL_PRICES`); `cost_usd` in total only when every model has one.
-struct UsageResponse: Content {
-    struct Quota: Content {
-        var tokensPerDay: Int?
-        var remaining: Int?
-
-        enum CodingKeys: String, CodingKey { case tokensPerDay = "tokens_per_day", remaining }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(tokensPerDay, forKey: .tokensPerDay)
-            try container.encode(remaining, forKey: .remaining)
-        }
-    }
-
-    struct ModelUsage: Content {
-        var model: String
-        var inputTokens: Int
-        var outputTokens: Int
-        var cacheReadInputTokens: Int
-        var cacheCreationInputTokens: Int
-        var replies: Int
-        var costUSD: Double?
-
-        enum CodingKeys: String, CodingKey {
-            case model, inputTokens = "input_tokens", outputTokens = "output_tokens", cacheReadInputTokens = "cache_read_input_tokens"
-            case cacheCreationInputTokens = "cache_creation_input_tokens", replies, costUSD = "cost_usd"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(model, forKey: .model)
-            try container.encode(inputTokens, forKey: .inputTokens)
-            try container.encode(outputTokens, forKey: .outputTokens)
-            try container.encode(cacheReadInputTokens, forKey: .cacheReadInputTokens)
-            try container.encode(cacheCreationInputTokens, forKey: .cacheCreationInputTokens)
-            try container.encode(replies, forKey: .replies)
-            try container.encode(costUSD, forKey: .costUSD)
-        }
-    }
-
-    var periodStart: Date
-    var periodEnd: Date
-    var inputTokens: Int
-    var outputTokens: Int
-    var cacheReadInputTokens: Int
-    var cacheCreationInputTokens: Int
-    var replies: Int
-    var quota: Quota
-    var costUSD: Double?
-    var models: [ModelUsage]
-
-    enum CodingKeys: String, CodingKey {
-        case periodStart = "period_start", periodEnd = "period_end", inputTokens = "input_tokens", outputTokens = "output_tokens"
-        case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
-        case replies, quota, costUSD = "cost_usd", models
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(periodStart, forKey: .periodStart)
-        try container.encode(periodEnd, forKey: .periodEnd)
-        try container.encode(inputTokens, forKey: .inputTokens)
-        try container.encode(outputTokens, forKey: .outputTokens)
-        try container.encode(cacheReadInputTokens, forKey: .cacheReadInputTokens)
-        try container.encode(cacheCreationInputTokens, forKey: .cacheCreationInputTokens)
-        try container.encode(replies, forKey: .replies)
-        try container.encode(quota, forKey: .quota)
-        try container.encode(costUSD, forKey: .costUSD)
-        try container.encode(models, forKey: .models)
-    }
-}
-
-/// `GET /api/usage/`.
-struct UsageController: RouteCollection {
-    let ledger: UsageLedger
-
-    func boot(routes: any RoutesBuilder) throws {
-        routes.get("usage", use: usage)
-    }
-
-    func usage(req: Request) async throws -> UsageResponse {
-        try await ledger.today(of: try req.currentUser, on: req.db)
     }
 }

@@ -1,12 +1,19 @@
 import Fluent
 import SQLKit
 
+/// The usage feature's tables.
+enum Usage {
+    static func migrations(_ kind: DatabaseKind) -> [any Migration] { [CreateUsageDaily(kind: kind), AddUserQuota()] }
+}
+
 /// Creates `usage_daily`: each user's tokens by day (UTC) and model, input, output, cache reads
 /// and cache writes apart, and the replies that used them; filled from the replies stored already.
 struct CreateUsageDaily: AsyncMigration {
+    let kind: DatabaseKind
+
     func prepare(on database: any Database) async throws {
         let sql = try database.sql()
-        let big = sql.dialect.name == "sqlite" ? "INTEGER" : "BIGINT"
+        let big = kind == .sqlite ? "INTEGER" : "BIGINT"
         try await sql.raw("""
             CREATE TABLE usage_daily (
                 user_id UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -21,7 +28,7 @@ struct CreateUsageDaily: AsyncMigration {
             )
             """).run()
         try await sql.raw("CREATE INDEX idx_usage_daily_day ON usage_daily (day)").run()
-        let day = sql.dialect.name == "sqlite"
+        let day = kind == .sqlite
             ? "strftime('%Y-%m-%d', m.created_at, 'unixepoch')"
             : "to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
         try await sql.raw("""

@@ -186,7 +186,7 @@ struct LoginThrottleTests {
     @Test("concurrent attempts are counted and checked in one step: no more guesses than the budget get a password check",
           arguments: TestDatabase.all)
     func concurrentAttempts(_ database: TestDatabase) async throws {
-        try await withTestApp(database, settings: Self.limits) { t in
+        try await database.onFile { file in try await withTestApp(database, settings: file.merging(Self.limits) { $1 }) { t in
             let email = uniqueEmail()
             _ = try await t.register(email: email)
             let statuses = try await withThrowingTaskGroup(of: HTTPStatus.self) { group in
@@ -197,7 +197,7 @@ struct LoginThrottleTests {
             }
             #expect(statuses.filter { $0 == .unauthorized }.count == 5, "\(statuses)")
             #expect(statuses.filter { $0 == .tooManyRequests }.count == 25)
-        }
+        } }
     }
 
     @Test("only failures count: signing in successfully never uses up a limit")

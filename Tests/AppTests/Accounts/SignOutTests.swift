@@ -34,7 +34,7 @@ struct SignOutTests {
             let staff = try await User.fixture(isStaff: true, on: t.db)
             let checkedStaff = try await accounts.authenticate(email: staff.email, password: testPassword, on: t.db)
             try await accounts.signOutEverywhere(staff, on: t.db)
-            let sessions = AdminSessions(clock: t.clock, lifetime: .seconds(3600), secureCookies: true)
+            let sessions = AdminSessions(sessions: try t.services.sessions, clock: t.clock, lifetime: .seconds(3600), secureCookies: true)
             await #expect(throws: AccountsError.invalidCredentials) { _ = try await sessions.start(for: checkedStaff, on: t.db) }
             #expect(try await AdminSession.query(on: t.db).count() == 0)
 

@@ -20,7 +20,7 @@ struct BusLimitTests {
         try await withTwoInstances { a, b, _ in
             let session = try await a.register()
             let chat = try await a.createChat(token: session.access, title: "Short")
-            let busA = try #require(try a.postgresBus)
+            let busA = try a.services.chat.bus
             try await b.withLiveServer { baseB in
                 let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
                 // No request can give a title this long any more; the bus must carry one all the same.
@@ -49,7 +49,7 @@ struct BusLimitTests {
         try await withTwoInstances { a, b, _ in
             let session = try await a.register()
             let chat = try await a.createChat(token: session.access, title: "Before")
-            let notifier = try #require(try a.postgresBus?.notifier)
+            let notifier = try #require(try a.transport?.notifier)
             try await b.withLiveServer { baseB in
                 let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
                 // An empty channel name is an error of the statement, not of the connection.

@@ -46,8 +46,9 @@ private func tearDownInstances(_ a: TestApp?, _ b: TestApp?, _ proxy: TCPProxy?,
 }
 
 extension TestApp {
-    var postgresBus: PostgresChatEventBus? {
-        get throws { try services.chat.bus as? PostgresChatEventBus }
+    /// This instance's transport to the others.
+    var transport: PostgresTransport? {
+        get throws { (try services.chat.bus as? ChatBus)?.transport as? PostgresTransport }
     }
 }
 
@@ -187,7 +188,7 @@ struct ScaleOutTests {
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 2)))
             let session = try await a.register()
             let chat = try await a.createChat(token: session.access)
-            let busB = try #require(try b.postgresBus)
+            let busB = try #require(try b.transport)
             try await b.withLiveServer { baseB in
                 let path = "/api/chat/\(chat.id)/messages/"
                 let early = try await EventStreamClient.open(baseB, path, token: session.access)
@@ -225,7 +226,7 @@ struct ScaleOutTests {
     func textOnlyWhereFollowed() async throws {
         try await withTwoInstances { a, b, _ in
             let emulator = try #require(a.emulator)
-            let busA = try #require(try a.postgresBus)
+            let busA = try #require(try a.transport)
             let session = try await a.register()
             let chat = try await a.createChat(token: session.access)
             try await a.withLiveServer { baseA in
@@ -239,7 +240,7 @@ struct ScaleOutTests {
                 // Another instance opens a stream on the chat: from then on the text goes to it, live.
                 try await b.withLiveServer { baseB in
                     let remote = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
-                    try await waitUntil("A to hear that B follows the chat") { busA.isFollowedByAnotherInstance(try #require(UUID(uuidString: chat.id))) }
+                    try await waitUntil("A to hear that B follows the chat") { busA.isFollowedElsewhere(try #require(UUID(uuidString: chat.id))) }
                     emulator.enqueue(.reply(Script.Reply(["Four", " five", " six"], pauseAfter: 2)))
                     let second = try await a.sendMessage("second", chat: chat.id, token: session.access)
                     try await remote.waitFor("two pieces on B while the reply waits") { $0.replyText(second.assistant.id) == "Four five" }
@@ -274,7 +275,7 @@ struct ScaleOutTests {
             // B cannot hear A while the change is made: once its listener is back, it reads every account again.
             let second = try await a.register()
             #expect(try await b.send(.GET, "/auth/me/", token: second.access).status == .ok)
-            let busB = try #require(try b.postgresBus)
+            let busB = try #require(try b.transport)
             proxy.drop(refuse: true)
             try await waitUntil("the listener to be down") { !busB.isListening }
             try await deactivate(second)

@@ -48,7 +48,8 @@ struct StreamingDefectTests {
                                   model: "claude-sonnet-5-5", heartbeatAt: t.clock.now())
             try await message.create(on: t.db)
             let announced = try MessageResponse(message)
-            let reply = RunningReply(job: ReplyJob(chatID: chatID, messageID: try message.requireID(), sequence: 4,
+            let reply = RunningReply(job: ReplyJob(userID: try #require(UUID(uuidString: session.user.id)), chatID: chatID,
+                                                   messageID: try message.requireID(), sequence: 4,
                                                    model: "claude-sonnet-5-5", system: nil, announced: announced))
             #expect(services.chat.replies.register(reply))
 

@@ -63,7 +63,7 @@ struct TextLimitTests {
     @Test("titles made from a message or by the model are cut in scalars, whatever their marks")
     func madeTitlesAreBounded() {
         let heavyWord = String(repeating: Self.heavyGrapheme, count: 60)
-        let fromMessage = Chat.title(from: heavyWord + " and more")
+        let fromMessage = ChatTitling.placeholder(from: heavyWord + " and more")
         #expect(fromMessage.unicodeScalars.count <= 60)
         #expect(fromMessage.hasSuffix("…"))
         let cleaned = ChatTitling.clean(heavyWord)

@@ -25,8 +25,9 @@ struct HostileNumberTests {
             "0|not-a-uuid", "0|00000000000000000000000000000000", "0|{00000000-0000-0000-0000-000000000000}", "0 |\(id)",
             "1.5|\(id.uppercased())x", "0|\(id)\u{0}", String(repeating: "9", count: 400) + "|\(id)",
         ]
-        var cursors = texts.map { cursor($0) }
-        cursors.append(cursor(Data([0xFF, 0xFE, 0x7C, 0x30]) + Data(id.utf8)))
+        var cursors = texts.map { cursor("chats|" + $0) } + texts.map { cursor($0) }
+        cursors.append(cursor(Data("chats|".utf8) + Data([0xFF, 0xFE, 0x7C, 0x30]) + Data(id.utf8)))
+        cursors.append(cursor("search|0"))
         cursors += ["!!!!", "====", "a", String(repeating: "A", count: 10_000), "%00", "€"]
         return cursors
     }()
@@ -47,7 +48,7 @@ struct HostileNumberTests {
             for _ in 0..<100 {
                 // Random numbers in the cursor's own shape, in and far out of range.
                 let seconds = Double.random(in: -1e20...1e20, using: &generator) * pow(10, Double.random(in: 0...280, using: &generator))
-                cursors.append(Self.cursor("\(seconds)|\(UUID().uuidString.lowercased())"))
+                cursors.append(Self.cursor("chats|\(seconds)|\(UUID().uuidString.lowercased())"))
             }
             for cursor in cursors {
                 let encoded = cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor
@@ -65,21 +66,21 @@ struct HostileNumberTests {
 
             // The far ends of the range are positions too: the first and last stored times.
             for seconds in [ChatCursor.validSeconds.lowerBound, ChatCursor.validSeconds.upperBound] {
-                let edge = Self.cursor("\(seconds)|\(UUID().uuidString.lowercased())")
+                let edge = Self.cursor("chats|\(seconds)|\(UUID().uuidString.lowercased())")
                 let response = try await t.send(.GET, "/api/chat/?cursor=\(edge)", token: session.access)
                 #expect(response.status == .ok)
             }
         }
     }
 
-    /// The time a well-formed cursor holds, when it is one (the server's own parse, re-done here).
+    /// The time a well-formed cursor holds, when it is one (the cursor format, re-read here).
     static func secondsIn(_ cursor: String) -> Double? {
         var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.utf8.count % 4 != 0 { base64 += "=" }
         guard cursor.utf8.count <= 128, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: "|", omittingEmptySubsequences: false)
-        guard parts.count == 2, UUID(hyphenated: String(parts[1])) != nil else { return nil }
-        return Double(parts[0])
+        guard parts.count == 3, parts[0] == "chats", UUID(hyphenated: String(parts[2])) != nil else { return nil }
+        return Double(parts[1])
     }
 
     @Test("event ids, limits and search cursors out of range are 400, never a crash", arguments: TestDatabase.all)
@@ -94,7 +95,7 @@ struct HostileNumberTests {
                 let response = try await t.send(.GET, "/api/chat/\(chat.id)/messages/", token: session.access, headers: ["Last-Event-ID": id])
                 #expect(response.status == .badRequest, "Last-Event-ID \(id)")
             }
-            for cursor in ["c2VhcmNoOi0x", "c2VhcmNoOjk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "c2VhcmNoOjFlMzAw"] {
+            for cursor in ["search|-1", "search|99999999999999999999", "search|1e300", "search|100001", "chats|0"].map(Self.cursor) {
                 #expect(try await t.send(.GET, "/api/search/?q=x&cursor=\(cursor)", token: session.access).status == .badRequest)
             }
             #expect(try await t.send(.GET, "/healthz").status == .ok)

@@ -23,3 +23,17 @@ enum TestDatabase: Sendable, CustomTestStringConvertible {
         }
     }
 }
+
+extension TestDatabase {
+    /// Settings that put an SQLite test on a file of its own, as a server runs it (write-ahead log,
+    /// a busy timeout), rather than in memory, whose shared cache refuses concurrent writers at once
+    /// instead of making them wait: for tests of concurrent writes. The file goes when `body` ends.
+    func onFile<T>(_ body: ([String: String]) async throws -> T) async throws -> T {
+        guard case .sqlite = self else { return try await body([:]) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chat-test-\(UUID().uuidString).sqlite3").path
+        defer {
+            for suffix in ["", "-wal", "-shm", ".secret-key"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        return try await body(["DATABASE_URL": "sqlite://" + path])
+    }
+}

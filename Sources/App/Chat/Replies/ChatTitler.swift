@@ -1,6 +1,7 @@
 import Fluent
 import Foundation
 import Logging
+import Providers
 import SQLKit
 
 /// Names a chat made without a title once its first reply is complete: a few words from the model
@@ -28,9 +29,12 @@ struct ChatTitler: Sendable {
                   let answer = conversation.first(where: { $0.role == .assistant && $0.status == .complete }) else { return nil }
             let chatModel = try chat.decode(column: "model", as: String.self)
             let model = catalog.titleModel ?? chatModel
-            guard let title = try await catalog.provider.title(question: question.content, answer: answer.content, model: model) else {
-                return nil
-            }
+            // The offline provider asks no model: the question's first words name the chat.
+            let made = catalog.isOffline
+                ? ChatTitling.firstWords(of: question.content)
+                : ChatTitling.clean(try await catalog.provider.text(of: ChatTitling.request(question: question.content,
+                                                                                             answer: answer.content, model: model)))
+            guard let title = made else { return nil }
             let stored = try await sql.update(Chat.schema)
                 .set("title", to: SQLBind(title))
                 .set("needs_title", to: SQLLiteral.boolean(false))
@@ -39,7 +43,6 @@ struct ChatTitler: Sendable {
                 .returning("id")
                 .all()
             guard !stored.isEmpty else { return nil }
-            try await ChatSearch.indexTitle(of: chatID, on: sql)
             bus.chatRenamed(chatID, title: title)
             return title
         } catch {

@@ -19,6 +19,8 @@ struct ConversationWindow {
     /// The turns sent, and how many stored messages were left out.
     let turns: [Turn]
     let omittedMessages: Int
+    /// Tokens the turns sent are estimated at.
+    let estimatedTokens: Int
 
     /// Conversations whose sent part is estimated at least this long mark a cache breakpoint
     /// (shorter prompts are not cached by the provider).
@@ -39,6 +41,7 @@ struct ConversationWindow {
         kept.reverse()
         while kept.count > 1, kept.first?.role == .assistant { kept.removeFirst() }
         self.turns = kept
+        estimatedTokens = kept.reduce(0) { $0 + Self.estimatedTokens($1.content) }
         omittedMessages = turns.reduce(0) { $0 + $1.messages } - kept.reduce(0) { $0 + $1.messages }
     }
 

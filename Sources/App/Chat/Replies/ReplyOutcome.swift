@@ -5,8 +5,8 @@ import Providers
 enum ReplyOutcome: Equatable {
     /// The model finished.
     case complete(ModelCompletion)
-    /// With what the client is told, and the usage reported before the failure.
-    case failed(String, usage: ModelUsage?)
+    /// With what the client is told.
+    case failed(String)
     case cancelled
 
     /// What a reply that threw `error` ended as: stopped by the user (cancelled), stopped by a
@@ -14,27 +14,26 @@ enum ReplyOutcome: Equatable {
     /// error that says nothing of its internals.
     init(_ error: any Error, stopReason: ReplyStopReason?) {
         if error is CancellationError || stopReason != nil {
-            self = stopReason == .shutdown ? .failed("The server shut down before the reply finished.", usage: nil) : .cancelled
+            self = stopReason == .shutdown ? .failed("The server shut down before the reply finished.") : .cancelled
         } else if let providerError = error as? ProviderError {
-            self = .failed(providerError.description, usage: providerError.usage)
+            self = .failed(providerError.description)
         } else {
-            self = .failed("The reply could not be completed because of a server error.", usage: nil)
+            self = .failed("The reply could not be completed because of a server error.")
         }
     }
 
-    /// The stored form of this outcome, with the reply's text and how many earlier messages its
-    /// request left out.
-    func ending(text: String, omittedMessages: Int) -> ReplyStore.Ending {
+    /// The stored form of this outcome, with the reply's text, what it consumed and how many
+    /// earlier messages its request left out.
+    func ending(text: String, usage: ReplyUsage, omittedMessages: Int) -> ReplyStore.Ending {
+        let completion: ModelCompletion? = if case .complete(let completion) = self { completion } else { nil }
+        let (tokens, estimated) = usage.accounted(text: text, completion: completion)
+        var ending = ReplyStore.Ending(status: .complete, text: text, usage: tokens, usageEstimated: estimated, stopReason: nil,
+                                       error: nil, omittedMessages: omittedMessages)
         switch self {
-        case .complete(let completion):
-            ReplyStore.Ending(status: .complete, text: text, usage: completion.usage, stopReason: completion.stopReason, error: nil,
-                              omittedMessages: omittedMessages)
-        case .failed(let message, let usage):
-            ReplyStore.Ending(status: .failed, text: text, usage: usage ?? ModelUsage(), stopReason: nil, error: message,
-                              omittedMessages: omittedMessages)
-        case .cancelled:
-            ReplyStore.Ending(status: .cancelled, text: text, usage: ModelUsage(), stopReason: nil, error: nil,
-                              omittedMessages: omittedMessages)
+        case .complete(let completion): ending.stopReason = completion.stopReason
+        case .failed(let message): (ending.status, ending.error) = (.failed, message)
+        case .cancelled: ending.status = .cancelled
         }
+        return ending
     }
 }

@@ -44,7 +44,7 @@ final class ReplyRunner: Sendable {
     func start(_ job: ReplyJob) async throws {
         let reply = RunningReply(job: job)
         guard replies.register(reply) else {
-            _ = await finish(reply, .failed("The server was shutting down; send the message again.", usage: nil))
+            _ = await finish(reply, .failed("The server was shutting down; send the message again."))
             throw ChatError.shuttingDown
         }
         metrics.replyStarted()
@@ -88,18 +88,23 @@ final class ReplyRunner: Sendable {
                 throw ProviderError(.notFound, "the model '\(job.model)' is not offered by this server")
             }
             let request = try await store.request(for: job, catalog: catalog)
-            reply.omittedMessages = request.omittedMessages
+            reply.prepared(omittedMessages: request.omittedMessages, promptEstimate: request.promptEstimate)
             let firstToken = FirstTokenClock(started: started, metrics: metrics)
-            let completion = try await catalog.provider.streamReply(request.model) { [bus] piece in
-                let now = ContinuousClock.now
-                firstToken.arrived(at: now)
-                bus.replyDelta(reply.append(piece, receivedAt: now))
+            let completion = try await catalog.provider.streamReply(request.model) { [bus] event in
+                switch event {
+                case .text(let piece):
+                    let now = ContinuousClock.now
+                    firstToken.arrived(at: now)
+                    bus.replyDelta(reply.append(piece, receivedAt: now))
+                case .usage(let usage, let final):
+                    reply.noteUsage(usage, final: final)
+                }
             }
             return .complete(completion)
         } catch {
             let outcome = ReplyOutcome(error, stopReason: reply.stopReason)
             switch outcome {
-            case .failed(let message, _) where !(error is ProviderError) && !(error is CancellationError):
+            case .failed(let message) where !(error is ProviderError) && !(error is CancellationError):
                 logger.error("reply failed", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))", "reason": "\(message)"])
             default:
                 if let providerError = error as? ProviderError { metrics.upstreamError(providerError.kind.rawValue) }
@@ -112,8 +117,7 @@ final class ReplyRunner: Sendable {
     /// While the database is unavailable the text stays here and the write is tried again, for up
     /// to `replyLease` (past it, another instance may take the reply for lost) or until shutdown.
     private func finish(_ reply: RunningReply, _ outcome: ReplyOutcome) async -> MessageResponse? {
-        guard reply.stopReason != .chatDeleted else { return nil }
-        let ending = outcome.ending(text: reply.text, omittedMessages: reply.omittedMessages)
+        let ending = outcome.ending(text: reply.text, usage: reply.usage, omittedMessages: reply.omittedMessages)
         let giveUpAt = clock.now().adding(settings.replyLease)
         var pause = Duration.milliseconds(100)
         while true {

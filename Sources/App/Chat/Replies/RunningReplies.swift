@@ -1,8 +1,11 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Providers
 
 /// What a reply needs to know about its turn.
 struct ReplyJob: Sendable {
+    /// Whose reply it is: its usage is theirs, even once the chat is gone.
+    var userID: UUID
     var chatID: UUID
     var messageID: UUID
     var sequence: Int
@@ -36,6 +39,8 @@ final class RunningReply: Sendable {
         /// The server is stopping: whatever the reply's reason to stop, its writes are not waited for.
         var shuttingDown = false
         var omittedMessages = 0
+        /// What it consumed so far, as reported or estimated.
+        var usage = ReplyUsage()
         var task: Task<Void, Never>?
         /// Set once the reply is over: the message as stored (nil when it was not, e.g. its chat is gone).
         var stored: MessageResponse??
@@ -51,9 +56,21 @@ final class RunningReply: Sendable {
     /// Shutdown stopped the reply, or came after it was stopped: its end is not retried.
     var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
     /// Earlier messages the reply's request left out to fit the model's context.
-    var omittedMessages: Int {
-        get { state.withLockedValue { $0.omittedMessages } }
-        set { state.withLockedValue { $0.omittedMessages = newValue } }
+    var omittedMessages: Int { state.withLockedValue { $0.omittedMessages } }
+    var usage: ReplyUsage { state.withLockedValue { $0.usage } }
+
+    /// The request is ready: it left out `omittedMessages` earlier messages, and its prompt is
+    /// estimated at `promptEstimate` tokens.
+    func prepared(omittedMessages: Int, promptEstimate: Int) {
+        state.withLockedValue { state in
+            state.omittedMessages = omittedMessages
+            state.usage.promptEstimate = promptEstimate
+        }
+    }
+
+    /// The provider reported its usage so far.
+    func noteUsage(_ usage: ModelUsage, final: Bool) {
+        state.withLockedValue { $0.usage.note(usage, final: final) }
     }
     var live: LiveReply {
         LiveReply(messageID: job.announced.id, sequence: job.sequence, text: text)

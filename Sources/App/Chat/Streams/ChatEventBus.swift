@@ -3,9 +3,9 @@ import NIOCore
 
 /// How a chat's events reach every stream open on it, in this process and — on PostgreSQL — in
 /// every other instance. The reply runner and the chat service publish; each
-/// `GET /api/chat/<id>/messages/` subscribes. ``ChatStreamHub`` does it within one process;
-/// ``PostgresChatEventBus`` across instances, over `LISTEN/NOTIFY`. The rest of the code names
-/// only this protocol.
+/// `GET /api/chat/<id>/messages/` subscribes. ``ChatBus`` is the one implementation (over a
+/// ``ChatStreamHub`` for this process's streams and, across instances, an ``InstanceTransport``);
+/// the rest of the code names this protocol, so that tests may stand in for it.
 protocol ChatEventBus: Sendable {
     /// Opens a stream on `chat` for `session`, served on `eventLoop`: it receives every event
     /// published from now on (so read the stored chat after this, and let positions drop what came
@@ -34,6 +34,11 @@ protocol ChatEventBus: Sendable {
     /// Asks whichever instance runs the reply in `chat` to stop it; false when no other instance
     /// can be asked (one process), so that the caller treats the reply as nobody's.
     func requestStop(in chat: UUID) async -> Bool
+    /// Tells every other instance that the account changed (``SignedInUsers``).
+    func accountChanged(_ user: UUID)
+    /// What to do when another instance says an account changed (nil: any may have, while this
+    /// instance could not hear).
+    func onAccountsChanged(_ handler: @escaping @Sendable (UUID?) -> Void)
     /// The text so far of the reply in progress in `chat`, when this process knows it (it runs the
     /// reply, or follows it for its own streams).
     func liveReply(in chat: UUID) -> LiveReply?

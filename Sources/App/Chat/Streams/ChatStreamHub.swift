@@ -3,11 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Vapor
 
-/// The in-process ``ChatEventBus``: the streams open in this process, by chat. Each event is
-/// encoded once and the same bytes handed to every stream of its chat. State is split into shards
-/// by chat so that replies in different chats rarely contend. ``PostgresChatEventBus`` uses a hub
-/// for its own streams and carries events between instances.
-final class ChatStreamHub: ChatEventBus {
+/// The streams open in this process, by chat: ``ChatBus`` hands each event to the hub, which
+/// encodes it once and hands the same bytes to every stream of its chat. State is split into
+/// shards by chat so that replies in different chats rarely contend.
+final class ChatStreamHub: Sendable {
     private struct Shard {
         var streams: [UUID: [Int: StreamSubscriber]] = [:]
         /// The current revision of each chat with streams (what its event ids carry).
@@ -21,7 +20,6 @@ final class ChatStreamHub: ChatEventBus {
     private let openStreams = NIOLockedValueBox<[String: Int]>([:])
     private let maxPendingEvents: Int
     private let maxStreamsPerUser: Int
-    private let replies: RunningReplies
     private let clock: any WallClock
     private let metrics: AppMetrics
     private let idleHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
@@ -32,9 +30,7 @@ final class ChatStreamHub: ChatEventBus {
         set { idleHandler.withLockedValue { $0 = newValue } }
     }
 
-    init(replies: RunningReplies, maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics,
-         shardCount: Int = 16) {
-        self.replies = replies
+    init(maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics, shardCount: Int = 16) {
         self.maxPendingEvents = maxPendingEvents
         self.maxStreamsPerUser = maxStreamsPerUser
         self.clock = clock
@@ -110,11 +106,6 @@ final class ChatStreamHub: ChatEventBus {
         shard(chat).withLockedValue { $0.streams[chat] != nil }
     }
 
-    /// The chats with streams open in this process.
-    var chatsWithStreams: [UUID] {
-        shards.flatMap { $0.withLockedValue { Array($0.streams.keys) } }
-    }
-
     var openStreamCount: Int {
         shards.reduce(0) { total, shard in total + shard.withLockedValue { $0.streams.values.reduce(0) { $0 + $1.count } } }
     }
@@ -140,7 +131,6 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     func chatDeleted(_ chat: UUID) {
-        replies.stop(in: chat, .chatDeleted)
         publish(.end(Self.chatDeleted), to: chat)
     }
 
@@ -162,10 +152,6 @@ final class ChatStreamHub: ChatEventBus {
             state.revisions[chat] = max(state.revisions[chat] ?? 0, revision)
         }
     }
-
-    func requestStop(in chat: UUID) async -> Bool { false }
-
-    func liveReply(in chat: UUID) -> LiveReply? { replies.liveReply(in: chat) }
 
     /// Hands `frame` to every stream of `chat` in this process, in publish order.
     func publish(_ frame: StreamFrame, to chat: UUID) {
@@ -194,8 +180,6 @@ final class ChatStreamHub: ChatEventBus {
     }
 
     // MARK: Time and shutdown
-
-    func start() async {}
 
     func tick(now: Date, sendKeepAlive: Bool) {
         for shard in shards {

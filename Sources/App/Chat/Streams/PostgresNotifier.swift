@@ -167,14 +167,6 @@ final class PostgresNotifier: Sendable {
     /// Whether the listener is connected now.
     var isListening: Bool { listening.withLockedValue { $0.connection != nil } }
 
-    /// The listener's server process id (tests end it to simulate a lost connection).
-    func listenerBackendPID() async throws -> Int? {
-        guard let connection = listening.withLockedValue({ $0.connection }) else { return nil }
-        let rows = try await connection.query("SELECT pg_backend_pid()", logger: logger)
-        for try await pid in rows.decode(Int32.self) { return Int(pid) }
-        return nil
-    }
-
     // MARK: Sending
 
     /// Queues a notification; it goes out with the next batch, after every one queued before it.

@@ -11,9 +11,11 @@ import NIOConcurrencyHelpers
 /// instance says how far its saved text goes (``BusNotification/replySaved(chat:message:bytes:)``),
 /// then reads that text, lets every stream catch up from its own position (``StreamFrame/catchUp(_:)``),
 /// and goes on live. Nothing reaches a stream twice: positions drop what it has.
+///
+/// It reaches the bus only through ``FollowerHost``.
 final class ReplyFollower: Sendable {
     let chat: UUID
-    private unowned let bus: PostgresChatEventBus
+    private unowned let host: any FollowerHost
 
     private struct State {
         /// The followed reply, with its text from the first byte, when known.
@@ -35,9 +37,9 @@ final class ReplyFollower: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(chat: UUID, bus: PostgresChatEventBus) {
+    init(chat: UUID, host: any FollowerHost) {
         self.chat = chat
-        self.bus = bus
+        self.host = host
     }
 
     /// The followed reply's text so far, when known from its first byte.
@@ -91,46 +93,46 @@ final class ReplyFollower: Sendable {
                 apply(message: message, sequence: sequence, offset: offset, text: text)
             case .notification(.messageStored(_, let message)):
                 return read { [self] in
-                    guard let stored = try await bus.storedMessage(message) else { return }
+                    guard let stored = try await host.storedMessage(message) else { return }
                     if stored.status == .streaming {
                         // A reply starts: whoever runs it is to send its text here. Its start
                         // reaches the streams before any of its text held meanwhile.
-                        bus.announceFollowing(chat)
+                        host.announceFollowing(chat)
                         let held = adopt(stored)
-                        bus.hub.messageStored(stored)
+                        host.publishStored(stored)
                         relay(held, of: stored)
                     } else if stored.role == .assistant {
                         // The reply ended before this instance read its start: streams get it as
                         // the instance running it told its own, a start, the text, then `done`.
-                        bus.hub.messageStored(stored.asBegun)
-                        bus.hub.publish(.catchUp([stored]), to: chat)
+                        host.publishStored(stored.asBegun)
+                        host.publish(.catchUp([stored]), to: chat)
                     } else {
-                        bus.hub.messageStored(stored)
+                        host.publishStored(stored)
                     }
                 }
             case .notification(.replyEnded(_, let message)):
                 return read { [self] in
-                    guard let stored = try await bus.storedMessage(message) else { return }
+                    guard let stored = try await host.storedMessage(message) else { return }
                     state.withLockedValue { state in
                         if state.live?.messageID == stored.id { state.live = nil }
                         state.held[message] = nil
                     }
                     // Each stream gets the end from where it stands: the rest of the text it may
                     // have missed (pieces this follower held, not knowing what came before), then `done`.
-                    bus.hub.publish(.catchUp([stored]), to: chat)
+                    host.publish(.catchUp([stored]), to: chat)
                 }
             case .notification(.replySaved(_, let message, _)):
                 return read { [self] in
-                    guard let stored = try await bus.storedMessage(message), stored.status == .streaming else { return }
+                    guard let stored = try await host.storedMessage(message), stored.status == .streaming else { return }
                     // The streams catch up to the saved text first, then get what came after it:
                     // a piece held meanwhile must not jump over text they never had.
                     let held = adopt(stored)
-                    bus.hub.publish(.catchUp(try await bus.conversation(of: chat)), to: chat)
+                    host.publish(.catchUp(try await host.conversation(of: chat)), to: chat)
                     relay(held, of: stored)
                 }
             case .catchUp:
                 return read { [self] in
-                    bus.hub.publish(.catchUp(try await bus.conversation(of: chat)), to: chat)
+                    host.publish(.catchUp(try await host.conversation(of: chat)), to: chat)
                 }
             case .notification:
                 break
@@ -152,12 +154,12 @@ final class ReplyFollower: Sendable {
 
     /// Runs `body` (which reads the database) while later steps wait, then goes on with them.
     private func read(_ body: @escaping @Sendable () async throws -> Void) {
-        Task {
+        host.run { [self] in
             do {
                 try await body()
             } catch {
                 // The streams cannot be told what this was: they end, and reconnect by id.
-                bus.hub.publish(.end(ChatStreamHub.shuttingDown), to: chat)
+                host.publish(.end(ChatStreamHub.shuttingDown), to: chat)
             }
             if let next = dequeue() { run(next) }
         }
@@ -216,9 +218,28 @@ final class ReplyFollower: Sendable {
             return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: sequence, offset: known, text: rest, receivedAt: .now))
         }
         switch action {
-        case .relay(let delta): bus.hub.replyDelta(delta)
-        case .hold(let askSync): if askSync { bus.requestSync(chat) }
+        case .relay(let delta): host.publishDelta(delta)
+        case .hold(let askSync): if askSync { host.requestSync(chat) }
         case .none: break
         }
     }
+}
+
+/// What a ``ReplyFollower`` needs of the bus it follows a chat for: the chat's streams in this
+/// process, the stored chat, a word to the other instances, and an owner for its reads.
+protocol FollowerHost: AnyObject, Sendable {
+    /// Hands `frame` to every stream of `chat` in this process.
+    func publish(_ frame: StreamFrame, to chat: UUID)
+    func publishStored(_ message: MessageResponse)
+    func publishDelta(_ delta: ReplyDelta)
+    /// The stored message `id`, as a stream shows it.
+    func storedMessage(_ id: UUID) async throws -> MessageResponse?
+    /// The chat as a stream replays it.
+    func conversation(of chat: UUID) async throws -> [MessageResponse]
+    /// Says that this instance follows `chat` (whoever runs its reply is to send its text here).
+    func announceFollowing(_ chat: UUID)
+    /// Asks whoever runs `chat`'s reply to say how far it is.
+    func requestSync(_ chat: UUID)
+    /// Runs `work` in a task that shutdown ends.
+    func run(_ work: @escaping @Sendable () async -> Void)
 }

@@ -56,10 +56,7 @@ enum ServerSentEventEncoder {
 
     /// `event: error` with a problem, at `position` (the last one the reader was given).
     static func error(_ problem: HTTPProblem, position: StreamPosition) -> ByteBuffer {
-        let body = HTTPProblem.Body(type: problem.type, title: problem.title, status: Int(problem.status.code),
-                                    detail: problem.detail, errors: problem.fieldErrors, code: problem.code)
-        // A problem holds only strings and numbers: it always encodes.
-        let json = (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"status":500,"title":"Internal Server Error"}"#.utf8)
+        let json = problem.json
         var buffer = ByteBufferAllocator().buffer(capacity: json.count + 48)
         write(header: "error", id: position, into: &buffer)
         buffer.writeBytes(json)

@@ -117,15 +117,15 @@ final class PostgresRateLimitStore: RateLimitStore {
 
 /// Creates the shared rate-limit table on PostgreSQL (SQLite keeps its limits in the process).
 struct CreateRateLimitBuckets: AsyncMigration {
+    let kind: DatabaseKind
+
     func prepare(on database: any Database) async throws {
-        let sql = try database.sql()
-        guard sql.dialect.name == "postgresql" else { return }
-        try await sql.raw("CREATE UNLOGGED TABLE rate_limit_buckets (key bytea PRIMARY KEY, full_at double precision NOT NULL)").run()
+        guard kind == .postgres else { return }
+        try await database.sql().raw("CREATE UNLOGGED TABLE rate_limit_buckets (key bytea PRIMARY KEY, full_at double precision NOT NULL)").run()
     }
 
     func revert(on database: any Database) async throws {
-        let sql = try database.sql()
-        guard sql.dialect.name == "postgresql" else { return }
-        try await sql.raw("DROP TABLE IF EXISTS rate_limit_buckets").run()
+        guard kind == .postgres else { return }
+        try await database.sql().raw("DROP TABLE IF EXISTS rate_limit_buckets").run()
     }
 }

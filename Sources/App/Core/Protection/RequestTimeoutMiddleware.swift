@@ -1,4 +1,6 @@
 import NIOConcurrencyHelpers
+import NIOCore
+import Providers
 import Vapor
 
 /// A request that has not produced its response head in `timeout` is answered 503 at once (event
@@ -17,7 +19,7 @@ struct RequestTimeoutMiddleware: AsyncMiddleware {
             let handler = Task {
                 do { outcome.resume(with: .success(try await next.respond(to: request))) } catch { outcome.resume(with: .failure(error)) }
             }
-            let timer = request.eventLoop.scheduleTask(in: timeout.timeAmount) {
+            let timer = request.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
                 let problem = HTTPProblem(.serviceUnavailable, title: "Request timed out",
                                           detail: "The server did not finish this request within \(timeout.seconds.formatted()) s.", headers: ["Retry-After": "5"])
                 if outcome.resume(with: .failure(problem)) {

@@ -6,10 +6,9 @@ import SQLKit
 /// and their titles; every word of the query, in any order and any case; best matches first.
 ///
 /// PostgreSQL searches `to_tsvector('simple', …)` through GIN indexes on `messages.content` and
-/// `chats.title` (the database keeps them). SQLite searches an FTS5 table, `search_index`, which
-/// this type keeps in step: the code that stores a message, ends a reply, titles, deletes a chat or
-/// a user calls it (``indexMessage(_:chat:text:on:)`` and its siblings), in the same transaction
-/// when there is one. On PostgreSQL those calls do nothing.
+/// `chats.title`; SQLite an FTS5 table, `search_index`, that triggers keep in step with `messages`
+/// and `chats` (``AddSearchIndexTriggers``). Either way the database keeps the index: no code that
+/// stores, ends, titles or deletes anything has to remember it.
 enum ChatSearch {
     struct Hit: Sendable {
         var chatID: UUID
@@ -27,11 +26,12 @@ enum ChatSearch {
     }
 
     /// The caller's matches for `words`, best first: `limit` of them from `offset`.
-    static func search(_ words: [String], for userID: UUID, limit: Int, offset: Int, on db: any Database) async throws -> [Hit] {
+    static func search(_ words: [String], for userID: UUID, limit: Int, offset: Int, on db: any Database,
+                       kind: DatabaseKind) async throws -> [Hit] {
         guard !words.isEmpty else { return [] }
         let sql = try db.sql()
         let rows: [any SQLRow]
-        if sql.dialect.name == "sqlite" {
+        if kind == .sqlite {
             // FTS5: each word a quoted string (so that no word is read as an operator), all required.
             let match = words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " ")
             rows = try await sql.raw("""
@@ -83,51 +83,16 @@ enum ChatSearch {
         let passage = String(characters[start..<end]).trimmingCharacters(in: .whitespaces)
         return (start > 0 ? "…" : "") + passage + (end < characters.count ? "…" : "")
     }
-
-    // MARK: Keeping SQLite's index in step
-
-    private static func isSQLite(_ sql: any SQLDatabase) -> Bool { sql.dialect.name == "sqlite" }
-
-    /// A message's text is stored (a question, or a reply that ended): it can be found.
-    static func indexMessage(_ messageID: UUID, chat chatID: UUID, text: String, on sql: any SQLDatabase) async throws {
-        guard isSQLite(sql) else { return }
-        try await sql.raw("DELETE FROM search_index WHERE message_id = \(bind: messageID)").run()
-        guard !text.isEmpty else { return }
-        try await sql.raw("""
-            INSERT INTO search_index (text, chat_id, user_id, message_id)
-            SELECT \(bind: text), id, user_id, \(bind: messageID) FROM chats WHERE id = \(bind: chatID)
-            """).run()
-    }
-
-    /// The chat's title is new, or changed.
-    static func indexTitle(of chatID: UUID, on sql: any SQLDatabase) async throws {
-        guard isSQLite(sql) else { return }
-        try await sql.raw("DELETE FROM search_index WHERE chat_id = \(bind: chatID) AND message_id IS NULL").run()
-        try await sql.raw("""
-            INSERT INTO search_index (text, chat_id, user_id, message_id) SELECT title, id, user_id, NULL FROM chats WHERE id = \(bind: chatID)
-            """).run()
-    }
-
-    /// A message is gone.
-    static func forgetMessage(_ messageID: UUID, on sql: any SQLDatabase) async throws {
-        guard isSQLite(sql) else { return }
-        try await sql.raw("DELETE FROM search_index WHERE message_id = \(bind: messageID)").run()
-    }
-
-    /// Chats are gone (deleted one by one, with their owner, or as idle): whatever the index holds
-    /// of chats that no longer exist goes.
-    static func forgetDeletedChats(on sql: any SQLDatabase) async throws {
-        guard isSQLite(sql) else { return }
-        try await sql.raw("DELETE FROM search_index WHERE chat_id NOT IN (SELECT id FROM chats)").run()
-    }
 }
 
 /// The search's storage: a GIN index per searched column on PostgreSQL; on SQLite, the FTS5 table
 /// ``ChatSearch`` keeps, filled from what is stored already.
 struct CreateSearchIndex: AsyncMigration {
+    let kind: DatabaseKind
+
     func prepare(on database: any Database) async throws {
         let sql = try database.sql()
-        if sql.dialect.name == "sqlite" {
+        if kind == .sqlite {
             try await sql.raw("""
                 CREATE VIRTUAL TABLE search_index USING fts5(text, chat_id UNINDEXED, user_id UNINDEXED, message_id UNINDEXED,
                                                              tokenize = 'unicode61 remove_diacritics 2')
@@ -145,11 +110,80 @@ struct CreateSearchIndex: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         let sql = try database.sql()
-        if sql.dialect.name == "sqlite" {
+        if kind == .sqlite {
             try await sql.raw("DROP TABLE search_index").run()
         } else {
             try await sql.raw("DROP INDEX idx_chats_search").run()
             try await sql.raw("DROP INDEX idx_messages_search").run()
+        }
+    }
+}
+
+/// SQLite: triggers keep `search_index` in step with what is stored — a message once it is no
+/// longer streaming (or when an ended one changes), a chat's title, and deletions (cascades
+/// included) — and the index is rebuilt once from what is stored. PostgreSQL's GIN indexes need none.
+struct AddSearchIndexTriggers: AsyncMigration {
+    let kind: DatabaseKind
+
+    static let triggers = [
+        """
+        CREATE TRIGGER search_message_added AFTER INSERT ON messages
+        WHEN new.status <> 'streaming' AND new.content <> '' BEGIN
+            INSERT INTO search_index (text, chat_id, user_id, message_id)
+            SELECT new.content, new.chat_id, c.user_id, new.id FROM chats c WHERE c.id = new.chat_id;
+        END
+        """,
+        """
+        CREATE TRIGGER search_message_changed AFTER UPDATE OF content, status ON messages
+        WHEN old.status <> new.status OR (old.content <> new.content AND new.status <> 'streaming') BEGIN
+            DELETE FROM search_index WHERE message_id = old.id;
+            INSERT INTO search_index (text, chat_id, user_id, message_id)
+            SELECT new.content, new.chat_id, c.user_id, new.id FROM chats c
+            WHERE c.id = new.chat_id AND new.status <> 'streaming' AND new.content <> '';
+        END
+        """,
+        """
+        CREATE TRIGGER search_message_deleted AFTER DELETE ON messages BEGIN
+            DELETE FROM search_index WHERE message_id = old.id;
+        END
+        """,
+        """
+        CREATE TRIGGER search_chat_added AFTER INSERT ON chats BEGIN
+            INSERT INTO search_index (text, chat_id, user_id, message_id) VALUES (new.title, new.id, new.user_id, NULL);
+        END
+        """,
+        """
+        CREATE TRIGGER search_chat_renamed AFTER UPDATE OF title ON chats WHEN old.title <> new.title BEGIN
+            DELETE FROM search_index WHERE chat_id = old.id AND message_id IS NULL;
+            INSERT INTO search_index (text, chat_id, user_id, message_id) VALUES (new.title, new.id, new.user_id, NULL);
+        END
+        """,
+        """
+        CREATE TRIGGER search_chat_deleted AFTER DELETE ON chats BEGIN
+            DELETE FROM search_index WHERE chat_id = old.id;
+        END
+        """,
+    ]
+
+    func prepare(on database: any Database) async throws {
+        guard kind == .sqlite else { return }
+        let sql = try database.sql()
+        for trigger in Self.triggers { try await sql.raw(SQLQueryString(trigger)).run() }
+        try await sql.raw("DELETE FROM search_index").run()
+        try await sql.raw("""
+            INSERT INTO search_index (text, chat_id, user_id, message_id)
+            SELECT m.content, m.chat_id, c.user_id, m.id FROM messages m JOIN chats c ON c.id = m.chat_id
+            WHERE m.content <> '' AND m.status <> 'streaming'
+            """).run()
+        try await sql.raw("INSERT INTO search_index (text, chat_id, user_id, message_id) SELECT title, id, user_id, NULL FROM chats").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        guard kind == .sqlite else { return }
+        let sql = try database.sql()
+        for name in ["search_message_added", "search_message_changed", "search_message_deleted", "search_chat_added",
+                     "search_chat_renamed", "search_chat_deleted"] {
+            try await sql.raw("DROP TRIGGER IF EXISTS \(unsafeRaw: name)").run()
         }
     }
 }

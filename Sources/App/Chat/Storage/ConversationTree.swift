@@ -52,6 +52,18 @@ struct ConversationTree {
         return (try row.decode(column: "next_sequence", as: Int.self), try row.decode(column: "revision", as: Int.self))
     }
 
+    /// Tokens the current conversation is estimated at (the prompt of its next reply), from its
+    /// length: a token per three characters and a few per message (``ConversationWindow``).
+    func estimatedTokens() async throws -> Int {
+        let row = try await sql.raw("""
+            SELECT COUNT(*) AS messages, CAST(COALESCE(SUM(LENGTH(content)), 0) AS BIGINT) AS characters FROM messages
+            WHERE chat_id = \(bind: chatID) AND is_current
+            """).first()
+        let messages = try row?.decode(column: "messages", as: Int.self) ?? 0
+        let characters = try row?.decode(column: "characters", as: Int.self) ?? 0
+        return (characters + 2) / 3 + 4 * messages
+    }
+
     /// The last message of the current conversation.
     func leaf() async throws -> Node? {
         try await sql.select().columns(Self.nodeColumns).from(Message.schema)
@@ -91,16 +103,10 @@ struct ConversationTree {
     /// Stores new messages in one statement (Fluent's create reflects over every field of each
     /// model); a second streaming reply in the chat is ``ChatError/replyInProgress``.
     func insert(_ messages: [Message], at now: Date) async throws {
-        for message in messages { message.createdAt = now }
         do {
-            var insert = sql.insert(into: Message.schema).columns(Message.insertColumns)
-            for message in messages { insert = insert.values(try message.insertValues(at: now)) }
-            try await insert.run()
+            try await MessageRow.insert(messages, at: now, on: sql)
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw ChatError.replyInProgress
-        }
-        for message in messages where !message.content.isEmpty {
-            try await ChatSearch.indexMessage(try message.requireID(), chat: chatID, text: message.content, on: sql)
         }
     }
 
@@ -151,7 +157,6 @@ struct ConversationTree {
         try await sql.update(Message.schema).set("parent_id", to: SQLBind(message.parentID))
             .where("chat_id", .equal, SQLBind(chatID)).where("parent_id", .equal, SQLBind(id)).run()
         try await sql.delete(from: Message.schema).where("id", .equal, SQLBind(id)).run()
-        try await ChatSearch.forgetMessage(id, on: sql)
         for role in Set([message.role.rawValue] + children).compactMap(MessageRole.init(rawValue:)) {
             try await renumber(role: role, after: message.parentID)
         }

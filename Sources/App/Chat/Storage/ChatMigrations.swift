@@ -113,3 +113,17 @@ struct AddConversationTree: AsyncMigration {
         }
     }
 }
+
+/// Adds to `messages` whether a reply's usage is the server's estimate (`usage_estimated`), and the
+/// tokens a streaming reply holds against its user's daily quota (`reserved_tokens`).
+struct AddUsageEstimates: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Message.schema).field("usage_estimated", .bool, .required, .sql(.default(false))).update()
+        try await database.schema(Message.schema).field("reserved_tokens", .int, .required, .sql(.default(0))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Message.schema).deleteField("reserved_tokens").update()
+        try await database.schema(Message.schema).deleteField("usage_estimated").update()
+    }
+}

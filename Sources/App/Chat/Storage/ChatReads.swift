@@ -28,7 +28,7 @@ enum ChatReads {
     static func chat(_ chatID: UUID, ownedBy userID: UUID, messagesFrom sequence: Int = 0,
                      on db: any Database) async throws -> (chat: ChatSummaryRow, messages: [MessageResponse])? {
         let rows = try await rows(chatWithMessages, [.int(sequence), .uuid(chatID), .uuid(userID)], on: db) { columns in
-            (try ChatSummaryRow(reading: &columns), try columns.isNull() ? nil : try MessageResponse(reading: &columns))
+            (try ChatSummaryRow(reading: &columns), try columns.isNull() ? nil : try MessageRow.read(&columns))
         }
         guard let first = rows.first else { return nil }
         return (first.0, rows.compactMap(\.1))
@@ -36,20 +36,23 @@ enum ChatReads {
 
     /// The messages of `chatID`'s current conversation from `sequence` on, in order.
     static func messages(of chatID: UUID, from sequence: Int = 0, on db: any Database) async throws -> [MessageResponse] {
-        try await rows(messagesOfChat, [.uuid(chatID), .int(sequence)], on: db) { columns in try MessageResponse(reading: &columns) }
+        try await rows(messagesOfChat, [.uuid(chatID), .int(sequence)], on: db) { columns in try MessageRow.read(&columns) }
     }
 
     /// The versions at `messageID`'s turn in `chatID`: the messages that follow the same message
     /// (or, for the first question, none) with the same role, in the order they were written;
     /// empty when the chat has no such message.
     static func versions(of messageID: UUID, in chatID: UUID, on db: any Database) async throws -> [MessageResponse] {
-        try await rows(versionsOfMessage, [.uuid(chatID), .uuid(messageID)], on: db) { columns in try MessageResponse(reading: &columns) }
+        try await rows(versionsOfMessage, [.uuid(chatID), .uuid(messageID)], on: db) { columns in try MessageRow.read(&columns) }
+    }
+
+    /// The message `id` as stored; nil when it is gone.
+    static func message(_ id: UUID, on db: any Database) async throws -> MessageResponse? {
+        try await rows(messageByID, [.uuid(id)], on: db) { columns in try MessageRow.read(&columns) }.first
     }
 
     static let summaryColumns = "id, title, model, system, created_at, updated_at, last_message_at, activity_at, revision"
-    static let messageColumns = "id, chat_id, sequence, role, content, status, model, input_tokens, output_tokens, "
-        + "cache_read_input_tokens, cache_creation_input_tokens, omitted_messages, stop_reason, error, created_at, "
-        + "parent_id, is_current, version, versions"
+    static let messageColumns = MessageRow.selected.joined(separator: ", ")
 
     /// The chat list's statement: without and with a title search, each without and with a cursor.
     private static let chatLists: [Statement] = [false, true].flatMap { search in
@@ -64,6 +67,7 @@ enum ChatReads {
         "SELECT " + (qualified(summaryColumns, "c") + ", " + qualified(messageColumns, "m"))
             + " FROM chats c LEFT JOIN messages m ON m.chat_id = c.id AND m.is_current AND m.sequence >= ?"
             + " WHERE c.id = ? AND c.user_id = ? ORDER BY m.sequence")
+    private static let messageByID = Statement("SELECT \(messageColumns) FROM messages WHERE id = ?")
     private static let messagesOfChat = Statement(
         "SELECT \(messageColumns) FROM messages WHERE chat_id = ? AND is_current AND sequence >= ? ORDER BY sequence")
 
@@ -272,22 +276,5 @@ extension ChatSummaryRow {
         self.init(id: try columns.uuid(), title: try columns.string(), model: try columns.string(), system: try columns.optionalString(),
                   createdAt: try columns.optionalDate(), updatedAt: try columns.optionalDate(),
                   lastMessageAt: try columns.optionalDate(), activityAt: try columns.date(), revision: try columns.int())
-    }
-}
-
-extension MessageResponse {
-    /// Reads ``ChatReads/messageColumns``.
-    init(reading columns: inout ColumnReader) throws {
-        let id = try columns.idString()
-        let chatID = try columns.idString()
-        let sequence = try columns.int()
-        guard let role = MessageRole(rawValue: try columns.string()) else { throw ColumnReader.Malformed(description: "unknown role") }
-        let content = try columns.string()
-        guard let status = MessageStatus(rawValue: try columns.string()) else { throw ColumnReader.Malformed(description: "unknown status") }
-        self.init(id: id, chatID: chatID, sequence: sequence, role: role, content: content, status: status, model: try columns.string(),
-                  inputTokens: try columns.int(), outputTokens: try columns.int(), cacheReadInputTokens: try columns.int(),
-                  cacheCreationInputTokens: try columns.int(), omittedMessages: try columns.int(),
-                  stopReason: try columns.optionalString(), error: try columns.optionalString(), createdAt: try columns.optionalDate(),
-                  parentID: try columns.optionalIDString(), current: try columns.bool(), version: try columns.int(), versions: try columns.int())
     }
 }

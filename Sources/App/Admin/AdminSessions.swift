@@ -1,51 +1,10 @@
 import Fluent
 import Vapor
 
-/// A staff member's sign-in to the admin, kept on the server. The browser holds a random token in
-/// a cookie; only its hash is stored, so a copy of the database does not sign anyone in. Each
-/// session has its own CSRF token, which every state-changing form must carry back.
-///
-/// `@unchecked Sendable`: as for every Fluent model, an instance never leaves the task that loaded it.
-final class AdminSession: Model, @unchecked Sendable {
-    static let schema = "admin_sessions"
-
-    @ID(key: .id) var id: UUID?
-    @Parent(key: "user_id") var user: User
-    @Field(key: "token_hash") var tokenHash: String
-    @Field(key: "csrf_token") var csrfToken: String
-    @Field(key: "expires_at") var expiresAt: Date
-    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
-
-    init() {}
-
-    init(userID: UUID, tokenHash: String, csrfToken: String, expiresAt: Date) {
-        self.$user.id = userID
-        self.tokenHash = tokenHash
-        self.csrfToken = csrfToken
-        self.expiresAt = expiresAt
-    }
-}
-
-struct CreateAdminSessions: AsyncMigration {
-    func prepare(on database: any Database) async throws {
-        try await database.schema(AdminSession.schema)
-            .id()
-            .field("user_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
-            .field("token_hash", .string, .required)
-            .field("csrf_token", .string, .required)
-            .field("expires_at", .datetime, .required)
-            .field("created_at", .datetime)
-            .unique(on: "token_hash")
-            .create()
-    }
-
-    func revert(on database: any Database) async throws {
-        try await database.schema(AdminSession.schema).delete()
-    }
-}
-
 /// Starts, finds and ends admin sessions, and makes their cookies.
 struct AdminSessions: Sendable {
+    /// Where a sign-in checks that the account was not signed out meanwhile.
+    let sessions: SessionIssuer
     let clock: any WallClock
     let lifetime: Duration
     let secureCookies: Bool
@@ -59,7 +18,7 @@ struct AdminSessions: Sendable {
     func start(for user: User, on db: any Database) async throws -> String {
         let token = Secrets.randomToken()
         try await db.transaction { tx in
-            try await SessionIssuer.lockUnchanged(user, on: tx)
+            try await sessions.lockUnchanged(user, on: tx)
             try await AdminSession(userID: try user.requireID(), tokenHash: Secrets.hash(token), csrfToken: Secrets.randomToken(),
                                    expiresAt: clock.now().adding(lifetime)).create(on: tx)
         }

@@ -14,15 +14,19 @@ struct ReplyStore: Sendable {
         var status: MessageStatus
         var text: String
         var usage: ModelUsage
+        /// `usage` is the server's estimate, not the provider's figures.
+        var usageEstimated: Bool
         var stopReason: String?
         var error: String?
         var omittedMessages: Int
     }
 
-    /// The request for `job`'s reply, and how many earlier messages it leaves out.
+    /// The request for `job`'s reply, how many earlier messages it leaves out, and how many tokens
+    /// its prompt is estimated at.
     struct PreparedRequest {
         var model: ModelRequest
         var omittedMessages: Int
+        var promptEstimate: Int
     }
 
     /// The chat's current conversation before `job`'s reply, as the model is to see it: messages in order,
@@ -55,53 +59,37 @@ struct ReplyStore: Sendable {
         let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens)
         let request = ModelRequest(model: job.model, system: job.system, messages: window.messages(caching: catalog.promptCaching),
                                    maxTokens: catalog.maxTokens, cachesPrompt: catalog.promptCaching)
-        return PreparedRequest(model: request, omittedMessages: window.omittedMessages)
+        return PreparedRequest(model: request, omittedMessages: window.omittedMessages,
+                               promptEstimate: window.estimatedTokens + systemTokens)
     }
 
-    /// Stores how the reply ended; nil when the message is gone (its chat was deleted). When another
-    /// path ended it first, answers the message as that path stored it.
+    /// Stores how the reply ended; nil when the message is gone (its chat was deleted: its usage is
+    /// recorded all the same, for its user). When another path ended it first, answers the message
+    /// as that path stored it.
     func finish(_ job: ReplyJob, _ ending: Ending, now: Date) async throws -> MessageResponse? {
-        // One transaction: the end, its search entry, its usage and the chat's activity are stored
-        // together, by whichever path ends the reply first, or not at all.
+        // One transaction: the end, its usage and the chat's activity are stored together, by
+        // whichever path ends the reply first, or not at all.
         let won = try await database().transaction { tx in try await storeEnd(job, ending, now: now, on: try tx.sql()) }
         guard won else {
-            // Ended by another path first (or deleted): answer it as stored.
-            return try await message(job.messageID)
+            // Ended by another path first, which counted it — or deleted with its chat: counted here.
+            guard let stored = try await message(job.messageID) else {
+                try await UsageLedger.record(ending.usage, model: job.model, user: job.userID, at: now, on: try database().sql())
+                return nil
+            }
+            return stored
         }
-        var stored = job.announced
-        stored.content = ending.text
-        stored.status = ending.status
-        stored.inputTokens = ending.usage.inputTokens
-        stored.outputTokens = ending.usage.outputTokens
-        stored.cacheReadInputTokens = ending.usage.cacheReadInputTokens
-        stored.cacheCreationInputTokens = ending.usage.cacheCreationInputTokens
-        stored.omittedMessages = ending.omittedMessages
-        stored.stopReason = ending.stopReason
-        stored.error = ending.error
-        return stored
+        return MessageRow.ended(job.announced, ending)
     }
 
     /// The writes of ``finish(_:_:now:)``; false when the reply was no longer streaming.
     private func storeEnd(_ job: ReplyJob, _ ending: Ending, now: Date, on db: any SQLDatabase) async throws -> Bool {
-        let won = try await db.update(Message.schema)
-            .set("content", to: SQLBind(ending.text))
-            .set("status", to: SQLBind(ending.status.rawValue))
-            .set("input_tokens", to: SQLBind(ending.usage.inputTokens))
-            .set("output_tokens", to: SQLBind(ending.usage.outputTokens))
-            .set("cache_read_input_tokens", to: SQLBind(ending.usage.cacheReadInputTokens))
-            .set("cache_creation_input_tokens", to: SQLBind(ending.usage.cacheCreationInputTokens))
-            .set("omitted_messages", to: SQLBind(ending.omittedMessages))
-            .set("stop_reason", to: SQLBind(ending.stopReason))
-            .set("error", to: SQLBind(ending.error))
-            .set("heartbeat_at", to: SQLLiteral.null)
-            .set("updated_at", to: SQLBind(now))
+        let won = try await MessageRow.ending(ending, at: now, db.update(Message.schema))
             .where("id", .equal, SQLBind(job.messageID))
             .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
             .returning("id")
             .all()
         guard !won.isEmpty else { return false }
-        try await ChatSearch.indexMessage(job.messageID, chat: job.chatID, text: ending.text, on: db)
-        try await UsageLedger.record(ending.usage, model: job.model, chat: job.chatID, at: now, on: db)
+        try await UsageLedger.record(ending.usage, model: job.model, user: job.userID, at: now, on: db)
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
             .set("last_message_at", to: SQLBind(activity))
@@ -126,41 +114,55 @@ struct ReplyStore: Sendable {
 
     /// Fails every streaming reply whose heartbeat is older than `cutoff`: its server is gone.
     func failAbandoned(olderThan cutoff: Date, now: Date) async throws -> [MessageResponse] {
-        let rows = try await database().sql().update(Message.schema)
-            .set("status", to: SQLBind(MessageStatus.failed.rawValue))
-            .set("error", to: SQLBind("The reply was interrupted: the server handling it stopped."))
-            .set("heartbeat_at", to: SQLLiteral.null)
-            .set("updated_at", to: SQLBind(now))
-            .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
-            .where(SQLGroupExpression(SQLBinaryExpression(
+        try await endOrphans(as: .failed, error: "The reply was interrupted: the server handling it stopped.", now: now) { update in
+            update.where(SQLGroupExpression(SQLBinaryExpression(
                 left: SQLBinaryExpression(left: SQLColumn("heartbeat_at"), op: SQLBinaryOperator.lessThan, right: SQLBind(cutoff)),
                 op: SQLBinaryOperator.or,
                 right: SQLBinaryExpression(left: SQLColumn("heartbeat_at"), op: SQLBinaryOperator.is, right: SQLLiteral.null)
             )))
-            .returning("id")
-            .all(decodingColumn: "id", as: UUID.self)
-        guard !rows.isEmpty else { return [] }
-        let failed = try await Message.query(on: database()).filter(\.$id ~~ rows).all()
-        for message in failed {
-            try await ChatSearch.indexMessage(try message.requireID(), chat: message.$chat.id, text: message.content, on: try database().sql())
         }
-        return try failed.map(MessageResponse.init)
     }
 
     /// Cancels a reply left streaming in `chat` that no instance is running, keeping its saved text.
     func cancelOrphan(in chat: UUID, now: Date) async throws -> MessageResponse? {
-        let rows = try await database().sql().update(Message.schema)
-            .set("status", to: SQLBind(MessageStatus.cancelled.rawValue))
-            .set("heartbeat_at", to: SQLLiteral.null)
-            .set("updated_at", to: SQLBind(now))
-            .where("chat_id", .equal, SQLBind(chat))
-            .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
-            .returning("id")
-            .all(decodingColumn: "id", as: UUID.self)
-        guard let id = rows.first else { return nil }
-        guard let stopped = try await message(id) else { return nil }
-        try await ChatSearch.indexMessage(id, chat: chat, text: stopped.content, on: try database().sql())
-        return stopped
+        try await endOrphans(as: .cancelled, error: nil, now: now) { $0.where("chat_id", .equal, SQLBind(chat)) }.first
+    }
+
+    /// Ends the streaming replies `filter` selects, which no instance runs any more, as `status`,
+    /// keeping their saved text; their usage — unknown, their server is gone — is estimated (the
+    /// prompt as it was reserved, the output from the saved text) and recorded, in the same transaction.
+    private func endOrphans(as status: MessageStatus, error: String?, now: Date,
+                            _ filter: @escaping @Sendable (SQLUpdateBuilder) -> SQLUpdateBuilder) async throws -> [MessageResponse] {
+        let ended = try await database().transaction { tx -> [UUID] in
+            let sql = try tx.sql()
+            let rows = try await filter(sql.update(Message.schema)
+                .set("status", to: SQLBind(status.rawValue))
+                .set("error", to: SQLBind(error))
+                .set("heartbeat_at", to: SQLLiteral.null)
+                .set("updated_at", to: SQLBind(now))
+                .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue)))
+                .returning("id", "chat_id", "model", "content", "reserved_tokens")
+                .all()
+            var ids: [UUID] = []
+            for row in rows {
+                let id = try row.decode(column: "id", as: UUID.self)
+                ids.append(id)
+                let content = try row.decode(column: "content", as: String.self)
+                let output = ReplyUsage.estimatedTokens(content)
+                guard output > 0 else { continue }
+                let usage = ModelUsage(inputTokens: try row.decode(column: "reserved_tokens", as: Int.self), outputTokens: output)
+                try await sql.update(Message.schema)
+                    .set("input_tokens", to: SQLBind(usage.inputTokens)).set("output_tokens", to: SQLBind(usage.outputTokens))
+                    .set("usage_estimated", to: SQLLiteral.boolean(true)).set("reserved_tokens", to: SQLBind(0))
+                    .where("id", .equal, SQLBind(id)).run()
+                try await UsageLedger.record(usage, model: try row.decode(column: "model", as: String.self),
+                                             chat: try row.decode(column: "chat_id", as: UUID.self), at: now, on: sql)
+            }
+            return ids
+        }
+        var messages: [MessageResponse] = []
+        for id in ended { if let message = try await message(id) { messages.append(message) } }
+        return messages
     }
 
     /// The id of the reply streaming in `chat`, if any.
@@ -181,6 +183,6 @@ struct ReplyStore: Sendable {
 
     /// A message as stored; nil when it is gone.
     func message(_ id: UUID) async throws -> MessageResponse? {
-        try await Message.find(id, on: database()).map(MessageResponse.init)
+        try await ChatReads.message(id, on: database())
     }
 }
