@@ -60,7 +60,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
                                environmentEmail: settings.superuserEmail, environmentPassword: settings.superuserPassword),
         as: "createsuperuser"
     )
-    app.asyncCommands.use(CleanupCommand(clock: services.clock), as: "cleanup")
+    app.asyncCommands.use(CleanupCommand(clock: services.clock, chats: services.chat.service), as: "cleanup")
     app.asyncCommands.use(BackupCommand(database: settings.database, clock: services.clock), as: "backup")
     app.asyncCommands.use(CheckCommand(settings: settings), as: "check")
 

@@ -194,18 +194,8 @@ struct AdminUsersController: RouteCollection {
         let (_, me) = try req.requireAdmin()
         let user = try await Self.find(req)
         try Self.requireMayDelete(user, by: me)
-        let id = try user.requireID()
-        // Chats, messages, tokens, Google links and admin sessions go with the user (ON DELETE CASCADE);
-        // the chats are read in the same transaction, so that their replies and streams are all stopped.
-        let chatIDs = try await req.db.transaction { tx in
-            try await tx.lockForWriting("user:" + id.lowercased, on: accounts.sessions.databaseKind)
-            let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
-            try await user.delete(on: tx)
-            return chatIDs
-        }
-        accounts.users.changed(id)
-        chats.chatsRemoved(chatIDs)
-        req.logger.notice("admin deleted user", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "chats": "\(chatIDs.count)"])
+        let chatCount = try await chats.deleteUser(user, accounts: accounts, on: req.db)
+        req.logger.notice("admin deleted user", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "chats": "\(chatCount)"])
         return req.redirect(to: "/admin/users/?notice=deleted")
     }
 

@@ -67,23 +67,6 @@ struct ChatService: Sendable {
         return try await get(chatID, for: userID, on: db)
     }
 
-    /// Deletes the chat and its messages; a reply in progress stops and its streams end.
-    func delete(_ chatID: UUID, for userID: UUID, on db: any Database) async throws {
-        try await remove(try await Chat.find(chatID, ownedBy: userID, on: db), on: db)
-    }
-
-    /// Deletes any chat (the admin's path) with its messages; a reply in progress stops and its streams end.
-    func remove(_ chat: Chat, on db: any Database) async throws {
-        let chatID = try chat.requireID()
-        try await chat.delete(on: db)
-        chatsRemoved([chatID])
-    }
-
-    /// Stops the replies and ends the streams of chats already deleted (with their owner, say).
-    func chatsRemoved(_ chatIDs: [UUID]) {
-        chatIDs.forEach(bus.chatDeleted)
-    }
-
     func stop(_ chatID: UUID, for userID: UUID, on db: any Database) async throws -> MessageResponse {
         _ = try await Chat.find(chatID, ownedBy: userID, on: db)
         return try await runner.stop(chat: chatID)

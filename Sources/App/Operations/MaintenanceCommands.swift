@@ -16,6 +16,8 @@ struct CleanupCommand: AsyncCommand {
     }
 
     let clock: any WallClock
+    /// Where chats go (``ChatService/removeIdle(before:on:)``): their streams end, on every instance.
+    let chats: ChatService
 
     var help: String { "Deletes chats idle for --days days (default 90) and expired sign-in records; a dry run unless --execute." }
 
@@ -28,13 +30,12 @@ struct CleanupCommand: AsyncCommand {
 
         // What goes: each query made on the database (or transaction) it runs on, so that the
         // counts and the deletion select the same rows.
-        let idleChats = { @Sendable (db: any Database) in Chat.query(on: db).filter(\.$activityAt < cutoff) }
         let expiredTokens = { @Sendable (db: any Database) in RefreshToken.query(on: db).filter(\.$expiresAt < now) }
         let expiredAttempts = { @Sendable (db: any Database) in GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now) }
         let expiredCodes = { @Sendable (db: any Database) in GoogleSignInCode.query(on: db).filter(\.$expiresAt < now) }
         let expiredSessions = { @Sendable (db: any Database) in AdminSessions.expired(before: now, on: db) }
 
-        let chatCount = try await idleChats(db).count()
+        let chatCount = try await Chat.query(on: db).filter(\.$activityAt < cutoff).count()
         let messageCount = try await Message.query(on: db)
             .join(Chat.self, on: \Message.$chat.$id == \Chat.$id)
             .filter(Chat.self, \.$activityAt < cutoff)
@@ -51,13 +52,17 @@ struct CleanupCommand: AsyncCommand {
         guard signature.execute else {
             return console.print("Dry run: nothing was deleted. Run again with --execute to delete.")
         }
-        // Messages go with their chat (ON DELETE CASCADE).
+        // Messages go with their chat (ON DELETE CASCADE); the other instances are told, so that
+        // streams open on those chats end (this process's bus connects for it, and sends what it
+        // queued when the process shuts down).
+        await chats.bus.start()
+        _ = try await chats.removeIdle(before: cutoff, on: db)
         try await db.transaction { db in
-            try await idleChats(db).delete()
             try await expiredTokens(db).delete()
             try await expiredAttempts(db).delete()
             try await expiredCodes(db).delete()
             try await expiredSessions(db).delete()
+            _ = try await LoginClients.forget(before: now.addingTimeInterval(-LoginClients.memory), on: db)
         }
         context.application.logger.notice("cleanup deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s), \(attemptCount) sign-in attempt(s)")
         console.print("Deleted \(chatCount) chat(s), \(messageCount) message(s), \(tokenCount) refresh token(s) and \(attemptCount) sign-in attempt(s).")

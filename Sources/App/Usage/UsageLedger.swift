@@ -14,30 +14,31 @@ struct UsageLedger: Sendable {
     /// How the per-user quota lock is taken.
     let kind: DatabaseKind
 
-    /// Adds one ended reply of `model` to `userID`'s day (its chat may be gone: usage is the user's).
-    static func record(_ usage: ModelUsage, model: String, user userID: UUID, at now: Date, on sql: any SQLDatabase) async throws {
+    /// Whose day a reply counts in.
+    enum Owner {
+        /// The user (their chat may be gone: usage is theirs).
+        case user(UUID)
+        /// Whoever owns the chat.
+        case ownerOf(chat: UUID)
+    }
+
+    /// Adds one ended reply of `model` to its owner's day.
+    static func record(_ usage: ModelUsage, model: String, for owner: Owner, at now: Date, on sql: any SQLDatabase) async throws {
+        let source: SQLQueryString = switch owner {
+        case .user(let id): "SELECT id AS owner FROM users WHERE id = \(bind: id)"
+        case .ownerOf(let chat): "SELECT user_id AS owner FROM chats WHERE id = \(bind: chat)"
+        }
         try await sql.raw("""
             INSERT INTO usage_daily (user_id, day, model, input_tokens, output_tokens, cache_read_input_tokens,
                                      cache_creation_input_tokens, replies)
-            SELECT id, \(bind: day(of: now)), \(bind: model), \(bind: usage.inputTokens), \(bind: usage.outputTokens),
+            SELECT owner, \(bind: day(of: now)), \(bind: model), \(bind: usage.inputTokens), \(bind: usage.outputTokens),
                    \(bind: usage.cacheReadInputTokens), \(bind: usage.cacheCreationInputTokens), 1
-            FROM users WHERE id = \(bind: userID)
+            FROM (\(source)) source WHERE true
             \(unsafeRaw: addToDay)
             """).run()
     }
 
-    /// Adds one ended reply of `model` in `chatID` to its owner's day.
-    static func record(_ usage: ModelUsage, model: String, chat chatID: UUID, at now: Date, on sql: any SQLDatabase) async throws {
-        try await sql.raw("""
-            INSERT INTO usage_daily (user_id, day, model, input_tokens, output_tokens, cache_read_input_tokens,
-                                     cache_creation_input_tokens, replies)
-            SELECT user_id, \(bind: day(of: now)), \(bind: model), \(bind: usage.inputTokens), \(bind: usage.outputTokens),
-                   \(bind: usage.cacheReadInputTokens), \(bind: usage.cacheCreationInputTokens), 1
-            FROM chats WHERE id = \(bind: chatID)
-            \(unsafeRaw: addToDay)
-            """).run()
-    }
-
+    /// (An upsert's SELECT needs its WHERE: SQLite would read `ON CONFLICT` as a join's otherwise.)
     private static let addToDay = """
         ON CONFLICT (user_id, day, model) DO UPDATE SET
             input_tokens = usage_daily.input_tokens + excluded.input_tokens,

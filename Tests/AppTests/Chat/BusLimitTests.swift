@@ -101,6 +101,7 @@ struct BusLimitTests {
         let chat = UUID()
         sender.notify(channel, BusNotification.following(chat: chat))
         try await waitUntil("the first notification") { received.withLockedValue { $0.count } == 1 }
+        try await waitUntil("the sender to be done with it") { sender.queuedCount == 0 }
 
         // The database goes away: what is sent meanwhile queues, up to five, the oldest dropped.
         proxy.drop(refuse: true)

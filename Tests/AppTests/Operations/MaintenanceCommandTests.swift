@@ -135,3 +135,24 @@ struct MaintenanceCommandTests {
         return (console.output, failed)
     }
 }
+
+@Suite("Maintenance commands across instances", .serialized, .enabled(if: TestDatabase.postgresURL != nil))
+struct MaintenanceAcrossInstancesTests {
+    @Test("cleanup tells every instance: a stream open on a chat it deletes ends there")
+    func cleanupEndsStreamsElsewhere() async throws {
+        try await withTwoInstances(emulated: false) { a, b, _ in
+            let session = try await a.register()
+            let chat = try await a.createChat(token: session.access, title: "Idle")
+            let stored = try #require(try await Chat.find(UUID(uuidString: chat.id), on: a.db))
+            stored.activityAt = a.clock.now().addingTimeInterval(-91 * 86_400)
+            try await stored.save(on: a.db)
+            try await b.withLiveServer { baseB in
+                let stream = try await EventStreamClient.open(baseB, "/api/chat/\(chat.id)/messages/", token: session.access)
+                let output = try await a.run("cleanup", ["--execute"])
+                #expect(output.contains("Deleted 1 chat(s)"))
+                let events = try await stream.waitFor("the stream to hear of it", timeout: .seconds(5)) { $0.contains { $0.type == "error" } }
+                #expect(events.last?.json["status"] as? Int == 410)
+            }
+        }
+    }
+}

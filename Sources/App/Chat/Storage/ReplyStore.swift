@@ -73,7 +73,7 @@ struct ReplyStore: Sendable {
         guard won else {
             // Ended by another path first, which counted it — or deleted with its chat: counted here.
             guard let stored = try await message(job.messageID) else {
-                try await UsageLedger.record(ending.usage, model: job.model, user: job.userID, at: now, on: try database().sql())
+                try await UsageLedger.record(ending.usage, model: job.model, for: .user(job.userID), at: now, on: try database().sql())
                 return nil
             }
             return stored
@@ -89,7 +89,7 @@ struct ReplyStore: Sendable {
             .returning("id")
             .all()
         guard !won.isEmpty else { return false }
-        try await UsageLedger.record(ending.usage, model: job.model, user: job.userID, at: now, on: db)
+        try await UsageLedger.record(ending.usage, model: job.model, for: .user(job.userID), at: now, on: db)
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
             .set("last_message_at", to: SQLBind(activity))
@@ -156,7 +156,7 @@ struct ReplyStore: Sendable {
                     .set("usage_estimated", to: SQLLiteral.boolean(true)).set("reserved_tokens", to: SQLBind(0))
                     .where("id", .equal, SQLBind(id)).run()
                 try await UsageLedger.record(usage, model: try row.decode(column: "model", as: String.self),
-                                             chat: try row.decode(column: "chat_id", as: UUID.self), at: now, on: sql)
+                                             for: .ownerOf(chat: try row.decode(column: "chat_id", as: UUID.self)), at: now, on: sql)
             }
             return ids
         }

@@ -33,8 +33,16 @@ final class ChatBus: ChatEventBus {
         hub.onChatIdle = { [weak self] chat in self?.stopFollowing(chat) }
     }
 
-    /// Connects to the other instances; called once the server starts.
+    private let started = NIOLockedValueBox(false)
+
+    /// Connects to the other instances: when the server starts, or when a command needs to tell
+    /// them something (once; its process's shutdown sends what is queued).
     func start() async {
+        let first = started.withLockedValue { started in
+            defer { started = true }
+            return !started
+        }
+        guard first else { return }
         await transport?.start(
             receive: { [weak self] notification, sender in self?.received(notification, from: sender) },
             reconnected: { [weak self] in self?.lostTrack() }

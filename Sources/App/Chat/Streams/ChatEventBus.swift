@@ -43,7 +43,7 @@ protocol ChatEventBus: Sendable {
     /// reply, or follows it for its own streams).
     func liveReply(in chat: UUID) -> LiveReply?
 
-    /// Connects what carries events between instances (nothing for one process); once, at start.
+    /// Connects what carries events between instances (nothing for one process); a second call does nothing.
     func start() async
 
     /// Ends the streams of `userID` opened with a token issued before `cut` (every one of them when

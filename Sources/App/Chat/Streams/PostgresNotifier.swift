@@ -205,6 +205,9 @@ final class PostgresNotifier: Sendable {
         wakeSender.yield()
     }
 
+    /// Notifications queued and not yet sent (tests wait for it to drain).
+    var queuedCount: Int { sending.withLockedValue { $0.queue.count } }
+
     /// The most text joined pieces hold (half the limit: escaping may double it).
     static let maxJoinedBytes = BusNotification.maxTextBytes / 2
 

@@ -1,0 +1,54 @@
+import Fluent
+import Foundation
+
+/// The one home of chats going away — one chat, every chat of a user who goes with them, the chats
+/// idle for too long — so that whatever deletes chats also stops their replies and ends their
+/// streams, on every instance.
+extension ChatService {
+    /// Deletes the chat and its messages; a reply in progress stops and its streams end.
+    func delete(_ chatID: UUID, for userID: UUID, on db: any Database) async throws {
+        try await remove(try await Chat.find(chatID, ownedBy: userID, on: db), on: db)
+    }
+
+    /// Deletes any chat (the admin's path) with its messages; a reply in progress stops and its streams end.
+    func remove(_ chat: Chat, on db: any Database) async throws {
+        let chatID = try chat.requireID()
+        try await chat.delete(on: db)
+        chatsRemoved([chatID])
+    }
+
+    /// Deletes `user` with everything they own — chats, messages, tokens, sign-in links and admin
+    /// sessions go with them (`ON DELETE CASCADE`) — in one transaction, under the user's lock; once
+    /// it has committed, the account is forgotten everywhere and the chats' replies and streams end.
+    /// Answers how many chats went.
+    func deleteUser(_ user: User, accounts: AccountService, on db: any Database) async throws -> Int {
+        let id = try user.requireID()
+        // The chats are read in the same transaction, so that every one of their replies and streams is ended.
+        let chatIDs = try await accounts.changing(on: db) { tx, changes in
+            try await tx.lockForWriting("user:" + id.lowercased, on: usage.kind)
+            let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
+            try await user.delete(on: tx)
+            changes.add(id)
+            return chatIDs
+        }
+        chatsRemoved(chatIDs)
+        return chatIDs.count
+    }
+
+    /// Deletes the chats with no activity since `cutoff`; their replies stop and streams end.
+    /// Answers how many went.
+    func removeIdle(before cutoff: Date, on db: any Database) async throws -> Int {
+        let chatIDs = try await db.transaction { tx in
+            let ids = try await Chat.query(on: tx).filter(\.$activityAt < cutoff).all(\.$id)
+            try await Chat.query(on: tx).filter(\.$activityAt < cutoff).delete()
+            return ids
+        }
+        chatsRemoved(chatIDs)
+        return chatIDs.count
+    }
+
+    /// Stops the replies and ends the streams of chats already deleted.
+    func chatsRemoved(_ chatIDs: [UUID]) {
+        chatIDs.forEach(bus.chatDeleted)
+    }
+}
