@@ -47,4 +47,10 @@ public struct AnthropicConfiguration: Sendable {
         self.clock = clock
         self.sleep = sleep
     }
+
+    /// The retries and timeouts, as the streaming client takes them.
+    public var clientSettings: ClientSettings {
+        ClientSettings(retries: retries, connectTimeout: connectTimeout, firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout,
+                       clock: clock, sleep: sleep)
+    }
 }

@@ -11,13 +11,17 @@ public struct ModelRequest: Sendable, Equatable {
     /// Ask the provider to cache the prompt up to the last message marked ``ModelMessage/cacheBreakpoint``
     /// (and the system prompt), so that a long conversation's repeated start is read from its cache.
     public var cachesPrompt: Bool
+    /// Tokens the model may think for before it answers (Anthropic's extended thinking); nil: none.
+    public var thinkingBudget: Int?
 
-    public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int, cachesPrompt: Bool = false) {
+    public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int, cachesPrompt: Bool = false,
+                thinkingBudget: Int? = nil) {
         self.model = model
         self.system = system
         self.messages = messages
         self.maxTokens = maxTokens
         self.cachesPrompt = cachesPrompt
+        self.thinkingBudget = thinkingBudget
     }
 }
 
@@ -76,12 +80,18 @@ public struct ModelCompletion: Sendable, Equatable {
 public enum ModelStreamEvent: Sendable, Equatable {
     /// The next piece of the answer.
     case text(String)
+    /// The next piece of the model's reasoning (extended thinking, `reasoning_content`, a leading
+    /// `<think>` block): kept apart from the answer, never sent back to the model as answer text.
+    case reasoning(String)
+    /// The signature of the reasoning so far (Anthropic's, which a later request must send back
+    /// with the thinking it signs).
+    case reasoningSignature(String)
     /// Token counts as the provider reported them so far (each replaces the last); `final` once the
     /// output count is the reply's whole (until then it may be a placeholder).
     case usage(ModelUsage, final: Bool)
 }
 
-/// A source of assistant replies: the Anthropic Messages API, or the offline stand-in.
+/// A source of assistant replies: a provider's API (``StreamingClient``), or the offline stand-in.
 public protocol ModelProvider: Sendable {
     /// The provider's name, as listed by `GET /api/models/`.
     var name: String { get }
@@ -94,6 +104,9 @@ public protocol ModelProvider: Sendable {
     /// been handed out by then — and `CancellationError` when the calling task is cancelled, which
     /// also closes the upstream request.
     func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion
+
+    /// The ids of the models the provider offers, as it lists them (within `timeout`).
+    func listModels(timeout: Duration) async throws -> [String]
 
     /// Releases connections; called once when the server stops.
     func shutdown() async throws

@@ -25,6 +25,8 @@ public struct OfflineProvider: ModelProvider {
         return ModelCompletion(stopReason: "end_turn", usage: usage)
     }
 
+    public func listModels(timeout: Duration) async throws -> [String] { [Self.modelID] }
+
     /// The reply's words, each with the space that follows it.
     static func reply(to request: ModelRequest) -> [String] {
         let said = request.messages.last(where: { $0.role == .user })?.content ?? ""

@@ -15,12 +15,13 @@ extension AnthropicEmulator {
         }
         let messages = parsedMessages.map { (role: $0.role, content: $0.content.text) }
         let system = json?["system"].map { Content($0) }
-        let recorded = RecordedRequest(
+        var recorded = RecordedRequest(
             headers: headers, model: json?["model"] as? String, system: system?.text,
             maxTokens: json?["max_tokens"] as? Int, stream: json?["stream"] as? Bool, messages: messages,
             systemCached: system?.cached ?? false,
             cacheBreakpoints: parsedMessages.indices.filter { parsedMessages[$0].content.cached }
         )
+        recorded.thinkingBudget = (json?["thinking"] as? [String: Any])?["budget_tokens"] as? Int
 
         // Prompt caching as the API does it: the prompt up to the last breakpoint is written to the
         // cache; the longest prefix written before — at that breakpoint or at an earlier message
@@ -146,14 +147,25 @@ extension AnthropicEmulator {
             }
             let usage = #""input_tokens":\#(reply.inputTokens),"cache_read_input_tokens":\#(cache.read),"cache_creation_input_tokens":\#(cache.created),"output_tokens":1"#
             try await send("message_start", #"{"type":"message_start","message":{"id":"msg_emulated","type":"message","role":"assistant","content":[],"model":"\#(model)","stop_reason":null,"stop_sequence":null,"usage":{\#(usage)}}}"#)
-            if reply.includeUnusedEvents {
+            var index = 0
+            if !reply.reasoning.isEmpty {
+                // Extended thinking: a thinking block, signed, before the answer.
                 try await send("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#)
-                try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}"#)
+                for piece in reply.reasoning {
+                    try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":\#(jsonString(piece))}}"#)
+                }
                 try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}}"#)
                 try await send("content_block_stop", #"{"type":"content_block_stop","index":0}"#)
-                try await send("future_event_type", #"{"type":"future_event_type","detail":"clients must skip this"}"#)
+                index += 1
             }
-            let index = reply.includeUnusedEvents ? 1 : 0
+            if reply.includeUnusedEvents {
+                // What a client must skip: a block type and a delta type it does not know, an event type added later.
+                try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix"}}"#)
+                try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"future_delta","detail":"skip"}}"#)
+                try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
+                try await send("future_event_type", #"{"type":"future_event_type","detail":"clients must skip this"}"#)
+                index += 1
+            }
             try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"text","text":""}}"#)
             try await send("ping", #"{"type": "ping"}"#)
             for (number, chunk) in reply.chunks.enumerated() {
@@ -196,7 +208,7 @@ extension AnthropicEmulator {
         }))
     }
 
-    private static func waitAtGate(_ state: NIOLockedValueBox<State>) async {
+    static func waitAtGate(_ state: NIOLockedValueBox<State>) async {
         await withCheckedContinuation { continuation in
             let open = state.withLockedValue { state in
                 if state.gate.isOpen { return true }

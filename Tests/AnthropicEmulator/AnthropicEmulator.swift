@@ -3,10 +3,11 @@ import NIOConcurrencyHelpers
 import Providers
 import Vapor
 
-/// An in-process stand-in for the Anthropic Messages API, on a random loopback port. It speaks the
-/// real wire format — the streaming event sequence, JSON error bodies with their statuses,
-/// `retry-after` — checks the request as the API does, records every request, and answers each
-/// from a script the test queues (an echo reply when none is queued). Requests for a chat's title
+/// An in-process stand-in for the Anthropic Messages API — and, from the same scripts, for the
+/// OpenAI Chat Completions API (``AnthropicEmulator+OpenAI.swift``) — on a random loopback port. It
+/// speaks each real wire format — the streaming event sequence, JSON error bodies with their
+/// statuses, `retry-after`, the models list — checks the request as the API does, records every
+/// request, and answers each from a script the test queues (an echo reply when none is queued). Requests for a chat's title
 /// (the server's ``ChatTitling`` system prompt) have a queue and a record of their own, so that
 /// titling never takes a script meant for a reply.
 public final class AnthropicEmulator: Sendable {
@@ -29,6 +30,8 @@ public final class AnthropicEmulator: Sendable {
         /// Title requests (``ChatTitling``) apart from the replies': their own queue and record.
         var titleScripts: [Script] = []
         var titleRequests: [RecordedRequest] = []
+        /// What `GET /v1/models` lists.
+        var models = ["claude-sonnet-5-5", "claude-haiku-5", "gpt-emu", "reasoner"]
     }
 
     /// Starts an emulator that accepts `apiKey` (as `x-api-key` or `Authorization: Bearer`).
@@ -41,6 +44,12 @@ public final class AnthropicEmulator: Sendable {
         let state = NIOLockedValueBox(State())
         app.on(.POST, "v1", "messages", body: .collect(maxSize: "16mb")) { req in
             try await Self.handle(req, apiKey: apiKey, state: state)
+        }
+        app.on(.POST, "v1", "chat", "completions", body: .collect(maxSize: "16mb")) { req in
+            try await Self.handleChatCompletion(req, apiKey: apiKey, state: state)
+        }
+        app.on(.GET, "v1", "models") { req in
+            Self.listModels(req, apiKey: apiKey, state: state)
         }
         try await app.server.start(address: .hostname("127.0.0.1", port: 0))
         guard let port = app.http.server.shared.localAddress?.port else {
@@ -91,6 +100,11 @@ public final class AnthropicEmulator: Sendable {
         state.withLockedValue { $0.titleRequests }
     }
 
+    /// Sets what `GET /v1/models` lists.
+    public func setModels(_ models: [String]) {
+        state.withLockedValue { $0.models = models }
+    }
+
     /// Stops keeping requests (load tests send thousands); they are still checked and answered.
     public func stopRecording() {
         state.withLockedValue { $0.recordsRequests = false }
@@ -138,6 +152,12 @@ public struct RecordedRequest: Sendable {
     public var messages: [(role: String, content: String)]
     /// Whether the system prompt carried `cache_control`.
     public var systemCached: Bool
+    /// Anthropic: the extended thinking budget asked for; nil when none.
+    public var thinkingBudget: Int? = nil
+    /// OpenAI: whether usage was asked for (`stream_options.include_usage`).
+    public var includeUsage: Bool? = nil
+    /// Which API it came through: `anthropic` or `openai`.
+    public var api = "anthropic"
     /// The indexes of the messages that carried `cache_control`.
     public var cacheBreakpoints: [Int]
 }
@@ -161,6 +181,9 @@ public enum Script: Sendable {
     /// A streamed reply's behaviour.
     public struct Reply: Sendable {
         public var chunks: [String]
+        /// Reasoning sent before the chunks (a thinking block; `reasoning_content` or a `<think>`
+        /// block for OpenAI, as `reasoningStyle` says).
+        public var reasoning: [String]
         /// Pause before each chunk after the first.
         public var delay: Duration
         /// After this many chunks, wait until the test opens the gate.
@@ -175,6 +198,10 @@ public enum Script: Sendable {
         public var endAbruptly: Bool
         /// Include event and delta types a client must skip (thinking blocks, unknown events).
         public var includeUnusedEvents: Bool
+        /// OpenAI: how the reasoning comes (Anthropic always sends a thinking block).
+        public var reasoningStyle: ReasoningStyle = .reasoningContent
+        /// OpenAI: send no usage even when asked (some servers never do).
+        public var omitUsage = false
         /// Replace each chunk's text with the wall-clock time it is sent, `t<nanoseconds since 1970>;`,
         /// so a client can measure how long the text took to reach it.
         public var stampChunks: Bool
@@ -192,9 +219,10 @@ public enum Script: Sendable {
             _ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil, stopReason: String = "end_turn",
             inputTokens: Int = 21, errorAfterChunks: String? = nil, hangAfterChunks: Bool = false,
             endAbruptly: Bool = false, includeUnusedEvents: Bool = true, stampChunks: Bool = false,
-            coalesced: Bool = false, malformedAfterChunks: Bool = false, phaseLocked: Bool = false
+            coalesced: Bool = false, malformedAfterChunks: Bool = false, phaseLocked: Bool = false, reasoning: [String] = []
         ) {
             self.chunks = chunks
+            self.reasoning = reasoning
             self.delay = delay
             self.pauseAfter = pauseAfter
             self.stopReason = stopReason
@@ -208,6 +236,16 @@ public enum Script: Sendable {
             self.malformedAfterChunks = malformedAfterChunks
             self.phaseLocked = phaseLocked
         }
+    }
+
+    /// How an OpenAI-compatible server sends reasoning.
+    public enum ReasoningStyle: Sendable {
+        /// `delta.reasoning_content` (vLLM, DeepSeek).
+        case reasoningContent
+        /// `delta.reasoning` (Ollama, OpenRouter).
+        case reasoningField
+        /// A leading `<think>…</think>` in the content.
+        case think
     }
 
     public static func reply(_ chunks: [String], delay: Duration = .zero, pauseAfter: Int? = nil) -> Script {

@@ -274,16 +274,16 @@ struct AnthropicClientTests {
 
     @Test("retry-after-ms, retry-after in seconds, and as an HTTP date")
     func retryAfterHeaders() {
-        #expect(AnthropicAttempt.retryAfter(["retry-after-ms": "250"]) == .milliseconds(250))
-        #expect(AnthropicAttempt.retryAfter(["retry-after": "2"]) == .seconds(2))
+        #expect(RetryAfter.parse(["retry-after-ms": "250"]) == .milliseconds(250))
+        #expect(RetryAfter.parse(["retry-after": "2"]) == .seconds(2))
         let soon = Date().addingTimeInterval(30)
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        let wait = AnthropicAttempt.retryAfter(["retry-after": formatter.string(from: soon)])
+        let wait = RetryAfter.parse(["retry-after": formatter.string(from: soon)])
         #expect(wait.map { $0 > .seconds(28) && $0 <= .seconds(30) } == true)
-        #expect(AnthropicAttempt.retryAfter([:]) == nil)
+        #expect(RetryAfter.parse([:]) == nil)
     }
 }
 

@@ -6,6 +6,9 @@ import NIOConcurrencyHelpers
 /// What a reply delivered: its text pieces, how it finished, or how it failed.
 struct CollectedReply {
     var pieces: [String] = []
+    /// The reasoning pieces, in order, and its signature.
+    var reasoning: [String] = []
+    var signature = ""
     /// The usage events, in order.
     var usages: [(usage: ModelUsage, final: Bool)] = []
     var finished: ModelCompletion?
@@ -20,6 +23,7 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
              onText: @escaping @Sendable (String) -> Void = { _ in }) async -> CollectedReply {
     let pieces = NIOLockedValueBox<[String]>([])
     let usages = NIOLockedValueBox<[(usage: ModelUsage, final: Bool)]>([])
+    let reasoning = NIOLockedValueBox<([String], String)>(([], ""))
     var reply = CollectedReply()
     do {
         reply.finished = try await provider.streamReply(request) { event in
@@ -29,6 +33,10 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
                 onText(piece)
             case .usage(let usage, let final):
                 usages.withLockedValue { $0.append((usage, final)) }
+            case .reasoning(let piece):
+                reasoning.withLockedValue { $0.0.append(piece) }
+            case .reasoningSignature(let signature):
+                reasoning.withLockedValue { $0.1 += signature }
             }
         }
     } catch {
@@ -36,6 +44,7 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
     }
     reply.pieces = pieces.withLockedValue { $0 }
     reply.usages = usages.withLockedValue { $0 }
+    (reply.reasoning, reply.signature) = reasoning.withLockedValue { $0 }
     return reply
 }
 

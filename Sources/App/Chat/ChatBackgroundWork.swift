@@ -34,7 +34,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     func start() async {
         await bus.start()
         await runner.recoverInterruptedReplies()
-        running.withLockedValue { $0 += 2 }
+        running.withLockedValue { $0 += 3 }
         let streamUpkeep = Task { [bus, clock, settings, running] in
             defer { running.withLockedValue { $0 -= 1 } }
             let tick = min(settings.keepAliveInterval, .seconds(1))
@@ -56,7 +56,15 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
                 await runner.recoverInterruptedReplies()
             }
         }
-        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep] }
+        // The providers' models and whether they answer, listed now and again; no request waits for it.
+        let modelUpkeep = Task { [catalog, settings = catalog.settings, running] in
+            defer { running.withLockedValue { $0 -= 1 } }
+            while !Task.isCancelled {
+                await catalog.refresh(timeout: min(settings.connectTimeout, .seconds(10)))
+                try? await Task.sleep(for: settings.refreshInterval)
+            }
+        }
+        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep, modelUpkeep] }
     }
 
     func shutdownAsync(_ application: Application) async {
@@ -67,7 +75,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
         loops.forEach { $0.cancel() }
         for loop in loops { await loop.value }
         do {
-            try await catalog.provider.shutdown()
+            try await catalog.shutdown()
         } catch {
             application.logger.warning("the model provider did not shut down cleanly", metadata: ["error": "\(error)"])
         }

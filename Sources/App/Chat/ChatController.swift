@@ -101,15 +101,6 @@ struct ChatController: RouteCollection {
     }
 }
 
-/// `GET /api/models/`.
-struct ModelsController: RouteCollection {
-    let catalog: ModelCatalog
-
-    func boot(routes: any RoutesBuilder) throws {
-        routes.get("models") { _ in catalog.listing }
-    }
-}
-
 extension Request {
     /// The `:chatID` path parameter; 400 when it is not a UUID.
     func chatID() throws -> UUID {

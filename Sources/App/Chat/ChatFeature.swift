@@ -8,7 +8,7 @@ struct ChatFeature: Sendable {
     static func migrations(_ kind: DatabaseKind) -> [any Migration] {
         [
             CreateChats(), CreateMessages(), AddReplyAccounting(), AddConversationTree(), CreateSearchIndex(kind: kind),
-            AddUsageEstimates(), AddSearchIndexTriggers(kind: kind),
+            AddUsageEstimates(), AddSearchIndexTriggers(kind: kind), AddReasoning(),
         ]
     }
 
@@ -22,10 +22,9 @@ struct ChatFeature: Sendable {
     /// Ends the streams of sessions signed out.
     let signOuts: StreamSignOuts
 
-    init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics, usage: UsageLedger) throws {
-        catalog = dependencies.modelProvider.map { ModelCatalog(provider: $0, settings: settings.anthropic) }
-            ?? ModelCatalog.make(settings.anthropic, eventLoopGroup: app.eventLoopGroup, clock: dependencies.providerClock,
-                                 sleep: dependencies.sleep)
+    init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics, usage: UsageLedger,
+         catalog: ModelCatalog) throws {
+        self.catalog = catalog
         replies = RunningReplies()
         let hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, maxStreamsPerUser: settings.protection.maxStreamsPerUser,
                                 clock: dependencies.clock, metrics: metrics)

@@ -26,6 +26,10 @@ final class Message: Model, @unchecked Sendable {
     @Field(key: "sequence") var sequence: Int
     @Field(key: "role") var role: MessageRole
     @Field(key: "content") var content: String
+    /// A reply's reasoning, kept apart from its answer; nil when it had none.
+    @OptionalField(key: "reasoning") var reasoning: String?
+    /// The provider's signature of the reasoning (Anthropic's), for a later request to send back.
+    @OptionalField(key: "reasoning_signature") var reasoningSignature: String?
     @Field(key: "status") var status: MessageStatus
     @Field(key: "model") var model: String
     @Field(key: "input_tokens") var inputTokens: Int

@@ -8,8 +8,6 @@ public struct AppDependencies: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void
     /// The clock the model provider's timeouts run on (tests move a manual one).
     public var providerClock: any Clock<Duration>
-    /// A model provider to use instead of the one the settings choose.
-    public var modelProvider: (any ModelProvider)?
     /// Where rate-limit state lives; in this process unless given.
     public var rateLimitStore: (any RateLimitStore)?
 
@@ -17,13 +15,11 @@ public struct AppDependencies: Sendable {
         clock: any WallClock = SystemClock(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
         providerClock: any Clock<Duration> = ContinuousClock(),
-        modelProvider: (any ModelProvider)? = nil,
         rateLimitStore: (any RateLimitStore)? = nil
     ) {
         self.clock = clock
         self.sleep = sleep
         self.providerClock = providerClock
-        self.modelProvider = modelProvider
         self.rateLimitStore = rateLimitStore
     }
 }
@@ -46,9 +42,13 @@ struct AppServices: Sendable {
     /// Nil when Google sign-in is not configured.
     let google: GoogleSignIn?
     let chat: ChatFeature
+    /// What this process sends providers in ``RelayHeader``.
+    let relayID: String
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
+        // This process, to the model providers: a request that comes back here is refused.
+        let relayID = UUID().uuidString.lowercased()
         let metrics = AppMetrics()
         let limiter = RateLimiter(
             store: dependencies.rateLimitStore ?? rateLimitStore(settings, app),
@@ -69,7 +69,8 @@ struct AppServices: Sendable {
             )
         }
         let usage = UsageLedger(settings: settings.usage, clock: clock, kind: settings.database.kind)
-        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage)
+        let catalog = modelCatalog(settings.models, dependencies: dependencies, eventLoopGroup: app.eventLoopGroup, relayID: relayID)
+        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
             bus.accountChanged(id)
@@ -83,7 +84,7 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: usage, google: google, chat: chat
+            usage: usage, google: google, chat: chat, relayID: relayID
         )
     }
 }
@@ -96,6 +97,33 @@ extension AppServices {
                       devices: LoginDevices(secretKey: settings.secretKey, cookiePrefix: cookiePrefix, path: path, secure: !settings.debug),
                       clients: LoginClients(clock: clock))
     }
+}
+
+/// The models the settings describe, each provider's client wired here: its requests run on
+/// `eventLoopGroup` (the server's own), its timeouts on the injected clock, and each carries
+/// `relayID` so that a request that comes back to this server is refused.
+private func modelCatalog(_ settings: ModelSettings, dependencies: AppDependencies, eventLoopGroup: any EventLoopGroup,
+                          relayID: String) -> ModelCatalog {
+    let client = ClientSettings(retries: RetryPolicy(maxRetries: settings.maxRetries), connectTimeout: settings.connectTimeout,
+                                firstByteTimeout: settings.firstByteTimeout, idleTimeout: settings.idleTimeout,
+                                clock: dependencies.providerClock, sleep: dependencies.sleep)
+    let providers = settings.providers.map { provider -> ModelCatalog.Provider in
+        switch provider.api {
+        case .anthropic:
+            let configuration = AnthropicConfiguration(
+                apiKey: provider.apiKey ?? "", baseURL: provider.baseURL, authScheme: provider.authScheme, version: provider.version,
+                retries: client.retries, connectTimeout: client.connectTimeout, firstByteTimeout: client.firstByteTimeout,
+                idleTimeout: client.idleTimeout, clock: client.clock, sleep: client.sleep
+            )
+            return .init(settings: provider, client: AnthropicClient(configuration: configuration, eventLoopGroup: eventLoopGroup,
+                                                                      name: provider.name, relayID: relayID))
+        case .openai:
+            let configuration = OpenAIConfiguration(name: provider.name, baseURL: provider.baseURL, apiKey: provider.apiKey,
+                                                    relayID: relayID, settings: client)
+            return .init(settings: provider, client: OpenAIClient(configuration: configuration, eventLoopGroup: eventLoopGroup))
+        }
+    }
+    return ModelCatalog(settings: settings, providers: providers, clock: dependencies.clock)
 }
 
 /// Where rate limits are counted: shared in PostgreSQL (unless `RATE_LIMIT_STORE=memory`), else in this process.

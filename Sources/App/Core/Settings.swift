@@ -34,7 +34,8 @@ public struct Settings: Sendable {
     /// Google sign-in; nil when not configured.
     public var google: GoogleSettings?
     public var protection: ProtectionSettings
-    public var anthropic: AnthropicSettings
+    /// The model providers and their models.
+    public var models: ModelSettings
     public var chat: ChatSettings
     public var usage: UsageSettings
     /// Used by `createsuperuser --noinput`.
@@ -139,7 +140,7 @@ public struct Settings: Sendable {
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)
         google = try GoogleSettings.read(read, port: port)
-        anthropic = try AnthropicSettings(read)
+        models = try ModelSettings(read, port: port)
         chat = try ChatSettings(read)
         usage = try UsageSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")

@@ -174,7 +174,9 @@ struct CheckCommand: AsyncCommand {
             warnings.append("TLS settings are on but TRUSTED_PROXIES is empty, so no request is seen as HTTPS; list the TLS proxy")
         }
         if !protection.rateLimitsEnabled { warnings.append("RATE_LIMIT_ENABLED is off: nothing limits guessing or spending") }
-        if settings.anthropic.apiKey == nil { warnings.append("ANTHROPIC_API_KEY is not set: replies come from the offline provider") }
+        if settings.models.providers.isEmpty {
+            warnings.append("no model provider is configured (ANTHROPIC_API_KEY, OPENAI_BASE_URL or PROVIDERS): replies come from the offline provider")
+        }
         for origin in settings.corsAllowedOrigins where origin.hasPrefix("http://") && !origin.contains("localhost") && !origin.contains("127.0.0.1") {
             warnings.append("CORS_ALLOWED_ORIGINS has a plain-HTTP origin (\(origin))")
         }

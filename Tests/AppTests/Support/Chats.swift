@@ -64,7 +64,9 @@ extension TestApp {
                 ended = message
                 return true
             }
-            let requestsSent = (try services.chat.catalog.provider as? AnthropicClient)?.requestsSent ?? 0
+            let requestsSent = try services.chat.catalog.providers.reduce(0) { sent, provider in
+                sent + ((provider.client as? AnthropicClient)?.requestsSent ?? (provider.client as? OpenAIClient)?.requestsSent ?? 0)
+            }
             let allSilent = emulator.silentCount > 0 && emulator.silentCount == emulator.requests.count
                 && emulator.requests.count == requestsSent
             if allSilent, providerClock.sleeperCount > 0, try await ready() { providerClock.advance(by: step) }

@@ -91,12 +91,11 @@ func withTestApp(
     _ database: TestDatabase,
     settings overrides: [String: String] = [:],
     emulated: Bool = false,
-    provider: (any ModelProvider)? = nil,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
     do {
-        try await runTestApp(database, overrides, emulated, provider, body)
+        try await runTestApp(database, overrides, emulated, body)
     } catch {
         await appSlots.signal()
         throw error
@@ -108,14 +107,13 @@ private func runTestApp(
     _ database: TestDatabase,
     _ overrides: [String: String],
     _ emulated: Bool,
-    _ provider: (any ModelProvider)?,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
     let schema: String? = if case .postgres = database { newTestSchema() } else { nil }
     var instance: TestApp?
     do {
-        let t = try await startInstance(database, overrides, emulator: emulator, provider: provider, schema: schema, migrate: true)
+        let t = try await startInstance(database, overrides, emulator: emulator, schema: schema, migrate: true)
         instance = t
         try await body(t)
     } catch {
@@ -133,8 +131,7 @@ func newTestSchema() -> String {
 /// Configures and starts one application (an instance of the server) on `schema` (PostgreSQL) —
 /// creating and migrating it when `migrate` — with the emulator's settings when there is one.
 func startInstance(
-    _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?,
-    provider: (any ModelProvider)? = nil, schema: String?, migrate: Bool
+    _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?, schema: String?, migrate: Bool
 ) async throws -> TestApp {
     var environment = TestSettings.environment(database)
     if let emulator {
@@ -152,7 +149,7 @@ func startInstance(
     let providerClock = ManualClock()
     do {
         try await configure(app, settings: settings, dependencies: AppDependencies(
-            clock: clock, sleep: sleeps.sleep, providerClock: providerClock, modelProvider: provider
+            clock: clock, sleep: sleeps.sleep, providerClock: providerClock
         ))
         if migrate {
             if let schema { try await app.db.sql().raw("CREATE SCHEMA \(ident: schema)").run() }

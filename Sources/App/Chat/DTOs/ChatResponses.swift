@@ -180,15 +180,6 @@ struct MessageListResponse: Codable, JSONResponse {
     }
 }
 
-struct ModelsResponse: Content {
-    struct Model: Content {
-        var id: String
-        var provider: String
-        var `default`: Bool
-    }
-    var results: [Model]
-}
-
 /// A field of a PATCH body: left out, sent as null, or sent with a value.
 enum PatchField<Value: Decodable>: Decodable {
     case absent

@@ -8,6 +8,8 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var sequence: Int
     var role: MessageRole
     var content: String
+    /// A reply's reasoning, apart from its answer; nil when it has none.
+    var reasoning: String?
     var status: MessageStatus
     var model: String
     var inputTokens: Int
@@ -31,7 +33,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var versions: Int
 
     enum CodingKeys: String, CodingKey {
-        case id, chatID = "chat_id", sequence, role, content, status, model
+        case id, chatID = "chat_id", sequence, role, content, reasoning, status, model
         case inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
         case usageEstimated = "usage_estimated"
@@ -41,7 +43,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
 
     /// A message with nothing in it yet, for ``MessageRow`` to fill column by column.
     static let blank = MessageResponse(
-        id: "", chatID: "", sequence: 0, role: .user, content: "", status: .complete, model: "", inputTokens: 0, outputTokens: 0,
+        id: "", chatID: "", sequence: 0, role: .user, content: "", reasoning: nil, status: .complete, model: "", inputTokens: 0, outputTokens: 0,
         cacheReadInputTokens: 0, cacheCreationInputTokens: 0, usageEstimated: false, omittedMessages: 0, stopReason: nil, error: nil,
         createdAt: nil, parentID: nil, current: true, version: 1, versions: 1
     )
@@ -54,6 +56,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         try container.encode(sequence, forKey: .sequence)
         try container.encode(role, forKey: .role)
         try container.encode(content, forKey: .content)
+        try container.encode(reasoning, forKey: .reasoning)
         try container.encode(status, forKey: .status)
         try container.encode(model, forKey: .model)
         try container.encode(inputTokens, forKey: .inputTokens)
@@ -98,6 +101,8 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         buffer.writeJSONInt(outputTokens)
         buffer.writeStaticString(#","parent_id":"#)
         buffer.writeJSONString(parentID)
+        buffer.writeStaticString(#","reasoning":"#)
+        buffer.writeJSONString(reasoning)
         buffer.writeStaticString(#","role":"#)
         buffer.writeJSONString(role.rawValue)
         buffer.writeStaticString(#","sequence":"#)
@@ -119,6 +124,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         var begun = self
         begun.status = .streaming
         begun.content = ""
+        begun.reasoning = nil
         (begun.inputTokens, begun.outputTokens, begun.cacheReadInputTokens, begun.cacheCreationInputTokens) = (0, 0, 0, 0)
         begun.usageEstimated = false
         (begun.stopReason, begun.error) = (nil, nil)
@@ -133,6 +139,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         sequence = message.sequence
         role = message.role
         content = message.content
+        reasoning = message.reasoning
         status = message.status
         model = message.model
         inputTokens = message.inputTokens
@@ -150,12 +157,13 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         versions = message.versions
     }
 
-    private init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, status: MessageStatus, model: String,
+    private init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, reasoning: String?,
+                 status: MessageStatus, model: String,
                  inputTokens: Int, outputTokens: Int, cacheReadInputTokens: Int, cacheCreationInputTokens: Int, usageEstimated: Bool,
                  omittedMessages: Int, stopReason: String?, error: String?, createdAt: Date?, parentID: String?, current: Bool,
                  version: Int, versions: Int) {
-        (self.id, self.chatID, self.sequence, self.role, self.content, self.status, self.model) =
-            (id, chatID, sequence, role, content, status, model)
+        (self.id, self.chatID, self.sequence, self.role, self.content, self.reasoning, self.status, self.model) =
+            (id, chatID, sequence, role, content, reasoning, status, model)
         (self.inputTokens, self.outputTokens, self.cacheReadInputTokens, self.cacheCreationInputTokens, self.usageEstimated) =
             (inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens, usageEstimated)
         (self.omittedMessages, self.stopReason, self.error, self.createdAt, self.parentID) = (omittedMessages, stopReason, error, createdAt, parentID)

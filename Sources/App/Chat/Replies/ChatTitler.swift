@@ -30,10 +30,15 @@ struct ChatTitler: Sendable {
             let chatModel = try chat.decode(column: "model", as: String.self)
             let model = catalog.titleModel ?? chatModel
             // The offline provider asks no model: the question's first words name the chat.
-            let made = catalog.isOffline
-                ? ChatTitling.firstWords(of: question.content)
-                : ChatTitling.clean(try await catalog.provider.text(of: ChatTitling.request(question: question.content,
-                                                                                             answer: answer.content, model: model)))
+            let made: String?
+            if catalog.isOffline {
+                made = ChatTitling.firstWords(of: question.content)
+            } else if let route = catalog.route(model) {
+                made = ChatTitling.clean(try await route.provider.text(of: ChatTitling.request(question: question.content,
+                                                                                                answer: answer.content, model: route.model)))
+            } else {
+                return nil
+            }
             guard let title = made else { return nil }
             let stored = try await sql.update(Chat.schema)
                 .set("title", to: SQLBind(title))

@@ -24,11 +24,13 @@ enum ReplyOutcome: Equatable {
 
     /// The stored form of this outcome, with the reply's text, what it consumed and how many
     /// earlier messages its request left out.
-    func ending(text: String, usage: ReplyUsage, omittedMessages: Int) -> ReplyStore.Ending {
+    func ending(text: String, reasoning: String? = nil, reasoningSignature: String? = nil, usage: ReplyUsage,
+                omittedMessages: Int) -> ReplyStore.Ending {
         let completion: ModelCompletion? = if case .complete(let completion) = self { completion } else { nil }
-        let (tokens, estimated) = usage.accounted(text: text, completion: completion)
-        var ending = ReplyStore.Ending(status: .complete, text: text, usage: tokens, usageEstimated: estimated, stopReason: nil,
-                                       error: nil, omittedMessages: omittedMessages)
+        // Reasoning is output the provider bills too.
+        let (tokens, estimated) = usage.accounted(text: (reasoning ?? "") + text, completion: completion)
+        var ending = ReplyStore.Ending(status: .complete, text: text, usage: tokens, usageEstimated: estimated, reasoning: reasoning,
+                                       reasoningSignature: reasoningSignature, stopReason: nil, error: nil, omittedMessages: omittedMessages)
         switch self {
         case .complete(let completion): ending.stopReason = completion.stopReason
         case .failed(let message): (ending.status, ending.error) = (.failed, message)

@@ -84,18 +84,24 @@ final class ReplyRunner: Sendable {
     private func stream(_ reply: RunningReply, started: ContinuousClock.Instant) async -> ReplyOutcome {
         let job = reply.job
         do {
-            guard catalog.contains(job.model) else {
+            guard let route = catalog.route(job.model) else {
                 throw ProviderError(.notFound, "the model '\(job.model)' is not offered by this server")
             }
-            let request = try await store.request(for: job, catalog: catalog)
+            let request = try await store.request(for: job, model: route.model, catalog: catalog)
             reply.prepared(omittedMessages: request.omittedMessages, promptEstimate: request.promptEstimate)
             let firstToken = FirstTokenClock(started: started, metrics: metrics)
-            let completion = try await catalog.provider.streamReply(request.model) { [bus] event in
+            let completion = try await route.provider.streamReply(request.model) { [bus] event in
                 switch event {
                 case .text(let piece):
                     let now = ContinuousClock.now
                     firstToken.arrived(at: now)
-                    bus.replyDelta(reply.append(piece, receivedAt: now))
+                    if let delta = reply.append(piece, receivedAt: now) { bus.replyDelta(delta) }
+                case .reasoning(let piece):
+                    let now = ContinuousClock.now
+                    firstToken.arrived(at: now)
+                    if let delta = reply.append(piece, kind: .reasoning, receivedAt: now) { bus.replyDelta(delta) }
+                case .reasoningSignature(let signature):
+                    reply.signReasoning(signature)
                 case .usage(let usage, let final):
                     reply.noteUsage(usage, final: final)
                 }
@@ -117,7 +123,8 @@ final class ReplyRunner: Sendable {
     /// While the database is unavailable the text stays here and the write is tried again, for up
     /// to `replyLease` (past it, another instance may take the reply for lost) or until shutdown.
     private func finish(_ reply: RunningReply, _ outcome: ReplyOutcome) async -> MessageResponse? {
-        let ending = outcome.ending(text: reply.text, usage: reply.usage, omittedMessages: reply.omittedMessages)
+        let ending = outcome.ending(text: reply.text, reasoning: reply.reasoning, reasoningSignature: reply.reasoningSignature,
+                                    usage: reply.usage, omittedMessages: reply.omittedMessages)
         let giveUpAt = clock.now().adding(settings.replyLease)
         var pause = Duration.milliseconds(100)
         while true {
@@ -158,9 +165,10 @@ final class ReplyRunner: Sendable {
     func checkpoint() async {
         let now = clock.now()
         for reply in replies.all {
-            let unsaved = reply.unsavedText()
+            let unsaved = reply.unsaved()
             do {
-                let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, now: now)
+                let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, reasoning: unsaved?.reasoning,
+                                                                now: now)
                 if let unsaved { reply.saved(bytes: unsaved.bytes) }
                 if !stillStreaming { reply.stop(.finishedElsewhere) }
             } catch {

@@ -26,14 +26,17 @@ enum ReplyStopReason: Sendable, Equatable {
     case finishedElsewhere
 }
 
-/// A reply this process runs: its job, its text so far (the one copy of it in this process), its
-/// task, and those waiting for it to be stored.
+/// A reply this process runs: its job, its text and reasoning so far (the one copy of them in this
+/// process), its task, and those waiting for it to be stored.
 final class RunningReply: Sendable {
     let job: ReplyJob
 
     private struct State {
         var text = ""
-        /// UTF-8 bytes of `text` known to be saved in the database.
+        /// Its reasoning, when it leads the reply (nil until some arrives before any text).
+        var reasoning: String?
+        var reasoningSignature: String?
+        /// UTF-8 bytes of text and reasoning together known to be saved in the database.
         var savedBytes = 0
         var stopReason: ReplyStopReason?
         /// The server is stopping: whatever the reply's reason to stop, its writes are not waited for.
@@ -52,6 +55,8 @@ final class RunningReply: Sendable {
     init(job: ReplyJob) { self.job = job }
 
     var text: String { state.withLockedValue { $0.text } }
+    var reasoning: String? { state.withLockedValue { $0.reasoning } }
+    var reasoningSignature: String? { state.withLockedValue { $0.reasoningSignature } }
     var stopReason: ReplyStopReason? { state.withLockedValue { $0.stopReason } }
     /// Shutdown stopped the reply, or came after it was stopped: its end is not retried.
     var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
@@ -73,31 +78,49 @@ final class RunningReply: Sendable {
         state.withLockedValue { $0.usage.note(usage, final: final) }
     }
     var live: LiveReply {
-        LiveReply(messageID: job.announced.id, sequence: job.sequence, text: text)
+        state.withLockedValue { LiveReply(messageID: job.announced.id, sequence: job.sequence, reasoning: $0.reasoning, text: $0.text) }
     }
 
-    /// Adds the next piece of the text; answers it as a delta to publish. A NUL character a model
-    /// sends becomes U+FFFD: no text the service keeps may hold one (PostgreSQL stores none), and
-    /// what streams must be what is stored.
-    func append(_ piece: String, receivedAt: ContinuousClock.Instant) -> ReplyDelta {
+    /// Adds the next piece of the answer (or, `kind: .reasoning`, of the reasoning); answers it as a
+    /// delta to publish. Reasoning is streamed while it leads the reply; reasoning that comes once
+    /// the answer has begun without any before it has no segment to go to, and is dropped (no
+    /// provider sends it so). A NUL character a model sends becomes U+FFFD: no text the service
+    /// keeps may hold one (PostgreSQL stores none), and what streams must be what is stored.
+    func append(_ piece: String, kind: ReplyDelta.Kind = .answer, receivedAt: ContinuousClock.Instant) -> ReplyDelta? {
         let piece = piece.utf8.contains(0) ? piece.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : piece
-        let offset = state.withLockedValue { state in
-            defer { state.text += piece }
-            return state.text.utf8.count
+        let placed: (segment: Int, offset: Int)? = state.withLockedValue { state in
+            switch kind {
+            case .answer:
+                defer { state.text += piece }
+                return (kind.segment(hasReasoning: state.reasoning != nil), state.text.utf8.count)
+            case .reasoning:
+                guard state.text.isEmpty || state.reasoning != nil else { return nil }
+                let offset = state.reasoning?.utf8.count ?? 0
+                state.reasoning = (state.reasoning ?? "") + piece
+                // Reasoning after the answer began (it led the reply) is kept, not streamed.
+                return state.text.isEmpty ? (0, offset) : nil
+            }
         }
-        return ReplyDelta(chatID: job.chatID, messageID: job.announced.id, sequence: job.sequence, offset: offset,
-                          text: piece, receivedAt: receivedAt)
+        guard let placed else { return nil }
+        return ReplyDelta(chatID: job.chatID, messageID: job.announced.id, sequence: job.sequence, kind: kind, segment: placed.segment,
+                          offset: placed.offset, text: piece, receivedAt: receivedAt)
     }
 
-    /// The text to save, and its length, when some arrived since the last successful save.
-    func unsavedText() -> (text: String, bytes: Int)? {
+    /// The signature of the reasoning so far (kept for a later request to send back with it).
+    func signReasoning(_ signature: String) {
+        state.withLockedValue { $0.reasoningSignature = ($0.reasoningSignature ?? "") + signature }
+    }
+
+    /// The text and reasoning to save, and their length together, when some arrived since the last
+    /// successful save.
+    func unsaved() -> (text: String, reasoning: String?, bytes: Int)? {
         state.withLockedValue { state in
-            let bytes = state.text.utf8.count
-            return bytes == state.savedBytes ? nil : (state.text, bytes)
+            let bytes = state.text.utf8.count + (state.reasoning?.utf8.count ?? 0)
+            return bytes == state.savedBytes ? nil : (state.text, state.reasoning, bytes)
         }
     }
 
-    /// Records that the first `bytes` of the text are saved (after the write succeeded).
+    /// Records that `bytes` of text and reasoning are saved (after the write succeeded).
     func saved(bytes: Int) {
         state.withLockedValue { $0.savedBytes = max($0.savedBytes, bytes) }
     }

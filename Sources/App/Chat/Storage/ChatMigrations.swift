@@ -127,3 +127,17 @@ struct AddUsageEstimates: AsyncMigration {
         try await database.schema(Message.schema).deleteField("usage_estimated").update()
     }
 }
+
+/// Adds to `messages` a reply's reasoning (`reasoning`, shown apart from its answer) and its
+/// provider's signature of it (`reasoning_signature`).
+struct AddReasoning: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Message.schema).field("reasoning", .string).update()
+        try await database.schema(Message.schema).field("reasoning_signature", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Message.schema).deleteField("reasoning_signature").update()
+        try await database.schema(Message.schema).deleteField("reasoning").update()
+    }
+}

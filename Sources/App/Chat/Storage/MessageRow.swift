@@ -30,6 +30,8 @@ enum MessageRow {
             message.role = role
         }),
         Column("content", insert: { message, _ in SQLBind(message.content) }, read: { $0.content = try $1.string() }),
+        Column("reasoning", insert: { message, _ in SQLBind(message.reasoning) }, read: { $0.reasoning = try $1.optionalString() }),
+        Column("reasoning_signature", insert: { message, _ in SQLBind(message.reasoningSignature) }, read: nil),
         Column("status", insert: { message, _ in SQLBind(message.status.rawValue) }, read: { message, columns in
             guard let status = MessageStatus(rawValue: try columns.string()) else { throw ColumnReader.Malformed(description: "unknown status") }
             message.status = status
@@ -82,6 +84,8 @@ enum MessageRow {
     static func ending(_ ending: ReplyStore.Ending, at now: Date, _ update: SQLUpdateBuilder) -> SQLUpdateBuilder {
         update
             .set("content", to: SQLBind(ending.text))
+            .set("reasoning", to: SQLBind(ending.reasoning))
+            .set("reasoning_signature", to: SQLBind(ending.reasoningSignature))
             .set("status", to: SQLBind(ending.status.rawValue))
             .set("input_tokens", to: SQLBind(ending.usage.inputTokens))
             .set("output_tokens", to: SQLBind(ending.usage.outputTokens))
@@ -100,6 +104,7 @@ enum MessageRow {
     static func ended(_ announced: MessageResponse, _ ending: ReplyStore.Ending) -> MessageResponse {
         var stored = announced
         stored.content = ending.text
+        stored.reasoning = ending.reasoning
         stored.status = ending.status
         stored.inputTokens = ending.usage.inputTokens
         stored.outputTokens = ending.usage.outputTokens

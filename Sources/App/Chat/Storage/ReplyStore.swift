@@ -16,6 +16,9 @@ struct ReplyStore: Sendable {
         var usage: ModelUsage
         /// `usage` is the server's estimate, not the provider's figures.
         var usageEstimated: Bool
+        /// The reply's reasoning (nil: none), and the provider's signature of it.
+        var reasoning: String?
+        var reasoningSignature: String?
         var stopReason: String?
         var error: String?
         var omittedMessages: Int
@@ -32,7 +35,8 @@ struct ReplyStore: Sendable {
     /// The chat's current conversation before `job`'s reply, as the model is to see it: messages in order,
     /// failed and cancelled replies left out, turns of the same role run together, as much of it
     /// as fits the model's context (``ConversationWindow``).
-    func request(for job: ReplyJob, catalog: ModelCatalog) async throws -> PreparedRequest {
+    /// `model` is the model's own name at its provider.
+    func request(for job: ReplyJob, model: String, catalog: ModelCatalog) async throws -> PreparedRequest {
         let rows = try await database().sql().select()
             .columns("role", "status", "content")
             .from(Message.schema)
@@ -57,8 +61,9 @@ struct ReplyStore: Sendable {
         }
         let systemTokens = job.system.map(ConversationWindow.estimatedTokens) ?? 0
         let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens)
-        let request = ModelRequest(model: job.model, system: job.system, messages: window.messages(caching: catalog.promptCaching),
-                                   maxTokens: catalog.maxTokens, cachesPrompt: catalog.promptCaching)
+        let request = ModelRequest(model: model, system: job.system, messages: window.messages(caching: catalog.promptCaching),
+                                   maxTokens: catalog.maxTokens, cachesPrompt: catalog.promptCaching,
+                                   thinkingBudget: catalog.thinkingBudget(of: job.model))
         return PreparedRequest(model: request, omittedMessages: window.omittedMessages,
                                promptEstimate: window.estimatedTokens + systemTokens)
     }
@@ -101,9 +106,10 @@ struct ReplyStore: Sendable {
 
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message
     /// is no longer streaming (ended elsewhere, or deleted).
-    func checkpoint(_ messageID: UUID, text: String?, now: Date) async throws -> Bool {
+    func checkpoint(_ messageID: UUID, text: String?, reasoning: String? = nil, now: Date) async throws -> Bool {
         var update = try database().sql().update(Message.schema).set("heartbeat_at", to: SQLBind(now))
         if let text { update = update.set("content", to: SQLBind(text)) }
+        if let reasoning { update = update.set("reasoning", to: SQLBind(reasoning)) }
         let rows = try await update
             .where("id", .equal, SQLBind(messageID))
             .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
@@ -141,14 +147,15 @@ struct ReplyStore: Sendable {
                 .set("heartbeat_at", to: SQLLiteral.null)
                 .set("updated_at", to: SQLBind(now))
                 .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue)))
-                .returning("id", "chat_id", "model", "content", "reserved_tokens")
+                .returning("id", "chat_id", "model", "content", "reasoning", "reserved_tokens")
                 .all()
             var ids: [UUID] = []
             for row in rows {
                 let id = try row.decode(column: "id", as: UUID.self)
                 ids.append(id)
                 let content = try row.decode(column: "content", as: String.self)
-                let output = ReplyUsage.estimatedTokens(content)
+                let reasoning = try row.decode(column: "reasoning", as: String?.self) ?? ""
+                let output = ReplyUsage.estimatedTokens(content) + ReplyUsage.estimatedTokens(reasoning)
                 guard output > 0 else { continue }
                 let usage = ModelUsage(inputTokens: try row.decode(column: "reserved_tokens", as: Int.self), outputTokens: output)
                 try await sql.update(Message.schema)

@@ -8,8 +8,8 @@ import Foundation
 enum BusNotification: Equatable, Sendable {
     /// A message was stored or a reply began: read it.
     case messageStored(chat: UUID, message: UUID)
-    /// The next piece of a reply's text, `offset` bytes into it.
-    case delta(chat: UUID, message: UUID, sequence: Int, offset: Int, text: String)
+    /// The next piece of a reply's answer or reasoning.
+    case delta(Piece)
     /// A reply ended and is stored: read it.
     case replyEnded(chat: UUID, message: UUID)
     /// A running reply's first `bytes` of text are saved: read them (the answer to ``syncRequested(chat:)``).
@@ -49,7 +49,9 @@ enum BusNotification: Equatable, Sendable {
 
     var chat: UUID? {
         switch self {
-        case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _),
+        case .delta(let piece):
+            piece.chat
+        case .messageStored(let chat, _), .replyEnded(let chat, _), .replySaved(let chat, _, _),
              .conversationChanged(let chat, _), .chatRenamed(let chat, _), .following(let chat), .unfollowed(let chat),
              .chatDeleted(let chat), .stopRequested(let chat), .syncRequested(let chat):
             chat
@@ -78,8 +80,12 @@ enum BusNotification: Equatable, Sendable {
         func line(_ parts: String...) -> String { parts.joined(separator: "|") }
         switch self {
         case .messageStored(let chat, let message): return line("m", instance, chat.lowercased, message.lowercased)
-        case .delta(let chat, let message, let sequence, let offset, let text):
-            return line("d", instance, chat.lowercased, message.lowercased, String(sequence), String(offset), Self.escape(text))
+        case .delta(let piece) where piece.kind == .answer && piece.segment == 0:
+            return line("d", instance, piece.chat.lowercased, piece.message.lowercased, String(piece.sequence), String(piece.offset),
+                        Self.escape(piece.text))
+        case .delta(let piece):
+            return line("D", instance, piece.chat.lowercased, piece.message.lowercased, String(piece.sequence), String(piece.segment),
+                        piece.kind == .answer ? "a" : "r", String(piece.offset), Self.escape(piece.text))
         case .replyEnded(let chat, let message): return line("e", instance, chat.lowercased, message.lowercased)
         case .replySaved(let chat, let message, let bytes): return line("s", instance, chat.lowercased, message.lowercased, String(bytes))
         case .chatDeleted(let chat): return line("x", instance, chat.lowercased)
@@ -97,6 +103,7 @@ enum BusNotification: Equatable, Sendable {
 
     /// Reads a payload; nil when it is not one (another program's, or a newer version's).
     static func parse(_ payload: String) -> (instance: String, notification: BusNotification)? {
+        if payload.hasPrefix("D|") { return parsePiece(payload) }
         let parts = payload.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
         if parts.count == 2, parts[0] == "resync" { return (String(parts[1]), .resync) }
         guard parts.count >= 3, let id = UUID(hyphenated: String(parts[2])) else { return nil }
@@ -108,7 +115,8 @@ enum BusNotification: Equatable, Sendable {
         case "m": notification = uuid(3).map { .messageStored(chat: id, message: $0) }
         case "d":
             guard let message = uuid(3), let sequence = int(4), let offset = int(5), parts.count == 7 else { return nil }
-            notification = .delta(chat: id, message: message, sequence: sequence, offset: offset, text: unescape(parts[6]))
+            notification = .delta(Piece(chat: id, message: message, sequence: sequence, kind: .answer, segment: 0, offset: offset,
+                                        text: unescape(parts[6])))
         case "e": notification = uuid(3).map { .replyEnded(chat: id, message: $0) }
         case "s":
             guard let message = uuid(3), let bytes = int(4) else { return nil }
@@ -126,34 +134,46 @@ enum BusNotification: Equatable, Sendable {
         return notification.map { (instance, $0) }
     }
 
+    /// `D|instance|chat|message|sequence|segment|a or r|offset|text`: a piece of any segment.
+    private static func parsePiece(_ payload: String) -> (instance: String, notification: BusNotification)? {
+        let parts = payload.split(separator: "|", maxSplits: 8, omittingEmptySubsequences: false)
+        guard parts.count == 9, let chat = UUID(hyphenated: String(parts[2])), let message = UUID(hyphenated: String(parts[3])),
+              let sequence = Int(parts[4]), let segment = Int(parts[5]), let offset = Int(parts[7]),
+              let kind: ReplyDelta.Kind = parts[6] == "a" ? .answer : parts[6] == "r" ? .reasoning : nil else { return nil }
+        return (String(parts[1]), .delta(Piece(chat: chat, message: message, sequence: sequence, kind: kind, segment: segment,
+                                              offset: offset, text: unescape(parts[8]))))
+    }
+
     /// `delta` as notifications that each carry at most ``maxTextBytes`` of text, split between
     /// Unicode scalars (pieces of text join back whatever they cut).
     static func deltas(_ delta: ReplyDelta) -> [BusNotification] {
         guard let message = UUID(hyphenated: delta.messageID) else { return [] }
-        // Escaping at most doubles the text: short text always fits.
-        guard delta.text.utf8.count > maxTextBytes / 2 else {
-            return [.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: delta.offset, text: delta.text)]
+        func piece(_ offset: Int, _ text: String) -> BusNotification {
+            .delta(Piece(chat: delta.chatID, message: message, sequence: delta.sequence, kind: delta.kind, segment: delta.segment,
+                         offset: offset, text: text))
         }
+        // Escaping at most doubles the text: short text always fits.
+        guard delta.text.utf8.count > maxTextBytes / 2 else { return [piece(delta.offset, delta.text)] }
         var pieces: [BusNotification] = []
         var offset = delta.offset
-        var piece = String.UnicodeScalarView()
-        var pieceBytes = 0
-        var pieceEscapedBytes = 0
+        var current = String.UnicodeScalarView()
+        var currentBytes = 0
+        var currentEscapedBytes = 0
         for scalar in delta.text.unicodeScalars {
             let bytes = scalar.utf8.count
             let escaped = scalar == "\\" || scalar == "\u{0}" ? bytes + 1 : bytes
-            if pieceEscapedBytes + escaped > maxTextBytes {
-                pieces.append(.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: offset, text: String(piece)))
-                offset += pieceBytes
-                piece = String.UnicodeScalarView()
-                pieceBytes = 0
-                pieceEscapedBytes = 0
+            if currentEscapedBytes + escaped > maxTextBytes {
+                pieces.append(piece(offset, String(current)))
+                offset += currentBytes
+                current = String.UnicodeScalarView()
+                currentBytes = 0
+                currentEscapedBytes = 0
             }
-            piece.append(scalar)
-            pieceBytes += bytes
-            pieceEscapedBytes += escaped
+            current.append(scalar)
+            currentBytes += bytes
+            currentEscapedBytes += escaped
         }
-        pieces.append(.delta(chat: delta.chatID, message: message, sequence: delta.sequence, offset: offset, text: String(piece)))
+        pieces.append(piece(offset, String(current)))
         return pieces
     }
 
@@ -178,5 +198,25 @@ enum BusNotification: Equatable, Sendable {
             }
         }
         return result
+    }
+}
+
+extension BusNotification {
+    /// A piece of a reply's answer or reasoning: which segment of the reply, and its place in it.
+    struct Piece: Equatable, Sendable {
+        var chat: UUID
+        var message: UUID
+        var sequence: Int
+        var kind: ReplyDelta.Kind
+        var segment: Int
+        /// UTF-8 bytes of the segment before it.
+        var offset: Int
+        var text: String
+
+        /// Whether `next` continues this piece directly (the same segment, right after it).
+        func isFollowed(by next: Piece) -> Bool {
+            next.message == message && next.sequence == sequence && next.segment == segment && next.kind == kind
+                && offset + text.utf8.count == next.offset
+        }
     }
 }

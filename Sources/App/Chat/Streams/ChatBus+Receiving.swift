@@ -26,7 +26,9 @@ extension ChatBus: FollowerHost {
         case .resync:
             // The sender dropped notifications: as if this instance had not been listening.
             lostTrack()
-        case .messageStored(let chat, _), .delta(let chat, _, _, _, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
+        case .delta(let piece):
+            followers.withLockedValue { $0[piece.chat] }?.receive(notification)
+        case .messageStored(let chat, _), .replyEnded(let chat, _), .replySaved(let chat, _, _):
             followers.withLockedValue { $0[chat] }?.receive(notification)
         }
     }
@@ -44,11 +46,12 @@ extension ChatBus: FollowerHost {
 
     /// Saves a reply this instance runs and tells its followers how far the saved text goes.
     private func saveForFollowers(_ reply: RunningReply) async {
-        let text = reply.text
+        let live = reply.live
+        let bytes = live.text.utf8.count + (live.reasoning?.utf8.count ?? 0)
         do {
-            guard try await store.checkpoint(reply.job.messageID, text: text, now: Date()) else { return }
-            reply.saved(bytes: text.utf8.count)
-            transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: text.utf8.count))
+            guard try await store.checkpoint(reply.job.messageID, text: live.text, reasoning: live.reasoning, now: Date()) else { return }
+            reply.saved(bytes: bytes)
+            transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: bytes))
         } catch {
             logger.warning("event bus: could not save a reply for the instances following it", metadata: ["error": "\(error)"])
         }

@@ -68,22 +68,58 @@ struct StreamSession: Sendable, Equatable {
     var expiresAt: Date?
 }
 
-/// A reply as it streams: which message, and its text so far.
+/// A reply as it streams: which message, and its reasoning and text so far.
 struct LiveReply: Sendable, Equatable {
     var messageID: String
     var sequence: Int
+    /// Its reasoning so far; nil when it has none (see ``ReplyDelta/Kind``).
+    var reasoning: String?
     var text: String
 
-    var position: StreamPosition { StreamPosition(sequence: sequence, offset: text.utf8.count) }
+    init(messageID: String, sequence: Int, reasoning: String? = nil, text: String) {
+        self.messageID = messageID
+        self.sequence = sequence
+        self.reasoning = reasoning
+        self.text = text
+    }
+
+    /// How far a stream that has all of it stands.
+    var position: StreamPosition { ReplyDelta.Kind.end(of: self, sequence: sequence) }
 }
 
-/// The next piece of a reply: its text, and where it goes in the reply's text (a byte offset), so
-/// that every instance gives it the same event id.
+/// The next piece of a reply — of its answer, or of its reasoning — and where it goes (a segment of
+/// the reply and a byte offset in it), so that every instance gives it the same event id.
 struct ReplyDelta: Sendable, Equatable {
+    /// What a piece is of. A reply is streamed in segments: its reasoning, when it leads the reply,
+    /// is segment 0 and its answer segment 1; a reply without reasoning has its answer as segment 0.
+    enum Kind: String, Sendable, Equatable {
+        case answer
+        case reasoning
+
+        /// The segment of this kind in a reply that has reasoning or not.
+        func segment(hasReasoning: Bool) -> Int {
+            self == .answer && hasReasoning ? 1 : 0
+        }
+
+        /// Where a stream that has the whole of `reasoning` and `text` stands.
+        static func end(of reply: LiveReply, sequence: Int) -> StreamPosition {
+            end(reasoning: reply.reasoning, text: reply.text, sequence: sequence)
+        }
+
+        static func end(reasoning: String?, text: String, sequence: Int) -> StreamPosition {
+            if let reasoning, text.isEmpty {
+                return StreamPosition(sequence: sequence, segment: 0, offset: reasoning.utf8.count)
+            }
+            return StreamPosition(sequence: sequence, segment: Kind.answer.segment(hasReasoning: reasoning != nil), offset: text.utf8.count)
+        }
+    }
+
     var chatID: UUID
     var messageID: String
     var sequence: Int
-    /// UTF-8 bytes of the reply's text before this piece.
+    var kind: Kind = .answer
+    var segment = 0
+    /// UTF-8 bytes of the segment before this piece.
     var offset: Int
     var text: String
     /// When the piece reached this server, from the model provider or in another instance's
@@ -91,5 +127,5 @@ struct ReplyDelta: Sendable, Equatable {
     var receivedAt: ContinuousClock.Instant?
 
     /// Where the stream stands once this piece is delivered.
-    var end: StreamPosition { StreamPosition(sequence: sequence, offset: offset + text.utf8.count) }
+    var end: StreamPosition { StreamPosition(sequence: sequence, segment: segment, offset: offset + text.utf8.count) }
 }

@@ -17,12 +17,11 @@ extension PostgresNotifier {
         let notification = notification.fitting()
         let dropped = sending.withLockedValue { state -> Int? in
             guard !state.isShutDown else { return nil }
-            if case .delta(let chat, let message, let sequence, let offset, let text) = notification,
-               state.queue.count > state.inFlight, let last = state.queue.last, last.channel == channel,
-               case .delta(_, message, sequence, let lastOffset, let lastText) = last.notification,
-               lastOffset + lastText.utf8.count == offset, lastText.utf8.count + text.utf8.count <= Self.maxJoinedBytes {
-                state.queue[state.queue.count - 1].notification = .delta(chat: chat, message: message, sequence: sequence,
-                                                                         offset: lastOffset, text: lastText + text)
+            if case .delta(let piece) = notification, state.queue.count > state.inFlight, let last = state.queue.last,
+               last.channel == channel, case .delta(var joined) = last.notification, joined.isFollowed(by: piece),
+               joined.text.utf8.count + piece.text.utf8.count <= Self.maxJoinedBytes {
+                joined.text += piece.text
+                state.queue[state.queue.count - 1].notification = .delta(joined)
                 return 0
             }
             var dropped = 0

@@ -20,8 +20,8 @@ final class ReplyFollower: Sendable {
     private struct State {
         /// The followed reply, with its text from the first byte, when known.
         var live: LiveReply?
-        /// Pieces of text that came before the text before them was known, by message.
-        var held: [UUID: [(offset: Int, text: String)]] = [:]
+        /// Pieces that came before what precedes them was known, by message.
+        var held: [UUID: [BusNotification.Piece]] = [:]
         /// Steps waiting for the one running (and any read of the database it started), in order.
         var queue: [Step] = []
         var busy = false
@@ -89,8 +89,8 @@ final class ReplyFollower: Sendable {
         var next: Step? = step
         while let step = next {
             switch step {
-            case .notification(.delta(_, let message, let sequence, let offset, let text)):
-                apply(message: message, sequence: sequence, offset: offset, text: text)
+            case .notification(.delta(let piece)):
+                apply(piece)
             case .notification(.messageStored(_, let message)):
                 return read { [self] in
                     guard let stored = try await host.storedMessage(message) else { return }
@@ -100,7 +100,7 @@ final class ReplyFollower: Sendable {
                         host.announceFollowing(chat)
                         let held = adopt(stored)
                         host.publishStored(stored)
-                        relay(held, of: stored)
+                        relay(held)
                     } else if stored.role == .assistant {
                         // The reply ended before this instance read its start: streams get it as
                         // the instance running it told its own, a start, the text, then `done`.
@@ -128,7 +128,7 @@ final class ReplyFollower: Sendable {
                     // a piece held meanwhile must not jump over text they never had.
                     let held = adopt(stored)
                     host.publish(.catchUp(try await host.conversation(of: chat)), to: chat)
-                    relay(held, of: stored)
+                    relay(held)
                 }
             case .catchUp:
                 return read { [self] in
@@ -166,56 +166,60 @@ final class ReplyFollower: Sendable {
     }
 
     /// Follows `stored` (a streaming reply) from its saved text on (unless more of it is known);
-    /// answers the pieces held for it, for ``relay(_:of:)`` once the streams have what comes before.
-    private func adopt(_ stored: MessageResponse) -> [(offset: Int, text: String)] {
+    /// answers the pieces held for it, for ``relay(_:)`` once the streams have what comes before.
+    private func adopt(_ stored: MessageResponse) -> [BusNotification.Piece] {
         guard let message = UUID(hyphenated: stored.id) else { return [] }
         return state.withLockedValue { state in
-            if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count {
+            if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count,
+               (known.reasoning?.utf8.count ?? 0) >= (stored.reasoning?.utf8.count ?? 0) {
                 return state.held.removeValue(forKey: message) ?? []
             }
-            state.live = LiveReply(messageID: stored.id, sequence: stored.sequence, text: stored.content)
+            state.live = LiveReply(messageID: stored.id, sequence: stored.sequence, reasoning: stored.reasoning, text: stored.content)
             state.syncRequested = false
             return state.held.removeValue(forKey: message) ?? []
         }
     }
 
-    /// Applies pieces held for `stored`, in order: those that go past the known text are relayed.
-    private func relay(_ held: [(offset: Int, text: String)], of stored: MessageResponse) {
-        guard let message = UUID(hyphenated: stored.id) else { return }
-        for piece in held.sorted(by: { $0.offset < $1.offset }) {
-            apply(message: message, sequence: stored.sequence, offset: piece.offset, text: piece.text)
-        }
+    /// Applies pieces held for a reply, in order: those that go past what is known are relayed.
+    private func relay(_ held: [BusNotification.Piece]) {
+        for piece in held.sorted(by: { ($0.segment, $0.offset) < ($1.segment, $1.offset) }) { apply(piece) }
     }
 
-    /// A piece of the followed reply's text: appended and relayed when it continues the known
-    /// text (the part already known dropped), held when text before it is missing.
-    private func apply(message: UUID, sequence: Int, offset: Int, text: String) {
+    /// A piece of the followed reply: appended and relayed when it continues what is known of its
+    /// segment (the part already known dropped), held when something before it is missing.
+    private func apply(_ piece: BusNotification.Piece) {
         enum Action {
             case relay(ReplyDelta)
             case hold(askSync: Bool)
             case none
         }
         let action: Action = state.withLockedValue { state in
-            guard var live = state.live, live.messageID == message.lowercased else {
-                state.held[message, default: []].append((offset, text))
+            func hold() -> Action {
+                state.held[piece.message, default: []].append(piece)
                 defer { state.syncRequested = true }
                 return .hold(askSync: !state.syncRequested)
             }
-            let known = live.text.utf8.count
-            let end = offset + text.utf8.count
-            guard end > known else { return .none }
-            guard offset <= known else {
-                state.held[message, default: []].append((offset, text))
-                defer { state.syncRequested = true }
-                return .hold(askSync: !state.syncRequested)
+            guard var live = state.live, live.messageID == piece.message.lowercased else { return hold() }
+            // The segment this piece belongs in, as the reply is known here: reasoning streams only
+            // while it leads the reply, and the answer comes after it.
+            let expected = piece.kind.segment(hasReasoning: live.reasoning != nil)
+            guard piece.segment == expected, piece.kind == .answer || live.text.isEmpty else {
+                return piece.kind == .reasoning && !live.text.isEmpty ? .none : hold()
             }
-            let utf8 = text.utf8
-            let skip = known - offset
-            guard let start = utf8.index(utf8.startIndex, offsetBy: skip, limitedBy: utf8.endIndex),
+            let knownText = piece.kind == .answer ? live.text : live.reasoning ?? ""
+            let known = knownText.utf8.count
+            guard piece.offset + piece.text.utf8.count > known else { return .none }
+            guard piece.offset <= known else { return hold() }
+            let utf8 = piece.text.utf8
+            guard let start = utf8.index(utf8.startIndex, offsetBy: known - piece.offset, limitedBy: utf8.endIndex),
                   let rest = String(utf8[start...]) else { return .none }
-            live.text += rest
+            switch piece.kind {
+            case .answer: live.text += rest
+            case .reasoning: live.reasoning = (live.reasoning ?? "") + rest
+            }
             state.live = live
-            return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: sequence, offset: known, text: rest, receivedAt: .now))
+            return .relay(ReplyDelta(chatID: chat, messageID: live.messageID, sequence: piece.sequence, kind: piece.kind,
+                                     segment: piece.segment, offset: known, text: rest, receivedAt: .now))
         }
         switch action {
         case .relay(let delta): host.publishDelta(delta)

@@ -17,10 +17,11 @@ enum ServerSentEventEncoder {
         return buffer
     }
 
-    /// `event: delta` with `{"message_id": …, "text": …}`.
-    static func delta(messageID: String, text: Substring, position: StreamPosition) -> ByteBuffer {
+    /// `event: delta` (a piece of the answer) or `event: reasoning` (of the reasoning), with
+    /// `{"message_id": …, "text": …}`.
+    static func delta(_ kind: ReplyDelta.Kind = .answer, messageID: String, text: Substring, position: StreamPosition) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: text.utf8.count + 100)
-        write(header: "delta", id: position, into: &buffer)
+        write(header: kind == .answer ? "delta" : "reasoning", id: position, into: &buffer)
         buffer.writeStaticString(#"{"message_id":""#)
         buffer.writeString(messageID)
         buffer.writeStaticString(#"","text":""#)

@@ -30,18 +30,14 @@ struct StreamReplay {
         }
         for message in conversation {
             let end = message.status == .streaming
-                ? StreamPosition(revision: revision, sequence: message.sequence, offset: message.content.utf8.count)
+                ? ReplyDelta.Kind.end(reasoning: message.reasoning, text: message.content, sequence: message.sequence).in(revision)
                 : StreamPosition.complete(message.sequence, revision: revision)
             guard end > position else { continue }
 
-            if position.sequence == message.sequence, let delivered = position.offset {
-                // The reader has the beginning of this message: send the rest, and its end if it ended.
-                let text = message.content.utf8
-                if text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) {
-                    let reached = StreamPosition(revision: revision, sequence: message.sequence, offset: text.count)
-                    bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(messageID: message.id, text: Substring(text[start...]), position: reached))
-                    events += 1
-                }
+            if position.sequence == message.sequence, position.offset != nil {
+                // The reader has the beginning of this message: send the rest of each segment from
+                // where it stands, and its end if it ended.
+                sendRest(of: message, revision: revision)
                 if message.status != .streaming {
                     bytes.writeImmutableBuffer(ServerSentEventEncoder.message("done", message, position: end))
                     events += 1
@@ -51,6 +47,26 @@ struct StreamReplay {
                 events += 1
             }
             position = end
+        }
+    }
+
+    /// The segments of `message` after ``position`` (which is inside it): the rest of its
+    /// reasoning, then of its answer, as `reasoning` and `delta` events.
+    private mutating func sendRest(of message: MessageResponse, revision: Int) {
+        var segments: [(kind: ReplyDelta.Kind, text: String)] = []
+        if let reasoning = message.reasoning { segments.append((.reasoning, reasoning)) }
+        segments.append((.answer, message.content))
+        for (segment, part) in segments.enumerated() where segment >= position.segment {
+            let delivered = segment == position.segment ? position.offset ?? 0 : 0
+            let text = part.text.utf8
+            guard text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) else {
+                continue
+            }
+            let reached = StreamPosition(revision: revision, sequence: message.sequence, segment: segment, offset: text.count)
+            bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(part.kind, messageID: message.id, text: Substring(text[start...]),
+                                                                    position: reached))
+            events += 1
+            position = reached
         }
     }
 }
@@ -65,9 +81,11 @@ enum ChatConversation {
         guard let live = bus.liveReply(in: chatID) else { return stored }
         return stored.map { message in
             guard message.status == .streaming, live.messageID == message.id,
-                  live.text.utf8.count >= message.content.utf8.count else { return message }
+                  live.text.utf8.count >= message.content.utf8.count,
+                  (live.reasoning?.utf8.count ?? 0) >= (message.reasoning?.utf8.count ?? 0) else { return message }
             var shown = message
             shown.content = live.text
+            shown.reasoning = live.reasoning
             return shown
         }
     }

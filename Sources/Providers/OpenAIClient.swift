@@ -1,0 +1,133 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Any server that speaks the OpenAI Chat Completions API, streaming (`POST {baseURL}/chat/completions`
+/// with `stream: true`): OpenAI itself, Ollama, vLLM, llama.cpp's server, OpenRouter, LiteLLM, …
+public typealias OpenAIClient = StreamingClient<OpenAIWire>
+
+extension StreamingClient where Wire == OpenAIWire {
+    public convenience init(configuration: OpenAIConfiguration, eventLoopGroup: any EventLoopGroup = HTTPClient.defaultEventLoopGroup) {
+        self.init(wire: OpenAIWire(configuration: configuration), eventLoopGroup: eventLoopGroup)
+    }
+}
+
+/// How to reach an OpenAI-compatible server.
+public struct OpenAIConfiguration: Sendable {
+    /// The provider's name (`openai`, or a name of `PROVIDERS`).
+    public var name: String
+    /// The URL that ends before `/chat/completions`, usually `…/v1`; without a trailing slash.
+    public var baseURL: String
+    /// Sent as `Authorization: Bearer`; nil for a server that needs none (a local Ollama).
+    public var apiKey: String?
+    /// This server's id, sent as ``RelayHeader`` (nil: none).
+    public var relayID: String?
+    public var settings: ClientSettings
+
+    public init(name: String = "openai", baseURL: String, apiKey: String? = nil, relayID: String? = nil,
+                settings: ClientSettings = ClientSettings()) {
+        self.name = name
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
+        self.relayID = relayID
+        self.settings = settings
+    }
+}
+
+/// The Chat Completions wire format: the conversation in OpenAI's shape (the system prompt first),
+/// usage asked for with `stream_options.include_usage`, its chunks (``OpenAIEvents``), its error
+/// bodies, and `GET {baseURL}/models`.
+public struct OpenAIWire: StreamingWire {
+    public typealias Reader = OpenAIEvents
+    public let configuration: OpenAIConfiguration
+
+    public init(configuration: OpenAIConfiguration) {
+        self.configuration = configuration
+    }
+
+    public var settings: ClientSettings { configuration.settings }
+    public var name: String { configuration.name }
+
+    private var headers: HTTPHeaders {
+        var headers = HTTPHeaders()
+        if let key = configuration.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        if let relayID = configuration.relayID { headers.add(name: RelayHeader.name, value: relayID) }
+        return headers
+    }
+
+    public func replyRequest(_ request: ModelRequest) throws -> HTTPClient.Request {
+        var headers = headers
+        headers.add(name: "accept", value: "text/event-stream")
+        return try .provider(url: configuration.baseURL + "/chat/completions", headers: headers,
+                             body: try JSONEncoder().encode(ChatCompletionRequestBody(request)))
+    }
+
+    public func error(status: Int, body: Data, retryAfter: Duration?) -> ProviderError {
+        OpenAIErrorBody.providerError(from: body, status: status, retryAfter: retryAfter)
+    }
+
+    public func modelsRequest() throws -> HTTPClient.Request {
+        try .provider(url: configuration.baseURL + "/models", method: .GET, headers: headers)
+    }
+
+    public func models(in body: Data) throws -> [String] {
+        try JSONDecoder().decode(ModelList.self, from: body).data.map(\.id)
+    }
+}
+
+/// The JSON body of `POST /chat/completions`.
+struct ChatCompletionRequestBody: Encodable {
+    struct Message: Encodable {
+        var role: String
+        var content: String
+    }
+
+    struct StreamOptions: Encodable {
+        var include_usage = true
+    }
+
+    var model: String
+    var messages: [Message]
+    var stream = true
+    var stream_options = StreamOptions()
+    var max_tokens: Int
+
+    init(_ request: ModelRequest) {
+        model = request.model
+        max_tokens = request.maxTokens
+        let system = request.system.flatMap { $0.isEmpty ? nil : Message(role: "system", content: $0) }
+        messages = (system.map { [$0] } ?? []) + request.messages.map { Message(role: $0.role.rawValue, content: $0.content) }
+    }
+}
+
+/// An OpenAI-style error body, `{"error": {"message": "…", "type": "…", "code": …}}` (as an HTTP
+/// answer, or a chunk of a stream), and what its status means.
+enum OpenAIErrorBody {
+    private struct Body: Decodable {
+        struct Detail: Decodable {
+            var message: String?
+            var type: String?
+        }
+        var error: Detail
+    }
+
+    static func providerError(from data: Data, status: Int?, retryAfter: Duration? = nil) -> ProviderError {
+        let detail = try? JSONDecoder().decode(Body.self, from: data).error
+        let message = detail?.message ?? String(decoding: data.prefix(300), as: UTF8.self)
+        let kind = status.map(AnthropicErrorBody.kindForStatus) ?? Self.kind(errorType: detail?.type) ?? .upstream
+        return ProviderError(kind, message, status: status, retryAfter: retryAfter)
+    }
+
+    private static func kind(errorType: String?) -> ProviderError.Kind? {
+        switch errorType {
+        case "invalid_request_error": .invalidRequest
+        case "authentication_error": .authentication
+        case "permission_error": .permission
+        case "not_found_error": .notFound
+        case "rate_limit_error", "rate_limit_exceeded", "insufficient_quota": .rateLimited
+        case "server_error": .upstream
+        default: nil
+        }
+    }
+}

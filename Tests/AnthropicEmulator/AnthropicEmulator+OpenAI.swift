@@ -1,0 +1,143 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Providers
+import Vapor
+
+extension AnthropicEmulator {
+    /// `GET /v1/models`: the same list for both APIs (`{"data": [{"id": …}]}` is each one's shape).
+    static func listModels(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) -> Response {
+        let presented = req.headers.first(name: "x-api-key") ?? req.headers.bearerAuthorization?.token
+        guard presented == apiKey else { return openAIError(401, "invalid_api_key", "Incorrect API key provided") }
+        let models = state.withLockedValue { $0.models }
+        let data = models.map { #"{"id":\#(jsonString($0)),"object":"model","type":"model","display_name":\#(jsonString($0)),"created":1700000000,"owned_by":"emulator"}"# }
+        return Response(status: .ok, headers: ["Content-Type": "application/json"],
+                        body: .init(string: #"{"object":"list","data":["# + data.joined(separator: ",") + "]}"))
+    }
+
+    /// `POST /v1/chat/completions`: the OpenAI Chat Completions API, answered from the same scripts as
+    /// the Messages API — `chat.completion.chunk`s, `data: [DONE]`, usage when asked for.
+    static func handleChatCompletion(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) async throws -> Response {
+        var headers: [String: String] = [:]
+        for (name, value) in req.headers { headers[name.lowercased()] = value }
+        let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
+        let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        let all = (json?["messages"] as? [[String: Any]] ?? []).map { (role: $0["role"] as? String ?? "", content: $0["content"] as? String ?? "") }
+        let system = all.first?.role == "system" ? all.first?.content : nil
+        let messages = system == nil ? all : Array(all.dropFirst())
+        var recorded = RecordedRequest(headers: headers, model: json?["model"] as? String, system: system, maxTokens: json?["max_tokens"] as? Int,
+                                       stream: json?["stream"] as? Bool, messages: messages, systemCached: false, cacheBreakpoints: [])
+        recorded.api = "openai"
+        let includeUsage = (json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool
+        recorded.includeUsage = includeUsage
+        let isTitle = system?.hasPrefix(ChatTitling.systemPrompt) == true
+        let script: Script = state.withLockedValue { state in
+            if isTitle {
+                state.titleRequests.append(recorded)
+                return state.titleScripts.isEmpty ? .reply(["Emulated", " title"]) : state.titleScripts.removeFirst()
+            }
+            if state.recordsRequests { state.requests.append(recorded) }
+            if !state.scripts.isEmpty { return state.scripts.removeFirst() }
+            return state.defaultScript ?? .reply(echo(messages.last?.content ?? ""))
+        }
+        guard headers["authorization"] == "Bearer \(apiKey)" else { return openAIError(401, "invalid_api_key", "Incorrect API key provided") }
+        guard let model = recorded.model, !model.isEmpty, !messages.isEmpty,
+              all.allSatisfy({ ["system", "user", "assistant"].contains($0.role) }) else {
+            return openAIError(400, "invalid_request_error", "messages: invalid request")
+        }
+        switch script {
+        case .error(let status, let type, let message, let extra):
+            let response = openAIError(status, type, message)
+            for (name, value) in extra { response.headers.replaceOrAdd(name: name, value: value) }
+            return response
+        case .hangBeforeHeaders:
+            state.withLockedValue { $0.silent += 1 }
+            await withCheckedContinuation { continuation in
+                state.withLockedValue { $0.gate.hangs.append(continuation) }
+            }
+            return openAIError(503, "server_error", "Overloaded")
+        case .reply(let reply):
+            let promptTokens = estimatedTokens(([system ?? ""] + messages.map(\.content)).joined()) + reply.inputTokens
+            return chunkStream(reply, model: model, promptTokens: promptTokens, includeUsage: includeUsage == true && !reply.omitUsage,
+                               state: state)
+        }
+    }
+
+    static func openAIError(_ status: Int, _ type: String, _ message: String) -> Response {
+        Response(status: HTTPResponseStatus(statusCode: status), headers: ["Content-Type": "application/json"],
+                 body: .init(string: #"{"error":{"message":\#(jsonString(message)),"type":"\#(type)","param":null,"code":"\#(type)"}}"#))
+    }
+
+    private static func chunkStream(_ reply: Script.Reply, model: String, promptTokens: Int, includeUsage: Bool,
+                                     state: NIOLockedValueBox<State>) -> Response {
+        let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"]
+        return Response(status: .ok, headers: headers, body: .init(managedAsyncStream: { writer in
+            var held = reply.coalesced ? "" : nil
+            func send(_ data: String) async throws {
+                let frame = "data: \(data)\n\n"
+                if held != nil { held? += frame } else { try await writer.write(.buffer(ByteBuffer(string: frame))) }
+            }
+            func flushHeld() async throws {
+                if let frames = held, !frames.isEmpty { try await writer.write(.buffer(ByteBuffer(string: frames))) }
+                held = held.map { _ in "" }
+            }
+            func chunk(_ delta: String, finish: String? = nil) -> String {
+                #"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","created":1700000000,"model":\#(jsonString(model)),"choices":[{"index":0,"delta":\#(delta),"logprobs":null,"finish_reason":\#(finish.map { "\"\($0)\"" } ?? "null")}]}"#
+            }
+            try await send(chunk(#"{"role":"assistant","content":""}"#))
+            if reply.includeUnusedEvents {
+                // What a client must skip: a comment line, a chunk without choices, a field it does not know.
+                if held != nil { held? += ": PROCESSING\n\n" } else { try await writer.write(.buffer(ByteBuffer(string: ": PROCESSING\n\n"))) }
+                try await send(#"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","choices":[],"system_fingerprint":"fp_emu"}"#)
+            }
+            switch reply.reasoningStyle {
+            case .reasoningContent: for piece in reply.reasoning { try await send(chunk(#"{"reasoning_content":\#(jsonString(piece))}"#)) }
+            case .reasoningField: for piece in reply.reasoning { try await send(chunk(#"{"reasoning":\#(jsonString(piece))}"#)) }
+            case .think:
+                if !reply.reasoning.isEmpty {
+                    let pieces = ["<thi", "nk>"] + reply.reasoning + ["</th", "ink>\n\n"]
+                    for piece in pieces { try await send(chunk(#"{"content":\#(jsonString(piece))}"#)) }
+                }
+            }
+            for (number, piece) in reply.chunks.enumerated() {
+                if reply.phaseLocked, reply.delay > .zero, !reply.coalesced {
+                    try await Task.sleep(until: Self.nextBeat(every: reply.delay), tolerance: .zero)
+                } else if number > 0, reply.delay > .zero, !reply.coalesced {
+                    try await Task.sleep(for: reply.delay)
+                }
+                if number == reply.pauseAfter { try await flushHeld(); await waitAtGate(state) }
+                let text = reply.stampChunks ? "t\(AnthropicEmulator.wallClockNanoseconds());" : piece
+                try await send(chunk(#"{"content":\#(jsonString(text))}"#))
+            }
+            if reply.pauseAfter == reply.chunks.count { try await flushHeld(); await waitAtGate(state) }
+            if let errorType = reply.errorAfterChunks {
+                try await send(#"{"error":{"message":"emulated \#(errorType)","type":"\#(errorType)","code":null}}"#)
+                try await flushHeld()
+                return
+            }
+            if reply.malformedAfterChunks {
+                try await send(#"{"id":"chatcmpl-emulated","choices":[{"index":0,"delta":{"content":"#)
+                try await flushHeld()
+                return
+            }
+            if reply.hangAfterChunks {
+                try await flushHeld()
+                state.withLockedValue { $0.silent += 1 }
+                await withCheckedContinuation { continuation in
+                    state.withLockedValue { $0.gate.hangs.append(continuation) }
+                }
+                return
+            }
+            if reply.endAbruptly {
+                try await flushHeld()
+                return
+            }
+            try await send(chunk("{}", finish: reply.stopReason == "max_tokens" ? "length" : "stop"))
+            if includeUsage {
+                let reasoningTokens = reply.reasoning.isEmpty ? 0 : reply.reasoning.count
+                try await send(#"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(reply.chunks.count + reasoningTokens),"total_tokens":\#(promptTokens + reply.chunks.count + reasoningTokens),"prompt_tokens_details":{"cached_tokens":0}}}"#)
+            }
+            try await send("[DONE]")
+            try await flushHeld()
+        }))
+    }
+}
