@@ -125,15 +125,25 @@ async function exportChat(format) {
 
 export function fillSettings(model, system) {
   const select = $("model");
-  const ids = state.models.map((m) => m.id);
-  if (model && !ids.includes(model)) ids.unshift(model);
-  select.replaceChildren(...ids.map((id) => {
+  // One group per provider, in the order listed; a provider that does not answer now shows its
+  // models, unselectable. A chat's model no longer offered stays shown, so that saving keeps it.
+  const groups = new Map();
+  const known = new Set(state.models.map((m) => m.id));
+  const listed = model && !known.has(model) ? [{ id: model, provider: "unavailable", name: model, available: false }, ...state.models] : state.models;
+  for (const m of listed) {
+    if (!groups.has(m.provider)) {
+      const group = document.createElement("optgroup");
+      group.label = m.provider;
+      groups.set(m.provider, group);
+    }
     const option = document.createElement("option");
-    option.value = id;
-    option.textContent = id + (id === state.defaultModel ? " (default)" : "");
-    option.selected = id === model;
-    return option;
-  }));
+    option.value = m.id;
+    option.textContent = m.name + (m.id === state.defaultModel ? " (default)" : "") + (m.available === false ? " — not answering" : "");
+    option.disabled = m.available === false && m.id !== model;
+    option.selected = m.id === model;
+    groups.get(m.provider).append(option);
+  }
+  select.replaceChildren(...groups.values());
   $("system").value = system;
   $("settings-status").textContent = "";
   $("settings-save").hidden = !state.chatId;

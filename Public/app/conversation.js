@@ -51,10 +51,11 @@ function onStreamEvent(event) {
   } else if (event.type === "message" || event.type === "done") {
     upsertMessage(data);
     if (event.type === "done") loadChats().catch(() => {});
-  } else if (event.type === "delta") {
+  } else if (event.type === "delta" || event.type === "reasoning") {
     const entry = state.messages.get(data.message_id);
     if (!entry) return;
-    entry.message.content += data.text;
+    if (event.type === "delta") entry.message.content += data.text;
+    else entry.message.reasoning = (entry.message.reasoning || "") + data.text;
     queueRender(entry);
   }
 }
@@ -85,14 +86,22 @@ export function upsertMessage(message) {
     element.dataset.messageId = message.id;
     const role = document.createElement("div");
     role.className = "role";
+    // The model's reasoning, when it has any: collapsed above the answer (the reader opens it), live.
+    const reasoning = document.createElement("details");
+    reasoning.className = "reasoning";
+    reasoning.hidden = true;
+    const summary = document.createElement("summary");
+    const thoughts = document.createElement("div");
+    thoughts.className = "thoughts";
+    reasoning.append(summary, thoughts);
     const body = document.createElement("div");
     body.className = "body";
     const status = document.createElement("div");
     status.className = "status";
     const tools = document.createElement("div");
     tools.className = "tools";
-    element.append(role, body, status, tools);
-    entry = { message, element, role, body, status, tools };
+    element.append(role, reasoning, body, status, tools);
+    entry = { message, element, role, reasoning, body, status, tools };
     state.messages.set(message.id, entry);
     insertInOrder(entry);
     refreshTools();
@@ -126,6 +135,7 @@ function render(entry) {
   } else {
     body.replaceChildren(renderMarkdown(message.content));
   }
+  renderReasoning(entry);
   status.replaceChildren();
   if (message.status === "failed" || message.status === "cancelled") {
     const text = document.createElement("span");
@@ -136,6 +146,16 @@ function render(entry) {
   renderTools(entry);
   $("empty-chat").hidden = state.messages.size > 0;
   followScroll();
+}
+
+function renderReasoning({ message, reasoning }) {
+  const text = message.reasoning || "";
+  reasoning.hidden = !text;
+  if (!text) return;
+  const thinking = message.status === "streaming" && !message.content;
+  reasoning.firstChild.textContent = thinking ? "Thinking…" : "Reasoning";
+  reasoning.classList.toggle("live", thinking);
+  reasoning.lastChild.textContent = text;
 }
 
 // What a message offers: the versions at its turn (‹ 2/3 ›), Edit on a question, Regenerate on

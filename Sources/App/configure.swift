@@ -25,7 +25,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.services = services
     app.lifecycle.use(services.chat.background)
     app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
-    app.serverStartup.add { _ in await services.chat.background.start() }
+    app.serverStartup.add { app in await services.chat.background.start(logger: app.logger) }
     try routes(app, services)
 
     // Outermost first: every response is logged and carries the security and CORS headers; every

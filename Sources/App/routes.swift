@@ -45,6 +45,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
     try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service, usage: services.usage))
     try staff.register(collection: AdminUsageController(ledger: services.usage))
+    try staff.register(collection: AdminProvidersController(catalog: chat.catalog,
+                                                            checkTimeout: min(chat.catalog.settings.connectTimeout, .seconds(5))))
     try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
     try staff.register(collection: AdminMessagesController())
 }

@@ -119,14 +119,16 @@ enum OpenAIErrorBody {
         return ProviderError(kind, message, status: status, retryAfter: retryAfter)
     }
 
-    private static func kind(errorType: String?) -> ProviderError.Kind? {
+    /// What an error's `type` means, for the types servers are known to send.
+    static func kind(errorType: String?) -> ProviderError.Kind? {
         switch errorType {
         case "invalid_request_error": .invalidRequest
         case "authentication_error": .authentication
         case "permission_error": .permission
         case "not_found_error": .notFound
         case "rate_limit_error", "rate_limit_exceeded", "insufficient_quota": .rateLimited
-        case "server_error": .upstream
+        case "server_error", "api_error": .upstream
+        case "overloaded_error": .overloaded
         default: nil
         }
     }

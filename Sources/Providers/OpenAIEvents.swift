@@ -56,7 +56,8 @@ public struct OpenAIEvents: WireReader {
             throw ProviderError(.upstream, "malformed chunk in the reply stream", usage: usage)
         }
         if let error = chunk.error {
-            throw ProviderError(.upstream, error.message ?? error.type ?? "the provider reported an error", usage: usage)
+            throw ProviderError(OpenAIErrorBody.kind(errorType: error.type) ?? .upstream,
+                                error.message ?? error.type ?? "the provider reported an error", usage: usage)
         }
         for choice in chunk.choices ?? [] {
             if let delta = choice.delta {

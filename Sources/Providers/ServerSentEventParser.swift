@@ -43,6 +43,9 @@ public struct ServerSentEventParser: Sendable {
         data.reserveCapacity(256)
     }
 
+    /// Bytes held for the event not yet complete: a reader that bounds what it accepts checks this.
+    public var pendingBytes: Int { partialLine.count + data.count + eventType.count }
+
     private static let lf: UInt8 = 0x0A
     private static let cr: UInt8 = 0x0D
     private static let colon: UInt8 = 0x3A

@@ -53,6 +53,9 @@ final class StreamingAttempt<Wire: StreamingWire>: HTTPClientResponseDelegate, @
                         completion = try reader.read(event, emit: hand)
                     }
                 }
+                if parser.pendingBytes > wire.settings.maxEventBytes {
+                    throw ProviderError(.upstream, "an event of the reply stream grew past \(wire.settings.maxEventBytes) bytes")
+                }
             } catch {
                 task.fail(reason: error)
             }

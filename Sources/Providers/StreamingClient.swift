@@ -78,7 +78,10 @@ public final class StreamingClient<Wire: StreamingWire>: ModelProvider {
         let request = try wire.modelsRequest()
         let response: HTTPClient.Response
         do {
-            response = try await http.execute(request: request, deadline: .now() + TimeAmount(timeout)).get()
+            let accumulator = ResponseAccumulator(request: request, maxBodySize: ModelListLimits.bodyBytes)
+            response = try await http.execute(request: request, delegate: accumulator, deadline: .now() + TimeAmount(timeout)).get()
+        } catch let error as ResponseAccumulator.ResponseTooBigError {
+            throw ProviderError(.upstream, "the models list is larger than \(error.maxBodySize) bytes")
         } catch {
             throw Self.translate(error, wire.settings)
         }
@@ -87,7 +90,7 @@ public final class StreamingClient<Wire: StreamingWire>: ModelProvider {
             throw wire.error(status: Int(response.status.code), body: body, retryAfter: nil)
         }
         do {
-            return try wire.models(in: body)
+            return ModelListLimits.kept(try wire.models(in: body))
         } catch {
             throw ProviderError(.upstream, "the models list could not be read")
         }
@@ -121,5 +124,25 @@ extension HTTPClient.Request {
         if body != nil { headers.add(name: "content-type", value: "application/json") }
         headers.add(name: "user-agent", value: "ChatServer/1.0")
         return try HTTPClient.Request(url: url, method: method, headers: headers, body: body.map { .byteBuffer(ByteBuffer(bytes: $0)) })
+    }
+}
+
+/// What of a provider's models list is believed: its size, and the names a model id can hold.
+public enum ModelListLimits {
+    public static let bodyBytes = 4 << 20
+    public static let models = 1_000
+    public static let nameBytes = 200
+
+    /// The first ``models`` names that are at most ``nameBytes`` of visible characters, each once.
+    public static func kept(_ names: [String]) -> [String] {
+        var seen = Set<String>()
+        var kept: [String] = []
+        for name in names where kept.count < models && !name.isEmpty && name.utf8.count <= nameBytes {
+            let visible = name.unicodeScalars.allSatisfy {
+                !$0.properties.isWhitespace && ![.control, .format, .unassigned].contains($0.properties.generalCategory)
+            }
+            if visible, seen.insert(name).inserted { kept.append(name) }
+        }
+        return kept
     }
 }

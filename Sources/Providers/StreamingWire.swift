@@ -46,10 +46,15 @@ public struct ClientSettings: Sendable {
     public var clock: any Clock<Duration>
     /// Waits between retries; tests substitute one that records the waits and returns at once.
     public var sleep: @Sendable (Duration) async throws -> Void
+    /// The largest event of a reply stream a client holds: a provider that sends a longer one (a
+    /// line without end) fails the reply rather than fill the memory.
+    public var maxEventBytes: Int
 
     public init(retries: RetryPolicy = RetryPolicy(), connectTimeout: Duration = .seconds(10), firstByteTimeout: Duration = .seconds(60),
                 idleTimeout: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock(),
-                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }) {
+                sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+                maxEventBytes: Int = 16 << 20) {
+        self.maxEventBytes = maxEventBytes
         self.retries = retries
         self.connectTimeout = connectTimeout
         self.firstByteTimeout = firstByteTimeout

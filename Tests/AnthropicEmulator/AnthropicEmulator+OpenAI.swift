@@ -56,8 +56,7 @@ extension AnthropicEmulator {
             }
             return openAIError(503, "server_error", "Overloaded")
         case .reply(let reply):
-            let promptTokens = estimatedTokens(([system ?? ""] + messages.map(\.content)).joined()) + reply.inputTokens
-            return chunkStream(reply, model: model, promptTokens: promptTokens, includeUsage: includeUsage == true && !reply.omitUsage,
+            return chunkStream(reply, model: model, includeUsage: includeUsage == true && !reply.omitUsage,
                                state: state)
         }
     }
@@ -67,7 +66,7 @@ extension AnthropicEmulator {
                  body: .init(string: #"{"error":{"message":\#(jsonString(message)),"type":"\#(type)","param":null,"code":"\#(type)"}}"#))
     }
 
-    private static func chunkStream(_ reply: Script.Reply, model: String, promptTokens: Int, includeUsage: Bool,
+    private static func chunkStream(_ reply: Script.Reply, model: String, includeUsage: Bool,
                                      state: NIOLockedValueBox<State>) -> Response {
         let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"]
         return Response(status: .ok, headers: headers, body: .init(managedAsyncStream: { writer in
@@ -89,13 +88,28 @@ extension AnthropicEmulator {
                 if held != nil { held? += ": PROCESSING\n\n" } else { try await writer.write(.buffer(ByteBuffer(string: ": PROCESSING\n\n"))) }
                 try await send(#"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","choices":[],"system_fingerprint":"fp_emu"}"#)
             }
+            // Reasoning pieces come `delay` apart, as the answer's do.
+            func paced(_ number: Int) async throws {
+                if number > 0, reply.delay > .zero, !reply.coalesced { try await Task.sleep(for: reply.delay) }
+            }
             switch reply.reasoningStyle {
-            case .reasoningContent: for piece in reply.reasoning { try await send(chunk(#"{"reasoning_content":\#(jsonString(piece))}"#)) }
-            case .reasoningField: for piece in reply.reasoning { try await send(chunk(#"{"reasoning":\#(jsonString(piece))}"#)) }
+            case .reasoningContent:
+                for (number, piece) in reply.reasoning.enumerated() {
+                    try await paced(number)
+                    try await send(chunk(#"{"reasoning_content":\#(jsonString(piece))}"#))
+                }
+            case .reasoningField:
+                for (number, piece) in reply.reasoning.enumerated() {
+                    try await paced(number)
+                    try await send(chunk(#"{"reasoning":\#(jsonString(piece))}"#))
+                }
             case .think:
                 if !reply.reasoning.isEmpty {
                     let pieces = ["<thi", "nk>"] + reply.reasoning + ["</th", "ink>\n\n"]
-                    for piece in pieces { try await send(chunk(#"{"content":\#(jsonString(piece))}"#)) }
+                    for (number, piece) in pieces.enumerated() {
+                        try await paced(number)
+                        try await send(chunk(#"{"content":\#(jsonString(piece))}"#))
+                    }
                 }
             }
             for (number, piece) in reply.chunks.enumerated() {
@@ -112,6 +126,16 @@ extension AnthropicEmulator {
             if let errorType = reply.errorAfterChunks {
                 try await send(#"{"error":{"message":"emulated \#(errorType)","type":"\#(errorType)","code":null}}"#)
                 try await flushHeld()
+                return
+            }
+            if reply.endlessLineBytes > 0 {
+                try await flushHeld()
+                var sent = 0
+                try await writer.write(.buffer(ByteBuffer(string: "data: ")))
+                while sent < reply.endlessLineBytes {
+                    try await writer.write(.buffer(ByteBuffer(repeating: UInt8(ascii: "x"), count: 16 * 1024)))
+                    sent += 16 * 1024
+                }
                 return
             }
             if reply.malformedAfterChunks {
@@ -133,10 +157,12 @@ extension AnthropicEmulator {
             }
             try await send(chunk("{}", finish: reply.stopReason == "max_tokens" ? "length" : "stop"))
             if includeUsage {
-                let reasoningTokens = reply.reasoning.isEmpty ? 0 : reply.reasoning.count
-                try await send(#"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(reply.chunks.count + reasoningTokens),"total_tokens":\#(promptTokens + reply.chunks.count + reasoningTokens),"prompt_tokens_details":{"cached_tokens":0}}}"#)
+                // As Anthropic's emulation counts them: the prompt's uncached tokens as the script says, a
+                // token per chunk of text or reasoning.
+                let prompt = reply.inputTokens + reply.cachedTokens, completion = reply.chunks.count + reply.reasoning.count
+                try await send(#"{"id":"chatcmpl-emulated","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":\#(prompt),"completion_tokens":\#(completion),"total_tokens":\#(prompt + completion),"prompt_tokens_details":{"cached_tokens":\#(reply.cachedTokens)},"completion_tokens_details":{"reasoning_tokens":\#(reply.reasoning.count)}}}"#)
             }
-            try await send("[DONE]")
+            if !reply.omitDone { try await send("[DONE]") }
             try await flushHeld()
         }))
     }

@@ -151,7 +151,8 @@ extension AnthropicEmulator {
             if !reply.reasoning.isEmpty {
                 // Extended thinking: a thinking block, signed, before the answer.
                 try await send("content_block_start", #"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#)
-                for piece in reply.reasoning {
+                for (number, piece) in reply.reasoning.enumerated() {
+                    if number > 0, reply.delay > .zero, !reply.coalesced { try await Task.sleep(for: reply.delay) }
                     try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":\#(jsonString(piece))}}"#)
                 }
                 try await send("content_block_delta", #"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}}"#)
@@ -202,7 +203,7 @@ extension AnthropicEmulator {
                 return
             }
             try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
-            try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(reply.stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count)}}"#)
+            try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(reply.stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count + reply.reasoning.count)}}"#)
             try await send("message_stop", #"{"type":"message_stop"}"#)
             try await flushHeld()
         }))

@@ -202,6 +202,13 @@ public enum Script: Sendable {
         public var reasoningStyle: ReasoningStyle = .reasoningContent
         /// OpenAI: send no usage even when asked (some servers never do).
         public var omitUsage = false
+        /// OpenAI: how many of the prompt's tokens the server says came from its cache
+        /// (`prompt_tokens_details.cached_tokens`, counted within `prompt_tokens`).
+        public var cachedTokens = 0
+        /// OpenAI: close the stream after the last chunk without `data: [DONE]` (as some servers do).
+        public var omitDone = false
+        /// OpenAI: after the chunks, a line of this many bytes that never ends (a misbehaving server).
+        public var endlessLineBytes = 0
         /// Replace each chunk's text with the wall-clock time it is sent, `t<nanoseconds since 1970>;`,
         /// so a client can measure how long the text took to reach it.
         public var stampChunks: Bool

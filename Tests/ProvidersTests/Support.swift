@@ -1,6 +1,7 @@
 import AnthropicEmulator
 import Foundation
 import NIOConcurrencyHelpers
+import Testing
 @testable import Providers
 
 /// What a reply delivered: its text pieces, how it finished, or how it failed.
@@ -48,15 +49,6 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
     return reply
 }
 
-/// Records the waits between retries instead of waiting.
-final class RecordedSleeps: Sendable {
-    private let waits = NIOLockedValueBox<[Duration]>([])
-    var all: [Duration] { waits.withLockedValue { $0 } }
-    var sleep: @Sendable (Duration) async throws -> Void {
-        { [waits] duration in waits.withLockedValue { $0.append(duration) } }
-    }
-}
-
 let sampleRequest = ModelRequest(
     model: "claude-sonnet-5-5", system: "Be brief.",
     messages: [ModelMessage(role: .user, content: "Hello"), ModelMessage(role: .assistant, content: "Hi!"),
@@ -64,10 +56,18 @@ let sampleRequest = ModelRequest(
     maxTokens: 256
 )
 
+/// The wire formats the emulator speaks; the streaming client's guarantees hold on each.
+enum WireAPI: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case anthropic, openai
+    var testDescription: String { self == .anthropic ? "Anthropic Messages" : "OpenAI Chat Completions" }
+}
+
 /// An emulator, a client pointed at it whose timeouts run on a manual clock, and the retry waits it asked for.
-struct EmulatedAnthropic {
+struct EmulatedProvider {
     let emulator: AnthropicEmulator
-    let client: AnthropicClient
+    let client: any ModelProvider
+    /// Requests the client has sent so far.
+    let requestsSent: @Sendable () -> Int
     let clock: ManualClock
     let sleeps: RecordedSleeps
 
@@ -89,7 +89,7 @@ struct EmulatedAnthropic {
             }
             // Every request the client sent has reached the emulator and gone silent, and the client has what it must.
             let allSilent = emulator.silentCount > 0 && emulator.silentCount == emulator.requests.count
-                && emulator.requests.count == client.requestsSent
+                && emulator.requests.count == requestsSent()
             if allSilent, ready(text.withLockedValue { $0 }), clock.sleeperCount > 0 { clock.advance(by: step) }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -97,23 +97,35 @@ struct EmulatedAnthropic {
     }
 }
 
-/// Runs `body` with an emulator and a client pointed at it, both shut down afterwards.
-func withEmulatedAnthropic(
+/// Runs `body` with an emulator and a client of `api` pointed at it, both shut down afterwards.
+func withEmulatedProvider(
+    _ api: WireAPI = .anthropic,
     authScheme: AnthropicConfiguration.AuthScheme = .apiKeyHeader,
     maxRetries: Int = 2,
     firstByteTimeout: Duration = .seconds(5),
     idleTimeout: Duration = .seconds(5),
-    _ body: (EmulatedAnthropic) async throws -> Void
+    _ body: (EmulatedProvider) async throws -> Void
 ) async throws {
     let emulator = try await AnthropicEmulator.start()
     let sleeps = RecordedSleeps()
     let clock = ManualClock()
-    let client = AnthropicClient(configuration: AnthropicConfiguration(
-        apiKey: emulator.apiKey, baseURL: emulator.baseURL, authScheme: authScheme, retries: RetryPolicy(maxRetries: maxRetries),
-        firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout, clock: clock, sleep: sleeps.sleep
-    ))
+    let settings = ClientSettings(retries: RetryPolicy(maxRetries: maxRetries), firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout,
+                                  clock: clock, sleep: sleeps.sleep)
+    let client: any ModelProvider
+    let requestsSent: @Sendable () -> Int
+    switch api {
+    case .anthropic:
+        let anthropic = AnthropicClient(configuration: AnthropicConfiguration(
+            apiKey: emulator.apiKey, baseURL: emulator.baseURL, authScheme: authScheme, retries: settings.retries,
+            firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout, clock: clock, sleep: sleeps.sleep
+        ))
+        (client, requestsSent) = (anthropic, { anthropic.requestsSent })
+    case .openai:
+        let openAI = OpenAIClient(configuration: OpenAIConfiguration(baseURL: emulator.baseURL + "/v1", apiKey: emulator.apiKey, settings: settings))
+        (client, requestsSent) = (openAI, { openAI.requestsSent })
+    }
     do {
-        try await body(EmulatedAnthropic(emulator: emulator, client: client, clock: clock, sleeps: sleeps))
+        try await body(EmulatedProvider(emulator: emulator, client: client, requestsSent: requestsSent, clock: clock, sleeps: sleeps))
     } catch {
         try? await client.shutdown()
         await emulator.shutdown()

@@ -66,6 +66,7 @@ enum AdminNotice {
         case "password": "Password changed; the user is signed out everywhere."
         case "deleted": "Deleted."
         case "signed-out": "Signed out."
+        case "checked": "Every provider was asked again."
         default: nil
         }
     }

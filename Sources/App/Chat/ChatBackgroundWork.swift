@@ -30,8 +30,9 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
         self.clock = clock
     }
 
-    /// Connects the event bus, recovers replies a previous run left streaming, then starts the periodic work.
-    func start() async {
+    /// Connects the event bus, recovers replies a previous run left streaming, then starts the periodic
+    /// work. The providers and their models go to `logger` once first listed, and again when that changes.
+    func start(logger: Logger) async {
         await bus.start()
         await runner.recoverInterruptedReplies()
         running.withLockedValue { $0 += 3 }
@@ -59,8 +60,14 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
         // The providers' models and whether they answer, listed now and again; no request waits for it.
         let modelUpkeep = Task { [catalog, settings = catalog.settings, running] in
             defer { running.withLockedValue { $0 -= 1 } }
+            var logged: String?
             while !Task.isCancelled {
                 await catalog.refresh(timeout: min(settings.connectTimeout, .seconds(10)))
+                let summary = catalog.summary
+                if summary != logged {
+                    logger.log(level: catalog.standings.allSatisfy(\.standing.available) ? .notice : .warning, "\(summary)")
+                    logged = summary
+                }
                 try? await Task.sleep(for: settings.refreshInterval)
             }
         }

@@ -28,7 +28,10 @@ struct ChatInputRules {
 
     func model(_ value: String, into errors: inout FieldErrors) -> String {
         if !catalog.contains(value) {
-            errors.add("model", "Unknown model '\(value)'; choose one of: \(catalog.modelIDs.joined(separator: ", ")).")
+            let known = catalog.modelIDs
+            let choices = known.prefix(20).joined(separator: ", ") + (known.count > 20 ? ", … (GET /api/models/ lists all \(known.count))" : "")
+            let shown = value.unicodeScalars.count > 100 ? String(String.UnicodeScalarView(value.unicodeScalars.prefix(100))) + "…" : value
+            errors.add("model", "Unknown model '\(shown)'; choose one of: \(choices).")
         }
         return value
     }

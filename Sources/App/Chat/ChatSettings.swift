@@ -33,6 +33,9 @@ public struct ChatSettings: Sendable {
     /// A reply whose server has not saved it (its heartbeat) for this long is taken to be lost:
     /// any instance marks it failed ("interrupted").
     public var replyLease: Duration
+    /// The most text and reasoning one reply may hold; a provider that sends more has the reply
+    /// failed there, keeping what came.
+    public var replyMaxBytes: Int
 
     init(_ read: SettingsReader) throws(SettingsError) {
         let bus = read.string("EVENT_BUS")?.lowercased() ?? "auto"
@@ -53,6 +56,7 @@ public struct ChatSettings: Sendable {
         checkpointInterval = try read.duration("REPLY_CHECKPOINT_INTERVAL", default: .seconds(5))
         drainTimeout = try read.duration("REPLY_DRAIN_TIMEOUT", default: .seconds(10), allowZero: true)
         replyLease = try read.duration("REPLY_LEASE", default: .seconds(30))
+        replyMaxBytes = try read.byteCount("REPLY_MAX_SIZE", default: 32 << 20)
         guard replyLease >= checkpointInterval * 2 else {
             throw SettingsError(key: "REPLY_LEASE", problem: "must be at least twice REPLY_CHECKPOINT_INTERVAL, or live replies would be taken for lost")
         }

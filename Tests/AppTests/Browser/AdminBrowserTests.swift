@@ -9,7 +9,7 @@ struct AdminBrowserTests {
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
     func adminFlow() async throws {
         if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
-        try await withTestApp(.sqlite) { t in
+        try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: file) { t in
             let staff = try await User.fixture(email: "staff@example.com", isStaff: true, on: t.db)
             let member = try await t.register(email: "member@example.com")
             let chat = try await t.createChat(token: member.access, title: "Holiday plans", content: "Where to go?")
@@ -23,6 +23,6 @@ struct AdminBrowserTests {
             }
             #expect(try await Chat.find(UUID(uuidString: chat.id), on: t.db) == nil, "the browser deleted the chat")
             #expect(try await User.find(UUID(uuidString: member.user.id), on: t.db) != nil)
-        }
+        } }
     }
 }

@@ -9,7 +9,7 @@ struct WebClientBrowserTests {
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
     func webClient() async throws {
         if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
-        try await withTestApp(.sqlite, emulated: true) { t in
+        try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: file, emulated: true) { t in
             let emulator = try #require(t.emulator)
             // Every reply: Markdown, then 30 words, a piece every 60 ms (about 2.5 s in all).
             let pieces = ["Here", " is", " **bold**", " and", " `code`", ":\n\n", "- one\n", "- two\n\n"] + (0..<30).map { " word\($0)" }
@@ -17,14 +17,14 @@ struct WebClientBrowserTests {
             try await t.withLiveServer { base in
                 try await Browser.scenario("web_client.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
             }
-        }
+        } }
     }
 
     @Test("regenerate, switch versions, edit, search and export in the web chat, each audited with axe — in headless Chromium",
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
     func conversationTools() async throws {
         if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
-        try await withTestApp(.sqlite, emulated: true) { t in
+        try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: file, emulated: true) { t in
             let emulator = try #require(t.emulator)
             func words(_ text: String) -> [String] { text.split(separator: " ").enumerated().map { $0 == 0 ? String($1) : " " + $1 } }
             emulator.enqueue(.reply(words("Lisbon first: trams, tiles and the river."), delay: .milliseconds(40)),
@@ -33,7 +33,7 @@ struct WebClientBrowserTests {
             try await t.withLiveServer { base in
                 try await Browser.scenario("web_tools.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
             }
-        }
+        } }
     }
 
     @Test("two instances on one PostgreSQL, no affinity: a reply started on one grows live in a browser on the other, and stops from there",
@@ -63,15 +63,47 @@ struct WebClientBrowserTests {
         let port = try freeLoopbackPort()
         let base = "http://localhost:\(port)"
         do {
-            try await withTestApp(.sqlite, settings: google.settings(serverBase: base)) { t in
+            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: google.settings(serverBase: base).merging(file) { $1 }) { t in
                 try await t.withLiveServer(port: port) { _ in
                     try await Browser.scenario("web_google.py", ["--base", base])
                 }
-            }
+            } }
         } catch {
             await google.shutdown()
             throw error
         }
         await google.shutdown()
+    }
+
+    @Test("the model picker groups several providers and shows one not answering; an OpenAI-compatible reply's reasoning streams collapsed above its answer — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func modelsAndReasoning() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        func words(_ text: String) -> [String] { text.split(separator: " ").enumerated().map { $0 == 0 ? String($1) : " " + $1 } }
+        let emulator = try await AnthropicEmulator.start()
+        // The reasoning arrives in a leading <think> block, 40 pieces 60 ms apart: about 2.5 s to see it live.
+        var reply = Script.Reply(words("Rayleigh scattering: the air scatters blue light most."), delay: .milliseconds(60),
+                                 reasoning: words("Short wavelengths scatter more. " + String(repeating: "Blue is short. ", count: 12)))
+        reply.reasoningStyle = .think
+        emulator.setDefault(.reply(reply))
+        var settings = UpstreamAPI.anthropic.settings(for: emulator).merging(UpstreamAPI.openai.settings(for: emulator)) { $1 }
+        settings.merge(["DEFAULT_MODEL": "claude-sonnet-5-5", "PROVIDERS": "dead", "PROVIDER_DEAD_API": "openai", "MODEL_CONNECT_TIMEOUT": "1s",
+                        "PROVIDER_DEAD_BASE_URL": "http://127.0.0.1:\(try freeLoopbackPort())/v1", "PROVIDER_DEAD_MODELS": "m1"]) { $1 }
+        do {
+            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: settings.merging(file) { $1 }) { t in
+                let catalog = try t.services.chat.catalog
+                try await waitUntil("the dead provider to be marked") { catalog.listing.contains { $0.id == "dead/m1" && !$0.available } }
+                try await t.withLiveServer { base in
+                    try await Browser.scenario("web_models.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost"),
+                                                                 "--model", "openai/gpt-emu", "--dead", "dead/m1"])
+                }
+                let request = try #require(emulator.requests.last)
+                #expect(request.api == "openai" && request.model == "gpt-emu", "the chosen model answered")
+            } }
+        } catch {
+            await emulator.shutdown()
+            throw error
+        }
+        await emulator.shutdown()
     }
 }

@@ -6,13 +6,13 @@ import VaporTesting
 
 @Suite("Chats")
 struct ChatCRUDTests {
-    @Test("a chat created without content has no messages, a default title and the default model", arguments: TestDatabase.all)
-    func createEmpty(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("a chat created without content has no messages, a default title and the default model", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func createEmpty(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access)
             #expect(chat["title"] as? String == "New chat")
-            #expect(chat["model"] as? String == "claude-sonnet-5-5")
+            #expect(chat["model"] as? String == api.defaultModel)
             #expect(chat["system"] == nil || chat["system"] is NSNull)
             #expect(chat.messages.isEmpty)
             #expect(UUID(uuidString: chat.id) != nil && chat.id == chat.id.lowercased())
@@ -20,9 +20,9 @@ struct ChatCRUDTests {
         }
     }
 
-    @Test("a chat created with content stores it, titles itself from it and starts the reply", arguments: TestDatabase.all)
-    func createWithContent(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("a chat created with content stores it, titles itself from it and starts the reply", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func createWithContent(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "Hello!\nSecond line", system: "Be kind.")
 
@@ -135,17 +135,17 @@ struct ChatCRUDTests {
         }
     }
 
-    @Test("patch changes only what is sent; system null removes the prompt", arguments: TestDatabase.all)
-    func patch(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("patch changes only what is sent; system null removes the prompt", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func patch(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, title: "Before", system: "Old prompt")
 
-            let renamed = try await t.send(.PATCH, "/api/chat/\(chat.id)/", json: ["title": "  After  ", "model": "claude-haiku-5"], token: session.access)
+            let renamed = try await t.send(.PATCH, "/api/chat/\(chat.id)/", json: ["title": "  After  ", "model": api.models[1]], token: session.access)
             #expect(renamed.status == .ok)
             let body = try renamed.jsonObject()
             #expect(body["title"] as? String == "After")
-            #expect(body["model"] as? String == "claude-haiku-5")
+            #expect(body["model"] as? String == api.models[1])
             #expect(body["system"] as? String == "Old prompt")
 
             let cleared = try await t.send(.PATCH, "/api/chat/\(chat.id)/", json: ["system": NSNull()], token: session.access).jsonObject()
@@ -161,9 +161,9 @@ struct ChatCRUDTests {
         }
     }
 
-    @Test("delete removes the chat and its messages", arguments: TestDatabase.all)
-    func delete(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("delete removes the chat and its messages", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func delete(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "Hi")
             try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)
@@ -178,9 +178,9 @@ struct ChatCRUDTests {
         }
     }
 
-    @Test("another user's chat is 404 on every route, and nothing changes", arguments: TestDatabase.all)
-    func isolation(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("another user's chat is 404 on every route, and nothing changes", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func isolation(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let owner = try await t.register()
             let intruder = try await t.register()
             let chat = try await t.createChat(token: owner.access, title: "Private", content: "secret")
@@ -223,14 +223,16 @@ struct ChatCRUDTests {
         }
     }
 
-    @Test("GET /api/models/ lists the models a chat may use, the default marked")
-    func models() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("GET /api/models/ lists the models a chat may use, the default marked", arguments: UpstreamAPI.allCases)
+    func models(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             let session = try await t.register()
             let body = try await t.send(.GET, "/api/models/", token: session.access).jsonObject()
             let results = try #require(body["results"] as? [[String: Any]])
-            #expect(results.map(\.id) == ["claude-sonnet-5-5", "claude-haiku-5"])
-            #expect(results.map { $0["provider"] as? String } == ["anthropic", "anthropic"])
+            #expect(results.map(\.id) == api.models)
+            #expect(results.map { $0["provider"] as? String } == [api.rawValue, api.rawValue])
+            #expect(results.map { $0["name"] as? String } == api.models.map(api.upstreamName(of:)))
+            #expect(results.map { $0["available"] as? Bool } == [true, true])
             #expect(results.map { $0["default"] as? Bool } == [true, false])
         }
     }

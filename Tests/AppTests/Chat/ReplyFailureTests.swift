@@ -7,9 +7,9 @@ import VaporTesting
 
 @Suite("When the model provider fails")
 struct ReplyFailureTests {
-    @Test("429 with retry-after is waited out and the reply succeeds", arguments: TestDatabase.all)
-    func rateLimited(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("429 with retry-after is waited out and the reply succeeds", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func rateLimited(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.error(status: 429, type: "rate_limit_error", message: "slow down", headers: ["retry-after": "3"]), .reply(["Made", " it"]))
             let session = try await t.register()
@@ -22,9 +22,9 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("529 until the retries run out fails the reply with a clear error", arguments: TestDatabase.all)
-    func overloaded(_ database: TestDatabase) async throws {
-        try await withTestApp(database, settings: ["ANTHROPIC_MAX_RETRIES": "2"], emulated: true) { t in
+    @Test("529 until the retries run out fails the reply with a clear error", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func overloaded(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, settings: ["MODEL_MAX_RETRIES": "2"], emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             for _ in 0..<3 { emulator.enqueue(.error(status: 529, type: "overloaded_error", message: "Overloaded")) }
             let session = try await t.register()
@@ -40,9 +40,9 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("an error event mid-stream fails the reply, keeping the text that came", arguments: TestDatabase.all)
-    func errorMidStream(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("an error event mid-stream fails the reply, keeping the text that came", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func errorMidStream(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             t.emulator?.enqueue(.reply(Script.Reply(["Half", " an", " answer"], errorAfterChunks: "api_error")))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access)
@@ -63,10 +63,10 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("an upstream that never answers times out and fails the reply")
-    func upstreamHangs() async throws {
-        let settings = ["ANTHROPIC_FIRST_BYTE_TIMEOUT": "30s", "ANTHROPIC_MAX_RETRIES": "1"]
-        try await withTestApp(.sqlite, settings: settings, emulated: true) { t in
+    @Test("an upstream that never answers times out and fails the reply", arguments: UpstreamAPI.allCases)
+    func upstreamHangs(_ api: UpstreamAPI) async throws {
+        let settings = ["MODEL_FIRST_BYTE_TIMEOUT": "30s", "MODEL_MAX_RETRIES": "1"]
+        try await withTestApp(.sqlite, settings: settings, emulated: true, api: api) { t in
             t.emulator?.enqueue(.hangBeforeHeaders, .hangBeforeHeaders)
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
@@ -77,9 +77,9 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("an upstream that goes silent mid-reply fails it after the idle timeout, keeping the text")
-    func upstreamStalls() async throws {
-        try await withTestApp(.sqlite, settings: ["ANTHROPIC_IDLE_TIMEOUT": "60s"], emulated: true) { t in
+    @Test("an upstream that goes silent mid-reply fails it after the idle timeout, keeping the text", arguments: UpstreamAPI.allCases)
+    func upstreamStalls(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, settings: ["MODEL_IDLE_TIMEOUT": "60s"], emulated: true, api: api) { t in
             t.emulator?.enqueue(.reply(Script.Reply(["Then", " silence"], hangAfterChunks: true)))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
@@ -92,9 +92,9 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("401 from upstream fails at once, saying the key was refused", arguments: TestDatabase.all)
-    func upstreamUnauthorized(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("401 from upstream fails at once, saying the key was refused", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func upstreamUnauthorized(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             t.emulator?.enqueue(.error(status: 401, type: "authentication_error", message: "invalid x-api-key"))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hi")
@@ -129,9 +129,9 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("a reader too slow for the stream is disconnected, and resumes by id without loss")
-    func slowReader() async throws {
-        try await withTestApp(.sqlite, settings: ["SSE_MAX_PENDING_EVENTS": "8"], emulated: true) { t in
+    @Test("a reader too slow for the stream is disconnected, and resumes by id without loss", arguments: UpstreamAPI.allCases)
+    func slowReader(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, settings: ["SSE_MAX_PENDING_EVENTS": "8"], emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             let chunk = String(repeating: "x", count: 8192)
             let chunks = (0..<1200).map { "\($0 % 10)" + chunk }
@@ -210,9 +210,9 @@ struct ReplyRecoveryTests {
         }
     }
 
-    @Test("checkpoints save the text so far, and let go of a reply another server ended")
-    func checkpoints() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("checkpoints save the text so far, and let go of a reply another server ended", arguments: UpstreamAPI.allCases)
+    func checkpoints(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["Saved", " part", " lost"], pauseAfter: 2)))
             let session = try await t.register()
@@ -236,9 +236,9 @@ struct ReplyRecoveryTests {
         }
     }
 
-    @Test("on shutdown, replies get their drain time; those still running are stored failed with their text", arguments: TestDatabase.all)
-    func drainOnShutdown(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("on shutdown, replies get their drain time; those still running are stored failed with their text", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func drainOnShutdown(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["Interrupted", " mid"], hangAfterChunks: true)))
             let session = try await t.register()

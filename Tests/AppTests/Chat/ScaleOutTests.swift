@@ -10,7 +10,7 @@ import VaporTesting
 /// emulator: the scale-out a load balancer makes, in one process. `listenThrough` puts a proxy
 /// between the second instance's event bus and the database, to cut it on demand.
 func withTwoInstances(
-    settings: [String: String] = [:], emulated: Bool = true, listenThroughProxy: Bool = false,
+    settings: [String: String] = [:], emulated: Bool = true, api: UpstreamAPI = .anthropic, listenThroughProxy: Bool = false,
     _ body: (TestApp, TestApp, TCPProxy?) async throws -> Void
 ) async throws {
     guard let url = TestDatabase.postgresURL, let components = URLComponents(string: url) else { return }
@@ -20,7 +20,7 @@ func withTwoInstances(
     var a: TestApp?
     var b: TestApp?
     do {
-        a = try await startInstance(.postgres(url: url), settings, emulator: emulator, schema: schema, migrate: true)
+        a = try await startInstance(.postgres(url: url), settings, emulator: emulator, api: api, schema: schema, migrate: true)
         var second = settings
         if listenThroughProxy {
             let started = try await TCPProxy.start(to: components.host ?? "127.0.0.1", port: components.port ?? 5432)
@@ -29,7 +29,7 @@ func withTwoInstances(
             direct.port = started.port
             second["DATABASE_LISTEN_URL"] = direct.string
         }
-        b = try await startInstance(.postgres(url: url), second, emulator: emulator, schema: schema, migrate: false)
+        b = try await startInstance(.postgres(url: url), second, emulator: emulator, api: api, schema: schema, migrate: false)
         try await body(try #require(a), try #require(b), proxy)
     } catch {
         await tearDownInstances(a, b, proxy, schema: schema, emulator: emulator)
@@ -54,9 +54,9 @@ extension TestApp {
 
 @Suite("Two instances on one PostgreSQL database", .serialized, .enabled(if: TestDatabase.postgresURL != nil))
 struct ScaleOutTests {
-    @Test("a reply running on one instance streams live on the other, piece by piece, with event ids that mean the same on both")
-    func liveAcrossInstances() async throws {
-        try await withTwoInstances { a, b, _ in
+    @Test("a reply running on one instance streams live on the other, piece by piece, with event ids that mean the same on both", arguments: UpstreamAPI.allCases)
+    func liveAcrossInstances(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             let chunks = ["One", " two", " three", " four", " five"]
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 2)))
@@ -84,9 +84,9 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("Last-Event-ID handed out by one instance resumes on the other mid-reply, nothing missing and nothing twice")
-    func resumeAcrossInstances() async throws {
-        try await withTwoInstances { a, b, _ in
+    @Test("Last-Event-ID handed out by one instance resumes on the other mid-reply, nothing missing and nothing twice", arguments: UpstreamAPI.allCases)
+    func resumeAcrossInstances(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             let chunks = (1...8).map { " part\($0)" }
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 3)))
@@ -115,9 +115,9 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("stop asked of one instance stops the reply where it runs, closing its upstream request")
-    func stopAcrossInstances() async throws {
-        try await withTwoInstances { a, b, _ in
+    @Test("stop asked of one instance stops the reply where it runs, closing its upstream request", arguments: UpstreamAPI.allCases)
+    func stopAcrossInstances(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             emulator.enqueue(.reply(Script.Reply(["Partial", " text", " never", " sent"], pauseAfter: 2)))
             let session = try await a.register()
@@ -156,9 +156,9 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("a 100 KB delta and backslashes cross instances intact; a NUL a model sends is stored and streamed as U+FFFD")
-    func largeDelta() async throws {
-        try await withTwoInstances { a, b, _ in
+    @Test("a 100 KB delta and backslashes cross instances intact; a NUL a model sends is stored and streamed as U+FFFD", arguments: UpstreamAPI.allCases)
+    func largeDelta(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             let huge = String((0..<100_000).map { ["a", "é", "\\", "😀", "\u{0}", "|", "\n"][$0 % 7] as Character })
             emulator.enqueue(.reply(Script.Reply(["start ", huge, " end"], pauseAfter: 0)))
@@ -179,9 +179,9 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("a stream on an instance whose listener is down catches up from the stored text when it is back, saying nothing twice")
-    func listenerDown() async throws {
-        try await withTwoInstances(listenThroughProxy: true) { a, b, proxy in
+    @Test("a stream on an instance whose listener is down catches up from the stored text when it is back, saying nothing twice", arguments: UpstreamAPI.allCases)
+    func listenerDown(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api, listenThroughProxy: true) { a, b, proxy in
             let proxy = try #require(proxy)
             let emulator = try #require(a.emulator)
             let chunks = (1...6).map { " piece\($0)" }
@@ -222,9 +222,9 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("a reply's text goes through the database only while another instance has streams on its chat")
-    func textOnlyWhereFollowed() async throws {
-        try await withTwoInstances { a, b, _ in
+    @Test("a reply's text goes through the database only while another instance has streams on its chat", arguments: UpstreamAPI.allCases)
+    func textOnlyWhereFollowed(_ api: UpstreamAPI) async throws {
+        try await withTwoInstances(api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             let busA = try #require(try a.transport)
             let session = try await a.register()
@@ -287,17 +287,17 @@ struct ScaleOutTests {
         }
     }
 
-    @Test("a reply whose instance is killed (kill -9) is failed by a live instance within the lease, and its streams get done")
-    func killedInstance() async throws {
+    @Test("a reply whose instance is killed (kill -9) is failed by a live instance within the lease, and its streams get done", arguments: UpstreamAPI.allCases)
+    func killedInstance(_ api: UpstreamAPI) async throws {
         let timings = ["REPLY_LEASE": "3s", "REPLY_CHECKPOINT_INTERVAL": "1s"]
-        try await withTwoInstances(settings: timings) { a, b, _ in
+        try await withTwoInstances(settings: timings, api: api) { a, b, _ in
             let emulator = try #require(a.emulator)
             let url = try #require(TestDatabase.postgresURL)
             let schema = try #require(a.settings.database.searchPath?.first)
             // A third instance, a real process on the same database, runs the reply and is killed.
             var environment = TestSettings.environment(.postgres(url: url)).merging(timings) { $1 }
-            environment.merge(["DATABASE_SCHEMA": schema, "ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
-                               "AUTO_MIGRATE": "false"]) { $1 }
+            environment.merge(api.settings(for: emulator)) { $1 }
+            environment.merge(["DATABASE_SCHEMA": schema, "AUTO_MIGRATE": "false"]) { $1 }
             let process = try await ServerProcess.start(environment)
             emulator.enqueue(.reply(Script.Reply(["Said", " before", " dying"], pauseAfter: 2)))
             let session = try await a.register()

@@ -6,9 +6,9 @@ import VaporTesting
 
 @Suite("The message stream")
 struct StreamTests {
-    @Test("a reply streams token by token; the deltas join to exactly the stored text", arguments: TestDatabase.all)
-    func replyOverSSE(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("a reply streams token by token; the deltas join to exactly the stored text", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func replyOverSSE(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             let chunks = ["Hé", "llo", " \"wörld\"", "\n\n```swift\nlet x = 1\n```", " 👋🏽", "\\ done\t"]
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 0)))
@@ -47,9 +47,9 @@ struct StreamTests {
         }
     }
 
-    @Test("the history and system prompt go upstream in order, failed and cancelled replies left out", arguments: TestDatabase.all)
-    func historySentUpstream(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("the history and system prompt go upstream in order, failed and cancelled replies left out", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func historySentUpstream(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "First question", system: "You are terse.")
@@ -72,7 +72,8 @@ struct StreamTests {
 
             let request = try #require(emulator.requests.last)
             #expect(request.system == "You are terse.")
-            #expect(request.model == "claude-sonnet-5-5")
+            #expect(request.model == api.upstreamName(of: api.defaultModel))
+            #expect(request.api == api.rawValue)
             #expect(request.messages.map(\.role) == ["user", "assistant", "user"])
             #expect(request.messages.map(\.content) == [
                 "First question", "Echo: First question", "Second question\n\nThird question\n\nFourth question",
@@ -80,9 +81,9 @@ struct StreamTests {
         }
     }
 
-    @Test("two streams on one chat see the same events")
-    func twoSubscribers() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("two streams on one chat see the same events", arguments: UpstreamAPI.allCases)
+    func twoSubscribers(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access)
             try await t.withLiveServer { base in
@@ -101,9 +102,9 @@ struct StreamTests {
         }
     }
 
-    @Test("a reader that drops mid-reply resumes by Last-Event-ID with no gap and no repeat", arguments: TestDatabase.all)
-    func resumeMidReply(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("a reader that drops mid-reply resumes by Last-Event-ID with no gap and no repeat", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func resumeMidReply(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             let chunks = (1...8).map { " part\($0)" }
             emulator.enqueue(.reply(Script.Reply(chunks, pauseAfter: 3)))
@@ -146,9 +147,9 @@ struct StreamTests {
         }
     }
 
-    @Test("a new reader joining mid-reply gets the text so far, then the rest")
-    func joinMidReply() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("a new reader joining mid-reply gets the text so far, then the rest", arguments: UpstreamAPI.allCases)
+    func joinMidReply(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["Alpha", " Beta", " Gamma"], pauseAfter: 2)))
             let session = try await t.register()
@@ -176,9 +177,9 @@ struct StreamTests {
         }
     }
 
-    @Test("a reply goes on and is stored with no client connected")
-    func noClient() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("a reply goes on and is stored with no client connected", arguments: UpstreamAPI.allCases)
+    func noClient(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             t.emulator?.enqueue(.reply(["Nobody", " is", " watching"], delay: .milliseconds(20)))
             let session = try await t.register()
             let chat = try await t.createChat(token: session.access, content: "hello?")
@@ -188,9 +189,9 @@ struct StreamTests {
         }
     }
 
-    @Test("a second send while a reply streams is 409, and stores nothing", arguments: TestDatabase.all)
-    func secondSendConflicts(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("a second send while a reply streams is 409, and stores nothing", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func secondSendConflicts(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["wait"], pauseAfter: 0)))
             let session = try await t.register()
@@ -209,9 +210,9 @@ struct StreamTests {
         }
     }
 
-    @Test("stop cancels the reply, keeping its partial text; stopping again is 409", arguments: TestDatabase.all)
-    func stop(_ database: TestDatabase) async throws {
-        try await withTestApp(database, emulated: true) { t in
+    @Test("stop cancels the reply, keeping its partial text; stopping again is 409", arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func stop(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withTestApp(database, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["Partial", " text", " never", " sent"], pauseAfter: 2)))
             let session = try await t.register()
@@ -240,9 +241,9 @@ struct StreamTests {
         }
     }
 
-    @Test("deleting the chat ends its streams with an error event")
-    func deleteEndsStream() async throws {
-        try await withTestApp(.sqlite, emulated: true) { t in
+    @Test("deleting the chat ends its streams with an error event", arguments: UpstreamAPI.allCases)
+    func deleteEndsStream(_ api: UpstreamAPI) async throws {
+        try await withTestApp(.sqlite, emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
             emulator.enqueue(.reply(Script.Reply(["never", " finished"], pauseAfter: 1)))
             let session = try await t.register()

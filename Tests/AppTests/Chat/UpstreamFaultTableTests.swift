@@ -18,7 +18,7 @@ struct UpstreamFault: Sendable {
     /// The upstream goes silent: the provider's idle timeout has to fire.
     var silent = false
 
-    /// More than `ANTHROPIC_MAX_RETRIES` (2) answers, so that retries run out.
+    /// More than `MODEL_MAX_RETRIES` (2) answers, so that retries run out.
     static func everyTime(_ script: Script) -> [Script] { Array(repeating: script, count: 4) }
 
     static let all: [UpstreamFault] = [
@@ -41,11 +41,11 @@ struct UpstreamFault: Sendable {
                       scripts: everyTime(.reply(Script.Reply([], errorAfterChunks: "overloaded_error"))), status: "failed", text: ""),
         UpstreamFault(name: "an error event after text",
                       scripts: [.reply(Script.Reply(["Some", " text"], errorAfterChunks: "overloaded_error"))], status: "failed", text: "Some text"),
-        UpstreamFault(name: "a stream cut without message_stop",
+        UpstreamFault(name: "a stream cut before its end (no message_stop, no finish_reason)",
                       scripts: [.reply(Script.Reply(["Cut", " off"], endAbruptly: true))], status: "failed", text: "Cut off"),
         UpstreamFault(name: "silence past the idle timeout",
                       scripts: [.reply(Script.Reply(["Then", " silence"], hangAfterChunks: true))],
-                      settings: ["ANTHROPIC_IDLE_TIMEOUT": "60s"], status: "failed", text: "Then silence", silent: true),
+                      settings: ["MODEL_IDLE_TIMEOUT": "60s"], status: "failed", text: "Then silence", silent: true),
         UpstreamFault(name: "events coalesced in one read",
                       scripts: [.reply(Script.Reply(["All", " in", " one", " read"], coalesced: true))], status: "complete",
                       text: "All in one read"),
@@ -68,9 +68,12 @@ enum FaultClient: String, Sendable, CaseIterable {
 struct FaultCell: Sendable, CustomTestStringConvertible {
     var fault: UpstreamFault
     var client: FaultClient
-    var testDescription: String { "\(fault.name), client \(client.rawValue)" }
+    var api: UpstreamAPI
+    var testDescription: String { "\(fault.name), client \(client.rawValue), \(api.testDescription)" }
 
-    static let all = UpstreamFault.all.flatMap { fault in FaultClient.allCases.map { FaultCell(fault: fault, client: $0) } }
+    static let all = UpstreamFault.all.flatMap { fault in
+        FaultClient.allCases.flatMap { client in UpstreamAPI.allCases.map { FaultCell(fault: fault, client: client, api: $0) } }
+    }
 }
 
 @Suite("Upstream faults, every one with every client")
@@ -78,9 +81,12 @@ struct UpstreamFaultTableTests {
     @Test("the stored message, the live events and a later replay agree", arguments: FaultCell.all, TestDatabase.all)
     func cell(_ cell: FaultCell, _ database: TestDatabase) async throws {
         let fault = cell.fault
-        var settings = ["ANTHROPIC_MAX_RETRIES": "2"].merging(fault.settings) { $1 }
-        if fault.refused { settings["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:\(try freeLoopbackPort())" }
-        try await withTestApp(database, settings: settings, emulated: true) { t in
+        var settings = ["MODEL_MAX_RETRIES": "2"].merging(fault.settings) { $1 }
+        if fault.refused {
+            let nobody = "http://127.0.0.1:\(try freeLoopbackPort())"
+            settings[cell.api == .anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL"] = cell.api == .anthropic ? nobody : nobody + "/v1"
+        }
+        try await withTestApp(database, settings: settings, emulated: true, api: cell.api) { t in
             let emulator = try #require(t.emulator)
             for script in fault.scripts { emulator.enqueue(script) }
             let session = try await t.register()

@@ -14,9 +14,9 @@ struct RestartTests {
     private static let cut = ["Cut", " short"]
 
     @Test("SIGTERM while 50 replies stream: each finishes in the drain time or is stored failed with its text, every stream gets its done, the process exits in time, and a restart reads every message back",
-          arguments: TestDatabase.all)
-    func sigterm(_ database: TestDatabase) async throws {
-        try await withProcessDatabase(database) { t, emulator, environment in
+          arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func sigterm(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withProcessDatabase(database, api: api) { t, emulator, environment in
             // Half the replies pause at the gate and finish once it opens; half hang, and outlive the drain time.
             for _ in 0..<25 {
                 emulator.enqueue(.reply(Script.Reply(Self.finishing, delay: .milliseconds(20), pauseAfter: 2)),
@@ -84,9 +84,9 @@ struct RestartTests {
     }
 
     @Test("kill -9 mid-reply: started again, the server marks the interrupted replies failed within the lease, keeping the text they had saved",
-          arguments: TestDatabase.all)
-    func killed(_ database: TestDatabase) async throws {
-        try await withProcessDatabase(database) { t, emulator, environment in
+          arguments: TestDatabase.all, UpstreamAPI.allCases)
+    func killed(_ database: TestDatabase, _ api: UpstreamAPI) async throws {
+        try await withProcessDatabase(database, api: api) { t, emulator, environment in
             let text = ["Saved", " before", " the", " kill"]
             for _ in 0..<5 { emulator.enqueue(.reply(Script.Reply(text, hangAfterChunks: true))) }
             let serverEnvironment = environment.merging(["REPLY_LEASE": "2s", "REPLY_CHECKPOINT_INTERVAL": "1s"]) { $1 }
@@ -130,7 +130,7 @@ private struct Turn {
 /// database: for SQLite a file (an in-memory database does not outlive its process), for
 /// PostgreSQL the test's schema; both on the test's Anthropic emulator.
 private func withProcessDatabase(
-    _ database: TestDatabase,
+    _ database: TestDatabase, api: UpstreamAPI,
     _ body: (TestApp, AnthropicEmulator, [String: String]) async throws -> Void
 ) async throws {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("restart-\(UUID().uuidString).sqlite3").path
@@ -138,11 +138,10 @@ private func withProcessDatabase(
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
     }
     let overrides: [String: String] = if case .sqlite = database { ["DATABASE_URL": "sqlite://\(file)"] } else { [:] }
-    try await withTestApp(database, settings: overrides, emulated: true) { t in
+    try await withTestApp(database, settings: overrides, emulated: true, api: api) { t in
         let emulator = try #require(t.emulator)
         var environment = TestSettings.environment(database).merging(overrides) { $1 }
-        environment.merge(["ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
-                           "ANTHROPIC_MODELS": "claude-sonnet-5-5,claude-haiku-5"]) { $1 }
+        environment.merge(api.settings(for: emulator)) { $1 }
         if let schema = t.settings.database.searchPath?.first { environment["DATABASE_SCHEMA"] = schema }
         try await body(t, emulator, environment)
     }

@@ -118,12 +118,17 @@ extension ServerSentEventParser.Event {
 
 extension Array where Element == ServerSentEventParser.Event {
     /// The text of the reply `messageID` as its events deliver it: the `message` event's text, then each delta.
-    func replyText(_ messageID: String) -> String {
+    func replyText(_ messageID: String) -> String { delivered(messageID, pieces: "delta", from: "content") }
+
+    /// The reasoning of the reply `messageID` as its events deliver it: the `message` event's, then each `reasoning` event's.
+    func reasoningText(_ messageID: String) -> String { delivered(messageID, pieces: "reasoning", from: "reasoning") }
+
+    private func delivered(_ messageID: String, pieces type: String, from field: String) -> String {
         var text = ""
         for event in self {
             let json = event.json
-            if event.type == "message", json["id"] as? String == messageID { text = json["content"] as? String ?? "" }
-            if event.type == "delta", json["message_id"] as? String == messageID { text += json["text"] as? String ?? "" }
+            if event.type == "message", json["id"] as? String == messageID { text = json[field] as? String ?? "" }
+            if event.type == type, json["message_id"] as? String == messageID { text += json["text"] as? String ?? "" }
         }
         return text
     }

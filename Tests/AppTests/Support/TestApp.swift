@@ -32,6 +32,8 @@ struct TestApp {
     let clock: TestClock
     let settings: Settings
     let emulator: AnthropicEmulator?
+    /// The API the application reaches the emulator through.
+    let api: UpstreamAPI
     let sleeps: RecordedSleeps
     /// The clock the model provider's timeouts run on: it moves only when a test moves it.
     let providerClock: ManualClock
@@ -42,12 +44,39 @@ struct TestApp {
     }
 }
 
-/// Records the model provider's waits between retries instead of waiting.
-final class RecordedSleeps: Sendable {
-    private let waits = NIOLockedValueBox<[Duration]>([])
-    var all: [Duration] { waits.withLockedValue { $0 } }
-    var sleep: @Sendable (Duration) async throws -> Void {
-        { [waits] duration in waits.withLockedValue { $0.append(duration) } }
+/// The API a test's model provider speaks. The emulator answers both from the same scripts, so a
+/// test of replies runs unchanged on each: on Anthropic's Messages API (the models configured by
+/// `ANTHROPIC_*`) or on the OpenAI Chat Completions API (the provider `openai`).
+enum UpstreamAPI: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case anthropic, openai
+
+    var testDescription: String { self == .anthropic ? "Anthropic" : "OpenAI-compatible" }
+
+    /// The ids of the models the application offers, the default first.
+    var models: [String] {
+        switch self {
+        case .anthropic: ["claude-sonnet-5-5", "claude-haiku-5"]
+        case .openai: ["openai/gpt-emu", "openai/gpt-emu-mini"]
+        }
+    }
+
+    var defaultModel: String { models[0] }
+
+    /// The name the provider is asked for when a chat uses the model `id`.
+    func upstreamName(of id: String) -> String {
+        self == .openai ? String(id.dropFirst("openai/".count)) : id
+    }
+
+    /// The settings that point the application at `emulator` through this API.
+    func settings(for emulator: AnthropicEmulator) -> [String: String] {
+        switch self {
+        case .anthropic:
+            ["ANTHROPIC_API_KEY": emulator.apiKey, "ANTHROPIC_BASE_URL": emulator.baseURL,
+             "ANTHROPIC_MODELS": models.joined(separator: ",")]
+        case .openai:
+            ["OPENAI_API_KEY": emulator.apiKey, "OPENAI_BASE_URL": emulator.baseURL + "/v1",
+             "OPENAI_MODELS": models.map(upstreamName(of:)).joined(separator: ","), "DEFAULT_MODEL": defaultModel]
+        }
     }
 }
 
@@ -91,11 +120,12 @@ func withTestApp(
     _ database: TestDatabase,
     settings overrides: [String: String] = [:],
     emulated: Bool = false,
+    api: UpstreamAPI = .anthropic,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
     do {
-        try await runTestApp(database, overrides, emulated, body)
+        try await runTestApp(database, overrides, emulated, api, body)
     } catch {
         await appSlots.signal()
         throw error
@@ -107,13 +137,14 @@ private func runTestApp(
     _ database: TestDatabase,
     _ overrides: [String: String],
     _ emulated: Bool,
+    _ api: UpstreamAPI,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
     let schema: String? = if case .postgres = database { newTestSchema() } else { nil }
     var instance: TestApp?
     do {
-        let t = try await startInstance(database, overrides, emulator: emulator, schema: schema, migrate: true)
+        let t = try await startInstance(database, overrides, emulator: emulator, api: api, schema: schema, migrate: true)
         instance = t
         try await body(t)
     } catch {
@@ -131,14 +162,11 @@ func newTestSchema() -> String {
 /// Configures and starts one application (an instance of the server) on `schema` (PostgreSQL) —
 /// creating and migrating it when `migrate` — with the emulator's settings when there is one.
 func startInstance(
-    _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?, schema: String?, migrate: Bool
+    _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?, api: UpstreamAPI = .anthropic,
+    schema: String?, migrate: Bool
 ) async throws -> TestApp {
     var environment = TestSettings.environment(database)
-    if let emulator {
-        environment["ANTHROPIC_API_KEY"] = emulator.apiKey
-        environment["ANTHROPIC_BASE_URL"] = emulator.baseURL
-        environment["ANTHROPIC_MODELS"] = "claude-sonnet-5-5,claude-haiku-5"
-    }
+    if let emulator { environment.merge(api.settings(for: emulator)) { $1 } }
     environment.merge(overrides) { $1 }
     var settings = try Settings(environment: environment)
     settings.database.searchPath = schema.map { [$0] }
@@ -160,7 +188,8 @@ func startInstance(
         try? await app.asyncShutdown()
         throw error
     }
-    return TestApp(app: app, clock: clock, settings: settings, emulator: emulator, sleeps: sleeps, providerClock: providerClock)
+    return TestApp(app: app, clock: clock, settings: settings, emulator: emulator, api: api, sleeps: sleeps,
+                   providerClock: providerClock)
 }
 
 func tearDown(_ app: Application?, schema: String?, emulator: AnthropicEmulator?) async {

@@ -109,6 +109,12 @@ final class ModelCatalog: Sendable {
         return route(id)?.settings?.api == .anthropic ? [.vision, .documents, .tools] : []
     }
 
+    /// `id`'s capabilities by name, in the contract's order (vision, documents, tools, reasoning).
+    func capabilityNames(of id: String) -> [String] {
+        let capabilities = capabilities(of: id)
+        return ModelSettings.Capability.allCases.filter(capabilities.contains).map(\.rawValue)
+    }
+
     /// Extended thinking for `id` (Anthropic's API only): the budget in tokens, or nil.
     func thinkingBudget(of id: String) -> Int? {
         route(id)?.settings?.api == .anthropic ? settings.thinkingBudgets[id] : nil

@@ -106,15 +106,16 @@ public struct ModelSettings: Sendable {
         contextWindows = windows
         anthropicContextWindow = try read.int("ANTHROPIC_CONTEXT_WINDOW", default: 200_000, in: 1_000...100_000_000)
         thinkingBudgets = try Self.numbers(read, "ANTHROPIC_THINKING", minimum: 1_024)
-        maxTokens = try read.int("ANTHROPIC_MAX_TOKENS", default: 4096, in: 1...1_000_000)
+        let maxTokensKey = Self.everyProvider(read, "MAX_TOKENS")
+        maxTokens = try read.int(maxTokensKey, default: 4096, in: 1...1_000_000)
         for window in [anthropicContextWindow] + windows.values where window <= maxTokens {
-            throw SettingsError(key: "ANTHROPIC_MAX_TOKENS", problem: "must be smaller than every context window (one is \(window) tokens)")
+            throw SettingsError(key: maxTokensKey, problem: "must be smaller than every context window (one is \(window) tokens)")
         }
         promptCaching = try read.bool("ANTHROPIC_PROMPT_CACHING", default: true)
-        maxRetries = try read.int("ANTHROPIC_MAX_RETRIES", default: 2, in: 0...10)
-        connectTimeout = try read.duration("ANTHROPIC_CONNECT_TIMEOUT", default: .seconds(10))
-        firstByteTimeout = try read.duration("ANTHROPIC_FIRST_BYTE_TIMEOUT", default: .seconds(60))
-        idleTimeout = try read.duration("ANTHROPIC_IDLE_TIMEOUT", default: .seconds(60))
+        maxRetries = try read.int(Self.everyProvider(read, "MAX_RETRIES"), default: 2, in: 0...10)
+        connectTimeout = try read.duration(Self.everyProvider(read, "CONNECT_TIMEOUT"), default: .seconds(10))
+        firstByteTimeout = try read.duration(Self.everyProvider(read, "FIRST_BYTE_TIMEOUT"), default: .seconds(60))
+        idleTimeout = try read.duration(Self.everyProvider(read, "IDLE_TIMEOUT"), default: .seconds(60))
         refreshInterval = try read.duration("MODELS_REFRESH_INTERVAL", default: .seconds(300))
         offlineWordDelay = try read.duration("OFFLINE_WORD_DELAY", default: .milliseconds(40), allowZero: true)
         titleModel = read.string("TITLE_MODEL")
@@ -150,6 +151,12 @@ public struct ModelSettings: Sendable {
                         authScheme: authScheme, version: version)
     }
 
+    /// The key of a setting that applies to every provider: `MODEL_<name>`, or the `ANTHROPIC_<name>`
+    /// it had when Anthropic was the only provider (still read, so that old deployments keep working).
+    private static func everyProvider(_ read: SettingsReader, _ name: String) -> String {
+        read.string("MODEL_" + name) == nil && read.string("ANTHROPIC_" + name) != nil ? "ANTHROPIC_" + name : "MODEL_" + name
+    }
+
     /// `PROVIDER_<NAME>_…`'s `<NAME>`: the name in capitals, `-` as `_`.
     static func envName(_ name: String) -> String { name.uppercased().replacingOccurrences(of: "-", with: "_") }
 
@@ -163,7 +170,7 @@ public struct ModelSettings: Sendable {
         guard let raw = read.string(key) else { return [] }
         var entries: [(String, String)] = []
         for entry in raw.split(whereSeparator: { $0 == ";" || $0 == "," }).map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
-            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, !parts[0].isEmpty else { return nil }
             entries.append((parts[0], parts[1]))
         }

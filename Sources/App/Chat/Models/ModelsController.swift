@@ -44,7 +44,7 @@ struct ModelsResponse: Content {
         results = catalog.listing.map { model in
             Model(id: model.id, provider: model.provider, name: model.name, default: model.id == defaultModel,
                   contextWindow: catalog.statedContextWindow(of: model.id),
-                  capabilities: ModelSettings.Capability.allCases.filter(catalog.capabilities(of: model.id).contains).map(\.rawValue),
+                  capabilities: catalog.capabilityNames(of: model.id),
                   available: model.available)
         }
     }

@@ -13,7 +13,9 @@ enum ReplyOutcome: Equatable {
     /// shutdown (failed, to be sent again), a provider's failure as it explains itself, or a server
     /// error that says nothing of its internals.
     init(_ error: any Error, stopReason: ReplyStopReason?) {
-        if error is CancellationError || stopReason != nil {
+        if case .tooLarge(let bytes) = stopReason {
+            self = .failed("The model sent more than a reply may hold (\(bytes) bytes); it was cut off there.")
+        } else if error is CancellationError || stopReason != nil {
             self = stopReason == .shutdown ? .failed("The server shut down before the reply finished.") : .cancelled
         } else if let providerError = error as? ProviderError {
             self = .failed(providerError.description)

@@ -42,7 +42,7 @@ final class ReplyRunner: Sendable {
     /// Starts the reply of `job`. While the server is stopping it is refused: the reply is stored
     /// as failed at once, and ``ChatError/shuttingDown`` thrown.
     func start(_ job: ReplyJob) async throws {
-        let reply = RunningReply(job: job)
+        let reply = RunningReply(job: job, maxBytes: settings.replyMaxBytes)
         guard replies.register(reply) else {
             _ = await finish(reply, .failed("The server was shutting down; send the message again."))
             throw ChatError.shuttingDown

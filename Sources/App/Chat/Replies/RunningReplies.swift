@@ -24,6 +24,8 @@ enum ReplyStopReason: Sendable, Equatable {
     case shutdown
     /// Another instance or path ended the reply first; this one only lets go.
     case finishedElsewhere
+    /// The provider sent more than a reply may hold (`REPLY_MAX_SIZE`).
+    case tooLarge(bytes: Int)
 }
 
 /// A reply this process runs: its job, its text and reasoning so far (the one copy of them in this
@@ -36,6 +38,7 @@ final class RunningReply: Sendable {
         /// Its reasoning, when it leads the reply (nil until some arrives before any text).
         var reasoning: String?
         var reasoningSignature: String?
+        var signatureDropped = false
         /// UTF-8 bytes of text and reasoning together known to be saved in the database.
         var savedBytes = 0
         var stopReason: ReplyStopReason?
@@ -52,7 +55,13 @@ final class RunningReply: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(job: ReplyJob) { self.job = job }
+    /// The most text and reasoning together it may hold, in bytes.
+    let maxBytes: Int
+
+    init(job: ReplyJob, maxBytes: Int = 32 << 20) {
+        self.job = job
+        self.maxBytes = maxBytes
+    }
 
     var text: String { state.withLockedValue { $0.text } }
     var reasoning: String? { state.withLockedValue { $0.reasoning } }
@@ -86,8 +95,16 @@ final class RunningReply: Sendable {
     /// the answer has begun without any before it has no segment to go to, and is dropped (no
     /// provider sends it so). A NUL character a model sends becomes U+FFFD: no text the service
     /// keeps may hold one (PostgreSQL stores none), and what streams must be what is stored.
+    /// A reply that would grow past `maxBytes` is stopped instead (``ReplyStopReason/tooLarge(bytes:)``).
     func append(_ piece: String, kind: ReplyDelta.Kind = .answer, receivedAt: ContinuousClock.Instant) -> ReplyDelta? {
         let piece = piece.utf8.contains(0) ? piece.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : piece
+        let tooLarge = state.withLockedValue { state in
+            state.text.utf8.count + (state.reasoning?.utf8.count ?? 0) + piece.utf8.count > maxBytes
+        }
+        if tooLarge {
+            stop(.tooLarge(bytes: maxBytes))
+            return nil
+        }
         let placed: (segment: Int, offset: Int)? = state.withLockedValue { state in
             switch kind {
             case .answer:
@@ -107,8 +124,17 @@ final class RunningReply: Sendable {
     }
 
     /// The signature of the reasoning so far (kept for a later request to send back with it).
+    /// One that grows past 1 MiB, or holds a NUL, is no signature the provider made: it is dropped.
     func signReasoning(_ signature: String) {
-        state.withLockedValue { $0.reasoningSignature = ($0.reasoningSignature ?? "") + signature }
+        state.withLockedValue { state in
+            guard !state.signatureDropped else { return }
+            let signed = (state.reasoningSignature ?? "") + signature
+            if signed.utf8.count > 1 << 20 || signature.utf8.contains(0) {
+                (state.reasoningSignature, state.signatureDropped) = (nil, true)
+            } else {
+                state.reasoningSignature = signed
+            }
+        }
     }
 
     /// The text and reasoning to save, and their length together, when some arrived since the last

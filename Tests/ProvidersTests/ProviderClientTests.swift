@@ -4,11 +4,11 @@ import NIOConcurrencyHelpers
 import Testing
 @testable import Providers
 
-@Suite("Anthropic client")
-struct AnthropicClientTests {
-    @Test("a reply streams its deltas in order, then its stop reason and usage")
-    func streamsReply() async throws {
-        try await withEmulatedAnthropic { e in
+@Suite("Provider clients: the same guarantees on every wire")
+struct ProviderClientTests {
+    @Test("a reply streams its deltas in order, then its stop reason and usage", arguments: WireAPI.allCases)
+    func streamsReply(api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(["Hel", "lo", ", wörld 👋", " \"quoted\"\n"]))
 
             let reply = await collect(e.client)
@@ -22,7 +22,7 @@ struct AnthropicClientTests {
 
     @Test("the request carries the key, version, model, system prompt and conversation")
     func requestShape() async throws {
-        try await withEmulatedAnthropic { e in
+        try await withEmulatedProvider { e in
             _ = await collect(e.client)
 
             let request = try #require(e.emulator.requests.first)
@@ -41,7 +41,7 @@ struct AnthropicClientTests {
 
     @Test("the key can go as Authorization: Bearer instead")
     func bearerScheme() async throws {
-        try await withEmulatedAnthropic(authScheme: .bearer) { e in
+        try await withEmulatedProvider(authScheme: .bearer) { e in
             let reply = await collect(e.client)
             #expect(reply.finished != nil)
             #expect(e.emulator.requests.first?.headers["authorization"] == "Bearer \(e.emulator.apiKey)")
@@ -49,9 +49,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("429 with retry-after is retried after the time asked, then succeeds")
-    func rateLimitedThenSuccess() async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("429 with retry-after is retried after the time asked, then succeeds", arguments: WireAPI.allCases)
+    func rateLimitedThenSuccess(api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(
                 .error(status: 429, type: "rate_limit_error", message: "Number of requests has exceeded your rate limit", headers: ["retry-after": "7"]),
                 .reply(["Fine", " now."])
@@ -65,9 +65,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("500, 502, 503, 504 and 529 are retried with growing backoff until retries run out", arguments: [500, 502, 503, 504, 529])
-    func transientStatusesExhaustRetries(status: Int) async throws {
-        try await withEmulatedAnthropic(maxRetries: 3) { e in
+    @Test("500, 502, 503, 504 and 529 are retried with growing backoff until retries run out", arguments: [500, 502, 503, 504, 529], WireAPI.allCases)
+    func transientStatusesExhaustRetries(status: Int, api: WireAPI) async throws {
+        try await withEmulatedProvider(api, maxRetries: 3) { e in
             let type = status == 529 ? "overloaded_error" : status == 504 ? "timeout_error" : "api_error"
             for _ in 0..<4 { e.emulator.enqueue(.error(status: status, type: type, message: "try later")) }
 
@@ -89,9 +89,10 @@ struct AnthropicClientTests {
         (401, "authentication_error", .authentication),
         (403, "permission_error", .permission),
         (404, "not_found_error", .notFound),
-    ])
-    func permanentErrors(status: Int, type: String, kind: ProviderError.Kind) async throws {
-        try await withEmulatedAnthropic { e in
+    ], WireAPI.allCases)
+    func permanentErrors(_ error: (status: Int, type: String, kind: ProviderError.Kind), api: WireAPI) async throws {
+        let (status, type, kind) = error
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.error(status: status, type: type, message: "explained by the API"))
 
             let reply = await collect(e.client)
@@ -104,34 +105,37 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("a wrong API key is the API's 401")
-    func wrongKey() async throws {
+    @Test("a wrong API key is the API's 401", arguments: WireAPI.allCases)
+    func wrongKey(api: WireAPI) async throws {
         let emulator = try await AnthropicEmulator.start()
-        let client = AnthropicClient(configuration: AnthropicConfiguration(apiKey: "wrong", baseURL: emulator.baseURL))
+        let client: any ModelProvider = api == .anthropic
+            ? AnthropicClient(configuration: AnthropicConfiguration(apiKey: "wrong", baseURL: emulator.baseURL))
+            : OpenAIClient(configuration: OpenAIConfiguration(baseURL: emulator.baseURL + "/v1", apiKey: "wrong"))
         let reply = await collect(client)
         #expect(reply.providerError?.kind == .authentication)
         try await client.shutdown()
         await emulator.shutdown()
     }
 
-    @Test("an error event after text ends the reply without a retry, keeping every piece before it", arguments: [false, true])
-    func errorEventAfterText(coalesced: Bool) async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("an error event after text ends the reply without a retry, keeping every piece before it", arguments: [false, true], WireAPI.allCases)
+    func errorEventAfterText(coalesced: Bool, api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply(["Partial", " answer"], errorAfterChunks: "overloaded_error", coalesced: coalesced)))
 
             let reply = await collect(e.client)
 
             #expect(reply.text == "Partial answer")
             #expect(reply.providerError?.kind == .overloaded)
-            #expect(reply.providerError?.usage?.inputTokens == 21)
+            // Anthropic reports the prompt's usage first; an OpenAI-compatible server only at the end.
+            #expect(reply.providerError?.usage?.inputTokens == (api == .anthropic ? 21 : nil))
             #expect(e.emulator.requests.count == 1, "text was handed out: no retry")
             #expect(e.sleeps.all.isEmpty)
         }
     }
 
-    @Test("an error event before any text is retried", arguments: [false, true])
-    func errorEventBeforeText(coalesced: Bool) async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("an error event before any text is retried", arguments: [false, true], WireAPI.allCases)
+    func errorEventBeforeText(coalesced: Bool, api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply([], errorAfterChunks: "overloaded_error", coalesced: coalesced)), .reply(["Second", " try"]))
 
             let reply = await collect(e.client)
@@ -142,9 +146,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("a malformed event after text fails the reply, keeping the text before it", arguments: [false, true])
-    func malformedEventAfterText(coalesced: Bool) async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("a malformed event after text fails the reply, keeping the text before it", arguments: [false, true], WireAPI.allCases)
+    func malformedEventAfterText(coalesced: Bool, api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply(["Kept", " text"], coalesced: coalesced, malformedAfterChunks: true)))
 
             let reply = await collect(e.client)
@@ -155,9 +159,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("a stream that ends without message_stop is an interrupted reply", arguments: [false, true])
-    func abruptEnd(coalesced: Bool) async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("a stream that ends before its end (message_stop, finish_reason) is an interrupted reply", arguments: [false, true], WireAPI.allCases)
+    func abruptEnd(coalesced: Bool, api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply(["Cut", " off"], endAbruptly: true, coalesced: coalesced)))
             let reply = await collect(e.client)
             #expect(reply.text == "Cut off")
@@ -166,9 +170,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("a whole reply in one read is handed out piece by piece, finished")
-    func coalescedReply() async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("a whole reply in one read is handed out piece by piece, finished", arguments: WireAPI.allCases)
+    func coalescedReply(api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply(["One", " read", " holds", " it all"], coalesced: true)))
             let reply = await collect(e.client)
             #expect(reply.pieces == ["One", " read", " holds", " it all"])
@@ -176,9 +180,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("an upstream that never answers times out on the clock, is retried, then fails as a timeout")
-    func hangsBeforeHeaders() async throws {
-        try await withEmulatedAnthropic(maxRetries: 1, firstByteTimeout: .seconds(30)) { e in
+    @Test("an upstream that never answers times out on the clock, is retried, then fails as a timeout", arguments: WireAPI.allCases)
+    func hangsBeforeHeaders(api: WireAPI) async throws {
+        try await withEmulatedProvider(api, maxRetries: 1, firstByteTimeout: .seconds(30)) { e in
             e.emulator.enqueue(.hangBeforeHeaders, .hangBeforeHeaders)
 
             let reply = try await e.collectMovingClock(by: .seconds(30))
@@ -190,9 +194,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("an upstream that goes silent mid-reply fails after the idle timeout, keeping the text", arguments: [false, true])
-    func hangsMidStream(coalesced: Bool) async throws {
-        try await withEmulatedAnthropic(idleTimeout: .seconds(60)) { e in
+    @Test("an upstream that goes silent mid-reply fails after the idle timeout, keeping the text", arguments: [false, true], WireAPI.allCases)
+    func hangsMidStream(coalesced: Bool, api: WireAPI) async throws {
+        try await withEmulatedProvider(api, idleTimeout: .seconds(60)) { e in
             e.emulator.enqueue(.reply(Script.Reply(["Some", " text"], hangAfterChunks: true, coalesced: coalesced)))
 
             let reply = try await e.collectMovingClock(by: .seconds(60)) { $0 == "Some text" }
@@ -204,9 +208,9 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("a slow upstream that keeps sending is never timed out")
-    func slowButAlive() async throws {
-        try await withEmulatedAnthropic(idleTimeout: .seconds(60)) { e in
+    @Test("a slow upstream that keeps sending is never timed out", arguments: WireAPI.allCases)
+    func slowButAlive(api: WireAPI) async throws {
+        try await withEmulatedProvider(api, idleTimeout: .seconds(60)) { e in
             e.emulator.enqueue(.reply(Script.Reply(["a", "b", "c", "d"], delay: .milliseconds(20))))
             let reply = await collect(e.client)
             #expect(reply.text == "abcd")
@@ -214,22 +218,24 @@ struct AnthropicClientTests {
         }
     }
 
-    @Test("nothing listening is a connection error, retried")
-    func connectionRefused() async throws {
+    @Test("nothing listening is a connection error, retried", arguments: WireAPI.allCases)
+    func connectionRefused(api: WireAPI) async throws {
         let sleeps = RecordedSleeps()
-        let client = AnthropicClient(configuration: AnthropicConfiguration(
-            apiKey: "k", baseURL: "http://127.0.0.1:9", retries: RetryPolicy(maxRetries: 2), connectTimeout: .seconds(10),
-            clock: ManualClock(), sleep: sleeps.sleep
-        ))
+        let settings = ClientSettings(retries: RetryPolicy(maxRetries: 2), connectTimeout: .seconds(10), clock: ManualClock(), sleep: sleeps.sleep)
+        let client: any ModelProvider = api == .anthropic
+            ? AnthropicClient(configuration: AnthropicConfiguration(
+                apiKey: "k", baseURL: "http://127.0.0.1:9", retries: settings.retries, connectTimeout: settings.connectTimeout,
+                clock: settings.clock, sleep: sleeps.sleep))
+            : OpenAIClient(configuration: OpenAIConfiguration(baseURL: "http://127.0.0.1:9/v1", settings: settings))
         let reply = await collect(client)
         #expect(reply.providerError?.kind == .connection)
         #expect(sleeps.all.count == 2)
         try await client.shutdown()
     }
 
-    @Test("cancelling the calling task stops the reply and closes the upstream request")
-    func cancellation() async throws {
-        try await withEmulatedAnthropic { e in
+    @Test("cancelling the calling task stops the reply and closes the upstream request", arguments: WireAPI.allCases)
+    func cancellation(api: WireAPI) async throws {
+        try await withEmulatedProvider(api) { e in
             e.emulator.enqueue(.reply(Script.Reply(["one", " two", " three"], pauseAfter: 1)))
             let received = NIOLockedValueBox(0)
             let task = Task { await collect(e.client) { _ in received.withLockedValue { $0 += 1 } } }
