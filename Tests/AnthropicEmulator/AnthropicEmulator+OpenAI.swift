@@ -8,7 +8,7 @@ extension AnthropicEmulator {
     static func listModels(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) -> Response {
         let presented = req.headers.first(name: "x-api-key") ?? req.headers.bearerAuthorization?.token
         guard presented == apiKey else { return openAIError(401, "invalid_api_key", "Incorrect API key provided") }
-        let models = state.withLockedValue { $0.models }
+        guard let models = state.withLockedValue({ $0.models }) else { return openAIError(404, "not_found_error", "Not found") }
         let data = models.map { #"{"id":\#(jsonString($0)),"object":"model","type":"model","display_name":\#(jsonString($0)),"created":1700000000,"owned_by":"emulator"}"# }
         return Response(status: .ok, headers: ["Content-Type": "application/json"],
                         body: .init(string: #"{"object":"list","data":["# + data.joined(separator: ",") + "]}"))

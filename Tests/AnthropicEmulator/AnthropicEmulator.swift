@@ -30,8 +30,8 @@ public final class AnthropicEmulator: Sendable {
         /// Title requests (``ChatTitling``) apart from the replies': their own queue and record.
         var titleScripts: [Script] = []
         var titleRequests: [RecordedRequest] = []
-        /// What `GET /v1/models` lists.
-        var models = ["claude-sonnet-5-5", "claude-haiku-5", "gpt-emu", "reasoner"]
+        /// What `GET /v1/models` lists; nil: it answers 404, as a server without a models list does.
+        var models: [String]? = ["claude-sonnet-5-5", "claude-haiku-5", "gpt-emu", "reasoner"]
     }
 
     /// Starts an emulator that accepts `apiKey` (as `x-api-key` or `Authorization: Bearer`).
@@ -100,8 +100,8 @@ public final class AnthropicEmulator: Sendable {
         state.withLockedValue { $0.titleRequests }
     }
 
-    /// Sets what `GET /v1/models` lists.
-    public func setModels(_ models: [String]) {
+    /// Sets what `GET /v1/models` lists; nil: it answers 404.
+    public func setModels(_ models: [String]?) {
         state.withLockedValue { $0.models = models }
     }
 

@@ -91,6 +91,40 @@ struct ModelProviderTests {
         await silent.shutdown()
     }
 
+    @Test("a server without a models list still serves its configured models; one to be discovered there offers none, saying why")
+    func noModelsList() async throws {
+        let emulator = try await AnthropicEmulator.start()
+        emulator.setModels(nil)
+        let settings = ["PROVIDERS": "listed,unlisted",
+                        "PROVIDER_LISTED_API": "openai", "PROVIDER_LISTED_BASE_URL": emulator.baseURL + "/v1",
+                        "PROVIDER_LISTED_API_KEY": emulator.apiKey, "PROVIDER_LISTED_MODELS": "gpt-emu",
+                        "PROVIDER_UNLISTED_API": "openai", "PROVIDER_UNLISTED_BASE_URL": emulator.baseURL + "/v1",
+                        "PROVIDER_UNLISTED_API_KEY": emulator.apiKey]
+        try await withTestApp(.sqlite, settings: settings) { t in
+            let catalog = try t.services.chat.catalog
+            try await waitUntil("both providers to be asked") { catalog.standings.allSatisfy { $0.standing.checkedAt != nil } }
+            #expect(catalog.listing.map(\.id) == ["listed/gpt-emu"])
+            #expect(catalog.listing.first?.available == true)
+            let unlisted = try #require(catalog.standings.first { $0.provider.name == "unlisted" }?.standing)
+            #expect(!unlisted.available && unlisted.problem?.contains("HTTP 404") == true)
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, content: "Hello", model: "listed/gpt-emu")
+            #expect(try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)["status"] as? String == "complete")
+        }
+        await emulator.shutdown()
+    }
+
+    @Test("a DEFAULT_MODEL no provider offers falls back to the first model known: new chats still work")
+    func unknownDefault() async throws {
+        try await withTestApp(.sqlite, settings: ["DEFAULT_MODEL": "openai/no-such-model"], emulated: true, api: .openai) { t in
+            let session = try await t.register()
+            let listed = try await models(t, session.access)
+            #expect(listed.body.first { $0["default"] as? Bool == true }?.id == "openai/gpt-emu")
+            let chat = try await t.createChat(token: session.access, content: "Hello")
+            #expect(chat["model"] as? String == "openai/gpt-emu")
+        }
+    }
+
     @Test("capabilities and context windows: as MODEL_CAPABILITIES and MODEL_CONTEXT_WINDOWS say, else the contract's defaults")
     func capabilities() async throws {
         let emulator = try await AnthropicEmulator.start()

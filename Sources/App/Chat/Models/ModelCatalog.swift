@@ -72,10 +72,13 @@ final class ModelCatalog: Sendable {
     /// Every model known now, provider by provider.
     var modelIDs: [String] { listing.map(\.id) }
 
-    /// The model new chats use: `DEFAULT_MODEL` (or `ANTHROPIC_MODEL`), else the first model known.
+    /// The model new chats use: `DEFAULT_MODEL` (or `ANTHROPIC_MODEL`) while some provider offers
+    /// it (or nothing is known yet), else the first model known.
     var defaultModel: String {
         if offline != nil { return OfflineProvider.modelID }
-        return settings.defaultModel ?? modelIDs.first ?? settings.providers.first.map { $0.id(of: "") } ?? OfflineProvider.modelID
+        let known = modelIDs
+        if let stated = settings.defaultModel, known.isEmpty || known.contains(stated) { return stated }
+        return known.first ?? settings.providers.first.map { $0.id(of: "") } ?? OfflineProvider.modelID
     }
 
     var listing: [Model] {
@@ -128,7 +131,8 @@ final class ModelCatalog: Sendable {
 
     /// Asks every provider for its models, each on its own and for `timeout` at most: one that does
     /// not answer (down, slow, misbehaving) is marked unavailable, keeps what it offered before, and
-    /// delays no other. A provider with configured models keeps them; the others' are what they list.
+    /// delays no other. A provider with configured models keeps them (one without a models endpoint,
+    /// 404 or 405, counts as answering); the others' are what they list.
     func refresh(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             for provider in providers {
@@ -138,6 +142,12 @@ final class ModelCatalog: Sendable {
                         let listed = try await provider.client.listModels(timeout: timeout)
                         standing.withLockedValue { known in
                             known[name] = Standing(models: provider.settings.models ?? listed, available: true, checkedAt: clock.now())
+                        }
+                    } catch let error as ProviderError where [404, 405].contains(error.status) && provider.settings.models != nil {
+                        // It answered, without a models list (not every server has one): its configured models stand.
+                        standing.withLockedValue { known in
+                            known[name] = Standing(models: provider.settings.models ?? [], available: true, checkedAt: clock.now(),
+                                                   problem: "no models list (HTTP \(error.status ?? 0)); the configured models are offered")
                         }
                     } catch {
                         standing.withLockedValue { known in

@@ -98,27 +98,29 @@ final class RunningReply: Sendable {
     /// A reply that would grow past `maxBytes` is stopped instead (``ReplyStopReason/tooLarge(bytes:)``).
     func append(_ piece: String, kind: ReplyDelta.Kind = .answer, receivedAt: ContinuousClock.Instant) -> ReplyDelta? {
         let piece = piece.utf8.contains(0) ? piece.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : piece
-        let tooLarge = state.withLockedValue { state in
-            state.text.utf8.count + (state.reasoning?.utf8.count ?? 0) + piece.utf8.count > maxBytes
-        }
-        if tooLarge {
-            stop(.tooLarge(bytes: maxBytes))
-            return nil
-        }
-        let placed: (segment: Int, offset: Int)? = state.withLockedValue { state in
+        enum Placement { case placed(segment: Int, offset: Int), kept, tooLarge }
+        let placement: Placement = state.withLockedValue { state in
+            guard state.text.utf8.count + (state.reasoning?.utf8.count ?? 0) + piece.utf8.count <= maxBytes else { return .tooLarge }
             switch kind {
             case .answer:
                 defer { state.text += piece }
-                return (kind.segment(hasReasoning: state.reasoning != nil), state.text.utf8.count)
+                return .placed(segment: kind.segment(hasReasoning: state.reasoning != nil), offset: state.text.utf8.count)
             case .reasoning:
-                guard state.text.isEmpty || state.reasoning != nil else { return nil }
+                guard state.text.isEmpty || state.reasoning != nil else { return .kept }
                 let offset = state.reasoning?.utf8.count ?? 0
-                state.reasoning = (state.reasoning ?? "") + piece
+                if state.reasoning == nil { state.reasoning = piece } else { state.reasoning?.append(piece) }
                 // Reasoning after the answer began (it led the reply) is kept, not streamed.
-                return state.text.isEmpty ? (0, offset) : nil
+                return state.text.isEmpty ? .placed(segment: 0, offset: offset) : .kept
             }
         }
-        guard let placed else { return nil }
+        let placed: (segment: Int, offset: Int)
+        switch placement {
+        case .placed(let segment, let offset): placed = (segment, offset)
+        case .kept: return nil
+        case .tooLarge:
+            stop(.tooLarge(bytes: maxBytes))
+            return nil
+        }
         return ReplyDelta(chatID: job.chatID, messageID: job.announced.id, sequence: job.sequence, kind: kind, segment: placed.segment,
                           offset: placed.offset, text: piece, receivedAt: receivedAt)
     }
