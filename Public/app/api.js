@@ -87,9 +87,9 @@ export class Session {
   }
 
   /** An authenticated request whose answer is read by the caller; throws the problem of a failure. */
-  async fetch(path, { method = "GET", body } = {}) {
+  async fetch(path, { method = "GET", body, accept = "application/json" } = {}) {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const headers = { Accept: "application/json", Authorization: "Bearer " + (await this.accessToken()) };
+      const headers = { Accept: accept, Authorization: "Bearer " + (await this.accessToken()) };
       if (body !== undefined) headers["Content-Type"] = "application/json";
       const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       if (response.status === 401 && attempt === 0) { this.access = null; continue; }

@@ -1,6 +1,7 @@
 // The sign-in view: signing in or up with a password, Google sign-in, and signing out.
 import { signIn } from "./api.js";
-import { closeStream } from "./conversation.js";
+import { discardTray } from "./attachments.js";
+import { clearMessages, closeStream } from "./conversation.js";
 import { $, session, state } from "./state.js";
 
 // Set by connectAuth: main.js's showApp, which opens the app once signed in (importing it would be a cycle).
@@ -51,6 +52,9 @@ $("google-link").addEventListener("click", startGoogleSignIn);
 
 export async function showAuth(message = "") {
   closeStream();
+  // Nothing of the last session stays in the page: its conversation, its images, its files to send.
+  clearMessages();
+  discardTray();
   $("loading").hidden = true;
   $("app-view").hidden = true;
   $("auth-view").hidden = false;

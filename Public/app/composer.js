@@ -1,4 +1,5 @@
 // The composer and the chat's own controls: sending and stopping, rename, delete, export, model and system prompt.
+import { attachmentsSent, readyAttachments, uploadsInProgress } from "./attachments.js";
 import { loadChats, newChat } from "./chatlist.js";
 import { closeStream, openChat, updateComposer, upsertMessage } from "./conversation.js";
 import { $, session, showError, state } from "./state.js";
@@ -14,22 +15,27 @@ $("input").addEventListener("keydown", (event) => {
   }
 });
 
+// A message is its text, its uploaded files, or both; it waits for the uploads still running.
 async function send(text) {
   const content = text.trim();
-  if (!content) return;
+  const files = readyAttachments();
+  if ((!content && files.length === 0) || uploadsInProgress()) return;
   $("composer-error").textContent = "";
   $("send").disabled = true;
+  const attachments = files.length ? { attachments: files.map((file) => file.id) } : {};
   try {
     if (!state.chatId) {
-      const body = { content, model: $("model").value || undefined };
+      const body = { content, model: $("model").value || undefined, ...attachments };
       if ($("system").value.trim()) body.system = $("system").value;
       const chat = await session.request("POST", "/api/chat/", body);
       $("input").value = "";
+      attachmentsSent(files);
       await loadChats();
       await openChat(chat.id);
     } else {
-      const sent = await session.request("POST", `/api/chat/${state.chatId}/send/`, { content });
+      const sent = await session.request("POST", `/api/chat/${state.chatId}/send/`, { content, ...attachments });
       $("input").value = "";
+      attachmentsSent(files);
       state.follow = true;
       upsertMessage(sent.user_message);
       upsertMessage(sent.assistant_message);

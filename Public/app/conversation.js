@@ -1,4 +1,5 @@
 // The conversation: opening a chat, following its event stream, its messages and their tools (regenerate, edit, versions).
+import { readyAttachments, releaseUnusedImages, renderMessageFiles, updateAttachmentNote, uploadsInProgress } from "./attachments.js";
 import { renderMarkdown } from "./markdown.js";
 import { ChatStream } from "./stream.js";
 import { $, session, showError, state } from "./state.js";
@@ -73,6 +74,7 @@ function onStreamStatus(status) {
 export function clearMessages() {
   state.messages.clear();
   $("messages").replaceChildren();
+  releaseUnusedImages();
   state.follow = true;
   updateComposer();
 }
@@ -94,14 +96,19 @@ export function upsertMessage(message) {
     const thoughts = document.createElement("div");
     thoughts.className = "thoughts";
     reasoning.append(summary, thoughts);
+    // Its files (a question's): images as thumbnails, other files as downloads.
+    const files = document.createElement("ul");
+    files.className = "attachments";
+    files.setAttribute("aria-label", "Attached files");
+    files.hidden = true;
     const body = document.createElement("div");
     body.className = "body";
     const status = document.createElement("div");
     status.className = "status";
     const tools = document.createElement("div");
     tools.className = "tools";
-    element.append(role, reasoning, body, status, tools);
-    entry = { message, element, role, reasoning, body, status, tools };
+    element.append(role, reasoning, files, body, status, tools);
+    entry = { message, element, role, reasoning, files, body, status, tools };
     state.messages.set(message.id, entry);
     insertInOrder(entry);
     refreshTools();
@@ -127,9 +134,10 @@ function queueRender(entry) {
 }
 
 function render(entry) {
-  const { message, element, role, body, status } = entry;
+  const { message, element, role, files, body, status } = entry;
   element.className = `message ${message.role} ${message.status}`;
   role.textContent = message.role === "user" ? "You" : `Assistant · ${message.model}`;
+  renderMessageFiles(files, message.attachments);
   if (message.role === "user") {
     body.replaceChildren(...message.content.split("\n").flatMap((line, i) => i ? [document.createElement("br"), document.createTextNode(line)] : [document.createTextNode(line)]));
   } else {
@@ -220,7 +228,10 @@ function streamingMessage() {
 export function updateComposer() {
   const streaming = Boolean(streamingMessage());
   $("stop").hidden = !streaming;
-  $("send").disabled = streaming;
+  // Sending waits for the files being uploaded; files alone (no text) may be sent.
+  $("send").disabled = streaming || uploadsInProgress();
+  $("input").required = readyAttachments().length === 0;
+  updateAttachmentNote();
   $("empty-chat").hidden = state.messages.size > 0;
   if (state.toolsBusy !== streaming) { state.toolsBusy = streaming; refreshTools(); }
 }
@@ -256,7 +267,7 @@ function startEdit(entry) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = box.value.trim();
-    if (!content) return;
+    if (!content && !(message.attachments && message.attachments.length)) return;
     save.disabled = true;
     try {
       state.follow = true;

@@ -2,13 +2,14 @@
 //
 // The ChatServer web client: sign-in, the chat list, and the conversation with its reply
 // streaming in. It uses only the public HTTP API, as a separate frontend would. Each view imports
-// only the views below it (conversation < chatlist < composer < auth), so there is no import
-// cycle; what a view calls in one above it is passed in here, before boot.
+// only the views below it (attachments < conversation < chatlist < composer < auth), so there is
+// no import cycle; what a view calls in one above it is passed in here, before boot.
 import { ApiError } from "./api.js";
+import { connectAttachments } from "./attachments.js";
 import { connectAuth, finishGoogleSignIn, showAuth } from "./auth.js";
 import { connectChatList, loadChats, newChat, renderChatList } from "./chatlist.js";
 import { fillSettings } from "./composer.js";
-import { connectConversation, openChat } from "./conversation.js";
+import { connectConversation, openChat, updateComposer } from "./conversation.js";
 import { $, session, state } from "./state.js";
 
 async function boot() {
@@ -39,6 +40,7 @@ async function showApp() {
   if (wanted) await openChat(wanted); else newChat();
 }
 
+connectAttachments({ updateComposer });
 connectConversation({ loadChats, renderChatList, newChat, fillSettings, showAuth });
 connectChatList({ fillSettings });
 connectAuth({ showApp });

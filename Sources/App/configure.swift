@@ -18,6 +18,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.migrations.add(Accounts.migrations)
     app.migrations.add(ChatFeature.migrations(kind))
     app.migrations.add(Usage.migrations(kind))
+    app.migrations.add(Files.migrations(kind))
     app.migrations.add(CreateRateLimitBuckets(kind: kind))
     app.views.use(.leaf)
 

@@ -28,6 +28,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
         usage: services.usage
     ))
     try api.grouped(requireUser).register(collection: UsageController(ledger: services.usage))
+    try api.grouped(requireUser).register(collection: FilesController(files: services.files))
     try api.grouped(requireUser).register(collection: SearchController(settings: services.settings.chat, kind: services.settings.database.kind))
     try api.grouped(requireUser).register(collection: ExportController(chats: chat.service))
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))

@@ -71,24 +71,52 @@ struct ModelList: Decodable {
 
 /// The JSON body of `POST /v1/messages`. With prompt caching, the system prompt and the messages
 /// marked as cache breakpoints become content blocks with `cache_control: {"type": "ephemeral"}`.
+/// Attachments become image, document and text blocks before the message's text.
 struct MessagesRequestBody: Encodable {
     struct CacheControl: Encodable {
         var type = "ephemeral"
     }
 
-    struct TextBlock: Encodable {
-        var type = "text"
-        var text: String
+    /// `{"type": "base64", "media_type": …, "data": …}` (the bytes base64-encoded by the encoder).
+    struct Source: Encodable {
+        var type = "base64"
+        var media_type: String
+        var data: Data
+    }
+
+    struct Block: Encodable {
+        var type: String
+        var text: String?
+        var source: Source?
+        var title: String?
         var cache_control: CacheControl?
+
+        static func text(_ text: String) -> Block { Block(type: "text", text: text) }
+
+        static func attachment(_ attachment: ModelAttachment) -> Block {
+            switch attachment {
+            case .image(let mediaType, let data): Block(type: "image", source: Source(media_type: mediaType, data: data))
+            case .pdf(let name, let data): Block(type: "document", source: Source(media_type: "application/pdf", data: data), title: name)
+            case .text(let name, let text): .text(ModelAttachment.textPart(name: name, text: text))
+            }
+        }
     }
 
     /// A plain string, or content blocks.
     enum Content: Encodable {
         case text(String)
-        case blocks([TextBlock])
+        case blocks([Block])
 
-        init(_ text: String, cached: Bool) {
-            self = cached ? .blocks([TextBlock(text: text, cache_control: CacheControl())]) : .text(text)
+        init(_ text: String, attachments: [ModelAttachment] = [], cached: Bool) {
+            guard cached || !attachments.isEmpty else {
+                self = .text(text)
+                return
+            }
+            var blocks = attachments.map(Block.attachment)
+            // The API refuses an empty text block; a message of attachments alone has none.
+            if !text.isEmpty || blocks.isEmpty { blocks.append(.text(text)) }
+            if cached { blocks[blocks.count - 1].cache_control = CacheControl() }
+            self = .blocks(blocks)
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -124,7 +152,8 @@ struct MessagesRequestBody: Encodable {
         thinking = request.thinkingBudget.map { Thinking(budget_tokens: $0) }
         system = request.system.flatMap { $0.isEmpty ? nil : Content($0, cached: request.cachesPrompt) }
         messages = request.messages.map {
-            Message(role: $0.role.rawValue, content: Content($0.content, cached: request.cachesPrompt && $0.cacheBreakpoint))
+            Message(role: $0.role.rawValue,
+                    content: Content($0.content, attachments: $0.attachments, cached: request.cachesPrompt && $0.cacheBreakpoint))
         }
     }
 }

@@ -34,14 +34,34 @@ public struct ModelMessage: Sendable, Equatable {
 
     public var role: Role
     public var content: String
+    /// Files the user attached, sent before the text, in the provider's own form.
+    public var attachments: [ModelAttachment]
     /// The prompt up to and including this message is the same in the next request (a cache
     /// breakpoint, when the request ``ModelRequest/cachesPrompt``).
     public var cacheBreakpoint: Bool
 
-    public init(role: Role, content: String, cacheBreakpoint: Bool = false) {
+    public init(role: Role, content: String, attachments: [ModelAttachment] = [], cacheBreakpoint: Bool = false) {
         self.role = role
         self.content = content
+        self.attachments = attachments
         self.cacheBreakpoint = cacheBreakpoint
+    }
+}
+
+/// A file as the model receives it. Which form a file takes is decided before the request, from
+/// the model's capabilities: an image only for a model with vision, a PDF as a document only for
+/// one that reads documents (else its extracted text).
+public enum ModelAttachment: Sendable, Equatable {
+    /// An image (PNG, JPEG, GIF or WebP): Anthropic's image block, OpenAI's `image_url` data URL.
+    case image(mediaType: String, data: Data)
+    /// A PDF: Anthropic's document block, OpenAI's `file` part.
+    case pdf(name: String, data: Data)
+    /// A text file, or the text of a PDF, as text headed by the file's name.
+    case text(name: String, text: String)
+
+    /// The text part of a ``text(name:text:)`` attachment.
+    public static func textPart(name: String, text: String) -> String {
+        "Attached file \"\(name)\":\n\n\(text)"
     }
 }
 

@@ -80,7 +80,60 @@ public struct OpenAIWire: StreamingWire {
 struct ChatCompletionRequestBody: Encodable {
     struct Message: Encodable {
         var role: String
-        var content: String
+        var content: Content
+    }
+
+    /// A plain string, or parts: attachments (`image_url` and `file` parts with data URLs, text
+    /// parts) before the message's text.
+    enum Content: Encodable {
+        case text(String)
+        case parts([Part])
+
+        init(_ text: String, attachments: [ModelAttachment]) {
+            guard !attachments.isEmpty else {
+                self = .text(text)
+                return
+            }
+            var parts = attachments.map(Part.init)
+            if !text.isEmpty { parts.append(Part(type: "text", text: text)) }
+            self = .parts(parts)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            switch self {
+            case .text(let text): try container.encode(text)
+            case .parts(let parts): try container.encode(parts)
+            }
+        }
+    }
+
+    struct Part: Encodable {
+        struct ImageURL: Encodable { var url: String }
+        struct File: Encodable {
+            var filename: String
+            var file_data: String
+        }
+
+        var type: String
+        var text: String?
+        var image_url: ImageURL?
+        var file: File?
+
+        init(type: String, text: String? = nil, image_url: ImageURL? = nil, file: File? = nil) {
+            (self.type, self.text, self.image_url, self.file) = (type, text, image_url, file)
+        }
+
+        init(_ attachment: ModelAttachment) {
+            switch attachment {
+            case .image(let mediaType, let data):
+                self.init(type: "image_url", image_url: ImageURL(url: "data:\(mediaType);base64," + data.base64EncodedString()))
+            case .pdf(let name, let data):
+                self.init(type: "file", file: File(filename: name, file_data: "data:application/pdf;base64," + data.base64EncodedString()))
+            case .text(let name, let text):
+                self.init(type: "text", text: ModelAttachment.textPart(name: name, text: text))
+            }
+        }
     }
 
     struct StreamOptions: Encodable {
@@ -96,8 +149,10 @@ struct ChatCompletionRequestBody: Encodable {
     init(_ request: ModelRequest) {
         model = request.model
         max_tokens = request.maxTokens
-        let system = request.system.flatMap { $0.isEmpty ? nil : Message(role: "system", content: $0) }
-        messages = (system.map { [$0] } ?? []) + request.messages.map { Message(role: $0.role.rawValue, content: $0.content) }
+        let system = request.system.flatMap { $0.isEmpty ? nil : Message(role: "system", content: .text($0)) }
+        messages = (system.map { [$0] } ?? []) + request.messages.map {
+            Message(role: $0.role.rawValue, content: Content($0.content, attachments: $0.attachments))
+        }
     }
 }
 

@@ -21,12 +21,14 @@ extension AnthropicEmulator {
         for (name, value) in req.headers { headers[name.lowercased()] = value }
         let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        let all = (json?["messages"] as? [[String: Any]] ?? []).map { (role: $0["role"] as? String ?? "", content: $0["content"] as? String ?? "") }
+        let parsed = (json?["messages"] as? [[String: Any]] ?? []).map { (role: $0["role"] as? String ?? "", content: OpenAIContent($0["content"])) }
+        let all = parsed.map { (role: $0.role, content: $0.content.text) }
         let system = all.first?.role == "system" ? all.first?.content : nil
         let messages = system == nil ? all : Array(all.dropFirst())
         var recorded = RecordedRequest(headers: headers, model: json?["model"] as? String, system: system, maxTokens: json?["max_tokens"] as? Int,
                                        stream: json?["stream"] as? Bool, messages: messages, systemCached: false, cacheBreakpoints: [])
         recorded.api = "openai"
+        recorded.attachments = (system == nil ? parsed : Array(parsed.dropFirst())).map(\.content.attachments)
         let includeUsage = (json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool
         recorded.includeUsage = includeUsage
         let isTitle = system?.hasPrefix(ChatTitling.systemPrompt) == true
@@ -58,6 +60,41 @@ extension AnthropicEmulator {
         case .reply(let reply):
             return chunkStream(reply, model: model, includeUsage: includeUsage == true && !reply.omitUsage,
                                state: state)
+        }
+    }
+
+    /// A message's `content`: a string, or parts (`text`, `image_url` and `file` with data URLs).
+    struct OpenAIContent {
+        var text = ""
+        var attachments: [RecordedAttachment] = []
+
+        init(_ value: Any?) {
+            if let string = value as? String {
+                text = string
+                return
+            }
+            for part in value as? [[String: Any]] ?? [] {
+                switch part["type"] as? String {
+                case "text": text += part["text"] as? String ?? ""
+                case "image_url":
+                    if let url = (part["image_url"] as? [String: Any])?["url"] as? String, let (type, data) = Self.dataURL(url) {
+                        attachments.append(RecordedAttachment(kind: "image_url", mediaType: type, data: data))
+                    }
+                case "file":
+                    let file = part["file"] as? [String: Any] ?? [:]
+                    if let url = file["file_data"] as? String, let (type, data) = Self.dataURL(url) {
+                        attachments.append(RecordedAttachment(kind: "file", mediaType: type, data: data, name: file["filename"] as? String))
+                    }
+                default: break
+                }
+            }
+        }
+
+        static func dataURL(_ url: String) -> (String, Data)? {
+            guard url.hasPrefix("data:"), let comma = url.firstIndex(of: ","),
+                  let data = Data(base64Encoded: String(url[url.index(after: comma)...])) else { return nil }
+            let type = url[url.index(url.startIndex, offsetBy: 5)..<comma].replacingOccurrences(of: ";base64", with: "")
+            return (type, data)
         }
     }
 

@@ -14,6 +14,9 @@ extension AnthropicEmulator {
             (role: message["role"] as? String ?? "", content: Content(message["content"]))
         }
         let messages = parsedMessages.map { (role: $0.role, content: $0.content.text) }
+        if let problem = parsedMessages.compactMap(\.content.problem).first {
+            return errorResponse(400, "invalid_request_error", problem)
+        }
         let system = json?["system"].map { Content($0) }
         var recorded = RecordedRequest(
             headers: headers, model: json?["model"] as? String, system: system?.text,
@@ -22,6 +25,7 @@ extension AnthropicEmulator {
             cacheBreakpoints: parsedMessages.indices.filter { parsedMessages[$0].content.cached }
         )
         recorded.thinkingBudget = (json?["thinking"] as? [String: Any])?["budget_tokens"] as? Int
+        recorded.attachments = parsedMessages.map(\.content.attachments)
 
         // Prompt caching as the API does it: the prompt up to the last breakpoint is written to the
         // cache; the longest prefix written before — at that breakpoint or at an earlier message
@@ -113,6 +117,10 @@ extension AnthropicEmulator {
     struct Content {
         var text: String
         var cached: Bool
+        /// Image and document blocks, as sent.
+        var attachments: [RecordedAttachment] = []
+        /// What the API would refuse in these blocks.
+        var problem: String?
 
         init(_ value: Any?) {
             if let string = value as? String {
@@ -120,6 +128,23 @@ extension AnthropicEmulator {
             } else if let blocks = value as? [[String: Any]] {
                 text = blocks.compactMap { $0["text"] as? String }.joined()
                 cached = blocks.contains { ($0["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral" }
+                for block in blocks {
+                    let type = block["type"] as? String ?? ""
+                    if type == "text", (block["text"] as? String)?.isEmpty != false { problem = "text content blocks must be non-empty" }
+                    guard type == "image" || type == "document" else { continue }
+                    let source = block["source"] as? [String: Any] ?? [:]
+                    guard source["type"] as? String == "base64", let encoded = source["data"] as? String, let data = Data(base64Encoded: encoded) else {
+                        problem = "\(type) source must be valid base64"
+                        continue
+                    }
+                    let mediaType = source["media_type"] as? String ?? ""
+                    if type == "image", data.count > 5 << 20 { problem = "image exceeds 5 MB maximum" }
+                    if type == "image", !["image/png", "image/jpeg", "image/gif", "image/webp"].contains(mediaType) {
+                        problem = "unsupported image media type \(mediaType)"
+                    }
+                    if type == "document", mediaType != "application/pdf" { problem = "unsupported document media type \(mediaType)" }
+                    attachments.append(RecordedAttachment(kind: type, mediaType: mediaType, data: data, name: block["title"] as? String))
+                }
             } else {
                 (text, cached) = ("", false)
             }

@@ -42,10 +42,10 @@ public final class AnthropicEmulator: Sendable {
         app.http.server.configuration.port = 0
         app.middleware = Middlewares()
         let state = NIOLockedValueBox(State())
-        app.on(.POST, "v1", "messages", body: .collect(maxSize: "16mb")) { req in
+        app.on(.POST, "v1", "messages", body: .collect(maxSize: "48mb")) { req in
             try await Self.handle(req, apiKey: apiKey, state: state)
         }
-        app.on(.POST, "v1", "chat", "completions", body: .collect(maxSize: "16mb")) { req in
+        app.on(.POST, "v1", "chat", "completions", body: .collect(maxSize: "48mb")) { req in
             try await Self.handleChatCompletion(req, apiKey: apiKey, state: state)
         }
         app.on(.GET, "v1", "models") { req in
@@ -160,6 +160,22 @@ public struct RecordedRequest: Sendable {
     public var api = "anthropic"
     /// The indexes of the messages that carried `cache_control`.
     public var cacheBreakpoints: [Int]
+    /// Each message's files (image and document blocks; `image_url` and `file` parts), in order.
+    public var attachments: [[RecordedAttachment]] = []
+}
+
+/// A file as a provider received it.
+public struct RecordedAttachment: Sendable, Equatable {
+    /// `image` or `document` (Anthropic); `image_url` or `file` (OpenAI).
+    public var kind: String
+    public var mediaType: String
+    public var data: Data
+    /// A document's title, or a file part's name.
+    public var name: String?
+
+    public init(kind: String, mediaType: String, data: Data, name: String? = nil) {
+        (self.kind, self.mediaType, self.data, self.name) = (kind, mediaType, data, name)
+    }
 }
 
 /// Where paused and hanging replies wait.

@@ -1,3 +1,4 @@
+import SQLKit
 import Fluent
 import Vapor
 
@@ -86,13 +87,27 @@ struct AdminMessagesController: RouteCollection {
     struct Detail: Encodable {
         let message: Row
         let owner: String
+        /// The files the message carries.
+        var files: [AttachedFile] = []
+    }
+
+    struct AttachedFile: Encodable {
+        let name: String
+        let mediaType: String
+        let size: String
+        let sha256: String
     }
 
     func detail(req: Request) async throws -> Response {
         let message = try await Self.find(req)
         let owner = try await User.find(message.chat.$owner.id, on: req.db)?.email ?? ""
+        let stored = try await req.db.sql().select().column("attachments").from(Message.schema)
+            .where("id", .equal, SQLBind(try message.requireID())).first()?.decode(column: "attachments", as: String.self) ?? "[]"
+        let files = [FileResponse](storedJSON: stored).map {
+            AttachedFile(name: $0.name, mediaType: $0.mediaType, size: FileError.size($0.size), sha256: $0.sha256)
+        }
         return try await req.adminPage("message", title: "Message \(message.sequence)", section: "messages",
-                                       Detail(message: Row(message, chat: message.chat), owner: owner))
+                                       Detail(message: Row(message, chat: message.chat), owner: owner, files: files))
     }
 
     func confirmDelete(req: Request) async throws -> Response {

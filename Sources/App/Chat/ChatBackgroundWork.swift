@@ -14,6 +14,8 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     let clock: any WallClock
     /// Reads that follow account changes (``StreamSignOuts``).
     let accountWork: OwnedTasks
+    /// Deletes files attached to nothing for a day.
+    let fileSweep: FileSweep
     private let loops = NIOLockedValueBox<[Task<Void, Never>]>([])
     private let running = NIOLockedValueBox(0)
 
@@ -21,8 +23,9 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     var runningLoops: Int { running.withLockedValue { $0 } }
 
     init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock,
-         accountWork: OwnedTasks) {
+         accountWork: OwnedTasks, fileSweep: FileSweep) {
         self.accountWork = accountWork
+        self.fileSweep = fileSweep
         self.bus = bus
         self.runner = runner
         self.catalog = catalog
@@ -35,7 +38,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     func start(logger: Logger) async {
         await bus.start()
         await runner.recoverInterruptedReplies()
-        running.withLockedValue { $0 += 3 }
+        running.withLockedValue { $0 += 4 }
         let streamUpkeep = Task { [bus, clock, settings, running] in
             defer { running.withLockedValue { $0 -= 1 } }
             let tick = min(settings.keepAliveInterval, .seconds(1))
@@ -71,7 +74,15 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
                 try? await Task.sleep(for: settings.refreshInterval)
             }
         }
-        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep, modelUpkeep] }
+        // Files attached to nothing for their lifetime go (every instance sweeps; a deletion is idempotent).
+        let fileUpkeep = Task { [fileSweep, clock, running] in
+            defer { running.withLockedValue { $0 -= 1 } }
+            while !Task.isCancelled {
+                await fileSweep.run(now: clock.now())
+                try? await Task.sleep(for: fileSweep.interval)
+            }
+        }
+        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep, modelUpkeep, fileUpkeep] }
     }
 
     func shutdownAsync(_ application: Application) async {

@@ -54,9 +54,9 @@ struct ChatController: RouteCollection {
 
     func send(req: Request) async throws -> Response {
         let chatID = try req.chatID()
-        let content = try req.decodeJSON(SendMessageRequest.self).validated(rules)
+        let input = try req.decodeJSON(SendMessageRequest.self).validated(rules)
         try await withinReplyLimit(req)
-        let sent = try await chats.send(content, to: chatID, for: try budget(req), on: req.db)
+        let sent = try await chats.send(input, to: chatID, for: try budget(req), on: req.db)
         return try await sent.encodeResponse(status: .accepted, for: req)
     }
 

@@ -23,12 +23,13 @@ struct ChatFeature: Sendable {
     let signOuts: StreamSignOuts
 
     init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics, usage: UsageLedger,
-         catalog: ModelCatalog) throws {
+         catalog: ModelCatalog, files: FileLibrary) throws {
         self.catalog = catalog
         replies = RunningReplies()
         let hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, maxStreamsPerUser: settings.protection.maxStreamsPerUser,
                                 clock: dependencies.clock, metrics: metrics)
-        let store = ReplyStore(database: DatabaseSetup.access(app))
+        let attachments = Attachments(files: files, catalog: catalog)
+        let store = ReplyStore(database: DatabaseSetup.access(app), attachments: attachments)
         bus = ChatBus(hub: hub, replies: replies, store: store,
                       transport: try Self.transport(settings, clock: dependencies.clock, metrics: metrics, app: app), logger: app.logger)
         runner = ReplyRunner(
@@ -36,10 +37,11 @@ struct ChatFeature: Sendable {
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog)
-        service = ChatService(rules: rules, bus: bus, runner: runner, usage: usage, clock: dependencies.clock)
+        service = ChatService(rules: rules, bus: bus, runner: runner, usage: usage, attachments: attachments, clock: dependencies.clock)
         signOuts = StreamSignOuts(bus: bus, database: DatabaseSetup.access(app), tasks: OwnedTasks())
         background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, settings: settings.chat, clock: dependencies.clock,
-                                        accountWork: signOuts.tasks)
+                                        accountWork: signOuts.tasks,
+                                        fileSweep: FileSweep(files: files, database: DatabaseSetup.access(app), logger: app.logger))
     }
 
     /// How instances tell each other what happens, as `EVENT_BUS` chooses: PostgreSQL's

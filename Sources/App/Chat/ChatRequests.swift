@@ -11,6 +11,38 @@ struct ChatInputRules {
         return content
     }
 
+    /// A message's text, which may be empty (or absent) when it carries files.
+    func content(_ value: String?, withFiles files: [UUID], into errors: inout FieldErrors) -> String {
+        guard !files.isEmpty else { return content(value, "content", into: &errors) }
+        let content = value ?? ""
+        errors.checkText(content, "content")
+        errors.checkLength(content, "content", settings.messageLimit)
+        return content
+    }
+
+    /// `attachments`: at most ``FileSettings/maxPerMessage`` file ids, each once. Whose they are
+    /// is checked when the message is stored.
+    func attachments(_ value: [String]?, into errors: inout FieldErrors) -> [UUID] {
+        guard let value else { return [] }
+        guard value.count <= FileSettings.maxPerMessage else {
+            errors.add("attachments", "At most \(FileSettings.maxPerMessage) files may go with one message.")
+            return []
+        }
+        var ids: [UUID] = []
+        for raw in value {
+            guard let id = UUID(hyphenated: raw) else {
+                errors.add("attachments", "Each attachment is a file id (a UUID).")
+                return []
+            }
+            guard !ids.contains(id) else {
+                errors.add("attachments", "A file may be attached once per message.")
+                return []
+            }
+            ids.append(id)
+        }
+        return ids
+    }
+
     func title(_ value: String, into errors: inout FieldErrors) -> String {
         errors.checkText(value, "title")
         let title = value.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -43,22 +75,26 @@ struct CreateChatRequest: Decodable {
     var content: String?
     var model: String?
     var system: String?
+    var attachments: [String]?
 
     struct Valid {
         var title: String?
+        /// The first message: nil for none (an empty text with files is one).
         var content: String?
         var model: String
         var system: String?
+        var attachments: [UUID] = []
     }
 
     func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
         var errors = FieldErrors()
         let title = self.title.map { rules.title($0, into: &errors) }
-        let content = self.content.map { rules.content($0, "content", into: &errors) }
+        let attachments = rules.attachments(self.attachments, into: &errors)
+        let content = self.content != nil || !attachments.isEmpty ? rules.content(self.content, withFiles: attachments, into: &errors) : nil
         let model = rules.model(self.model ?? rules.catalog.defaultModel, into: &errors)
         let system = rules.system(self.system, into: &errors)
         try errors.throwIfAny()
-        return Valid(title: title, content: content, model: model, system: system)
+        return Valid(title: title, content: content, model: model, system: system, attachments: attachments)
     }
 }
 
@@ -110,12 +146,20 @@ struct UpdateChatRequest: Decodable {
 /// `POST /api/chat/<id>/send/`.
 struct SendMessageRequest: Decodable {
     var content: String?
+    var attachments: [String]?
 
-    func validated(_ rules: ChatInputRules) throws(RequestError) -> String {
+    /// What the user sends: text, files, or both.
+    struct Valid {
+        var content: String
+        var attachments: [UUID]
+    }
+
+    func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
         var errors = FieldErrors()
-        let content = rules.content(self.content, "content", into: &errors)
+        let attachments = rules.attachments(self.attachments, into: &errors)
+        let content = rules.content(self.content, withFiles: attachments, into: &errors)
         try errors.throwIfAny()
-        return content
+        return Valid(content: content, attachments: attachments)
     }
 }
 
@@ -135,14 +179,17 @@ struct RegenerateRequest: Decodable {
 struct EditMessageRequest: Decodable {
     var messageID: String?
     var content: String?
+    var attachments: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case messageID = "message_id", content
+        case messageID = "message_id", content, attachments
     }
 
     struct Valid {
         var messageID: UUID
         var content: String
+        /// nil: the edited message's files stay.
+        var attachments: [UUID]?
     }
 
     func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
@@ -154,10 +201,14 @@ struct EditMessageRequest: Decodable {
             id = UUID(hyphenated: raw)
             if id == nil { errors.add("message_id", "Must be a UUID.") }
         }
-        let content = rules.content(self.content, "content", into: &errors)
+        let attachments = self.attachments.map { rules.attachments($0, into: &errors) }
+        // Without `attachments` the original's files stay, so the text may be empty; whether the
+        // message then carries anything is checked against what it had.
+        let content = attachments == nil && self.content != nil && self.content?.isEmpty == true
+            ? "" : rules.content(self.content, withFiles: attachments ?? [], into: &errors)
         try errors.throwIfAny()
         guard let id else { throw .invalidFields(["message_id": ["This field is required."]]) }
-        return Valid(messageID: id, content: content)
+        return Valid(messageID: id, content: content, attachments: attachments)
     }
 }
 

@@ -2,8 +2,8 @@ import Fluent
 import Foundation
 
 /// The one home of chats going away — one chat, every chat of a user who goes with them, the chats
-/// idle for too long — so that whatever deletes chats also stops their replies and ends their
-/// streams, on every instance.
+/// idle for too long — so that whatever deletes chats also stops their replies, ends their
+/// streams, on every instance, and deletes the files only they used.
 extension ChatService {
     /// Deletes the chat and its messages; a reply in progress stops and its streams end.
     func delete(_ chatID: UUID, for userID: UUID, on db: any Database) async throws {
@@ -13,8 +13,10 @@ extension ChatService {
     /// Deletes any chat (the admin's path) with its messages; a reply in progress stops and its streams end.
     func remove(_ chat: Chat, on db: any Database) async throws {
         let chatID = try chat.requireID()
+        let files = try await attachments.files.files(usedIn: [chatID], on: db)
         try await chat.delete(on: db)
         chatsRemoved([chatID])
+        try await attachments.files.removeUnused(files, on: db)
     }
 
     /// Deletes `user` with everything they own — chats, messages, tokens, sign-in links and admin
@@ -24,26 +26,31 @@ extension ChatService {
     func deleteUser(_ user: User, accounts: AccountService, on db: any Database) async throws -> Int {
         let id = try user.requireID()
         // The chats are read in the same transaction, so that every one of their replies and streams is ended.
-        let chatIDs = try await accounts.changing(on: db) { tx, changes in
+        let (chatIDs, fileIDs) = try await accounts.changing(on: db) { tx, changes in
             try await tx.lockForWriting("user:" + id.lowercased, on: usage.kind)
             let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
+            let fileIDs = try await attachments.files.ids(ownedBy: id, on: tx)
             try await user.delete(on: tx)
             changes.add(id)
-            return chatIDs
+            return (chatIDs, fileIDs)
         }
         chatsRemoved(chatIDs)
+        // The files' rows went with the user; bytes kept outside the database go now.
+        await attachments.files.storage.removeBytes(of: fileIDs)
         return chatIDs.count
     }
 
     /// Deletes the chats with no activity since `cutoff`; their replies stop and streams end.
     /// Answers how many went.
     func removeIdle(before cutoff: Date, on db: any Database) async throws -> Int {
-        let chatIDs = try await db.transaction { tx in
+        let (chatIDs, files) = try await db.transaction { tx in
             let ids = try await Chat.query(on: tx).filter(\.$activityAt < cutoff).all(\.$id)
+            let files = try await attachments.files.files(usedIn: ids, on: tx)
             try await Chat.query(on: tx).filter(\.$activityAt < cutoff).delete()
-            return ids
+            return (ids, files)
         }
         chatsRemoved(chatIDs)
+        try await attachments.files.removeUnused(files, on: db)
         return chatIDs.count
     }
 

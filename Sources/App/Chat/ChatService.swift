@@ -17,18 +17,19 @@ struct ChatService: Sendable {
     let bus: any ChatEventBus
     let runner: ReplyRunner
     let usage: UsageLedger
+    let attachments: Attachments
     let clock: any WallClock
 
     func create(_ input: CreateChatRequest.Valid, for budget: ReplyBudget, on db: any Database) async throws -> ChatResponse {
         if input.content != nil, runner.isDraining { throw ChatError.shuttingDown }
         let now = clock.now().atDatabasePrecision
-        let title = input.title ?? input.content.map(ChatTitling.placeholder(from:)) ?? ChatTitling.untitled
+        let title = input.title ?? input.content.flatMap { $0.isEmpty ? nil : ChatTitling.placeholder(from: $0) } ?? ChatTitling.untitled
         let chat = Chat(ownerID: budget.userID, title: title, model: input.model, system: input.system, now: now)
         chat.needsTitle = input.title == nil
         let turn = try await db.transaction { tx -> (user: Message, assistant: Message)? in
             try await chat.create(on: tx)
             guard let content = input.content else { return nil }
-            return try await insertTurn(chat: chat, content: content, budget: budget, at: now, on: tx)
+            return try await insertTurn(chat: chat, content: content, files: input.attachments, budget: budget, at: now, on: tx)
         }
         var messages: [MessageResponse] = []
         if let turn {

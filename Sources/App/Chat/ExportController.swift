@@ -59,6 +59,10 @@ enum ChatExport {
             if let created = message.createdAt { heading += " · " + humanTime(created) }
             if message.status != .complete { heading += " (" + message.status.rawValue + ")" }
             text += heading + "\n\n" + message.content + "\n\n"
+            if !message.attachments.isEmpty {
+                text += message.attachments.map { "- 📎 " + singleLine($0.name) + " (" + $0.mediaType + ", " + FileError.size($0.size) + ")" }
+                    .joined(separator: "\n") + "\n\n"
+            }
             if let error = message.error, message.status == .failed { text += "_" + singleLine(error) + "_\n\n" }
         }
         return text

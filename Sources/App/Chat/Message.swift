@@ -56,6 +56,9 @@ final class Message: Model, @unchecked Sendable {
     /// How many such messages there are.
     @Field(key: "versions") var versions: Int
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    /// The files the user attached (`messages.attachments`, written by ``MessageRow``; which
+    /// files a message uses is also kept in `message_files`).
+    var attachments: [FileResponse] = []
     @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
 
     init() {}

@@ -42,6 +42,8 @@ struct AppServices: Sendable {
     /// Nil when Google sign-in is not configured.
     let google: GoogleSignIn?
     let chat: ChatFeature
+    /// Users' files (attachments).
+    let files: FileLibrary
     /// What this process sends providers in ``RelayHeader``.
     let relayID: String
 
@@ -70,7 +72,9 @@ struct AppServices: Sendable {
         }
         let usage = UsageLedger(settings: settings.usage, clock: clock, kind: settings.database.kind)
         let catalog = modelCatalog(settings.models, dependencies: dependencies, eventLoopGroup: app.eventLoopGroup, relayID: relayID)
-        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog)
+        let files = try FileLibrary.make(settings.files, app: app, clock: clock, kind: settings.database.kind)
+        let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog,
+                                   files: files)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
             bus.accountChanged(id)
@@ -84,7 +88,7 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: usage, google: google, chat: chat, relayID: relayID
+            usage: usage, google: google, chat: chat, files: files, relayID: relayID
         )
     }
 }

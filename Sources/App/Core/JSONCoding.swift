@@ -16,6 +16,20 @@ enum JSONCoding {
         return encoder
     }
 
+    /// A decoder that reads what ``makeEncoder()`` writes (stored JSON, such as a message's attachments).
+    static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+                ?? Date(text, strategy: Date.ISO8601FormatStyle()) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 time"))
+            }
+            return date
+        }
+        return decoder
+    }
+
     /// Makes Vapor encode every JSON response this way.
     static func configure() {
         ContentConfiguration.global.use(encoder: makeEncoder(), for: .json)

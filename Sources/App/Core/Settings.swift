@@ -38,6 +38,8 @@ public struct Settings: Sendable {
     public var models: ModelSettings
     public var chat: ChatSettings
     public var usage: UsageSettings
+    /// Attachments: their limits and where their bytes live.
+    public var files: FileSettings
     /// Used by `createsuperuser --noinput`.
     public var superuserEmail: String?
     public var superuserPassword: String?
@@ -143,6 +145,7 @@ public struct Settings: Sendable {
         models = try ModelSettings(read, port: port)
         chat = try ChatSettings(read)
         usage = try UsageSettings(read)
+        files = try FileSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
         superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
 

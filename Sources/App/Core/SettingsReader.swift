@@ -66,10 +66,11 @@ struct SettingsReader {
             number = String(lowered.dropLast(unit.suffix.count))
             multiplier = unit.multiplier
         }
-        guard let value = Int(number), value > 0 else {
+        guard let value = Int(number), value > 0, case let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier),
+              !overflow else {
             throw SettingsError(key: key, problem: "expected a size such as 1048576, 512kb or 1mb, got '\(raw)'")
         }
-        return value * multiplier
+        return bytes
     }
 
     /// A comma-separated list; blank entries are dropped.

@@ -106,4 +106,33 @@ struct WebClientBrowserTests {
         }
         await emulator.shutdown()
     }
+
+    @Test("attachments: a PNG dropped, previewed and uploaded, sent and shown as a thumbnail that opens full size; a refused file explained and not sent; a removed file deleted; a text file as a download — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func attachments() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        func words(_ text: String) -> [String] { text.split(separator: " ").enumerated().map { $0 == 0 ? String($1) : " " + $1 } }
+        let emulator = try await AnthropicEmulator.start()
+        emulator.setDefault(.reply(words("A small gradient, purple to green."), delay: .milliseconds(30)))
+        var settings = UpstreamAPI.anthropic.settings(for: emulator)
+        settings.merge(["DEFAULT_MODEL": "claude-sonnet-5-5"]) { $1 }
+        do {
+            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: settings.merging(file) { $1 }) { t in
+                try await t.withLiveServer { base in
+                    try await Browser.scenario("web_attachments.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost"),
+                                                                      "--model", "claude-sonnet-5-5"])
+                }
+                let request = try #require(emulator.requests.last)
+                #expect(request.model == "claude-sonnet-5-5", "the chosen model answered")
+                #expect(request.messages.first?.content.contains("What is in this picture?") == true, "the question went with its picture")
+                #expect(request.attachments.first?.first?.kind == "image", "the picture reached the model as an image block")
+                #expect(request.attachments.first?.first?.mediaType == "image/png")
+                #expect(request.messages.last?.content.contains("kumquat-7391") == true, "the text file reached the model as text")
+            } }
+        } catch {
+            await emulator.shutdown()
+            throw error
+        }
+        await emulator.shutdown()
+    }
 }

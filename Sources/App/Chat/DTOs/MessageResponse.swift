@@ -8,6 +8,8 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var sequence: Int
     var role: MessageRole
     var content: String
+    /// The files the user attached.
+    var attachments: [FileResponse]
     /// A reply's reasoning, apart from its answer; nil when it has none.
     var reasoning: String?
     var status: MessageStatus
@@ -33,7 +35,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var versions: Int
 
     enum CodingKeys: String, CodingKey {
-        case id, chatID = "chat_id", sequence, role, content, reasoning, status, model
+        case id, chatID = "chat_id", sequence, role, content, attachments, reasoning, status, model
         case inputTokens = "input_tokens", outputTokens = "output_tokens"
         case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
         case usageEstimated = "usage_estimated"
@@ -43,7 +45,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
 
     /// A message with nothing in it yet, for ``MessageRow`` to fill column by column.
     static let blank = MessageResponse(
-        id: "", chatID: "", sequence: 0, role: .user, content: "", reasoning: nil, status: .complete, model: "", inputTokens: 0, outputTokens: 0,
+        id: "", chatID: "", sequence: 0, role: .user, content: "", attachments: [], reasoning: nil, status: .complete, model: "", inputTokens: 0, outputTokens: 0,
         cacheReadInputTokens: 0, cacheCreationInputTokens: 0, usageEstimated: false, omittedMessages: 0, stopReason: nil, error: nil,
         createdAt: nil, parentID: nil, current: true, version: 1, versions: 1
     )
@@ -52,6 +54,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)
+        try container.encode(attachments, forKey: .attachments)
         try container.encode(chatID, forKey: .chatID)
         try container.encode(sequence, forKey: .sequence)
         try container.encode(role, forKey: .role)
@@ -76,7 +79,9 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
 
     /// The same bytes as ``encode(to:)`` through ``JSONCoding``, without `Codable` (the stream's hot path).
     func writeJSON(into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(#"{"cache_creation_input_tokens":"#)
+        buffer.writeStaticString(#"{"attachments":"#)
+        attachments.writeJSON(into: &buffer)
+        buffer.writeStaticString(#","cache_creation_input_tokens":"#)
         buffer.writeJSONInt(cacheCreationInputTokens)
         buffer.writeStaticString(#","cache_read_input_tokens":"#)
         buffer.writeJSONInt(cacheReadInputTokens)
@@ -139,6 +144,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         sequence = message.sequence
         role = message.role
         content = message.content
+        attachments = message.attachments
         reasoning = message.reasoning
         status = message.status
         model = message.model
@@ -157,13 +163,14 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         versions = message.versions
     }
 
-    private init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, reasoning: String?,
+    private init(id: String, chatID: String, sequence: Int, role: MessageRole, content: String, attachments: [FileResponse], reasoning: String?,
                  status: MessageStatus, model: String,
                  inputTokens: Int, outputTokens: Int, cacheReadInputTokens: Int, cacheCreationInputTokens: Int, usageEstimated: Bool,
                  omittedMessages: Int, stopReason: String?, error: String?, createdAt: Date?, parentID: String?, current: Bool,
                  version: Int, versions: Int) {
         (self.id, self.chatID, self.sequence, self.role, self.content, self.reasoning, self.status, self.model) =
             (id, chatID, sequence, role, content, reasoning, status, model)
+        self.attachments = attachments
         (self.inputTokens, self.outputTokens, self.cacheReadInputTokens, self.cacheCreationInputTokens, self.usageEstimated) =
             (inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens, usageEstimated)
         (self.omittedMessages, self.stopReason, self.error, self.createdAt, self.parentID) = (omittedMessages, stopReason, error, createdAt, parentID)

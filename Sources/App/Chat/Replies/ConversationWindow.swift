@@ -14,6 +14,13 @@ struct ConversationWindow {
         var content: String
         /// Stored messages that make it.
         var messages: Int
+        /// The files its messages carry.
+        var files: [FileRecord] = []
+
+        /// Tokens the turn is estimated at, its files included.
+        var estimatedTokens: Int {
+            ConversationWindow.estimatedTokens(content) + files.reduce(0) { $0 + Attachments.estimatedTokens($1) }
+        }
     }
 
     /// The turns sent, and how many stored messages were left out.
@@ -33,7 +40,7 @@ struct ConversationWindow {
         var kept: [Turn] = []
         var used = 0
         for turn in turns.reversed() {
-            let cost = Self.estimatedTokens(turn.content)
+            let cost = turn.estimatedTokens
             if !kept.isEmpty, used + cost > budget { break }
             kept.append(turn)
             used += cost
@@ -41,14 +48,14 @@ struct ConversationWindow {
         kept.reverse()
         while kept.count > 1, kept.first?.role == .assistant { kept.removeFirst() }
         self.turns = kept
-        estimatedTokens = kept.reduce(0) { $0 + Self.estimatedTokens($1.content) }
+        estimatedTokens = kept.reduce(0) { $0 + $1.estimatedTokens }
         omittedMessages = turns.reduce(0) { $0 + $1.messages } - kept.reduce(0) { $0 + $1.messages }
     }
 
     /// The messages to send; with caching, the turn before the newest user turn marks where the
     /// next request's prompt will start to differ.
     func messages(caching: Bool) -> [ModelMessage] {
-        let prefixTokens = turns.dropLast().reduce(0) { $0 + Self.estimatedTokens($1.content) }
+        let prefixTokens = turns.dropLast().reduce(0) { $0 + $1.estimatedTokens }
         let breakpoint = caching && turns.count >= 2 && prefixTokens >= Self.cacheableTokens ? turns.count - 2 : nil
         return turns.enumerated().map { index, turn in
             ModelMessage(role: turn.role, content: turn.content, cacheBreakpoint: index == breakpoint)

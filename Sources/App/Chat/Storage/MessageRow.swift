@@ -30,6 +30,8 @@ enum MessageRow {
             message.role = role
         }),
         Column("content", insert: { message, _ in SQLBind(message.content) }, read: { $0.content = try $1.string() }),
+        Column("attachments", insert: { message, _ in SQLBind(message.attachments.storedJSON) },
+               read: { $0.attachments = [FileResponse](storedJSON: try $1.string()) }),
         Column("reasoning", insert: { message, _ in SQLBind(message.reasoning) }, read: { $0.reasoning = try $1.optionalString() }),
         Column("reasoning_signature", insert: { message, _ in SQLBind(message.reasoningSignature) }, read: nil),
         Column("status", insert: { message, _ in SQLBind(message.status.rawValue) }, read: { message, columns in

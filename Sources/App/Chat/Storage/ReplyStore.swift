@@ -9,6 +9,7 @@ import Vapor
 /// instance or path ends a reply first wins and the others let go.
 struct ReplyStore: Sendable {
     let database: DatabaseAccess
+    let attachments: Attachments
 
     struct Ending {
         var status: MessageStatus
@@ -37,8 +38,9 @@ struct ReplyStore: Sendable {
     /// as fits the model's context (``ConversationWindow``).
     /// `model` is the model's own name at its provider.
     func request(for job: ReplyJob, model: String, catalog: ModelCatalog) async throws -> PreparedRequest {
-        let rows = try await database().sql().select()
-            .columns("role", "status", "content")
+        let db = try database()
+        let rows = try await db.sql().select()
+            .columns("role", "status", "content", "attachments")
             .from(Message.schema)
             .where("chat_id", .equal, SQLBind(job.chatID))
             .where("is_current", .equal, SQLLiteral.boolean(true))
@@ -46,6 +48,7 @@ struct ReplyStore: Sendable {
             .orderBy("sequence")
             .all()
         var turns: [ConversationWindow.Turn] = []
+        var attached: [(turn: Int, files: [FileResponse])] = []
         for row in rows {
             let role = try row.decode(column: "role", as: String.self)
             let status = try row.decode(column: "status", as: String.self)
@@ -53,15 +56,32 @@ struct ReplyStore: Sendable {
             let content = try row.decode(column: "content", as: String.self)
             let turnRole: ModelMessage.Role = role == MessageRole.user.rawValue ? .user : .assistant
             if let last = turns.last, last.role == turnRole {
-                turns[turns.count - 1].content += "\n\n" + content
+                turns[turns.count - 1].content += content.isEmpty ? "" : (last.content.isEmpty ? "" : "\n\n") + content
                 turns[turns.count - 1].messages += 1
             } else {
                 turns.append(ConversationWindow.Turn(role: turnRole, content: content, messages: 1))
             }
+            let files = [FileResponse](storedJSON: try row.decode(column: "attachments", as: String.self))
+            if !files.isEmpty { attached.append((turns.count - 1, files)) }
+        }
+        if !attached.isEmpty {
+            // The files as stored now (a message lists them; `files` holds what the model needs).
+            let ids = attached.flatMap { $0.files.compactMap { UUID(uuidString: $0.id) } }
+            let records = Dictionary(try await attachments.files.records(ids, ownedBy: job.userID, on: db).map { ($0.id, $0) },
+                                     uniquingKeysWith: { first, _ in first })
+            for (turn, files) in attached {
+                turns[turn].files += files.compactMap { UUID(uuidString: $0.id).flatMap { records[$0] } }
+            }
         }
         let systemTokens = job.system.map(ConversationWindow.estimatedTokens) ?? 0
         let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens)
-        let request = ModelRequest(model: model, system: job.system, messages: window.messages(caching: catalog.promptCaching),
+        var messages = window.messages(caching: catalog.promptCaching)
+        for (index, turn) in window.turns.enumerated() where !turn.files.isEmpty {
+            for file in turn.files {
+                messages[index].attachments.append(try await attachments.forModel(file, model: job.model, on: db))
+            }
+        }
+        let request = ModelRequest(model: model, system: job.system, messages: messages,
                                    maxTokens: catalog.maxTokens, cachesPrompt: catalog.promptCaching,
                                    thinkingBudget: catalog.thinkingBudget(of: job.model))
         return PreparedRequest(model: request, omittedMessages: window.omittedMessages,

@@ -41,7 +41,7 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
     /// The API's answers are data, never a page: nothing may load from them.
     static let apiPolicy = "default-src 'none'; frame-ancestors 'none'"
     /// The web client's pages: scripts, styles and connections from this origin only, no inline script.
-    static let pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    static let pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
         + "font-src 'self'; manifest-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
     /// `https://<host><path>?<query>` for a request to an allowed host; nil otherwise. A path or query
