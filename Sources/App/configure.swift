@@ -62,7 +62,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         as: "createsuperuser"
     )
     app.asyncCommands.use(CleanupCommand(clock: services.clock, chats: services.chat.service), as: "cleanup")
-    app.asyncCommands.use(BackupCommand(database: settings.database, clock: services.clock), as: "backup")
+    app.asyncCommands.use(BackupCommand(database: settings.database, files: settings.files.storage, clock: services.clock), as: "backup")
     app.asyncCommands.use(CheckCommand(settings: settings), as: "check")
 
     logStartup(app, settings, services)

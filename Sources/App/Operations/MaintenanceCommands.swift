@@ -79,9 +79,11 @@ struct BackupCommand: AsyncCommand {
     }
 
     let database: DatabaseSettings
+    /// Files kept in a directory are copied beside the database copy (those in the database are in it).
+    let files: FileSettings.Storage
     let clock: any WallClock
 
-    var help: String { "Copies the SQLite database to a new file while the server runs; for PostgreSQL, prints the pg_dump command." }
+    var help: String { "Copies the SQLite database (and a file directory) while the server runs; for PostgreSQL, prints the pg_dump command." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
         let console = context.console
@@ -90,6 +92,9 @@ struct BackupCommand: AsyncCommand {
             console.print("This database is PostgreSQL; back it up with pg_dump (the password from PGPASSWORD or ~/.pgpass):")
             console.print("  pg_dump --format=custom --no-owner --file=chat-\(stamp).dump \"$DATABASE_URL\"")
             console.print("Restore into an empty database with:  pg_restore --no-owner --dbname=\"$DATABASE_URL\" chat-\(stamp).dump")
+            if case .directory(let directory) = files {
+                console.print("Files live in \(directory) (FILE_STORAGE): copy that directory too.")
+            }
             return
         }
         let path = signature.path ?? "backups/chat-\(stamp).sqlite3"
@@ -102,6 +107,11 @@ struct BackupCommand: AsyncCommand {
         try await context.application.db.sql().raw("VACUUM INTO \(bind: target.path)").run()
         let size = (try? files.attributesOfItem(atPath: target.path)[.size] as? Int) ?? 0
         console.print("Backed up \(DatabaseSetup.describe(database)) to \(path) (\(size) bytes).")
+        if case .directory(let directory) = self.files {
+            // Copied after the database: a file uploaded in between is an extra file, never a missing one.
+            try files.copyItem(atPath: directory, toPath: path + ".files")
+            console.print("Copied the files of \(directory) to \(path).files.")
+        }
         console.print("To restore: stop the server and put that file in place of the database file.")
     }
 

@@ -50,6 +50,7 @@ struct MaintenanceCommandTests {
         try await withTestApp(.sqlite) { t in
             let session = try await t.register(email: "kept@example.com")
             _ = try await t.createChat(token: session.access, title: "Kept chat")
+            let file = try await t.uploaded(TestFiles.png, name: "kept.png", token: session.access)
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("backup-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: folder) }
             let path = folder.appendingPathComponent("copy.sqlite3").path
@@ -61,7 +62,10 @@ struct MaintenanceCommandTests {
             let connection = try await SQLiteConnection.open(storage: .file(path: path))
             let users = try await connection.query("SELECT email FROM users")
             let chats = try await connection.query("SELECT title FROM chats")
+            let files = try await connection.query("SELECT f.name, c.data FROM files f JOIN file_chunks c ON c.file_id = f.id")
             try await connection.close()
+            #expect(files.compactMap { $0.column("name")?.string } == ["kept.png"], "the backup holds the files (\(file.id))")
+            #expect(files.first?.column("data")?.blob.map { Data(buffer: $0) } == TestFiles.png)
             #expect(users.compactMap { $0.column("email")?.string } == ["kept@example.com"])
             #expect(chats.compactMap { $0.column("title")?.string } == ["Kept chat"])
 
