@@ -108,8 +108,13 @@ def chip(driver, name):
 
 
 def settled(driver, name, state):
+    """The tray's item for `name` once its upload has ended; a failure if it ended otherwise than `state`."""
     item = chip(driver, name)
-    return item if item is not None and item.get_attribute("data-state") == state else None
+    if item is None or item.get_attribute("data-state") == "uploading":
+        return None
+    ended = item.get_attribute("data-state")
+    assert ended == state, f"{name}: {ended} (status {item.get_attribute('data-status')}): {item.get_attribute('textContent')}"
+    return item
 
 
 def natural_width(driver, image):

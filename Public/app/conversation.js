@@ -1,5 +1,6 @@
 // The conversation: opening a chat, following its event stream, its messages and their tools (regenerate, edit, versions).
-import { readyAttachments, releaseUnusedImages, renderMessageFiles, updateAttachmentNote, uploadsInProgress } from "./attachments.js";
+import { readyAttachments, updateAttachmentNote, uploadsInProgress } from "./attachments.js";
+import { releaseUnusedImages, renderMessageFiles } from "./message-files.js";
 import { renderMarkdown } from "./markdown.js";
 import { ChatStream } from "./stream.js";
 import { $, session, showError, state } from "./state.js";

@@ -48,7 +48,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     if !settings.debug {
         edge.append(AllowedHostsMiddleware(hosts: AllowedHosts(settings.allowedHosts)))
     }
-    edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout))
+    edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout, longer: FilesController.uploadTimeout(settings.files)))
     app.middleware = Middlewares()
     app.middleware.use(MiddlewareGroup(edge))
     app.http.server.configuration.idleTimeout = TimeAmount(protection.idleTimeout)

@@ -25,9 +25,8 @@ struct Attachments: Sendable {
         let byID = Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let records = ids.compactMap { byID[$0] }
         guard records.count == ids.count else { throw FileError.invalidAttachments("There is no file with this id among yours.") }
-        let binary = records.filter { !$0.mediaType.hasPrefix("text/") && $0.mediaType != "application/json" }.reduce(0) { $0 + $1.size }
-        guard binary <= FileSettings.maxBytesPerMessage else {
-            throw FileError.invalidAttachments("The images and PDFs of one message may weigh \(FileError.size(FileSettings.maxBytesPerMessage)) together.")
+        guard records.reduce(0, { $0 + $1.size }) <= FileSettings.maxBytesPerMessage else {
+            throw FileError.invalidAttachments("The files of one message may weigh \(FileError.size(FileSettings.maxBytesPerMessage)) together.")
         }
         return records
     }
@@ -82,6 +81,22 @@ struct Attachments: Sendable {
         if let scanned = pdfs.first(where: { !readable.contains($0.id) }) {
             throw FileError.unsupportedAttachment(
                 "'\(scanned.name)' has no text (scanned pages?), and \(model) cannot read documents; choose a model that can.")
+        }
+    }
+
+    /// 400 `unsupported_attachment` when a new message's files cannot fit in one request to
+    /// `model`: more than its context holds, or (Claude reading documents) more than 100 PDF pages.
+    func checkFits(_ records: [FileRecord], content: String, model: String) throws {
+        guard !records.isEmpty else { return }
+        let tokens = records.reduce(ConversationWindow.estimatedTokens(content)) { $0 + Self.estimatedTokens($1) }
+        let room = catalog.contextWindow(of: model) - catalog.maxTokens
+        guard tokens <= room else {
+            throw FileError.unsupportedAttachment("These files are about \(tokens) tokens, more than \(model) reads at once (\(room)).")
+        }
+        let documents = catalog.route(model)?.settings?.api == .anthropic && catalog.capabilities(of: model).contains(.documents)
+        let pages = records.reduce(0) { $0 + ($1.pages ?? 0) }
+        if documents, pages > Self.anthropicMaxPDFPages {
+            throw FileError.unsupportedAttachment("These PDFs have \(pages) pages together; \(model) reads at most \(Self.anthropicMaxPDFPages) at once.")
         }
     }
 

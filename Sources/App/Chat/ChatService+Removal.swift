@@ -16,7 +16,8 @@ extension ChatService {
         let files = try await attachments.files.files(usedIn: [chatID], on: db)
         try await chat.delete(on: db)
         chatsRemoved([chatID])
-        try await attachments.files.removeUnused(files, on: db)
+        // The chat is gone whatever happens here: files left over are attached to nothing, and the sweep takes them.
+        try? await attachments.files.removeUnused(files, on: db)
     }
 
     /// Deletes `user` with everything they own — chats, messages, tokens, sign-in links and admin
@@ -29,14 +30,14 @@ extension ChatService {
         let (chatIDs, fileIDs) = try await accounts.changing(on: db) { tx, changes in
             try await tx.lockForWriting("user:" + id.lowercased, on: usage.kind)
             let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
-            let fileIDs = try await attachments.files.ids(ownedBy: id, on: tx)
+            let fileIDs = try await attachments.files.stored(ownedBy: id, on: tx)
             try await user.delete(on: tx)
             changes.add(id)
             return (chatIDs, fileIDs)
         }
         chatsRemoved(chatIDs)
         // The files' rows went with the user; bytes kept outside the database go now.
-        await attachments.files.storage.removeBytes(of: fileIDs)
+        await attachments.files.removeBytes(of: fileIDs)
         return chatIDs.count
     }
 
@@ -50,7 +51,7 @@ extension ChatService {
             return (ids, files)
         }
         chatsRemoved(chatIDs)
-        try await attachments.files.removeUnused(files, on: db)
+        try? await attachments.files.removeUnused(files, on: db)
         return chatIDs.count
     }
 

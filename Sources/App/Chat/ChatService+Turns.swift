@@ -65,6 +65,7 @@ extension ChatService {
             if change.content.isEmpty, files.isEmpty { throw RequestError.invalidFields(["content": ["This field is required."]]) }
             let earlier = try await attachments.inConversation(chatID, before: edited.sequence, on: tx)
             try await attachments.check(earlier + files, model: chat.model, on: tx)
+            try attachments.checkFits(files, content: change.content, model: chat.model)
             try await tree.leave(from: edited.sequence)
             let version = try await tree.addVersion(role: .user, after: edited.parentID)
             let question = Message(chatID: chatID, sequence: reserved.next - 2, role: .user, content: change.content, status: .complete,
@@ -102,6 +103,7 @@ extension ChatService {
         // The model reads the whole conversation again: its earlier files too.
         let conversationFiles = try await attachments.inConversation(chatID, on: db) + files
         try await attachments.check(conversationFiles, model: chat.model, on: db)
+        try attachments.checkFits(files, content: content, model: chat.model)
         let leaf = try await tree.leaf()
         let user = Message(chatID: chatID, sequence: reserved.next - 2, role: .user, content: content, status: .complete,
                            model: chat.model, parentID: leaf?.id)

@@ -22,6 +22,8 @@ enum FileError: HTTPProblemConvertible, Equatable {
     case invalidAttachments(String)
     /// A file the chosen model cannot take.
     case unsupportedAttachment(String)
+    /// The file's row is here but its bytes are not (a directory this instance does not share).
+    case contentMissing
 
     var problem: HTTPProblem {
         switch self {
@@ -63,6 +65,9 @@ enum FileError: HTTPProblemConvertible, Equatable {
             return HTTPProblem(.badRequest, title: "Invalid input", detail: "attachments: \(detail)", fieldErrors: ["attachments": [detail]])
         case .unsupportedAttachment(let detail):
             return HTTPProblem(.badRequest, title: "Unsupported attachment", detail: detail, code: "unsupported_attachment")
+        case .contentMissing:
+            return HTTPProblem(.internalServerError, title: "File content missing",
+                               detail: "This server cannot find the file's content (is FILE_STORAGE the same on every instance?).")
         }
     }
 

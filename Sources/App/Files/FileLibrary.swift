@@ -13,7 +13,8 @@ struct FileLibrary: Sendable {
     let storage: any FileStorage
     let storages: [String: any FileStorage]
     let upload: FileUpload
-    let pdf: PDFTools
+    /// poppler's tools (a test may take them away).
+    var pdf: PDFTools
     let clock: any WallClock
     let kind: DatabaseKind
 
@@ -41,8 +42,18 @@ struct FileLibrary: Sendable {
         if case .directory(let path) = settings.storage {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
-        let library = FileLibrary(settings: settings, io: NonBlockingFileIO(threadPool: app.threadPool), threadPool: app.threadPool,
+        // Files are read and written, and PDFs read, on threads of their own, stopped with the
+        // application: the shared blocking pool (a thread per core) runs SQLite and bcrypt, and a
+        // transaction that stores a file's chunks must not wait behind them for its reads.
+        let fileThreads = NIOThreadPool(numberOfThreads: 2)
+        let pdfThreads = NIOThreadPool(numberOfThreads: 2)
+        for pool in [fileThreads, pdfThreads] {
+            pool.start()
+            app.lifecycle.use(ThreadPoolShutdown(pool: pool))
+        }
+        let library = FileLibrary(settings: settings, io: NonBlockingFileIO(threadPool: fileThreads), threadPool: pdfThreads,
                                   clock: clock, kind: kind)
+        library.upload.removeLeftovers(olderThan: settings.uploadTimeout, logger: app.logger)
         if !library.pdf.available {
             app.logger.warning("PDF attachments are refused: poppler-utils (pdfinfo, pdftotext) is not installed")
         }
@@ -91,6 +102,8 @@ struct FileLibrary: Sendable {
             break
         }
         let (record, extracted) = (described, extractedText)
+        // A request that timed out (its client told so) stores nothing.
+        try Task.checkCancellation()
         do {
             try await db.transaction { tx in
                 let sql = try tx.sql()
@@ -129,6 +142,19 @@ struct FileLibrary: Sendable {
             .all().map(FileRecord.init(row:))
     }
 
+    /// Whether the file's bytes are where its row says (checked before a 200 is promised).
+    func hasBytes(_ record: FileRecord, on db: any Database) async throws -> Bool {
+        guard let storage = storages[record.storage] else { return false }
+        return try await storage.hasBytes(record.id, on: try db.sql())
+    }
+
+    /// Forgets the bytes of deleted files, in the storage each was kept in.
+    func removeBytes(of files: [(id: UUID, storage: String)]) async {
+        for (name, group) in Dictionary(grouping: files, by: \.storage) {
+            await storages[name]?.removeBytes(of: group.map(\.id))
+        }
+    }
+
     /// Hands the file's bytes to `write`, a chunk at a time.
     func read(_ record: FileRecord, on db: any Database, _ write: (ByteBuffer) async throws -> Void) async throws {
         guard let storage = storages[record.storage] else { throw FileStorageError.unknownStorage(record.storage) }
@@ -156,47 +182,17 @@ struct FileLibrary: Sendable {
 
     /// Deletes the caller's file; 409 while a message uses it.
     func delete(_ id: UUID, ownedBy userID: UUID, on db: any Database) async throws {
-        try await db.transaction { tx in
+        let record = try await db.transaction { tx in
             // The lock a send takes too: a file cannot be deleted while a message is attaching it.
             try await tx.lockForWriting(FileLibrary.lockKey(userID), on: kind)
-            _ = try await find(id, ownedBy: userID, on: tx)
+            let record = try await find(id, ownedBy: userID, on: tx)
             let used = try await tx.sql().select().column(SQLLiteral.numeric("1"), as: "used").from("message_files")
                 .where("file_id", .equal, SQLBind(id)).limit(1).first()
             guard used == nil else { throw FileError.inUse }
             try await tx.sql().delete(from: "files").where("id", .equal, SQLBind(id)).run()
+            return record
         }
-        await storage.removeBytes(of: [id])
-    }
-
-    /// The ids of `userID`'s files.
-    func ids(ownedBy userID: UUID, on db: any Database) async throws -> [UUID] {
-        try await db.sql().select().column("id").from("files").where("user_id", .equal, SQLBind(userID)).all()
-            .map { try $0.decode(column: "id", as: UUID.self) }
-    }
-
-    /// The files messages of `chatIDs` use (read before the chats are deleted, for ``removeUnused(_:on:)``).
-    func files(usedIn chatIDs: [UUID], on db: any Database) async throws -> [UUID] {
-        guard !chatIDs.isEmpty else { return [] }
-        return try await db.sql().select().distinct().column("file_id").from("message_files")
-            .where("chat_id", .in, chatIDs).all().map { try $0.decode(column: "file_id", as: UUID.self) }
-    }
-
-    /// Deletes those of `ids` that no message uses any more.
-    func removeUnused(_ ids: [UUID], on db: any Database) async throws {
-        guard !ids.isEmpty else { return }
-        let removed = try await db.sql().delete(from: "files").where("id", .in, ids)
-            .where(SQLRaw("NOT EXISTS (SELECT 1 FROM message_files WHERE message_files.file_id = files.id)"))
-            .returning("id").all().map { try $0.decode(column: "id", as: UUID.self) }
-        await storage.removeBytes(of: removed)
-    }
-
-    /// Deletes files attached to nothing since before `cutoff`; answers how many went.
-    func sweep(before cutoff: Date, on db: any Database) async throws -> Int {
-        let removed = try await db.sql().delete(from: "files").where("created_at", .lessThan, SQLBind(cutoff))
-            .where(SQLRaw("NOT EXISTS (SELECT 1 FROM message_files WHERE message_files.file_id = files.id)"))
-            .returning("id").all().map { try $0.decode(column: "id", as: UUID.self) }
-        await storage.removeBytes(of: removed)
-        return removed.count
+        await removeBytes(of: [(record.id, record.storage)])
     }
 }
 
@@ -215,21 +211,11 @@ private extension String {
     func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }
 
-/// The server's own sweep of files attached to nothing for ``FileSettings/unattachedLifetime``.
-struct FileSweep: Sendable {
-    let files: FileLibrary
-    let database: DatabaseAccess
-    let logger: Logger
+/// Stops a thread pool when the application stops.
+private struct ThreadPoolShutdown: LifecycleHandler {
+    let pool: NIOThreadPool
 
-    /// How often it runs: a tenth of the lifetime, at most hourly.
-    var interval: Duration { min(files.settings.unattachedLifetime / 10, .seconds(3600)) }
-
-    func run(now: Date) async {
-        do {
-            let removed = try await files.sweep(before: now.adding(.zero - files.settings.unattachedLifetime), on: try database())
-            if removed > 0 { logger.info("deleted files attached to nothing", metadata: ["files": "\(removed)"]) }
-        } catch {
-            logger.warning("the sweep of unattached files failed", metadata: ["error": "\(error)"])
-        }
+    func shutdownAsync(_ application: Application) async {
+        try? await pool.shutdownGracefully()
     }
 }

@@ -45,7 +45,7 @@ struct CreateFiles: AsyncMigration {
         try await sql.raw("""
             CREATE TABLE message_files (
                 message_id UUID NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
-                file_id UUID NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+                file_id UUID NOT NULL REFERENCES files (id),
                 chat_id UUID NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
                 position INTEGER NOT NULL,
                 PRIMARY KEY (message_id, file_id)

@@ -20,6 +20,8 @@ public struct FileSettings: Sendable {
     public var pdfMaxPages: Int
     /// How long `pdfinfo` and `pdftotext` may run on one file (`FILE_PROCESS_TIMEOUT`).
     public var processTimeout: Duration
+    /// How long an upload may take to arrive (`FILE_UPLOAD_TIMEOUT`, default 5m; other requests have `REQUEST_TIMEOUT`).
+    public var uploadTimeout: Duration
     /// A file attached to nothing is deleted after this long (`FILE_UNATTACHED_TTL`, default 1 day).
     public var unattachedLifetime: Duration
     /// The most text kept from a PDF for models that do not read documents.
@@ -27,9 +29,10 @@ public struct FileSettings: Sendable {
 
     /// Files one message may carry.
     public static let maxPerMessage = 20
-    /// What one message's files may weigh together: Anthropic's request limit is 32 MB, of which
-    /// base64 takes a third.
-    public static let maxBytesPerMessage = 24 << 20
+    /// What one message's files may weigh together, and the files of one request to a model:
+    /// Anthropic's request limit is 32 MB, base64 makes 4 bytes of 3, and the rest of the request
+    /// needs room too.
+    public static let maxBytesPerMessage = 22 << 20
 
     init(_ read: SettingsReader) throws(SettingsError) {
         maxSize = try read.byteCount("FILE_MAX_SIZE", default: 20 << 20)
@@ -37,6 +40,7 @@ public struct FileSettings: Sendable {
         pdfMaxPages = try read.int("FILE_PDF_MAX_PAGES", default: 100, in: 1...10_000)
         processTimeout = try read.duration("FILE_PROCESS_TIMEOUT", default: .seconds(30))
         unattachedLifetime = try read.duration("FILE_UNATTACHED_TTL", default: .seconds(86_400))
+        uploadTimeout = try read.duration("FILE_UPLOAD_TIMEOUT", default: .seconds(300))
         maxExtractedText = try read.byteCount("FILE_MAX_EXTRACTED_TEXT", default: 4 << 20)
         let raw = read.string("FILE_STORAGE") ?? "database"
         if raw == "database" {

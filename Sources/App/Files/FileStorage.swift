@@ -15,6 +15,8 @@ protocol FileStorage: Sendable {
     func read(_ fileID: UUID, size: Int, on db: any SQLDatabase, _ write: (ByteBuffer) async throws -> Void) async throws
     /// Forgets the bytes of files whose rows are gone (the database's go with their rows).
     func removeBytes(of fileIDs: [UUID]) async
+    /// Whether `fileID`'s bytes are there.
+    func hasBytes(_ fileID: UUID, on db: any SQLDatabase) async throws -> Bool
 }
 
 extension FileStorage {
@@ -62,6 +64,11 @@ struct DatabaseFileStorage: FileStorage {
     }
 
     func removeBytes(of fileIDs: [UUID]) async {}
+
+    func hasBytes(_ fileID: UUID, on db: any SQLDatabase) async throws -> Bool {
+        try await db.select().column("position").from("file_chunks").where("file_id", .equal, SQLBind(fileID))
+            .where("position", .equal, SQLBind(0)).first() != nil
+    }
 }
 
 /// Bytes as files in a directory (`FILE_STORAGE=directory:<path>`), one per file, named by its id.
@@ -99,6 +106,10 @@ struct DirectoryFileStorage: FileStorage {
 
     func removeBytes(of fileIDs: [UUID]) async {
         for id in fileIDs { try? await io.remove(path: path(of: id)) }
+    }
+
+    func hasBytes(_ fileID: UUID, on db: any SQLDatabase) async throws -> Bool {
+        FileManager.default.isReadableFile(atPath: path(of: fileID))
     }
 }
 

@@ -30,6 +30,22 @@ struct FileUpload {
 
     /// Room a body may have beyond the file: part headers, boundaries and small other fields.
     static let overhead = 64 << 10
+    static let prefix = "chat-upload-"
+
+    /// Removes temporary files that uploads left behind (a process killed mid-upload): those older
+    /// than an upload may take.
+    func removeLeftovers(olderThan age: Duration, logger: Logger) {
+        let files = FileManager.default
+        guard let names = try? files.contentsOfDirectory(atPath: temporaryDirectory) else { return }
+        let cutoff = Date().addingTimeInterval(-age.seconds)
+        var removed = 0
+        for name in names where name.hasPrefix(Self.prefix) {
+            let path = temporaryDirectory + "/" + name
+            guard let modified = (try? files.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff else { continue }
+            if (try? files.removeItem(atPath: path)) != nil { removed += 1 }
+        }
+        if removed > 0 { logger.notice("removed uploads left behind", metadata: ["files": "\(removed)"]) }
+    }
 
     /// Receives the `file` part of `request`'s body: 415 when it is not multipart, 413 as soon as
     /// the file passes `maxSize`, 400 for a malformed body, a missing or repeated `file` part, or a
@@ -42,7 +58,7 @@ struct FileUpload {
         if let declared = request.headers.first(name: .contentLength).flatMap(Int.init), declared > maxSize + Self.overhead {
             throw FileError.tooLarge(limit: maxSize)
         }
-        let path = temporaryDirectory + "/chat-upload-" + UUID().lowercased
+        let path = temporaryDirectory + "/" + Self.prefix + UUID().lowercased
         do {
             return try await io.withFileHandle(path: path, mode: .write, flags: .allowFileCreation(posixMode: 0o600)) { handle in
                 try await receive(request.body, boundary: boundary, into: handle, path: path)
@@ -65,6 +81,7 @@ struct FileUpload {
         for try await chunk in body {
             received += chunk.readableBytes
             guard received <= maxSize + Self.overhead else { throw FileError.tooLarge(limit: maxSize) }
+            try Task.checkCancellation()
             do { try parser.execute(chunk) } catch { throw FileError.badUpload("The multipart body is malformed.") }
             if let problem = parts.problem { throw problem }
             guard var pending = parts.takeFileBytes() else { continue }
@@ -86,67 +103,101 @@ struct FileUpload {
 }
 
 /// The parts of a multipart body as the parser reports them: the `file` part's bytes are handed
-/// on as they come; other parts are ignored (their size is bounded by ``FileUpload/overhead``).
+/// on as they come; other parts are ignored. Each callback does constant work (the parser may call
+/// `body` once per CR): a part's kind is decided once, at its first bytes; only its
+/// `Content-Disposition` is kept, a part may have few headers, and what is not the file is bounded
+/// by ``FileUpload/overhead`` in all.
 private final class PartCollector {
-    private var headers = HTTPHeaders()
-    private var inFile = false
+    /// What the current part is, once decided.
+    private enum Kind {
+        case file
+        case other
+        /// A second `file` part.
+        case extraFile
+    }
+
+    private var disposition: String?
+    /// The current part's `filename*`, decoded.
+    private var extendedName: String?
+    private var headerCount = 0
+    private var kind: Kind?
+    /// Bytes of headers and of parts that are not the file, so far.
+    private var otherBytes = 0
     private var pending: ByteBuffer?
     private(set) var fileName: String?
     private(set) var fileComplete = false
     private(set) var problem: FileError?
 
+    static let maxHeadersPerPart = 16
+
     func header(_ name: String, _ value: String) {
-        if name.lowercased() == "content-disposition", problem == nil {
-            // A quoted name cut short (a CR LF inside it ends the header line) is malformed, not a shorter name.
-            var quotes = 0, escaped = false
-            for character in value.unicodeScalars {
-                if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { quotes += 1 }
-            }
-            if quotes % 2 == 1 { problem = .badName("The file name is malformed.") }
-            // RFC 5987's `filename*=UTF-8''…`, percent-encoded, wins over `filename` (its bytes checked like any name's).
-            if let range = value.range(of: "filename*=UTF-8''", options: .caseInsensitive) {
-                let encoded = value[range.upperBound...].prefix { $0 != ";" && !$0.isWhitespace }
-                if let decoded = String(encoded).removingPercentEncoding {
-                    extendedName = decoded
-                } else {
-                    problem = .badName("The file name is malformed.")
-                }
+        guard problem == nil else { return }
+        headerCount += 1
+        otherBytes += name.utf8.count + value.utf8.count
+        guard headerCount <= Self.maxHeadersPerPart, otherBytes <= FileUpload.overhead else {
+            problem = .badUpload("The multipart body has too many or too large part headers.")
+            return
+        }
+        guard name.lowercased() == "content-disposition" else { return }
+        disposition = value
+        // A quoted name cut short (a CR LF inside it ends the header line) is malformed, not a shorter name.
+        var quotes = 0, escaped = false
+        for character in value.unicodeScalars {
+            if escaped { escaped = false } else if character == "\\" { escaped = true } else if character == "\"" { quotes += 1 }
+        }
+        if quotes % 2 == 1 { problem = .badName("The file name is malformed.") }
+        // RFC 5987's `filename*=UTF-8''…`, percent-encoded, wins over `filename` (its bytes checked like any name's).
+        if let range = value.range(of: "filename*=UTF-8''", options: .caseInsensitive) {
+            let encoded = value[range.upperBound...].prefix { $0 != ";" && !$0.isWhitespace }
+            if let decoded = String(encoded).removingPercentEncoding {
+                extendedName = decoded
+            } else {
+                problem = .badName("The file name is malformed.")
             }
         }
-        headers.add(name: name, value: value)
     }
 
-    /// The part's `filename*`, decoded.
-    private var extendedName: String?
-
     func body(_ buffer: inout ByteBuffer) {
-        if !inFile, fileName == nil, problem == nil, let disposition = headers.contentDisposition, disposition.name == "file" {
-            do {
-                fileName = try FileName.sanitized(extendedName ?? disposition.filename ?? "")
-                inFile = true
-            } catch {
-                problem = error
-            }
+        let kind = self.kind ?? decide()
+        switch kind {
+        case .file:
+            if pending == nil { pending = buffer } else { pending?.writeBuffer(&buffer) }
+        case .other, .extraFile:
+            otherBytes += buffer.readableBytes
+            if otherBytes > FileUpload.overhead, problem == nil { problem = .badUpload("Send only the file.") }
         }
-        guard inFile else { return }
-        if pending == nil { pending = buffer } else { pending?.writeBuffer(&buffer) }
     }
 
     func complete() {
-        if inFile {
-            inFile = false
-            fileComplete = true
-        } else if headers.contentDisposition?.name == "file" {
-            // A `file` part with no bytes at all, or a second one.
-            if fileName == nil, problem == nil {
-                do { fileName = try FileName.sanitized(extendedName ?? headers.contentDisposition?.filename ?? "") } catch { problem = error }
-                fileComplete = true
-            } else if fileComplete {
-                problem = .badUpload("Send one file per upload.")
+        switch kind ?? decide() {
+        case .file: fileComplete = true
+        case .extraFile: if problem == nil { problem = .badUpload("Send one file per upload.") }
+        case .other: break
+        }
+        (disposition, extendedName, headerCount, kind) = (nil, nil, 0, nil)
+    }
+
+    /// Decides what the current part is, from its headers (once, at its first bytes or its end).
+    private func decide() -> Kind {
+        var headers = HTTPHeaders()
+        if let disposition { headers.add(name: .contentDisposition, value: disposition) }
+        let parsed = headers.contentDisposition
+        let decided: Kind
+        if parsed?.name != "file" {
+            decided = .other
+        } else if fileName != nil || problem != nil {
+            decided = .extraFile
+        } else {
+            do {
+                fileName = try FileName.sanitized(extendedName ?? parsed?.filename ?? "")
+                decided = .file
+            } catch {
+                problem = error
+                decided = .other
             }
         }
-        headers = HTTPHeaders()
-        extendedName = nil
+        kind = decided
+        return decided
     }
 
     func takeFileBytes() -> ByteBuffer? {

@@ -13,6 +13,15 @@ struct FilesController: RouteCollection {
         group.delete(":fileID", use: delete)
     }
 
+    /// Uploads have `FILE_UPLOAD_TIMEOUT` to arrive, not `REQUEST_TIMEOUT`: 20 MB over a slow link takes a while.
+    static func uploadTimeout(_ settings: FileSettings) -> @Sendable (Request) -> Duration? {
+        { request in
+            guard request.method == .POST else { return nil }
+            let path = request.url.path
+            return path == "/api/files/" || path == "/api/files" ? max(settings.uploadTimeout, .seconds(1)) : nil
+        }
+    }
+
     func upload(req: Request) async throws -> Response {
         let file = try await files.upload(req, for: try req.currentUser.requireID(), on: req.db)
         return file.response(status: .created, for: req)
@@ -39,6 +48,8 @@ struct FilesController: RouteCollection {
         if req.headers.first(name: .ifNoneMatch) == etag {
             return Response(status: .notModified, headers: headers)
         }
+        // Checked before a 200 goes out: a missing file is an error status, not a body cut short.
+        guard try await files.hasBytes(record, on: req.db) else { throw FileError.contentMissing }
         let db = req.db, files = self.files, logger = req.logger
         let body = Response.Body(asyncStream: { writer in
             do {

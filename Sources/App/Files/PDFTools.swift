@@ -5,13 +5,20 @@ import NIOPosix
 /// poppler-utils' `pdfinfo` (a PDF's page count, which also proves it readable) and `pdftotext`
 /// (its text, for models that do not read documents), run as subprocesses: no PDF library is in
 /// the package set, and a hand-written parser would be the larger risk. Each run is bounded in
-/// time and output, gets no environment beyond `PATH` and a locale (none of the server's secrets),
-/// and reads only a temporary file the server wrote.
+/// time, output, memory and CPU (`prlimit`, where there is one), gets no environment beyond `PATH`
+/// and a locale (none of the server's secrets), and reads only a temporary file the server wrote.
+/// Runs wait on a pool of their own, two at a time, so that PDFs never hold the threads the rest
+/// of the server needs (SQLite, bcrypt, files).
 struct PDFTools: Sendable {
     let pdfinfo: String?
     let pdftotext: String?
     let timeout: Duration
     let threadPool: NIOThreadPool
+    /// `prlimit`, to bound a run's memory (1 GiB of address space) and CPU time.
+    var prlimit: String? = nil
+
+    /// The address space a run may take.
+    static let maxMemory = 1 << 30
 
     /// Both tools, when found on `PATH`.
     var available: Bool { pdfinfo != nil && pdftotext != nil }
@@ -21,7 +28,8 @@ struct PDFTools: Sendable {
         func find(_ tool: String) -> String? {
             directories.map { $0 + "/" + tool }.first { FileManager.default.isExecutableFile(atPath: $0) }
         }
-        return PDFTools(pdfinfo: find("pdfinfo"), pdftotext: find("pdftotext"), timeout: timeout, threadPool: threadPool)
+        return PDFTools(pdfinfo: find("pdfinfo"), pdftotext: find("pdftotext"), timeout: timeout, threadPool: threadPool,
+                        prlimit: find("prlimit"))
     }
 
     struct Failure: Error {
@@ -33,10 +41,12 @@ struct PDFTools: Sendable {
         guard let pdfinfo else { throw FileError.pdfToolsMissing }
         let output = try await run(pdfinfo, [path], maxOutput: 64 << 10)
         let text = String(decoding: output, as: UTF8.self)
-        for line in text.split(separator: "\n") where line.hasPrefix("Pages:") {
-            if let pages = Int(line.dropFirst("Pages:".count).trimmingCharacters(in: .whitespaces)), pages >= 0 { return pages }
+        // The last `Pages:` line: the document's own fields (a title with a newline in it) come before it.
+        guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("Pages:") }),
+              let pages = Int(line.dropFirst("Pages:".count).trimmingCharacters(in: .whitespaces)), pages >= 0 else {
+            throw Failure(detail: "its page count could not be read")
         }
-        throw Failure(detail: "its page count could not be read")
+        return pages
     }
 
     /// The text of the first `pages` pages of the PDF at `path`, at most `maxBytes` of it.
@@ -53,10 +63,13 @@ struct PDFTools: Sendable {
     /// or, unless `truncates`, when it writes more than `maxOutput` (output past it is then cut).
     private func run(_ tool: String, _ arguments: [String], maxOutput: Int, truncates: Bool = false) async throws -> Data {
         let timeout = self.timeout
+        let (executable, fullArguments) = prlimit.map {
+            ($0, ["--as=\(Self.maxMemory)", "--cpu=\(Int(timeout.seconds.rounded(.up)))", "--", tool] + arguments)
+        } ?? (tool, arguments)
         return try await threadPool.runIfActive {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = arguments
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = fullArguments
             process.environment = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"]
             let output = Pipe()
             process.standardOutput = output

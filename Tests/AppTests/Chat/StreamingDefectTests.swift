@@ -104,7 +104,7 @@ struct StreamingDefectTests {
         try await withTestApp(.sqlite, settings: ["SSE_KEEPALIVE_INTERVAL": "0.05", "REPLY_CHECKPOINT_INTERVAL": "0.05",
                                                   "REPLY_LEASE": "1"]) { t in
             let background = try t.services.chat.background
-            #expect(background.runningLoops == 3, "streams, replies and the providers' models")
+            #expect(background.runningLoops == 4, "streams, replies, the providers' models and the sweep of unattached files")
             await background.shutdownAsync(t.app)
             #expect(background.runningLoops == 0, "every loop had ended when shutdown returned")
         }

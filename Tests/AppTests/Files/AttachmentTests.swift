@@ -92,6 +92,13 @@ struct AttachmentTests {
             #expect(try created.problem().code == "unsupported_attachment")
             #expect(try await t.messageCount() == before)
             #expect(try await t.fileRows().links == 0)
+
+            // A text file longer than the model reads at once.
+            let long = try await t.uploaded(Data(repeating: 0x61, count: 1 << 20), name: "long.txt", token: session.access)
+            let tooLong = try await t.send(.POST, "/api/chat/\(chatID)/send/", json: ["content": "Read", "attachments": [long.id]],
+                                           token: session.access)
+            #expect(try tooLong.problem().code == "unsupported_attachment")
+            #expect(try await t.messageCount() == before)
         }
         try await withTestApp(database, emulated: true) { t in
             let session = try await t.register()

@@ -120,6 +120,13 @@ struct FileUploadTests {
             var cut = TestFiles.multipart([("file", "a.txt", nil, Data("x".utf8))]).body
             cut.moveWriterIndex(to: cut.writerIndex - 10)
             #expect(try await t.uploadBody(cut, contentType: "multipart/form-data; boundary=chat-test-boundary", token: session.access).status == .badRequest)
+            // A part with many headers, or a large part that is not the file: refused, in constant work per byte.
+            var crowded = "--chat-test-boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+            crowded += (0..<20).map { "X-Header-\($0): a\r\n" }.joined() + "\r\nx\r\n--chat-test-boundary--\r\n"
+            #expect(try await t.uploadBody(ByteBuffer(string: crowded), contentType: "multipart/form-data; boundary=chat-test-boundary",
+                                           token: session.access).status == .badRequest)
+            let padded = TestFiles.multipart([("note", nil, nil, Data(repeating: 0x0D, count: 70 << 10)), ("file", "a.txt", nil, Data("x".utf8))])
+            #expect(try await t.uploadBody(padded.body, contentType: padded.contentType, token: session.access).status == .badRequest)
             #expect(try await t.fileRows() == (0, 0, 0))
 
             // A path keeps only its last part; quotes stay in the name and out of the header's syntax.
@@ -158,6 +165,10 @@ struct FileUploadTests {
             let bomb = try await t.upload(TestFiles.pdf(["x"], count: 100_000_000), name: "bomb.pdf", token: session.access)
             #expect(bomb.status == .badRequest)
             #expect(try bomb.problem().code == "damaged_file")
+            // A title that prints a false page count before the true one.
+            let liar = try await t.upload(TestFiles.pdf(["one", "two", "three"], title: "x\nPages: 1\ny"), name: "liar.pdf", token: session.access)
+            #expect(liar.status == .badRequest)
+            #expect(try liar.problem().code == "too_many_pages")
             var damaged = TestFiles.pdf(["x"])
             damaged.replaceSubrange(20..<200, with: Data(repeating: 0x20, count: 180))
             let broken = try await t.upload(damaged, name: "broken.pdf", token: session.access)
@@ -179,6 +190,67 @@ struct FileUploadTests {
             #expect(Data(buffer: content.body) == TestFiles.png)
             #expect(try await t.send(.DELETE, "/api/files/\(file.id)/", token: session.access).status == .noContent)
             #expect(!FileManager.default.fileExists(atPath: directory + "/" + file.id))
+
+            // Bytes gone from under the server: an error status, never a 200 with a body cut short.
+            let lost = try await t.uploaded(TestFiles.png, name: "b.png", token: session.access)
+            try FileManager.default.removeItem(atPath: directory + "/" + lost.id)
+            let missing = try await t.send(.GET, "/api/files/\(lost.id)/content/", token: session.access)
+            #expect(missing.status == .internalServerError)
+            #expect(try missing.problem().title == "File content missing")
+        }
+    }
+
+    @Test("an upload has FILE_UPLOAD_TIMEOUT to arrive; every other request keeps REQUEST_TIMEOUT")
+    func uploadTimeout() async throws {
+        try await withTestApp(.sqlite, settings: ["FILE_UPLOAD_TIMEOUT": "10m", "REQUEST_TIMEOUT": "20s"]) { t in
+            let middleware = RequestTimeoutMiddleware(timeout: t.settings.protection.requestTimeout,
+                                                      longer: FilesController.uploadTimeout(t.settings.files))
+            func request(_ method: HTTPMethod, _ path: String) -> Request {
+                Request(application: t.app, method: method, url: URI(string: path), on: t.app.eventLoopGroup.next())
+            }
+            #expect(middleware.timeout(for: request(.POST, "/api/files/")) == .seconds(600))
+            #expect(middleware.timeout(for: request(.POST, "/api/files")) == .seconds(600))
+            #expect(middleware.timeout(for: request(.GET, "/api/files/")) == .seconds(20))
+            #expect(middleware.timeout(for: request(.POST, "/api/chat/")) == .seconds(20))
+            #expect(middleware.timeout(for: request(.POST, "/api/files/x/")) == .seconds(20))
+        }
+    }
+
+    @Test("uploads racing past the owner's quota: exactly as many as fit are stored", arguments: TestDatabase.all)
+    func quotaRace(_ database: TestDatabase) async throws {
+        try await database.onFile { file in
+            try await withTestApp(database, settings: file.merging(["FILE_STORAGE_PER_USER": "100kb"]) { $1 }) { t in
+                let session = try await t.register()
+                let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                    for index in 0..<4 {
+                        group.addTask {
+                            try await t.upload(Data(repeating: UInt8(ascii: "a") + UInt8(index), count: 40 << 10), name: "\(index).txt",
+                                               token: session.access).status.code
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(statuses.filter { $0 == 201 }.count == 2, "\(statuses)")
+                #expect(statuses.filter { $0 == 413 }.count == 2, "\(statuses)")
+                #expect(try await t.fileRows().files == 2)
+            }
+        }
+    }
+
+    @Test("without poppler-utils a PDF is refused clearly (415), and nothing is stored")
+    func withoutPoppler() async throws {
+        try await withTestApp(.sqlite) { t in
+            let session = try await t.register()
+            var library = try t.services.files
+            library.pdf = PDFTools(pdfinfo: nil, pdftotext: nil, timeout: .seconds(5), threadPool: t.app.threadPool)
+            let (body, contentType) = TestFiles.multipart([("file", "report.pdf", "application/pdf", TestFiles.pdf(["Kumquat"]))])
+            let request = Request(application: t.app, method: .POST, url: URI(string: "/api/files/"),
+                                  headers: ["Content-Type": contentType], collectedBody: body, on: t.app.eventLoopGroup.next())
+            await #expect(throws: FileError.pdfToolsMissing) {
+                _ = try await library.upload(request, for: try #require(UUID(uuidString: session.user.id)), on: t.db)
+            }
+            #expect(FileError.pdfToolsMissing.problem.status == .unsupportedMediaType)
+            #expect(try await t.fileRows().files == 0)
         }
     }
 }

@@ -26,7 +26,7 @@ enum TestFiles {
 
     /// A PDF with one page per text (Helvetica, the text as is); `count` overrides the page count
     /// its page tree claims (a "PDF bomb").
-    static func pdf(_ pages: [String], count: Int? = nil) -> Data {
+    static func pdf(_ pages: [String], count: Int? = nil, title: String? = nil) -> Data {
         var objects = ["<< /Type /Catalog /Pages 2 0 R >>"]
         let kids = pages.indices.map { "\(3 + 2 * $0) 0 R" }.joined(separator: " ")
         objects.append("<< /Type /Pages /Kids [\(kids)] /Count \(count ?? pages.count) >>")
@@ -37,6 +37,7 @@ enum TestFiles {
             objects.append("<< /Length \(stream.utf8.count) >>\nstream\n\(stream)\nendstream")
         }
         objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+        if let title { objects.append("<< /Title (\(title)) >>") }
         var out = "%PDF-1.4\n"
         var offsets: [Int] = []
         for (index, object) in objects.enumerated() {
@@ -46,7 +47,8 @@ enum TestFiles {
         let xref = out.utf8.count
         out += "xref\n0 \(objects.count + 1)\n0000000000 65535 f \n"
         out += offsets.map { String(repeating: "0", count: 10 - String($0).count) + "\($0) 00000 n \n" }.joined()
-        out += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R >>\nstartxref\n\(xref)\n%%EOF\n"
+        let info = title == nil ? "" : " /Info \(objects.count) 0 R"
+        out += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R\(info) >>\nstartxref\n\(xref)\n%%EOF\n"
         return Data(out.utf8)
     }
 

@@ -27,14 +27,16 @@ struct ChatTitler: Sendable {
             let conversation = try await ChatReads.messages(of: chatID, on: database())
             guard let question = conversation.first(where: { $0.role == .user }),
                   let answer = conversation.first(where: { $0.role == .assistant && $0.status == .complete }) else { return nil }
+            // A question of files alone is named by them.
+            let asked = question.content.isEmpty ? question.attachments.map(\.name).joined(separator: ", ") : question.content
             let chatModel = try chat.decode(column: "model", as: String.self)
             let model = catalog.titleModel ?? chatModel
             // The offline provider asks no model: the question's first words name the chat.
             let made: String?
             if catalog.isOffline {
-                made = ChatTitling.firstWords(of: question.content)
+                made = ChatTitling.firstWords(of: asked)
             } else if let route = catalog.route(model) {
-                made = ChatTitling.clean(try await route.provider.text(of: ChatTitling.request(question: question.content,
+                made = ChatTitling.clean(try await route.provider.text(of: ChatTitling.request(question: asked,
                                                                                                 answer: answer.content, model: route.model)))
             } else {
                 return nil

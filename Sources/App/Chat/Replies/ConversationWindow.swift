@@ -17,6 +17,11 @@ struct ConversationWindow {
         /// The files its messages carry.
         var files: [FileRecord] = []
 
+        /// The bytes of its files (images and PDFs travel base64-encoded).
+        var fileBytes: Int { files.reduce(0) { $0 + $1.size } }
+        /// The pages of its PDFs.
+        var pages: Int { files.reduce(0) { $0 + ($1.pages ?? 0) } }
+
         /// Tokens the turn is estimated at, its files included.
         var estimatedTokens: Int {
             ConversationWindow.estimatedTokens(content) + files.reduce(0) { $0 + Attachments.estimatedTokens($1) }
@@ -35,15 +40,21 @@ struct ConversationWindow {
 
     static func estimatedTokens(_ text: String) -> Int { (text.utf8.count + 2) / 3 + 4 }
 
-    /// Fits `turns` (oldest first, the last the user's newest) into `budget` tokens.
-    init(_ turns: [Turn], budget: Int) {
+    /// Fits `turns` (oldest first, the last the user's newest) into `budget` tokens, their files
+    /// into `fileBudget` bytes (a provider's request has a size limit too), and their PDFs into
+    /// `pageBudget` pages (Claude reads 100 a request).
+    init(_ turns: [Turn], budget: Int, fileBudget: Int = FileSettings.maxBytesPerMessage, pageBudget: Int = .max) {
         var kept: [Turn] = []
         var used = 0
+        var bytes = 0
+        var pages = 0
         for turn in turns.reversed() {
             let cost = turn.estimatedTokens
-            if !kept.isEmpty, used + cost > budget { break }
+            if !kept.isEmpty, used + cost > budget || bytes + turn.fileBytes > fileBudget || pages + turn.pages > pageBudget { break }
             kept.append(turn)
             used += cost
+            bytes += turn.fileBytes
+            pages += turn.pages
         }
         kept.reverse()
         while kept.count > 1, kept.first?.role == .assistant { kept.removeFirst() }

@@ -74,7 +74,9 @@ struct ReplyStore: Sendable {
             }
         }
         let systemTokens = job.system.map(ConversationWindow.estimatedTokens) ?? 0
-        let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens)
+        let readsDocuments = catalog.route(job.model)?.settings?.api == .anthropic && catalog.capabilities(of: job.model).contains(.documents)
+        let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens,
+                                        pageBudget: readsDocuments ? Attachments.anthropicMaxPDFPages : .max)
         var messages = window.messages(caching: catalog.promptCaching)
         for (index, turn) in window.turns.enumerated() where !turn.files.isEmpty {
             for file in turn.files {

@@ -9,9 +9,14 @@ import Vapor
 /// bounded by its own timeouts.
 struct RequestTimeoutMiddleware: AsyncMiddleware {
     let timeout: Duration
+    /// Requests that may take longer (an upload streams its body before it answers), and how long.
+    var longer: @Sendable (Request) -> Duration? = { _ in nil }
+
+    /// The time `request` has to produce its response head.
+    func timeout(for request: Request) -> Duration { longer(request) ?? timeout }
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        let timeout = self.timeout
+        let timeout = self.timeout(for: request)
         return try await withCheckedThrowingContinuation { continuation in
             let outcome = FirstOutcome(continuation)
             // The handler runs in a task of its own so that the answer can go before it ends; the
