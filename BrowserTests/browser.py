@@ -77,6 +77,17 @@ def run(scenario):
 
 # --- Shared by the web chat's scenarios ---------------------------------------------------------
 
+def sign_up(driver, base, email, password):
+    """Opens the web chat at `base` and signs up as `email`, waiting for the app."""
+    driver.get(base + "/")
+    wait_for(lambda: driver.find_element(By.ID, "auth-view").is_displayed(), "the sign-in form")
+    driver.find_element(By.ID, "auth-switch").click()
+    driver.find_element(By.ID, "auth-email").send_keys(email)
+    driver.find_element(By.ID, "auth-password").send_keys(password)
+    driver.find_element(By.ID, "auth-submit").click()
+    wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app")
+
+
 def api(base, method, path, token=None, body=None):
     """A JSON call to the API at `base`; the decoded answer."""
     request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None)

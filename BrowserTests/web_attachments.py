@@ -142,13 +142,7 @@ def viewer_open(driver):
 
 
 def web_attachments(driver):
-    driver.get(BASE + "/")
-    browser.wait_for(lambda: driver.find_element(By.ID, "auth-view").is_displayed(), "the sign-in form")
-    driver.find_element(By.ID, "auth-switch").click()
-    driver.find_element(By.ID, "auth-email").send_keys(EMAIL)
-    driver.find_element(By.ID, "auth-password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "auth-submit").click()
-    browser.wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app")
+    browser.sign_up(driver, BASE, EMAIL, PASSWORD)
 
     # A model that takes images.
     driver.find_element(By.CSS_SELECTOR, "#settings summary").click()

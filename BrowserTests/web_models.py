@@ -27,13 +27,7 @@ def reasoning_of(driver):
 
 
 def web_models(driver):
-    driver.get(BASE + "/")
-    browser.wait_for(lambda: driver.find_element(By.ID, "auth-view").is_displayed(), "the sign-in form")
-    driver.find_element(By.ID, "auth-switch").click()
-    driver.find_element(By.ID, "auth-email").send_keys(EMAIL)
-    driver.find_element(By.ID, "auth-password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "auth-submit").click()
-    browser.wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app")
+    browser.sign_up(driver, BASE, EMAIL, PASSWORD)
 
     # The picker: a group per provider; the dead provider's model shown, not selectable.
     driver.find_element(By.CSS_SELECTOR, "#settings summary").click()

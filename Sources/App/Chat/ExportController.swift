@@ -68,18 +68,11 @@ enum ChatExport {
         return text
     }
 
-    /// `attachment`, with a file name made of the title: `filename` in plain ASCII (anything else
-    /// becomes `_`), `filename*` with the title as it is (RFC 6266, percent-encoded UTF-8).
+    /// `attachment`, with a file name made of the title (``ContentDisposition``).
     static func contentDisposition(title: String, format: Format) -> String {
         let ext = format == .markdown ? "md" : "json"
         let base = singleLine(title).trimmingCharacters(in: .whitespaces)
-        let name = (base.isEmpty ? "chat" : String(base.prefix(80))) + "." + ext
-        let ascii = String(name.unicodeScalars.map { scalar -> Character in
-            let allowed = scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || " -_.()".unicodeScalars.contains(scalar))
-            return allowed ? Character(scalar) : "_"
-        })
-        let encoded = name.addingPercentEncoding(withAllowedCharacters: .rfc5987) ?? "chat." + ext
-        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
+        return ContentDisposition.header(name: (base.isEmpty ? "chat" : String(base.prefix(80))) + "." + ext)
     }
 
     private static func singleLine(_ text: String) -> String {
@@ -90,9 +83,4 @@ enum ChatExport {
         let stamp = RFC3339.string(date)
         return String(stamp.prefix(10)) + " " + String(stamp.dropFirst(11).prefix(5)) + " UTC"
     }
-}
-
-extension CharacterSet {
-    /// `attr-char` of RFC 5987: what a `filename*` value holds unencoded.
-    static let rfc5987 = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~")
 }

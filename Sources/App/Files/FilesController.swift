@@ -78,17 +78,3 @@ extension Request {
         return id
     }
 }
-
-/// `Content-Disposition` for a file's name: an ASCII `filename` for old clients (anything else
-/// replaced), and the exact name as `filename*` (RFC 6266, RFC 8187).
-enum ContentDisposition {
-    static func header(inline: Bool, name: String) -> String {
-        let ascii = String(name.unicodeScalars.map { scalar -> Character in
-            scalar.isASCII && scalar.value >= 0x20 && scalar.value != 0x7F && scalar != "\"" && scalar != "\\" ? Character(scalar) : "_"
-        })
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
-        allowed.insert(charactersIn: "!#$&+-.^_`|~")
-        let encoded = name.addingPercentEncoding(withAllowedCharacters: allowed) ?? ascii
-        return (inline ? "inline" : "attachment") + "; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
-    }
-}
