@@ -65,11 +65,17 @@ export function renderMessageFiles(container, files) {
   }));
 }
 
-function thumbnail(file) {
+/** A message file's button, of `className`, naming the file it stands for. */
+function fileButton(file, className) {
   const button = document.createElement("button");
   button.type = "button";
-  button.className = "attachment-thumb";
+  button.className = className;
   button.dataset.fileId = file.id;
+  return button;
+}
+
+function thumbnail(file) {
+  const button = fileButton(file, "attachment-thumb");
   button.setAttribute("aria-label", `${file.name}: open full size`);
   button.title = file.name;
   const img = document.createElement("img");
@@ -86,10 +92,7 @@ function thumbnail(file) {
 }
 
 function download(file) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "attachment-file";
-  button.dataset.fileId = file.id;
+  const button = fileButton(file, "attachment-file");
   const name = document.createElement("span");
   name.className = "attachment-name";
   name.textContent = file.name;

@@ -57,7 +57,7 @@ struct Attachments: Sendable {
     func check(_ records: [FileRecord], model: String, on db: any Database) async throws {
         guard !records.isEmpty else { return }
         let capabilities = catalog.capabilities(of: model)
-        let anthropic = catalog.route(model)?.settings?.api == .anthropic
+        let anthropic = catalog.isAnthropic(model)
         for record in records where record.isImage {
             guard capabilities.contains(.vision) else {
                 throw FileError.unsupportedAttachment("\(model) cannot see images ('\(record.name)'); choose a model with vision.")
@@ -93,9 +93,8 @@ struct Attachments: Sendable {
         guard tokens <= room else {
             throw FileError.unsupportedAttachment("These files are about \(tokens) tokens, more than \(model) reads at once (\(room)).")
         }
-        let documents = catalog.route(model)?.settings?.api == .anthropic && catalog.capabilities(of: model).contains(.documents)
         let pages = records.reduce(0) { $0 + ($1.pages ?? 0) }
-        if documents, pages > Self.anthropicMaxPDFPages {
+        if catalog.readsDocumentsAsClaude(model), pages > Self.anthropicMaxPDFPages {
             throw FileError.unsupportedAttachment("These PDFs have \(pages) pages together; \(model) reads at most \(Self.anthropicMaxPDFPages) at once.")
         }
     }

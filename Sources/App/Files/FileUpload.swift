@@ -37,6 +37,7 @@ struct FileUpload {
     func removeLeftovers(olderThan age: Duration, logger: Logger) {
         let files = FileManager.default
         guard let names = try? files.contentsOfDirectory(atPath: temporaryDirectory) else { return }
+        // Files' modification times are the system's, so the system's clock (not the injected one) judges them.
         let cutoff = Date().addingTimeInterval(-age.seconds)
         var removed = 0
         for name in names where name.hasPrefix(Self.prefix) {

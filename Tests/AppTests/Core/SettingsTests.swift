@@ -35,6 +35,22 @@ struct SettingsTests {
         #expect(settings.secretKeySource == .environment)
     }
 
+    @Test("files: defaults, and every FILE_* value out of range stops start-up naming its key (a size too large to count included)")
+    func fileSettings() throws {
+        let files = try Settings(environment: production).files
+        #expect(files.maxSize == 20 << 20 && files.storagePerUser == 1 << 30 && files.storage == .database)
+        #expect(files.pdfMaxPages == 100 && files.uploadTimeout == .seconds(300) && files.unattachedLifetime == .seconds(86_400))
+        #expect(try Settings(environment: production.merging(["FILE_STORAGE": "directory:/srv/files"]) { $1 }).files.storage == .directory("/srv/files"))
+        let refused: [(String, String)] = [
+            ("FILE_STORAGE", "s3://bucket"), ("FILE_STORAGE", "directory:"), ("FILE_MAX_SIZE", "0"), ("FILE_MAX_SIZE", "-1mb"),
+            ("FILE_MAX_SIZE", "99999999999999999gb"), ("FILE_STORAGE_PER_USER", "9223372036854775807kb"), ("FILE_PDF_MAX_PAGES", "0"),
+            ("FILE_PDF_MAX_PAGES", "100000"), ("FILE_PROCESS_TIMEOUT", "0"), ("FILE_UPLOAD_TIMEOUT", "nan"), ("FILE_UNATTACHED_TTL", "-1d"),
+        ]
+        for (key, value) in refused {
+            #expect(settingsError([key: value])?.key == key, "\(key)=\(value)")
+        }
+    }
+
     @Test("development keeps the original's frontend on localhost:5173; a bad FRONTEND_URL stops start-up")
     func developmentFrontend() throws {
         let settings = try Settings(environment: ["DEBUG": "true", "SECRET_KEY": TestSettings.secretKey, "DATABASE_URL": "sqlite://:memory:"])

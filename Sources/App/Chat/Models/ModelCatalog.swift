@@ -99,7 +99,7 @@ final class ModelCatalog: Sendable {
 
     /// Tokens `id`'s context holds, as configured; nil when nobody said (Anthropic's: `ANTHROPIC_CONTEXT_WINDOW`).
     func statedContextWindow(of id: String) -> Int? {
-        settings.contextWindows[id] ?? (route(id)?.settings?.api == .anthropic ? settings.anthropicContextWindow : nil)
+        settings.contextWindows[id] ?? (isAnthropic(id) ? settings.anthropicContextWindow : nil)
     }
 
     /// Tokens a conversation for `id` is fitted into: its window as stated, else a cautious one.
@@ -107,9 +107,15 @@ final class ModelCatalog: Sendable {
         statedContextWindow(of: id) ?? (offline != nil ? settings.anthropicContextWindow : ModelSettings.unknownContextWindow)
     }
 
+    /// `id` is served through Anthropic's Messages API (whose limits and features apply to it).
+    func isAnthropic(_ id: String) -> Bool { route(id)?.settings?.api == .anthropic }
+
+    /// Claude reading PDFs as documents (at most ``Attachments/anthropicMaxPDFPages`` a request).
+    func readsDocumentsAsClaude(_ id: String) -> Bool { isAnthropic(id) && capabilities(of: id).contains(.documents) }
+
     func capabilities(of id: String) -> Set<ModelSettings.Capability> {
         if let stated = settings.capabilities[id] { return stated }
-        return route(id)?.settings?.api == .anthropic ? [.vision, .documents, .tools] : []
+        return isAnthropic(id) ? [.vision, .documents, .tools] : []
     }
 
     /// `id`'s capabilities by name, in the contract's order (vision, documents, tools, reasoning).
@@ -120,7 +126,7 @@ final class ModelCatalog: Sendable {
 
     /// Extended thinking for `id` (Anthropic's API only): the budget in tokens, or nil.
     func thinkingBudget(of id: String) -> Int? {
-        route(id)?.settings?.api == .anthropic ? settings.thinkingBudgets[id] : nil
+        isAnthropic(id) ? settings.thinkingBudgets[id] : nil
     }
 
     var maxTokens: Int { settings.maxTokens }

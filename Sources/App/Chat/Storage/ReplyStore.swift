@@ -48,7 +48,7 @@ struct ReplyStore: Sendable {
             .orderBy("sequence")
             .all()
         var turns: [ConversationWindow.Turn] = []
-        var attached: [(turn: Int, files: [FileResponse])] = []
+        var attached: [(turn: Int, ids: [UUID])] = []
         for row in rows {
             let role = try row.decode(column: "role", as: String.self)
             let status = try row.decode(column: "status", as: String.self)
@@ -61,22 +61,20 @@ struct ReplyStore: Sendable {
             } else {
                 turns.append(ConversationWindow.Turn(role: turnRole, content: content, messages: 1))
             }
-            let files = [FileResponse](storedJSON: try row.decode(column: "attachments", as: String.self))
-            if !files.isEmpty { attached.append((turns.count - 1, files)) }
+            let ids = [FileResponse](storedJSON: try row.decode(column: "attachments", as: String.self)).compactMap { UUID(uuidString: $0.id) }
+            if !ids.isEmpty { attached.append((turns.count - 1, ids)) }
         }
         if !attached.isEmpty {
             // The files as stored now (a message lists them; `files` holds what the model needs).
-            let ids = attached.flatMap { $0.files.compactMap { UUID(uuidString: $0.id) } }
-            let records = Dictionary(try await attachments.files.records(ids, ownedBy: job.userID, on: db).map { ($0.id, $0) },
-                                     uniquingKeysWith: { first, _ in first })
-            for (turn, files) in attached {
-                turns[turn].files += files.compactMap { UUID(uuidString: $0.id).flatMap { records[$0] } }
+            let records = Dictionary(try await attachments.files.records(attached.flatMap(\.ids), ownedBy: job.userID, on: db)
+                .map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            for (turn, ids) in attached {
+                turns[turn].files += ids.compactMap { records[$0] }
             }
         }
         let systemTokens = job.system.map(ConversationWindow.estimatedTokens) ?? 0
-        let readsDocuments = catalog.route(job.model)?.settings?.api == .anthropic && catalog.capabilities(of: job.model).contains(.documents)
         let window = ConversationWindow(turns, budget: catalog.contextWindow(of: job.model) - catalog.maxTokens - systemTokens,
-                                        pageBudget: readsDocuments ? Attachments.anthropicMaxPDFPages : .max)
+                                        pageBudget: catalog.readsDocumentsAsClaude(job.model) ? Attachments.anthropicMaxPDFPages : .max)
         var messages = window.messages(caching: catalog.promptCaching)
         for (index, turn) in window.turns.enumerated() where !turn.files.isEmpty {
             for file in turn.files {
