@@ -86,9 +86,11 @@ struct WebClientBrowserTests {
                                  reasoning: words("Short wavelengths scatter more. " + String(repeating: "Blue is short. ", count: 12)))
         reply.reasoningStyle = .think
         emulator.setDefault(.reply(reply))
+        let dead = try RefusingPort()
+        defer { withExtendedLifetime(dead) {} }
         var settings = UpstreamAPI.anthropic.settings(for: emulator).merging(UpstreamAPI.openai.settings(for: emulator)) { $1 }
         settings.merge(["DEFAULT_MODEL": "claude-sonnet-5-5", "PROVIDERS": "dead", "PROVIDER_DEAD_API": "openai", "MODEL_CONNECT_TIMEOUT": "1s",
-                        "PROVIDER_DEAD_BASE_URL": "http://127.0.0.1:\(try freeLoopbackPort())/v1", "PROVIDER_DEAD_MODELS": "m1"]) { $1 }
+                        "PROVIDER_DEAD_BASE_URL": dead.url("/v1"), "PROVIDER_DEAD_MODELS": "m1"]) { $1 }
         do {
             try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: settings.merging(file) { $1 }) { t in
                 let catalog = try t.services.chat.catalog

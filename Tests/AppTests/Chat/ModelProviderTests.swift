@@ -61,9 +61,10 @@ struct ModelProviderTests {
     @Test("GET /api/models/ answers within a second with a provider refusing connections and one that never answers; theirs say available: false")
     func deadProviders() async throws {
         let silent = try await SilentServer.start()
-        let closed = try freeLoopbackPort()
+        let closed = try RefusingPort()
+        defer { withExtendedLifetime(closed) {} }
         let settings = ["PROVIDERS": "dead,hung,unlisted", "MODEL_CONNECT_TIMEOUT": "1s",
-                        "PROVIDER_DEAD_API": "openai", "PROVIDER_DEAD_BASE_URL": "http://127.0.0.1:\(closed)/v1", "PROVIDER_DEAD_MODELS": "m1",
+                        "PROVIDER_DEAD_API": "openai", "PROVIDER_DEAD_BASE_URL": closed.url("/v1"), "PROVIDER_DEAD_MODELS": "m1",
                         "PROVIDER_HUNG_API": "openai", "PROVIDER_HUNG_BASE_URL": "http://127.0.0.1:\(silent.port)/v1", "PROVIDER_HUNG_MODELS": "m2",
                         "PROVIDER_UNLISTED_API": "openai", "PROVIDER_UNLISTED_BASE_URL": "http://127.0.0.1:\(silent.port)/v1"]
         try await withTestApp(.sqlite, settings: settings, emulated: true) { t in
@@ -202,9 +203,10 @@ struct ModelProviderTests {
 
     @Test("the admin's providers page: each provider, whether it answers and why not, no key and no credentials; Check now asks again")
     func adminPage() async throws {
-        let closed = try freeLoopbackPort()
+        let closed = try RefusingPort()
+        defer { withExtendedLifetime(closed) {} }
         let settings = ["PROVIDERS": "dead", "MODEL_CONNECT_TIMEOUT": "1s", "PROVIDER_DEAD_API": "openai",
-                        "PROVIDER_DEAD_BASE_URL": "http://someone:hunter2@127.0.0.1:\(closed)/v1", "PROVIDER_DEAD_MODELS": "m1",
+                        "PROVIDER_DEAD_BASE_URL": "http://someone:hunter2@127.0.0.1:\(closed.port)/v1", "PROVIDER_DEAD_MODELS": "m1",
                         "PROVIDER_DEAD_API_KEY": "sk-very-secret", "MODEL_CAPABILITIES": "dead/m1=tools+reasoning"]
         try await withTestApp(.sqlite, settings: settings, emulated: true) { t in
             let catalog = try t.services.chat.catalog
@@ -215,7 +217,7 @@ struct ModelProviderTests {
             let page = try await browser.get("/admin/providers/")
             #expect(page.status == .ok)
             let html = browser.html
-            #expect(html.contains("<code>http://127.0.0.1:\(closed)/v1</code>"), "the base URL without its credentials")
+            #expect(html.contains("<code>\(closed.url("/v1"))</code>"), "the base URL without its credentials")
             #expect(!html.contains("hunter2") && !html.contains("sk-very-secret") && !html.contains(t.emulator?.apiKey ?? "-"))
             #expect(html.contains("not answering") && html.contains("could not be reached"))
             #expect(html.contains("<code>claude-sonnet-5-5</code> <span class=\"badge\">default</span>"))

@@ -82,9 +82,10 @@ struct UpstreamFaultTableTests {
     func cell(_ cell: FaultCell, _ database: TestDatabase) async throws {
         let fault = cell.fault
         var settings = ["MODEL_MAX_RETRIES": "2"].merging(fault.settings) { $1 }
-        if fault.refused {
-            let nobody = "http://127.0.0.1:\(try freeLoopbackPort())"
-            settings[cell.api == .anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL"] = cell.api == .anthropic ? nobody : nobody + "/v1"
+        let nobody = fault.refused ? try RefusingPort() : nil
+        defer { withExtendedLifetime(nobody) {} }
+        if let nobody {
+            settings[cell.api == .anthropic ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL"] = nobody.url(cell.api == .anthropic ? "" : "/v1")
         }
         try await withTestApp(database, settings: settings, emulated: true, api: cell.api) { t in
             let emulator = try #require(t.emulator)

@@ -48,9 +48,31 @@ enum LiveHTTP {
 /// A TCP port on loopback that nothing listens on right now, for a server whose address must be
 /// known before it starts (a callback URL in its settings).
 func freeLoopbackPort() throws -> Int {
+    let descriptor = try boundLoopbackSocket()
+    defer { close(descriptor.socket) }
+    return descriptor.port
+}
+
+/// A loopback port that refuses every connection for as long as this value lives: bound and never
+/// listening, so no other test's server can be given it. (A port merely found free can be handed to
+/// another test's emulator before it is dialled, and then the "refused" upstream answers.)
+final class RefusingPort: Sendable {
+    let port: Int
+    private let socket: Int32
+
+    init() throws {
+        (socket, port) = try boundLoopbackSocket()
+    }
+
+    /// `http://127.0.0.1:<port>` followed by `path`.
+    func url(_ path: String = "") -> String { "http://127.0.0.1:\(port)\(path)" }
+
+    deinit { close(socket) }
+}
+
+private func boundLoopbackSocket() throws -> (socket: Int32, port: Int) {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw HTTPProblem(.internalServerError, detail: "no socket") }
-    defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -58,6 +80,6 @@ func freeLoopbackPort() throws -> Int {
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
     guard bound == 0, withUnsafeMutablePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }) == 0
-    else { throw HTTPProblem(.internalServerError, detail: "no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    else { close(descriptor); throw HTTPProblem(.internalServerError, detail: "no free port") }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
 }
