@@ -108,6 +108,28 @@ def last_assistant(driver):
     return replies[-1] if replies else None
 
 
+def watch_reply_growth(driver):
+    """Records, in the page, each length the last assistant reply's text takes as the DOM changes
+    (read back with `reply_growth`): how it grew, whatever the delay of each WebDriver call."""
+    driver.execute_script("""
+        window.__replyLengths = [];
+        const record = () => {
+            const replies = document.querySelectorAll('#messages li.message.assistant');
+            const body = replies.length ? replies[replies.length - 1].querySelector('.body') : null;
+            if (!body) return;
+            const lengths = window.__replyLengths, length = body.textContent.length;
+            if (!lengths.length || lengths[lengths.length - 1] !== length) lengths.push(length);
+        };
+        window.__replyWatcher?.disconnect();
+        window.__replyWatcher = new MutationObserver(record);
+        window.__replyWatcher.observe(document.body, {subtree: true, childList: true, characterData: true});
+    """)
+
+
+def reply_growth(driver):
+    return driver.execute_script("return window.__replyLengths || []")
+
+
 def reply_text(driver):
     reply = last_assistant(driver)
     return reply.find_element(By.CSS_SELECTOR, ".body").text if reply else ""
