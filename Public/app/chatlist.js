@@ -77,7 +77,7 @@ export function newChat() {
   $("chat-title").textContent = "New chat";
   $("rename").hidden = $("delete").hidden = $("export").hidden = true;
   $("export-menu").hidden = true;
-  fillSettings(state.defaultModel, "");
+  fillSettings(state.defaultModel, "", []);
   renderChatList();
   updateComposer();
   $("input").focus();

@@ -3,6 +3,7 @@ import { attachmentsSent, readyAttachments, uploadsInProgress } from "./attachme
 import { loadChats, newChat } from "./chatlist.js";
 import { closeStream, openChat, updateComposer, upsertMessage } from "./conversation.js";
 import { $, session, showError, state } from "./state.js";
+import { chosenTools, fillToolChoices } from "./mcp.js";
 
 // ---- sending, stopping ---------------------------------------------------------------------------
 
@@ -27,6 +28,8 @@ async function send(text) {
     if (!state.chatId) {
       const body = { content, model: $("model").value || undefined, ...attachments };
       if ($("system").value.trim()) body.system = $("system").value;
+      const tools = chosenTools();
+      if (tools.length) body.tools = tools;
       const chat = await session.request("POST", "/api/chat/", body);
       $("input").value = "";
       attachmentsSent(files);
@@ -129,7 +132,7 @@ async function exportChat(format) {
 
 // ---- model and system prompt ---------------------------------------------------------------------
 
-export function fillSettings(model, system) {
+export function fillSettings(model, system, tools) {
   const select = $("model");
   // One group per provider, in the order listed; a provider that does not answer now shows its
   // models, unselectable. A chat's model no longer offered stays shown, so that saving keeps it.
@@ -151,6 +154,7 @@ export function fillSettings(model, system) {
   }
   select.replaceChildren(...groups.values());
   $("system").value = system;
+  fillToolChoices(tools);
   $("settings-status").textContent = "";
   $("settings-save").hidden = !state.chatId;
 }
@@ -159,7 +163,8 @@ $("settings-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (!state.chatId) return;
   try {
-    state.chat = await session.request("PATCH", `/api/chat/${state.chatId}/`, { model: $("model").value, system: $("system").value || null });
+    state.chat = await session.request("PATCH", `/api/chat/${state.chatId}/`,
+                                       { model: $("model").value, system: $("system").value || null, tools: chosenTools() });
     $("settings-status").textContent = "Saved.";
   } catch (error) { showError(error); }
 });

@@ -2,6 +2,7 @@
 import { readyAttachments, updateAttachmentNote, uploadsInProgress } from "./attachments.js";
 import { releaseUnusedImages, renderMessageFiles } from "./message-files.js";
 import { renderMarkdown } from "./markdown.js";
+import { applyToolEvent, renderToolCalls } from "./mcp.js";
 import { ChatStream } from "./stream.js";
 import { $, session, showError, state } from "./state.js";
 
@@ -26,7 +27,7 @@ export async function openChat(id) {
   }
   $("chat-title").textContent = state.chat.title;
   $("rename").hidden = $("delete").hidden = $("export").hidden = false;
-  fillSettings(state.chat.model, state.chat.system || "");
+  fillSettings(state.chat.model, state.chat.system || "", state.chat.tools || []);
   // The stream replays the conversation, then follows it live.
   state.stream = new ChatStream(id, session, { onEvent: onStreamEvent, onStatus: onStreamStatus });
 }
@@ -58,6 +59,11 @@ function onStreamEvent(event) {
     if (!entry) return;
     if (event.type === "delta") entry.message.content += data.text;
     else entry.message.reasoning = (entry.message.reasoning || "") + data.text;
+    queueRender(entry);
+  } else if (event.type === "tool_call" || event.type === "tool_result") {
+    const entry = state.messages.get(data.message_id);
+    if (!entry) return;
+    applyToolEvent(entry.message, event.type, data);
     queueRender(entry);
   }
 }
@@ -102,14 +108,18 @@ export function upsertMessage(message) {
     files.className = "attachments";
     files.setAttribute("aria-label", "Attached files");
     files.hidden = true;
+    // The tools it called: each collapsed, its arguments and result inside, live.
+    const calls = document.createElement("div");
+    calls.className = "tool-calls";
+    calls.hidden = true;
     const body = document.createElement("div");
     body.className = "body";
     const status = document.createElement("div");
     status.className = "status";
     const tools = document.createElement("div");
     tools.className = "tools";
-    element.append(role, reasoning, files, body, status, tools);
-    entry = { message, element, role, reasoning, files, body, status, tools };
+    element.append(role, reasoning, files, calls, body, status, tools);
+    entry = { message, element, role, reasoning, files, calls, body, status, tools };
     state.messages.set(message.id, entry);
     insertInOrder(entry);
     refreshTools();
@@ -145,6 +155,7 @@ function render(entry) {
     body.replaceChildren(renderMarkdown(message.content));
   }
   renderReasoning(entry);
+  renderToolCalls(entry.calls, message);
   status.replaceChildren();
   if (message.status === "failed" || message.status === "cancelled") {
     const text = document.createElement("span");

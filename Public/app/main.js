@@ -11,6 +11,7 @@ import { connectChatList, loadChats, newChat, renderChatList } from "./chatlist.
 import { fillSettings } from "./composer.js";
 import { connectConversation, openChat, updateComposer } from "./conversation.js";
 import { $, session, state } from "./state.js";
+import { loadTools } from "./mcp.js";
 
 async function boot() {
   session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");
@@ -35,6 +36,7 @@ async function showApp() {
   const models = await session.request("GET", "/api/models/");
   state.models = models.results;
   state.defaultModel = (models.results.find((m) => m.default) || models.results[0] || {}).id;
+  await loadTools();
   await loadChats();
   const wanted = new URLSearchParams(location.search).get("chat");
   if (wanted) await openChat(wanted); else newChat();

@@ -4,7 +4,7 @@ import { Session } from "./api.js";
 export const $ = (id) => document.getElementById(id);
 export const session = new Session();
 export const state = {
-  chats: [], chatId: null, chat: null, models: [], defaultModel: null,
+  chats: [], chatId: null, chat: null, models: [], defaultModel: null, tools: [],
   messages: new Map(), stream: null, follow: true, registering: false, renderQueued: new Set(), toolsBusy: false,
 };
 

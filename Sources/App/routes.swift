@@ -23,6 +23,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
 
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))
+    try api.grouped(requireUser).register(collection: ToolsController(tools: chat.tools))
     try api.grouped(requireUser).register(collection: ChatController(
         chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit,
         usage: services.usage
@@ -48,6 +49,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try staff.register(collection: AdminUsageController(ledger: services.usage))
     try staff.register(collection: AdminProvidersController(catalog: chat.catalog,
                                                             checkTimeout: min(chat.catalog.settings.connectTimeout, .seconds(5))))
+    try staff.register(collection: AdminToolsController(tools: chat.tools))
     try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
     try staff.register(collection: AdminMessagesController())
 }

@@ -89,9 +89,31 @@ struct MessagesRequestBody: Encodable {
         var text: String?
         var source: Source?
         var title: String?
+        /// `tool_use`: the call's id, the tool's name and its input.
+        var id: String?
+        var name: String?
+        var input: JSONValue?
+        /// `tool_result`: the call answered, the result's text, and whether it is an error.
+        var tool_use_id: String?
+        var content: String?
+        var is_error: Bool?
+        /// `thinking`: the reasoning and its signature.
+        var thinking: String?
+        var signature: String?
         var cache_control: CacheControl?
 
         static func text(_ text: String) -> Block { Block(type: "text", text: text) }
+
+        static func toolUse(_ call: ModelToolCall) -> Block {
+            // The API takes an object; arguments the model got wrong were answered with an error and go back as `{}`.
+            Block(type: "tool_use", id: call.id, name: call.name, input: call.arguments.isObject ? call.arguments : .object([:]))
+        }
+
+        static func toolResult(_ result: ModelToolResult) -> Block {
+            // An empty result is sent as a word: the API refuses empty text.
+            Block(type: "tool_result", tool_use_id: result.callID, content: result.content.isEmpty ? "(no output)" : result.content,
+                  is_error: result.isError ? true : nil)
+        }
 
         static func attachment(_ attachment: ModelAttachment) -> Block {
             switch attachment {
@@ -131,6 +153,33 @@ struct MessagesRequestBody: Encodable {
     struct Message: Encodable {
         var role: String
         var content: Content
+
+        init(_ message: ModelMessage, cached: Bool) {
+            role = message.role.rawValue
+            guard !message.toolCalls.isEmpty || !message.toolResults.isEmpty else {
+                content = Content(message.content, attachments: message.attachments, cached: cached)
+                return
+            }
+            // A turn of a tool loop: the signed thinking that led to the calls, the text, the calls; or the results.
+            var blocks: [Block] = []
+            if let reasoning = message.reasoning, let signature = message.reasoningSignature {
+                blocks.append(Block(type: "thinking", thinking: reasoning, signature: signature))
+            }
+            if !message.content.isEmpty { blocks.append(.text(message.content)) }
+            blocks += message.toolCalls.map(Block.toolUse) + message.toolResults.map(Block.toolResult)
+            if cached { blocks[blocks.count - 1].cache_control = CacheControl() }
+            content = .blocks(blocks)
+        }
+    }
+
+    struct Tool: Encodable {
+        var name: String
+        var description: String
+        var input_schema: JSONValue
+    }
+
+    struct ToolChoice: Encodable {
+        var type: String
     }
 
     struct Thinking: Encodable {
@@ -145,15 +194,18 @@ struct MessagesRequestBody: Encodable {
     var messages: [Message]
     /// Extended thinking: the budget comes on top of the answer's `max_tokens` (which must exceed it).
     var thinking: Thinking?
+    var tools: [Tool]?
+    var tool_choice: ToolChoice?
 
     init(_ request: ModelRequest) {
         model = request.model
         max_tokens = request.maxTokens + (request.thinkingBudget ?? 0)
         thinking = request.thinkingBudget.map { Thinking(budget_tokens: $0) }
         system = request.system.flatMap { $0.isEmpty ? nil : Content($0, cached: request.cachesPrompt) }
-        messages = request.messages.map {
-            Message(role: $0.role.rawValue,
-                    content: Content($0.content, attachments: $0.attachments, cached: request.cachesPrompt && $0.cacheBreakpoint))
+        messages = request.messages.map { Message($0, cached: request.cachesPrompt && $0.cacheBreakpoint) }
+        if !request.tools.isEmpty {
+            tools = request.tools.map { Tool(name: $0.name, description: $0.description, input_schema: $0.inputSchema) }
+            tool_choice = request.toolChoice == .none ? ToolChoice(type: "none") : nil
         }
     }
 }

@@ -2,12 +2,16 @@ import Foundation
 
 /// Reads the Messages API's stream events: text and thinking deltas as they come (thinking, with
 /// its signature, as reasoning), usage and the stop reason on the way, the end at `message_stop`,
-/// and `error` events as ``ProviderError``s. Event and delta types it does not use are skipped, so
-/// new ones the API adds later (tool use, …) do no harm.
+/// and `error` events as ``ProviderError``s; `tool_use` blocks, their input gathered from its
+/// `input_json_delta` pieces, as whole ``ModelToolCall``s when each block stops. Event and delta
+/// types it does not use are skipped, so new ones the API adds later do no harm.
 public struct AnthropicEvents: WireReader {
     /// Usage as reported so far (`message_start`, then cumulative in `message_delta`).
     private(set) var usage = ModelUsage()
     private(set) var stopReason: String?
+    /// `tool_use` blocks begun and not yet stopped, by index.
+    private var toolBlocks: [Int: ToolCallBuilder] = [:]
+    private var toolCallCount = 0
 
     public init() {}
 
@@ -16,6 +20,8 @@ public struct AnthropicEvents: WireReader {
     private static let messageDelta = Array("message_delta".utf8)
     private static let messageStop = Array("message_stop".utf8)
     private static let error = Array("error".utf8)
+    private static let contentBlockStart = Array("content_block_start".utf8)
+    private static let contentBlockStop = Array("content_block_stop".utf8)
 
     public mutating func read(_ event: ServerSentEventParser.RawEvent,
                               emit: (ModelStreamEvent) -> Void) throws(ProviderError) -> ModelCompletion? {
@@ -26,13 +32,36 @@ public struct AnthropicEvents: WireReader {
                 if let text = scanned.text, !text.isEmpty { emit(.text(text)) }
                 return nil
             }
-            let delta = try parse(BlockDeltaEvent.self, event).delta
+            let parsed = try parse(BlockDeltaEvent.self, event)
+            let delta = parsed.delta
             switch delta.type {
             case "text_delta": if let text = delta.text, !text.isEmpty { emit(.text(text)) }
             case "thinking_delta": if let thinking = delta.thinking, !thinking.isEmpty { emit(.reasoning(thinking)) }
             case "signature_delta": if let signature = delta.signature, !signature.isEmpty { emit(.reasoningSignature(signature)) }
+            case "input_json_delta":
+                guard let index = parsed.index, let piece = delta.partial_json else { break }
+                guard toolBlocks[index]?.append(piece) != false else {
+                    throw ProviderError(.upstream, "a tool call's arguments grew past \(ToolCallBuilder.maxArgumentBytes) bytes", usage: usage)
+                }
             default: break
             }
+            return nil
+        }
+        if type.elementsEqual(Self.contentBlockStart) {
+            let start = try parse(BlockStartEvent.self, event)
+            if start.content_block.type == "tool_use", let id = start.content_block.id, let name = start.content_block.name {
+                toolCallCount += 1
+                guard toolCallCount <= ToolCallBuilder.maxCallsPerTurn else {
+                    throw ProviderError(.upstream, "the model made more than \(ToolCallBuilder.maxCallsPerTurn) tool calls at once", usage: usage)
+                }
+                toolBlocks[start.index] = ToolCallBuilder(id: id, name: name)
+            }
+            return nil
+        }
+        if type.elementsEqual(Self.contentBlockStop) {
+            guard !toolBlocks.isEmpty, let index = try parse(BlockStopEvent.self, event).index,
+                  let block = toolBlocks.removeValue(forKey: index) else { return nil }
+            emit(.toolCall(block.call))
             return nil
         }
         if type.elementsEqual(Self.messageStart) {
@@ -57,7 +86,7 @@ public struct AnthropicEvents: WireReader {
             error.usage = usage
             throw error
         }
-        return nil  // ping, content_block_start/stop, and types added after this was written
+        return nil  // ping, and types added after this was written
     }
 
     public mutating func end(emit: (ModelStreamEvent) -> Void) -> Result<ModelCompletion, ProviderError> {
@@ -78,8 +107,24 @@ public struct AnthropicEvents: WireReader {
             var text: String?
             var thinking: String?
             var signature: String?
+            var partial_json: String?
         }
+        var index: Int?
         var delta: Delta
+    }
+
+    private struct BlockStartEvent: Decodable {
+        struct Block: Decodable {
+            var type: String
+            var id: String?
+            var name: String?
+        }
+        var index: Int
+        var content_block: Block
+    }
+
+    private struct BlockStopEvent: Decodable {
+        var index: Int?
     }
 
     /// A `usage` object; each count is present only when reported.

@@ -13,15 +13,21 @@ public struct ModelRequest: Sendable, Equatable {
     public var cachesPrompt: Bool
     /// Tokens the model may think for before it answers (Anthropic's extended thinking); nil: none.
     public var thinkingBudget: Int?
+    /// The tools the model may call (none: the request declares none).
+    public var tools: [ModelTool]
+    /// Whether it may call them now.
+    public var toolChoice: ModelToolChoice
 
     public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int, cachesPrompt: Bool = false,
-                thinkingBudget: Int? = nil) {
+                thinkingBudget: Int? = nil, tools: [ModelTool] = [], toolChoice: ModelToolChoice = .auto) {
         self.model = model
         self.system = system
         self.messages = messages
         self.maxTokens = maxTokens
         self.cachesPrompt = cachesPrompt
         self.thinkingBudget = thinkingBudget
+        self.tools = tools
+        self.toolChoice = toolChoice
     }
 }
 
@@ -39,12 +45,26 @@ public struct ModelMessage: Sendable, Equatable {
     /// The prompt up to and including this message is the same in the next request (a cache
     /// breakpoint, when the request ``ModelRequest/cachesPrompt``).
     public var cacheBreakpoint: Bool
+    /// An assistant turn of a tool loop: the calls it made, after its text.
+    public var toolCalls: [ModelToolCall]
+    /// A user turn of a tool loop: the results of the calls of the turn before (and no text).
+    public var toolResults: [ModelToolResult]
+    /// An assistant turn of a tool loop: the reasoning that led to its calls, with its signature
+    /// (Anthropic wants a signed thinking block back before the calls it led to).
+    public var reasoning: String?
+    public var reasoningSignature: String?
 
-    public init(role: Role, content: String, attachments: [ModelAttachment] = [], cacheBreakpoint: Bool = false) {
+    public init(role: Role, content: String, attachments: [ModelAttachment] = [], cacheBreakpoint: Bool = false,
+                toolCalls: [ModelToolCall] = [], toolResults: [ModelToolResult] = [], reasoning: String? = nil,
+                reasoningSignature: String? = nil) {
         self.role = role
         self.content = content
         self.attachments = attachments
         self.cacheBreakpoint = cacheBreakpoint
+        self.toolCalls = toolCalls
+        self.toolResults = toolResults
+        self.reasoning = reasoning
+        self.reasoningSignature = reasoningSignature
     }
 }
 
@@ -109,6 +129,9 @@ public enum ModelStreamEvent: Sendable, Equatable {
     /// Token counts as the provider reported them so far (each replaces the last); `final` once the
     /// output count is the reply's whole (until then it may be a placeholder).
     case usage(ModelUsage, final: Bool)
+    /// A call of a declared tool, whole (its arguments arrive in pieces; this comes once they are
+    /// complete and parsed as a JSON object).
+    case toolCall(ModelToolCall)
 }
 
 /// A source of assistant replies: a provider's API (``StreamingClient``), or the offline stand-in.

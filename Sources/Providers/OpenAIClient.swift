@@ -80,7 +80,61 @@ public struct OpenAIWire: StreamingWire {
 struct ChatCompletionRequestBody: Encodable {
     struct Message: Encodable {
         var role: String
-        var content: Content
+        /// Null for an assistant turn of calls alone.
+        var content: Content?
+        var tool_calls: [ToolCall]?
+        var tool_call_id: String?
+
+        init(role: String, content: Content?, tool_calls: [ToolCall]? = nil, tool_call_id: String? = nil) {
+            (self.role, self.content, self.tool_calls, self.tool_call_id) = (role, content, tool_calls, tool_call_id)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            enum Keys: String, CodingKey { case role, content, tool_calls, tool_call_id }
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(role, forKey: .role)
+            try container.encode(content, forKey: .content)
+            try container.encodeIfPresent(tool_calls, forKey: .tool_calls)
+            try container.encodeIfPresent(tool_call_id, forKey: .tool_call_id)
+        }
+
+        /// `message` as one message, or — the results of a tool loop's calls — one `tool` message each.
+        static func of(_ message: ModelMessage) -> [Message] {
+            if !message.toolResults.isEmpty {
+                return message.toolResults.map { Message(role: "tool", content: .text($0.content), tool_call_id: $0.callID) }
+            }
+            if !message.toolCalls.isEmpty {
+                return [Message(role: "assistant", content: message.content.isEmpty ? nil : .text(message.content),
+                                tool_calls: message.toolCalls.map(ToolCall.init))]
+            }
+            return [Message(role: message.role.rawValue, content: Content(message.content, attachments: message.attachments))]
+        }
+    }
+
+    /// `{"id", "type": "function", "function": {"name", "arguments": "<JSON text>"}}`.
+    struct ToolCall: Encodable {
+        struct Function: Encodable {
+            var name: String
+            var arguments: String
+        }
+        var id: String
+        var type = "function"
+        var function: Function
+
+        init(_ call: ModelToolCall) {
+            id = call.id
+            function = Function(name: call.name, arguments: call.arguments.isObject ? call.arguments.jsonText : "{}")
+        }
+    }
+
+    struct Tool: Encodable {
+        struct Function: Encodable {
+            var name: String
+            var description: String
+            var parameters: JSONValue
+        }
+        var type = "function"
+        var function: Function
     }
 
     /// A plain string, or parts: attachments (`image_url` and `file` parts with data URLs, text
@@ -145,13 +199,17 @@ struct ChatCompletionRequestBody: Encodable {
     var stream = true
     var stream_options = StreamOptions()
     var max_tokens: Int
+    var tools: [Tool]?
+    var tool_choice: String?
 
     init(_ request: ModelRequest) {
         model = request.model
         max_tokens = request.maxTokens
         let system = request.system.flatMap { $0.isEmpty ? nil : Message(role: "system", content: .text($0)) }
-        messages = (system.map { [$0] } ?? []) + request.messages.map {
-            Message(role: $0.role.rawValue, content: Content($0.content, attachments: $0.attachments))
+        messages = (system.map { [$0] } ?? []) + request.messages.flatMap(Message.of)
+        if !request.tools.isEmpty {
+            tools = request.tools.map { Tool(function: .init(name: $0.name, description: $0.description, parameters: $0.inputSchema)) }
+            tool_choice = request.toolChoice == .none ? "none" : nil
         }
     }
 }

@@ -5,19 +5,33 @@ import Foundation
 /// a `delta.reasoning_content` (vLLM, DeepSeek), a `delta.reasoning` (Ollama, OpenRouter), or a
 /// leading `<think>…</think>` in the content (``ThinkSplitter``). Usage comes in a last chunk when
 /// asked for (`include_usage`; some servers never send it). An `{"error": …}` chunk fails the reply.
+/// Tool calls arrive in pieces by index (`delta.tool_calls`: the id and name first, the arguments'
+/// JSON in parts); each goes out whole when the model finishes.
 public struct OpenAIEvents: WireReader {
     private var splitter = ThinkSplitter()
     private var usage: ModelUsage?
     private var finishReason: String?
+    /// Tool calls begun, by index.
+    private var toolCalls: [Int: ToolCallBuilder] = [:]
 
     public init() {}
 
     private struct Chunk: Decodable {
         struct Choice: Decodable {
             struct Delta: Decodable {
+                struct ToolCall: Decodable {
+                    struct Function: Decodable {
+                        var name: String?
+                        var arguments: String?
+                    }
+                    var index: Int?
+                    var id: String?
+                    var function: Function?
+                }
                 var content: String?
                 var reasoning_content: String?
                 var reasoning: String?
+                var tool_calls: [ToolCall]?
             }
             var delta: Delta?
             var finish_reason: String?
@@ -46,6 +60,7 @@ public struct OpenAIEvents: WireReader {
                               emit: (ModelStreamEvent) -> Void) throws(ProviderError) -> ModelCompletion? {
         if event.data.elementsEqual(Self.done) {
             splitter.finish(emit: emit)
+            emitToolCalls(emit)
             return ModelCompletion(stopReason: finishReason, usage: usage)
         }
         guard !event.data.isEmpty else { return nil }
@@ -63,6 +78,21 @@ public struct OpenAIEvents: WireReader {
             if let delta = choice.delta {
                 if let reasoning = delta.reasoning_content ?? delta.reasoning, !reasoning.isEmpty { emit(.reasoning(reasoning)) }
                 if let content = delta.content, !content.isEmpty { splitter.feed(content, emit: emit) }
+                for (position, call) in (delta.tool_calls ?? []).enumerated() {
+                    let index = call.index ?? position
+                    if toolCalls[index] == nil {
+                        guard toolCalls.count < ToolCallBuilder.maxCallsPerTurn else {
+                            throw ProviderError(.upstream, "the model made more than \(ToolCallBuilder.maxCallsPerTurn) tool calls at once", usage: usage)
+                        }
+                        // A server that sends no id gets one: the call's results must name it.
+                        toolCalls[index] = ToolCallBuilder(id: call.id ?? "call_\(index)", name: call.function?.name ?? "")
+                    } else if let name = call.function?.name, toolCalls[index]?.name.isEmpty == true {
+                        toolCalls[index]?.name = name
+                    }
+                    if let piece = call.function?.arguments, toolCalls[index]?.append(piece) == false {
+                        throw ProviderError(.upstream, "a tool call's arguments grew past \(ToolCallBuilder.maxArgumentBytes) bytes", usage: usage)
+                    }
+                }
             }
             if let reason = choice.finish_reason { finishReason = Self.stopReason(reason) }
         }
@@ -83,7 +113,16 @@ public struct OpenAIEvents: WireReader {
             return .failure(ProviderError(.interrupted, "the stream ended before the model finished", usage: usage))
         }
         splitter.finish(emit: emit)
+        emitToolCalls(emit)
         return .success(ModelCompletion(stopReason: finishReason, usage: usage))
+    }
+
+    /// The tool calls gathered, in their order, once (the model finished).
+    private mutating func emitToolCalls(_ emit: (ModelStreamEvent) -> Void) {
+        for index in toolCalls.keys.sorted() {
+            if let call = toolCalls[index]?.call { emit(.toolCall(call)) }
+        }
+        toolCalls = [:]
     }
 
     /// OpenAI's finish reasons in the contract's words (Anthropic's): `stop` is `end_turn`, `length` is `max_tokens`.
@@ -91,6 +130,7 @@ public struct OpenAIEvents: WireReader {
         switch reason {
         case "stop": "end_turn"
         case "length": "max_tokens"
+        case "tool_calls": "tool_use"
         default: reason
         }
     }

@@ -65,7 +65,7 @@ final class StreamingAttempt<Wire: StreamingWire>: HTTPClientResponseDelegate, @
 
     private func hand(_ event: ModelStreamEvent) {
         switch event {
-        case .text, .reasoning: handedOutText = true
+        case .text, .reasoning, .toolCall: handedOutText = true
         case .usage, .reasoningSignature: break
         }
         onEvent(event)

@@ -21,7 +21,13 @@ extension AnthropicEmulator {
         for (name, value) in req.headers { headers[name.lowercased()] = value }
         let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        let parsed = (json?["messages"] as? [[String: Any]] ?? []).map { (role: $0["role"] as? String ?? "", content: OpenAIContent($0["content"])) }
+        let rawMessages = json?["messages"] as? [[String: Any]] ?? []
+        let parsed = rawMessages.map { message in
+            var content = OpenAIContent(message["content"])
+            // A turn of calls alone, or a tool's result, stands for itself in the record.
+            if content.text.isEmpty, message["tool_calls"] != nil { content.text = "[tool_calls]" }
+            return (role: message["role"] as? String ?? "", content: content)
+        }
         let all = parsed.map { (role: $0.role, content: $0.content.text) }
         let system = all.first?.role == "system" ? all.first?.content : nil
         let messages = system == nil ? all : Array(all.dropFirst())
@@ -31,6 +37,21 @@ extension AnthropicEmulator {
         recorded.attachments = (system == nil ? parsed : Array(parsed.dropFirst())).map(\.content.attachments)
         let includeUsage = (json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool
         recorded.includeUsage = includeUsage
+        recorded.tools = (json?["tools"] as? [[String: Any]] ?? []).compactMap { ($0["function"] as? [String: Any])?["name"] as? String }
+        recorded.toolChoice = json?["tool_choice"] as? String
+        for message in rawMessages {
+            for call in message["tool_calls"] as? [[String: Any]] ?? [] {
+                let function = call["function"] as? [String: Any] ?? [:]
+                let arguments = (function["arguments"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }
+                let input = arguments.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+                    .map { String(decoding: $0, as: UTF8.self) } ?? "?"
+                recorded.toolUses.append(RecordedToolUse(id: call["id"] as? String ?? "", name: function["name"] as? String ?? "", input: input))
+            }
+            if message["role"] as? String == "tool" {
+                recorded.toolResults.append(RecordedToolResult(id: message["tool_call_id"] as? String ?? "",
+                                                               content: message["content"] as? String ?? "", isError: false))
+            }
+        }
         let isTitle = system?.hasPrefix(ChatTitling.systemPrompt) == true
         let script: Script = state.withLockedValue { state in
             if isTitle {
@@ -43,7 +64,7 @@ extension AnthropicEmulator {
         }
         guard headers["authorization"] == "Bearer \(apiKey)" else { return openAIError(401, "invalid_api_key", "Incorrect API key provided") }
         guard let model = recorded.model, !model.isEmpty, !messages.isEmpty,
-              all.allSatisfy({ ["system", "user", "assistant"].contains($0.role) }) else {
+              all.allSatisfy({ ["system", "user", "assistant", "tool"].contains($0.role) }) else {
             return openAIError(400, "invalid_request_error", "messages: invalid request")
         }
         switch script {
@@ -192,7 +213,16 @@ extension AnthropicEmulator {
                 try await flushHeld()
                 return
             }
-            try await send(chunk("{}", finish: reply.stopReason == "max_tokens" ? "length" : "stop"))
+            for (number, call) in reply.toolCalls.enumerated() {
+                // The id and name first, then the arguments' JSON in two pieces.
+                try await send(chunk(#"{"tool_calls":[{"index":\#(number),"id":\#(jsonString(call.id)),"type":"function","function":{"name":\#(jsonString(call.name)),"arguments":""}}]}"#))
+                let half = call.arguments.index(call.arguments.startIndex, offsetBy: call.arguments.count / 2)
+                for piece in [String(call.arguments[..<half]), String(call.arguments[half...])] {
+                    try await send(chunk(#"{"tool_calls":[{"index":\#(number),"function":{"arguments":\#(jsonString(piece))}}]}"#))
+                }
+            }
+            let finish = !reply.toolCalls.isEmpty ? "tool_calls" : reply.stopReason == "max_tokens" ? "length" : "stop"
+            try await send(chunk("{}", finish: finish))
             if includeUsage {
                 // As Anthropic's emulation counts them: the prompt's uncached tokens as the script says, a
                 // token per chunk of text or reasoning.

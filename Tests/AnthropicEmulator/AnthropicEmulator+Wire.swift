@@ -26,6 +26,13 @@ extension AnthropicEmulator {
         )
         recorded.thinkingBudget = (json?["thinking"] as? [String: Any])?["budget_tokens"] as? Int
         recorded.attachments = parsedMessages.map(\.content.attachments)
+        recorded.tools = (json?["tools"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        recorded.toolChoice = (json?["tool_choice"] as? [String: Any])?["type"] as? String
+        recorded.toolUses = parsedMessages.flatMap(\.content.toolUses)
+        recorded.toolResults = parsedMessages.flatMap(\.content.toolResults)
+        if !recorded.toolUses.isEmpty || !recorded.toolResults.isEmpty, recorded.tools.isEmpty {
+            return errorResponse(400, "invalid_request_error", "Requests which include `tool_use` or `tool_result` blocks must define tools.")
+        }
 
         // Prompt caching as the API does it: the prompt up to the last breakpoint is written to the
         // cache; the longest prefix written before — at that breakpoint or at an earlier message
@@ -121,15 +128,33 @@ extension AnthropicEmulator {
         var attachments: [RecordedAttachment] = []
         /// What the API would refuse in these blocks.
         var problem: String?
+        var toolUses: [RecordedToolUse] = []
+        var toolResults: [RecordedToolResult] = []
 
         init(_ value: Any?) {
             if let string = value as? String {
                 (text, cached) = (string, false)
             } else if let blocks = value as? [[String: Any]] {
-                text = blocks.compactMap { $0["text"] as? String }.joined()
+                text = blocks.compactMap { $0["type"] as? String == "text" ? $0["text"] as? String : nil }.joined()
                 cached = blocks.contains { ($0["cache_control"] as? [String: Any])?["type"] as? String == "ephemeral" }
                 for block in blocks {
                     let type = block["type"] as? String ?? ""
+                    if type == "tool_use" {
+                        let input = (try? JSONSerialization.data(withJSONObject: block["input"] ?? [:], options: [.sortedKeys]))
+                            .map { String(decoding: $0, as: UTF8.self) } ?? "?"
+                        toolUses.append(RecordedToolUse(id: block["id"] as? String ?? "", name: block["name"] as? String ?? "", input: input))
+                        if text.isEmpty { text = "[tool_use]" }
+                    }
+                    if type == "tool_result" {
+                        guard let content = block["content"] as? String, !content.isEmpty else {
+                            problem = "tool_result content must be a non-empty string here"
+                            continue
+                        }
+                        toolResults.append(RecordedToolResult(id: block["tool_use_id"] as? String ?? "", content: content,
+                                                              isError: block["is_error"] as? Bool ?? false))
+                        if text.isEmpty { text = "[tool_result]" }
+                    }
+                    if type == "thinking", (block["signature"] as? String)?.isEmpty != false { problem = "thinking blocks must be signed" }
                     if type == "text", (block["text"] as? String)?.isEmpty != false { problem = "text content blocks must be non-empty" }
                     guard type == "image" || type == "document" else { continue }
                     let source = block["source"] as? [String: Any] ?? [:]
@@ -228,7 +253,18 @@ extension AnthropicEmulator {
                 return
             }
             try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
-            try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(reply.stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count + reply.reasoning.count)}}"#)
+            for call in reply.toolCalls {
+                // A tool_use block, its input in two pieces of JSON.
+                index += 1
+                try await send("content_block_start", #"{"type":"content_block_start","index":\#(index),"content_block":{"type":"tool_use","id":\#(jsonString(call.id)),"name":\#(jsonString(call.name)),"input":{}}}"#)
+                let half = call.arguments.index(call.arguments.startIndex, offsetBy: call.arguments.count / 2)
+                for piece in [String(call.arguments[..<half]), String(call.arguments[half...])] {
+                    try await send("content_block_delta", #"{"type":"content_block_delta","index":\#(index),"delta":{"type":"input_json_delta","partial_json":\#(jsonString(piece))}}"#)
+                }
+                try await send("content_block_stop", #"{"type":"content_block_stop","index":\#(index)}"#)
+            }
+            let stopReason = reply.toolCalls.isEmpty ? reply.stopReason : "tool_use"
+            try await send("message_delta", #"{"type":"message_delta","delta":{"stop_reason":"\#(stopReason)","stop_sequence":null},"usage":{"output_tokens":\#(reply.chunks.count + reply.reasoning.count + reply.toolCalls.count)}}"#)
             try await send("message_stop", #"{"type":"message_stop"}"#)
             try await flushHeld()
         }))

@@ -162,6 +162,37 @@ public struct RecordedRequest: Sendable {
     public var cacheBreakpoints: [Int]
     /// Each message's files (image and document blocks; `image_url` and `file` parts), in order.
     public var attachments: [[RecordedAttachment]] = []
+    /// The names of the tools declared, in order.
+    public var tools: [String] = []
+    /// `tool_choice` as sent: Anthropic's `type`, or OpenAI's string; nil when absent.
+    public var toolChoice: String?
+    /// Every tool call in the messages (`tool_use` blocks; assistant `tool_calls`), in order.
+    public var toolUses: [RecordedToolUse] = []
+    /// Every tool result in the messages (`tool_result` blocks; `tool` messages), in order.
+    public var toolResults: [RecordedToolResult] = []
+}
+
+/// A tool call as a request carried it back to the model.
+public struct RecordedToolUse: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// Its input as JSON text (keys sorted).
+    public var input: String
+
+    public init(id: String, name: String, input: String) {
+        (self.id, self.name, self.input) = (id, name, input)
+    }
+}
+
+/// A tool result as a request carried it to the model.
+public struct RecordedToolResult: Sendable, Equatable {
+    public var id: String
+    public var content: String
+    public var isError: Bool
+
+    public init(id: String, content: String, isError: Bool) {
+        (self.id, self.content, self.isError) = (id, content, isError)
+    }
 }
 
 /// A file as a provider received it.
@@ -225,6 +256,9 @@ public enum Script: Sendable {
         public var omitDone = false
         /// OpenAI: after the chunks, a line of this many bytes that never ends (a misbehaving server).
         public var endlessLineBytes = 0
+        /// Tool calls the model makes after its text (`tool_use` blocks; `delta.tool_calls`): the
+        /// reply then stops for `tool_use`.
+        public var toolCalls: [ScriptedToolCall] = []
         /// Replace each chunk's text with the wall-clock time it is sent, `t<nanoseconds since 1970>;`,
         /// so a client can measure how long the text took to reach it.
         public var stampChunks: Bool
@@ -259,6 +293,24 @@ public enum Script: Sendable {
             self.malformedAfterChunks = malformedAfterChunks
             self.phaseLocked = phaseLocked
         }
+    }
+
+    /// A tool call a scripted reply makes: its id, the tool's name as declared, its arguments' JSON.
+    public struct ScriptedToolCall: Sendable {
+        public var id: String
+        public var name: String
+        public var arguments: String
+
+        public init(id: String, name: String, arguments: String) {
+            (self.id, self.name, self.arguments) = (id, name, arguments)
+        }
+    }
+
+    /// A reply that says `text` (word by word), then calls `calls`.
+    public static func calling(_ calls: [ScriptedToolCall], saying text: [String] = []) -> Script {
+        var reply = Reply(text)
+        reply.toolCalls = calls
+        return .reply(reply)
     }
 
     /// How an OpenAI-compatible server sends reasoning.

@@ -12,6 +12,8 @@ struct CollectedReply {
     var signature = ""
     /// The usage events, in order.
     var usages: [(usage: ModelUsage, final: Bool)] = []
+    /// The tool calls, in order.
+    var toolCalls: [ModelToolCall] = []
     var finished: ModelCompletion?
     var error: (any Error)?
 
@@ -25,6 +27,7 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
     let pieces = NIOLockedValueBox<[String]>([])
     let usages = NIOLockedValueBox<[(usage: ModelUsage, final: Bool)]>([])
     let reasoning = NIOLockedValueBox<([String], String)>(([], ""))
+    let calls = NIOLockedValueBox<[ModelToolCall]>([])
     var reply = CollectedReply()
     do {
         reply.finished = try await provider.streamReply(request) { event in
@@ -38,6 +41,8 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
                 reasoning.withLockedValue { $0.0.append(piece) }
             case .reasoningSignature(let signature):
                 reasoning.withLockedValue { $0.1 += signature }
+            case .toolCall(let call):
+                calls.withLockedValue { $0.append(call) }
             }
         }
     } catch {
@@ -46,6 +51,7 @@ func collect(_ provider: any ModelProvider, _ request: ModelRequest = sampleRequ
     reply.pieces = pieces.withLockedValue { $0 }
     reply.usages = usages.withLockedValue { $0 }
     (reply.reasoning, reply.signature) = reasoning.withLockedValue { $0 }
+    reply.toolCalls = calls.withLockedValue { $0 }
     return reply
 }
 

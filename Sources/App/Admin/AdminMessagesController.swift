@@ -89,6 +89,16 @@ struct AdminMessagesController: RouteCollection {
         let owner: String
         /// The files the message carries.
         var files: [AttachedFile] = []
+        /// The tools a reply called.
+        var calls: [ToolCall] = []
+    }
+
+    struct ToolCall: Encodable {
+        let name: String
+        let arguments: String
+        let result: String
+        let isError: Bool
+        let duration: String
     }
 
     struct AttachedFile: Encodable {
@@ -101,13 +111,17 @@ struct AdminMessagesController: RouteCollection {
     func detail(req: Request) async throws -> Response {
         let message = try await Self.find(req)
         let owner = try await User.find(message.chat.$owner.id, on: req.db)?.email ?? ""
-        let stored = try await req.db.sql().select().column("attachments").from(Message.schema)
-            .where("id", .equal, SQLBind(try message.requireID())).first()?.decode(column: "attachments", as: String.self) ?? "[]"
-        let files = [FileResponse](storedJSON: stored).map {
+        let row = try await req.db.sql().select().columns("attachments", "tool_calls").from(Message.schema)
+            .where("id", .equal, SQLBind(try message.requireID())).first()
+        let files = [FileResponse](storedJSON: try row?.decode(column: "attachments", as: String.self) ?? "[]").map {
             AttachedFile(name: $0.name, mediaType: $0.mediaType, size: FileError.size($0.size), sha256: $0.sha256)
         }
+        let calls = [ToolCallRecord](storedJSON: try row?.decode(column: "tool_calls", as: String.self) ?? "[]").map {
+            ToolCall(name: $0.name, arguments: String($0.arguments.jsonText.prefix(2000)), result: String(($0.result ?? "(running)").prefix(4000)),
+                     isError: $0.isError, duration: $0.durationMs.map { "\($0) ms" } ?? "—")
+        }
         return try await req.adminPage("message", title: "Message \(message.sequence)", section: "messages",
-                                       Detail(message: Row(message, chat: message.chat), owner: owner, files: files))
+                                       Detail(message: Row(message, chat: message.chat), owner: owner, files: files, calls: calls))
     }
 
     func confirmDelete(req: Request) async throws -> Response {

@@ -23,6 +23,8 @@ final class Chat: Model, @unchecked Sendable {
     @Field(key: "revision") var revision: Int
     /// Made without a title: one is given after the first reply (``ChatTitler``).
     @Field(key: "needs_title") var needsTitle: Bool
+    /// The tools offered to the model on every reply, as JSON text (``tools``).
+    @Field(key: "tools") var toolsJSON: String
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
 
@@ -37,6 +39,17 @@ final class Chat: Model, @unchecked Sendable {
         self.activityAt = now
         self.revision = 0
         self.needsTitle = false
+        self.toolsJSON = "[]"
+    }
+
+    /// `<server>.<tool>` and `<server>.*` entries (``ToolCatalog/problems(in:)``).
+    var tools: [String] {
+        get { Chat.tools(fromJSON: toolsJSON) }
+        set { toolsJSON = (try? String(decoding: JSONEncoder().encode(newValue), as: UTF8.self)) ?? "[]" }
+    }
+
+    static func tools(fromJSON json: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
     }
 
     /// The caller's chat with this id; someone else's is as absent as one that never existed.

@@ -10,6 +10,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     let bus: any ChatEventBus
     let runner: ReplyRunner
     let catalog: ModelCatalog
+    let tools: ToolCatalog
     let settings: ChatSettings
     let clock: any WallClock
     /// Reads that follow account changes (``StreamSignOuts``).
@@ -22,8 +23,9 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     /// Upkeep loops that have not ended yet.
     var runningLoops: Int { running.withLockedValue { $0 } }
 
-    init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, settings: ChatSettings, clock: any WallClock,
+    init(bus: any ChatEventBus, runner: ReplyRunner, catalog: ModelCatalog, tools: ToolCatalog, settings: ChatSettings, clock: any WallClock,
          accountWork: OwnedTasks, fileSweep: FileSweep) {
+        self.tools = tools
         self.accountWork = accountWork
         self.fileSweep = fileSweep
         self.bus = bus
@@ -38,7 +40,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
     func start(logger: Logger) async {
         await bus.start()
         await runner.recoverInterruptedReplies()
-        running.withLockedValue { $0 += 4 }
+        running.withLockedValue { $0 += tools.isConfigured ? 5 : 4 }
         let streamUpkeep = Task { [bus, clock, settings, running] in
             defer { running.withLockedValue { $0 -= 1 } }
             let tick = min(settings.keepAliveInterval, .seconds(1))
@@ -82,7 +84,21 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
                 try? await Task.sleep(for: fileSweep.interval)
             }
         }
-        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep, modelUpkeep, fileUpkeep] }
+        // The MCP servers' tools, where any are configured, listed now and again; no request waits for it.
+        let toolUpkeep = !tools.isConfigured ? nil : Task { [tools, running] in
+            defer { running.withLockedValue { $0 -= 1 } }
+            var logged: String?
+            while !Task.isCancelled {
+                await tools.refresh()
+                let summary = tools.summary
+                if summary != logged {
+                    logger.log(level: tools.standings.allSatisfy(\.standing.available) ? .notice : .warning, "\(summary)")
+                    logged = summary
+                }
+                try? await Task.sleep(for: tools.settings.refreshInterval)
+            }
+        }
+        loops.withLockedValue { $0 = [streamUpkeep, replyUpkeep, modelUpkeep, fileUpkeep] + (toolUpkeep.map { [$0] } ?? []) }
     }
 
     func shutdownAsync(_ application: Application) async {
@@ -92,6 +108,7 @@ final class ChatBackgroundWork: LifecycleHandler, Sendable {
         let loops = self.loops.withLockedValue { $0 }
         loops.forEach { $0.cancel() }
         for loop in loops { await loop.value }
+        await tools.shutdown()
         do {
             try await catalog.shutdown()
         } catch {

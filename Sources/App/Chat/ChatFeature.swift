@@ -8,11 +8,13 @@ struct ChatFeature: Sendable {
     static func migrations(_ kind: DatabaseKind) -> [any Migration] {
         [
             CreateChats(), CreateMessages(), AddReplyAccounting(), AddConversationTree(), CreateSearchIndex(kind: kind),
-            AddUsageEstimates(), AddSearchIndexTriggers(kind: kind), AddReasoning(),
+            AddUsageEstimates(), AddSearchIndexTriggers(kind: kind), AddReasoning(), AddTools(),
         ]
     }
 
     let catalog: ModelCatalog
+    /// The MCP servers' tools.
+    let tools: ToolCatalog
     let replies: RunningReplies
     let bus: any ChatEventBus
     let runner: ReplyRunner
@@ -23,8 +25,9 @@ struct ChatFeature: Sendable {
     let signOuts: StreamSignOuts
 
     init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics, usage: UsageLedger,
-         catalog: ModelCatalog, files: FileLibrary) throws {
+         catalog: ModelCatalog, tools: ToolCatalog, files: FileLibrary) throws {
         self.catalog = catalog
+        self.tools = tools
         replies = RunningReplies()
         let hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, maxStreamsPerUser: settings.protection.maxStreamsPerUser,
                                 clock: dependencies.clock, metrics: metrics)
@@ -33,13 +36,13 @@ struct ChatFeature: Sendable {
         bus = ChatBus(hub: hub, replies: replies, store: store,
                       transport: try Self.transport(settings, clock: dependencies.clock, metrics: metrics, app: app), logger: app.logger)
         runner = ReplyRunner(
-            replies: replies, bus: bus, catalog: catalog, store: store,
+            replies: replies, bus: bus, catalog: catalog, tools: tools, usage: usage, store: store,
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
-        rules = ChatInputRules(settings: settings.chat, catalog: catalog)
+        rules = ChatInputRules(settings: settings.chat, catalog: catalog, tools: tools)
         service = ChatService(rules: rules, bus: bus, runner: runner, usage: usage, attachments: attachments, clock: dependencies.clock)
         signOuts = StreamSignOuts(bus: bus, database: DatabaseSetup.access(app), tasks: OwnedTasks())
-        background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, settings: settings.chat, clock: dependencies.clock,
+        background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, tools: tools, settings: settings.chat, clock: dependencies.clock,
                                         accountWork: signOuts.tasks,
                                         fileSweep: FileSweep(files: files, database: DatabaseSetup.access(app), logger: app.logger))
     }

@@ -4,6 +4,7 @@ import Vapor
 struct ChatInputRules {
     let settings: ChatSettings
     let catalog: ModelCatalog
+    let tools: ToolCatalog
 
     func content(_ value: String?, _ field: String, into errors: inout FieldErrors) -> String {
         let content = errors.required(value, field)
@@ -58,6 +59,15 @@ struct ChatInputRules {
         return value
     }
 
+    /// A chat's `tools`: each `<server>.<tool>` or `<server>.*` of a configured MCP server, each once.
+    func tools(_ value: [String], into errors: inout FieldErrors) -> [String] {
+        for entry in value { errors.checkText(entry, "tools") }
+        for problem in tools.problems(in: value) ?? [] { errors.add("tools", problem + ".") }
+        var unique: [String] = []
+        for entry in value where !unique.contains(entry) { unique.append(entry) }
+        return unique
+    }
+
     func model(_ value: String, into errors: inout FieldErrors) -> String {
         if !catalog.contains(value) {
             let known = catalog.modelIDs
@@ -75,6 +85,7 @@ struct CreateChatRequest: Decodable {
     var content: String?
     var model: String?
     var system: String?
+    var tools: [String]?
     var attachments: [String]?
 
     struct Valid {
@@ -83,6 +94,7 @@ struct CreateChatRequest: Decodable {
         var content: String?
         var model: String
         var system: String?
+        var tools: [String] = []
         var attachments: [UUID] = []
     }
 
@@ -93,8 +105,9 @@ struct CreateChatRequest: Decodable {
         let content = self.content != nil || !attachments.isEmpty ? rules.content(self.content, withFiles: attachments, into: &errors) : nil
         let model = rules.model(self.model ?? rules.catalog.defaultModel, into: &errors)
         let system = rules.system(self.system, into: &errors)
+        let tools = rules.tools(self.tools ?? [], into: &errors)
         try errors.throwIfAny()
-        return Valid(title: title, content: content, model: model, system: system, attachments: attachments)
+        return Valid(title: title, content: content, model: model, system: system, tools: tools, attachments: attachments)
     }
 }
 
@@ -103,14 +116,16 @@ struct UpdateChatRequest: Decodable {
     var title: PatchField<String>
     var model: PatchField<String>
     var system: PatchField<String>
+    var tools: PatchField<[String]>
 
-    enum CodingKeys: String, CodingKey { case title, model, system }
+    enum CodingKeys: String, CodingKey { case title, model, system, tools }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         title = try container.decode(PatchField<String>.self, forKey: .title)
         model = try container.decode(PatchField<String>.self, forKey: .model)
         system = try container.decode(PatchField<String>.self, forKey: .system)
+        tools = try container.decode(PatchField<[String]>.self, forKey: .tools)
     }
 
     struct Valid {
@@ -118,6 +133,8 @@ struct UpdateChatRequest: Decodable {
         var model: String?
         /// nil: leave as is; .some(nil): remove.
         var system: String??
+        /// nil: leave as is (`null` and `[]` alike offer none).
+        var tools: [String]?
     }
 
     func validated(_ rules: ChatInputRules) throws(RequestError) -> Valid {
@@ -137,6 +154,11 @@ struct UpdateChatRequest: Decodable {
         case .absent: break
         case .null: valid.system = .some(nil)
         case .value(let value): valid.system = .some(rules.system(value, into: &errors))
+        }
+        switch tools {
+        case .absent: break
+        case .null: valid.tools = []
+        case .value(let value): valid.tools = rules.tools(value, into: &errors)
         }
         try errors.throwIfAny()
         return valid

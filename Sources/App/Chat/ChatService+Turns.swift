@@ -136,7 +136,8 @@ extension ChatService {
         bus.messageStored(assistant)
         try await runner.start(ReplyJob(
             userID: budget.userID, chatID: try chat.requireID(), messageID: try reply.requireID(),
-            sequence: reply.sequence, model: reply.model, system: chat.system, announced: assistant, needsTitle: chat.needsTitle
+            sequence: reply.sequence, model: reply.model, system: chat.system, announced: assistant, needsTitle: chat.needsTitle,
+            tools: chat.tools, quota: budget.quota
         ))
         return assistant
     }

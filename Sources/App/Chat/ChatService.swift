@@ -25,6 +25,7 @@ struct ChatService: Sendable {
         let now = clock.now().atDatabasePrecision
         let title = input.title ?? input.content.flatMap { $0.isEmpty ? nil : ChatTitling.placeholder(from: $0) } ?? ChatTitling.untitled
         let chat = Chat(ownerID: budget.userID, title: title, model: input.model, system: input.system, now: now)
+        chat.tools = input.tools
         chat.needsTitle = input.title == nil
         let turn = try await db.transaction { tx -> (user: Message, assistant: Message)? in
             try await chat.create(on: tx)
@@ -61,6 +62,7 @@ struct ChatService: Sendable {
         }
         if let model = change.model { chat.model = model }
         if let system = change.system { chat.system = system }
+        if let tools = change.tools { chat.tools = tools }
         try await chat.save(on: db)
         if let title = change.title {
             bus.chatRenamed(chatID, title: title)

@@ -73,8 +73,9 @@ struct AppServices: Sendable {
         let usage = UsageLedger(settings: settings.usage, clock: clock, kind: settings.database.kind)
         let catalog = modelCatalog(settings.models, dependencies: dependencies, eventLoopGroup: app.eventLoopGroup, relayID: relayID)
         let files = try FileLibrary.make(settings.files, app: app, clock: clock, kind: settings.database.kind)
+        let tools = ToolCatalog(settings: settings.tools, clock: clock, eventLoopGroup: app.eventLoopGroup)
         let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog,
-                                   files: files)
+                                   tools: tools, files: files)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
             bus.accountChanged(id)

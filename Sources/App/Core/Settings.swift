@@ -40,6 +40,8 @@ public struct Settings: Sendable {
     public var usage: UsageSettings
     /// Attachments: their limits and where their bytes live.
     public var files: FileSettings
+    /// MCP servers and how tool calls are bounded.
+    public var tools: ToolSettings
     /// Used by `createsuperuser --noinput`.
     public var superuserEmail: String?
     public var superuserPassword: String?
@@ -146,6 +148,7 @@ public struct Settings: Sendable {
         chat = try ChatSettings(read)
         usage = try UsageSettings(read)
         files = try FileSettings(read)
+        tools = try ToolSettings(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
         superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
 

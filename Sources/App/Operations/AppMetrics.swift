@@ -65,6 +65,15 @@ final class AppMetrics: Sendable {
         for instant in receivedAt { relayLatency.record(instant.duration(to: now)) }
     }
 
+    /// A tool call a reply made, by MCP server and outcome, with how long it took.
+    func toolCalled(server: String, isError: Bool, duration: Duration) {
+        registry.makeCounter(descriptor: .init(metricName: "chat_tool_calls_total", unitName: "", helpText: "Tool calls by MCP server and outcome."),
+                             labels: [("server", server), ("outcome", isError ? "error" : "ok")]).increment()
+        registry.makeDurationHistogram(descriptor: .init(metricName: "chat_tool_call_duration_seconds", unitName: "",
+                                                         helpText: "Time a tool call took, by MCP server."),
+                                       labels: [("server", server)], buckets: Self.latencyBuckets).record(duration)
+    }
+
     func upstreamError(_ kind: String) {
         registry.makeCounter(descriptor: .init(metricName: "chat_upstream_errors_total", unitName: "", helpText: "Model provider failures, by kind."),
                              labels: [("kind", kind)]).increment()

@@ -137,4 +137,37 @@ struct WebClientBrowserTests {
         }
         await emulator.shutdown()
     }
+
+    @Test("tools: chosen in the chat's settings (a server down marked so), a call shown live while it runs, then its arguments and result opened on demand, HTML in a result shown as text, the choice kept — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func tools() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        let alpha = try await MCPToolServer.start(name: "alpha")
+        let down = try RefusingPort()
+        defer { withExtendedLifetime(down) {}; alpha.stop() }
+        let emulator = try await AnthropicEmulator.start()
+        emulator.enqueue(.calling([.init(id: "toolu_1", name: modelName("alpha", "gate"), arguments: #"{"name": "browser"}"#)]),
+                         .calling([.init(id: "toolu_2", name: modelName("alpha", "big"), arguments: #"{"size": 40}"#)]),
+                         .reply(["The gate", " is open."]))
+        var settings = UpstreamAPI.anthropic.settings(for: emulator)
+        settings.merge(["DEFAULT_MODEL": "claude-sonnet-5-5", "MCP_SERVERS": "alpha=\(alpha.url),down=\(down.url("/mcp"))"]) { $1 }
+        do {
+            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: settings.merging(file) { $1 }) { t in
+                let tools = try t.services.chat.tools
+                try await waitUntil("the tools listed, the server down marked", timeout: .seconds(30)) {
+                    tools.standings.allSatisfy { $0.standing.checkedAt != nil }
+                }
+                try await t.withLiveServer { base in
+                    try await Browser.scenario("web_mcp_tools.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost"),
+                                                                "--gate-file", alpha.gatePath("browser")])
+                }
+                #expect(alpha.calls == ["gate", "big"])
+                #expect(emulator.requests.first?.tools.count == 2, "the two tools checked were offered")
+            } }
+        } catch {
+            await emulator.shutdown()
+            throw error
+        }
+        await emulator.shutdown()
+    }
 }

@@ -43,6 +43,14 @@ struct JSONWriterTests {
         message.current = Bool.random(using: &generator)
         message.versions = Int.random(in: 1...5, using: &generator)
         message.version = Int.random(in: 1...message.versions, using: &generator)
+        message.toolCalls = (0..<Int.random(in: 0...3, using: &generator)).map { _ in
+            ToolCallRecord(callID: randomText(&generator), name: randomText(&generator),
+                           arguments: .object([randomText(&generator): .array([.number(Double(Int.random(in: -99...99, using: &generator))),
+                                                                               .number(0.25), .string(randomText(&generator)), .null, .bool(true)])]),
+                           result: Bool.random(using: &generator) ? randomText(&generator) : nil, isError: Bool.random(using: &generator),
+                           durationMs: Bool.random(using: &generator) ? Int.random(in: 0...100_000, using: &generator) : nil,
+                           textOffset: 0, reasoningOffset: 0)
+        }
         return message
     }
 
@@ -53,7 +61,7 @@ struct JSONWriterTests {
             createdAt: Bool.random(using: &generator) ? randomDate(&generator) : nil,
             updatedAt: Bool.random(using: &generator) ? randomDate(&generator) : nil,
             lastMessageAt: Bool.random(using: &generator) ? randomDate(&generator) : nil,
-            activityAt: randomDate(&generator)))
+            activityAt: randomDate(&generator), tools: (0..<Int.random(in: 0...3, using: &generator)).map { _ in randomText(&generator) }))
     }
 
     func expectSameBytes<T: Encodable & JSONWritable>(_ value: T, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -6,19 +6,21 @@ struct ChatSummaryResponse: Codable, JSONResponse {
     var title: String
     var model: String
     var system: String?
+    var tools: [String]
     var createdAt: Date?
     var updatedAt: Date?
     var lastMessageAt: Date?
 
     enum CodingKeys: String, CodingKey {
-        case id, title, model, system
+        case id, title, model, system, tools
         case createdAt = "created_at", updatedAt = "updated_at", lastMessageAt = "last_message_at"
     }
 
     init(_ chat: Chat) throws {
         self.init(ChatSummaryRow(
             id: try chat.requireID(), title: chat.title, model: chat.model, system: chat.system, createdAt: chat.createdAt,
-            updatedAt: chat.updatedAt, lastMessageAt: chat.lastMessageAt, activityAt: chat.activityAt, revision: chat.revision
+            updatedAt: chat.updatedAt, lastMessageAt: chat.lastMessageAt, activityAt: chat.activityAt, revision: chat.revision,
+            tools: chat.tools
         ))
     }
 
@@ -27,6 +29,7 @@ struct ChatSummaryResponse: Codable, JSONResponse {
         title = row.title
         model = row.model
         system = row.system
+        tools = row.tools
         createdAt = row.createdAt
         updatedAt = row.updatedAt
         lastMessageAt = row.lastMessageAt
@@ -38,6 +41,7 @@ struct ChatSummaryResponse: Codable, JSONResponse {
         try container.encode(title, forKey: .title)
         try container.encode(model, forKey: .model)
         try container.encode(system, forKey: .system)
+        try container.encode(tools, forKey: .tools)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
         try container.encode(lastMessageAt, forKey: .lastMessageAt)
@@ -65,7 +69,12 @@ struct ChatSummaryResponse: Codable, JSONResponse {
         buffer.writeJSONString(system)
         buffer.writeStaticString(#","title":"#)
         buffer.writeJSONString(title)
-        buffer.writeStaticString(#","updated_at":"#)
+        buffer.writeStaticString(#","tools":["#)
+        for (index, tool) in tools.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            buffer.writeJSONString(tool)
+        }
+        buffer.writeStaticString(#"],"updated_at":"#)
         buffer.writeJSONDate(updatedAt)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
@@ -84,6 +93,7 @@ struct ChatSummaryRow: Sendable {
     var activityAt: Date
     /// The current conversation's revision (``Chat/revision``); not in the response.
     var revision: Int = 0
+    var tools: [String] = []
 }
 
 /// The contract's `Chat`: the summary's fields and the messages in order.

@@ -24,6 +24,8 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
     var omittedMessages: Int
     var stopReason: String?
     var error: String?
+    /// The tools a reply called, in order, with their results.
+    var toolCalls: [ToolCallRecord] = []
     var createdAt: Date?
     /// The message this one follows; nil for a chat's first.
     var parentID: String?
@@ -40,6 +42,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         case cacheReadInputTokens = "cache_read_input_tokens", cacheCreationInputTokens = "cache_creation_input_tokens"
         case usageEstimated = "usage_estimated"
         case omittedMessages = "omitted_messages", stopReason = "stop_reason", error, createdAt = "created_at"
+        case toolCalls = "tool_calls"
         case parentID = "parent_id", current, version, versions
     }
 
@@ -70,6 +73,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         try container.encode(omittedMessages, forKey: .omittedMessages)
         try container.encode(stopReason, forKey: .stopReason)
         try container.encode(error, forKey: .error)
+        try container.encode(toolCalls.map(ToolCallRecord.Contract.init), forKey: .toolCalls)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(parentID, forKey: .parentID)
         try container.encode(current, forKey: .current)
@@ -116,6 +120,12 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         buffer.writeJSONString(status.rawValue)
         buffer.writeStaticString(#","stop_reason":"#)
         buffer.writeJSONString(stopReason)
+        buffer.writeStaticString(#","tool_calls":["#)
+        for (index, call) in toolCalls.enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            call.writeJSON(into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
         buffer.writeStaticString(usageEstimated ? #","usage_estimated":true"# : #","usage_estimated":false"#)
         buffer.writeStaticString(#","version":"#)
         buffer.writeJSONInt(version)
@@ -130,6 +140,7 @@ struct MessageResponse: Codable, Equatable, JSONResponse {
         begun.status = .streaming
         begun.content = ""
         begun.reasoning = nil
+        begun.toolCalls = []
         (begun.inputTokens, begun.outputTokens, begun.cacheReadInputTokens, begun.cacheCreationInputTokens) = (0, 0, 0, 0)
         begun.usageEstimated = false
         (begun.stopReason, begun.error) = (nil, nil)

@@ -26,13 +26,16 @@ enum ReplyOutcome: Equatable {
 
     /// The stored form of this outcome, with the reply's text, what it consumed and how many
     /// earlier messages its request left out.
-    func ending(text: String, reasoning: String? = nil, reasoningSignature: String? = nil, usage: ReplyUsage,
-                omittedMessages: Int) -> ReplyStore.Ending {
+    /// `roundOutput` is what the last round of the model wrote (all of it, without tools: the
+    /// reasoning and the text), from which its usage is estimated when the provider gave none.
+    func ending(text: String, reasoning: String? = nil, reasoningSignature: String? = nil, toolCalls: [ToolCallRecord] = [],
+                usage: ReplyUsage, roundOutput: String? = nil, omittedMessages: Int) -> ReplyStore.Ending {
         let completion: ModelCompletion? = if case .complete(let completion) = self { completion } else { nil }
         // Reasoning is output the provider bills too.
-        let (tokens, estimated) = usage.accounted(text: (reasoning ?? "") + text, completion: completion)
+        let (tokens, estimated) = usage.accounted(text: roundOutput ?? (reasoning ?? "") + text, completion: completion)
         var ending = ReplyStore.Ending(status: .complete, text: text, usage: tokens, usageEstimated: estimated, reasoning: reasoning,
-                                       reasoningSignature: reasoningSignature, stopReason: nil, error: nil, omittedMessages: omittedMessages)
+                                       reasoningSignature: reasoningSignature, toolCalls: toolCalls, stopReason: nil, error: nil,
+                                       omittedMessages: omittedMessages)
         switch self {
         case .complete(let completion): ending.stopReason = completion.stopReason
         case .failed(let message): (ending.status, ending.error) = (.failed, message)

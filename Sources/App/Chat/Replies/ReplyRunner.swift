@@ -6,8 +6,9 @@ import Vapor
 
 /// Runs assistant replies on the server, owned by no client connection: a reply goes on when
 /// every stream closes, and is stored once when it ends — `complete`, `failed` (with its partial
-/// text) or `cancelled`. Each reply runs in three steps: ``stream(_:)`` relays its text as it
-/// arrives and answers an ``ReplyOutcome``; ``finish(_:_:)`` stores it; ``release(_:_:started:)``
+/// text) or `cancelled`. Each reply runs in three steps: ``stream(_:started:)`` relays its text as it
+/// arrives — and, when the model calls the chat's tools, calls them and asks it again, round after
+/// round (``ToolBox``) — and answers an ``ReplyOutcome``; ``finish(_:_:)`` stores it; ``release(_:_:started:)``
 /// lets it go. Replies in flight are saved every `checkpointInterval` (which also proves to other
 /// instances that this one is alive); on shutdown they get `drainTimeout` to finish.
 final class ReplyRunner: Sendable {
@@ -20,12 +21,16 @@ final class ReplyRunner: Sendable {
     let logger: Logger
     let metrics: AppMetrics
     let titler: ChatTitler
+    let tools: ToolCatalog
+    let usage: UsageLedger
     /// Titles being asked for after replies ended.
     let followUps = OwnedTasks()
 
-    init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, store: ReplyStore, clock: any WallClock,
-         settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
+    init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, tools: ToolCatalog, usage: UsageLedger, store: ReplyStore,
+         clock: any WallClock, settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
         self.replies = replies
+        self.tools = tools
+        self.usage = usage
         self.bus = bus
         self.catalog = catalog
         self.store = store
@@ -80,33 +85,61 @@ final class ReplyRunner: Sendable {
         release(reply, stored, started: started)
     }
 
-    /// Asks the model and relays each piece of text to the streams as it arrives.
+    /// Asks the model and relays each piece of text to the streams as it arrives. When it calls
+    /// tools (the chat's, ``ToolBox``), calls them one after another, relays each call and result,
+    /// and asks it again with the results — up to `TOOL_MAX_STEPS` rounds, or until the user's
+    /// quota is spent; then once more with `tool_choice: none`, and that answer ends the reply.
     private func stream(_ reply: RunningReply, started: ContinuousClock.Instant) async -> ReplyOutcome {
         let job = reply.job
         do {
             guard let route = catalog.route(job.model) else {
                 throw ProviderError(.notFound, "the model '\(job.model)' is not offered by this server")
             }
-            let request = try await store.request(for: job, model: route.model, catalog: catalog)
-            reply.prepared(omittedMessages: request.omittedMessages, promptEstimate: request.promptEstimate)
+            let prepared = try await store.request(for: job, model: route.model, catalog: catalog)
+            reply.prepared(omittedMessages: prepared.omittedMessages, promptEstimate: prepared.promptEstimate)
+            var request = prepared.model
+            let toolBox = job.tools.isEmpty || !catalog.capabilities(of: job.model).contains(.tools) ? nil : tools.toolBox(for: job.tools)
+            if let toolBox, !toolBox.isEmpty { request.tools = toolBox.modelTools }
             let firstToken = FirstTokenClock(started: started, metrics: metrics)
-            let completion = try await route.provider.streamReply(request.model) { [bus] event in
-                switch event {
-                case .text(let piece):
-                    let now = ContinuousClock.now
-                    firstToken.arrived(at: now)
-                    if let delta = reply.append(piece, receivedAt: now) { bus.replyDelta(delta) }
-                case .reasoning(let piece):
-                    let now = ContinuousClock.now
-                    firstToken.arrived(at: now)
-                    if let delta = reply.append(piece, kind: .reasoning, receivedAt: now) { bus.replyDelta(delta) }
-                case .reasoningSignature(let signature):
-                    reply.signReasoning(signature)
-                case .usage(let usage, let final):
-                    reply.noteUsage(usage, final: final)
+            var steps = 0
+            while true {
+                let calls = NIOLockedValueBox<[ModelToolCall]>([])
+                let completion = try await route.provider.streamReply(request) { [bus] event in
+                    switch event {
+                    case .text(let piece):
+                        let now = ContinuousClock.now
+                        firstToken.arrived(at: now)
+                        if let delta = reply.append(piece, receivedAt: now) { bus.replyDelta(delta) }
+                    case .reasoning(let piece):
+                        let now = ContinuousClock.now
+                        firstToken.arrived(at: now)
+                        if let delta = reply.append(piece, kind: .reasoning, receivedAt: now) { bus.replyDelta(delta) }
+                    case .reasoningSignature(let signature):
+                        reply.signReasoning(signature)
+                    case .usage(let usage, let final):
+                        reply.noteUsage(usage, final: final)
+                    case .toolCall(let call):
+                        calls.withLockedValue { $0.append(call) }
+                    }
+                }
+                let called = calls.withLockedValue { $0 }
+                guard let toolBox, !toolBox.isEmpty, !called.isEmpty, request.toolChoice == .auto else { return .complete(completion) }
+                let output = reply.roundOutput
+                let results = try await callTools(called, of: reply, in: toolBox)
+                request.messages.append(ModelMessage(role: .assistant, content: output.text, toolCalls: called,
+                                                     reasoning: output.reasoning, reasoningSignature: output.signature))
+                request.messages.append(ModelMessage(role: .user, content: "", toolResults: results))
+                let added = ([output.reasoning ?? "", output.text] + called.map(\.arguments.jsonText) + results.map(\.content))
+                    .reduce(0) { $0 + ConversationWindow.estimatedTokens($1) }
+                reply.endRound(output: (output.reasoning ?? "") + output.text, completion: completion,
+                               nextPrompt: reply.usage.promptEstimate + added)
+                steps += 1
+                if steps >= tools.settings.maxSteps {
+                    request.toolChoice = .none
+                } else if try await quotaSpent(by: reply) {
+                    request.toolChoice = .none
                 }
             }
-            return .complete(completion)
         } catch {
             let outcome = ReplyOutcome(error, stopReason: reply.stopReason)
             switch outcome {
@@ -119,12 +152,68 @@ final class ReplyRunner: Sendable {
         }
     }
 
+    /// Calls each tool the model called, in order, relaying and saving each call and its result;
+    /// answers the results for the model. A stop during a call ends it, and the call is kept as
+    /// stopped.
+    private func callTools(_ calls: [ModelToolCall], of reply: RunningReply, in toolBox: ToolBox) async throws -> [ModelToolResult] {
+        var results: [ModelToolResult] = []
+        for call in calls {
+            let name = toolBox.name(ofModelName: call.name) ?? call.name
+            guard let index = reply.beginToolCall(id: call.id, name: name, arguments: call.arguments) else { throw CancellationError() }
+            await progressed(reply)
+            let started = ContinuousClock.now
+            let outcome: ToolOutcome
+            do {
+                outcome = try await toolBox.call(call.name, arguments: call.arguments)
+            } catch {
+                let ending: MessageStatus = reply.stopReason == .shutdown ? .failed : .cancelled
+                reply.finishToolCall(index, result: ReplyStore.unfinishedCall(ending), isError: true, duration: started.duration(to: .now))
+                await progressed(reply)
+                throw error
+            }
+            metrics.toolCalled(server: toolBox.server(ofModelName: call.name) ?? "unknown", isError: outcome.isError, duration: outcome.duration)
+            reply.finishToolCall(index, result: outcome.content, isError: outcome.isError, duration: outcome.duration)
+            await progressed(reply)
+            results.append(ModelToolResult(callID: call.id, content: outcome.content, isError: outcome.isError))
+        }
+        return results
+    }
+
+    /// A call began or ended: this process's streams get it at once; it is saved, so that other
+    /// instances' streams get it too and a restart finds it (when the save fails, the next checkpoint
+    /// saves it).
+    private func progressed(_ reply: RunningReply) async {
+        let live = reply.live
+        var shown = reply.job.announced
+        (shown.content, shown.reasoning, shown.toolCalls) = (live.text, live.reasoning, live.toolCalls)
+        bus.replyProgressed(shown)
+        let snapshot = reply.snapshot()
+        do {
+            guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
+                                             toolCalls: snapshot.toolCalls, now: clock.now()) else { return }
+            reply.saved(snapshot)
+            bus.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes)
+        } catch {
+            logger.warning("could not save a tool call", metadata: ["chat": "\(reply.job.chatID)", "error": "\(error)"])
+        }
+    }
+
+    /// Whether the user's quota is spent, counting what this reply's rounds consumed so far (a
+    /// reply in flight is never cut: its next round is its last).
+    private func quotaSpent(by reply: RunningReply) async throws -> Bool {
+        guard let quota = reply.job.quota else { return false }
+        let today = try await usage.tokensToday(of: reply.job.userID, on: store.database())
+        return today + reply.usage.consumedEarlier >= quota
+    }
+
     /// Stores how the reply ended and tells the streams; nil when it is not stored (its chat is gone).
     /// While the database is unavailable the text stays here and the write is tried again, for up
     /// to `replyLease` (past it, another instance may take the reply for lost) or until shutdown.
     private func finish(_ reply: RunningReply, _ outcome: ReplyOutcome) async -> MessageResponse? {
+        let round = reply.roundOutput
         let ending = outcome.ending(text: reply.text, reasoning: reply.reasoning, reasoningSignature: reply.reasoningSignature,
-                                    usage: reply.usage, omittedMessages: reply.omittedMessages)
+                                    toolCalls: reply.toolCalls, usage: reply.usage, roundOutput: (round.reasoning ?? "") + round.text,
+                                    omittedMessages: reply.omittedMessages)
         let giveUpAt = clock.now().adding(settings.replyLease)
         var pause = Duration.milliseconds(100)
         while true {
@@ -168,8 +257,8 @@ final class ReplyRunner: Sendable {
             let unsaved = reply.unsaved()
             do {
                 let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, reasoning: unsaved?.reasoning,
-                                                                now: now)
-                if let unsaved { reply.saved(bytes: unsaved.bytes) }
+                                                                toolCalls: unsaved?.toolCalls, now: now)
+                if let unsaved { reply.saved(unsaved) }
                 if !stillStreaming { reply.stop(.finishedElsewhere) }
             } catch {
                 logger.warning("could not save a reply in progress", metadata: ["error": "\(error)"])

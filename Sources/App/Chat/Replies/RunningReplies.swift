@@ -15,6 +15,10 @@ struct ReplyJob: Sendable {
     var announced: MessageResponse
     /// The chat waits for a title (``ChatTitler``): once this reply is complete, it gets one.
     var needsTitle = false
+    /// The chat's tools (``Chat/tools``), offered to the model.
+    var tools: [String] = []
+    /// The user's daily token quota (nil: none): between tool rounds, past it, the model answers without tools.
+    var quota: Int?
 }
 
 /// Why a running reply was stopped before it finished.
@@ -39,6 +43,14 @@ final class RunningReply: Sendable {
         var reasoning: String?
         var reasoningSignature: String?
         var signatureDropped = false
+        /// The tools it called so far, and where the round in progress begins.
+        var toolCalls: [ToolCallRecord] = []
+        var round = ReplyRound(after: [])
+        /// UTF-8 bytes of the calls' arguments and results, which count toward `maxBytes` with the text.
+        var toolBytes = 0
+        /// Counts changes to the calls; `savedToolChanges` of them are known to be saved.
+        var toolChanges = 0
+        var savedToolChanges = 0
         /// UTF-8 bytes of text and reasoning together known to be saved in the database.
         var savedBytes = 0
         var stopReason: ReplyStopReason?
@@ -55,7 +67,7 @@ final class RunningReply: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    /// The most text and reasoning together it may hold, in bytes.
+    /// The most text, reasoning and tool calls (arguments and results) together it may hold, in bytes.
     let maxBytes: Int
 
     init(job: ReplyJob, maxBytes: Int = 32 << 20) {
@@ -66,6 +78,7 @@ final class RunningReply: Sendable {
     var text: String { state.withLockedValue { $0.text } }
     var reasoning: String? { state.withLockedValue { $0.reasoning } }
     var reasoningSignature: String? { state.withLockedValue { $0.reasoningSignature } }
+    var toolCalls: [ToolCallRecord] { state.withLockedValue { $0.toolCalls } }
     var stopReason: ReplyStopReason? { state.withLockedValue { $0.stopReason } }
     /// Shutdown stopped the reply, or came after it was stopped: its end is not retried.
     var isShuttingDown: Bool { state.withLockedValue { $0.shuttingDown } }
@@ -86,8 +99,57 @@ final class RunningReply: Sendable {
     func noteUsage(_ usage: ModelUsage, final: Bool) {
         state.withLockedValue { $0.usage.note(usage, final: final) }
     }
+
+    /// A round of a tool loop ended (``ReplyUsage/endRound(output:completion:nextPrompt:)``).
+    func endRound(output: String, completion: ModelCompletion, nextPrompt: Int) {
+        state.withLockedValue { $0.usage.endRound(output: output, completion: completion, nextPrompt: nextPrompt) }
+    }
     var live: LiveReply {
-        state.withLockedValue { LiveReply(messageID: job.announced.id, sequence: job.sequence, reasoning: $0.reasoning, text: $0.text) }
+        state.withLockedValue {
+            LiveReply(messageID: job.announced.id, sequence: job.sequence, reasoning: $0.reasoning, text: $0.text, toolCalls: $0.toolCalls)
+        }
+    }
+
+    /// What the round in progress wrote: its reasoning (nil: none) with its signature, and its text.
+    var roundOutput: (reasoning: String?, signature: String?, text: String) {
+        state.withLockedValue { state in
+            let reasoning = state.reasoning.map { String($0.utf8.dropFirst(state.round.reasoningStart)) ?? "" } ?? ""
+            let text = String(state.text.utf8.dropFirst(state.round.textStart)) ?? ""
+            return (reasoning.isEmpty ? nil : reasoning, state.reasoningSignature, text)
+        }
+    }
+
+    /// The model called a tool: the call is recorded where the reply stands; answers its index.
+    /// A call that would make the reply hold more than `maxBytes` (its text, reasoning, calls and
+    /// results together) stops the reply instead (``ReplyStopReason/tooLarge(bytes:)``), and answers nil.
+    func beginToolCall(id: String, name: String, arguments: JSONValue) -> Int? {
+        let added = arguments.jsonText.utf8.count + id.utf8.count + name.utf8.count
+        let index: Int? = state.withLockedValue { state in
+            guard state.text.utf8.count + (state.reasoning?.utf8.count ?? 0) + state.toolBytes + added <= maxBytes else { return nil }
+            state.toolBytes += added
+            state.toolCalls.append(ToolCallRecord(callID: id, name: name, arguments: arguments, textOffset: state.text.utf8.count,
+                                                  reasoningOffset: state.reasoning?.utf8.count ?? 0))
+            state.round = ReplyRound(after: state.toolCalls)
+            state.toolChanges += 1
+            return state.toolCalls.count - 1
+        }
+        if index == nil { stop(.tooLarge(bytes: maxBytes)) }
+        return index
+    }
+
+    /// The call at `index` came back (or was given up).
+    func finishToolCall(_ index: Int, result: String, isError: Bool, duration: Duration) {
+        state.withLockedValue { state in
+            guard state.toolCalls.indices.contains(index) else { return }
+            state.toolBytes += result.utf8.count
+            state.toolCalls[index].result = result
+            state.toolCalls[index].isError = isError
+            state.toolCalls[index].durationMs = Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+            state.round = ReplyRound(after: state.toolCalls)
+            state.toolChanges += 1
+            // The next round signs its own reasoning.
+            (state.reasoningSignature, state.signatureDropped) = (nil, false)
+        }
     }
 
     /// Adds the next piece of the answer (or, `kind: .reasoning`, of the reasoning); answers it as a
@@ -100,18 +162,17 @@ final class RunningReply: Sendable {
         let piece = piece.utf8.contains(0) ? piece.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : piece
         enum Placement { case placed(segment: Int, offset: Int), kept, tooLarge }
         let placement: Placement = state.withLockedValue { state in
-            guard state.text.utf8.count + (state.reasoning?.utf8.count ?? 0) + piece.utf8.count <= maxBytes else { return .tooLarge }
-            switch kind {
-            case .answer:
-                defer { state.text += piece }
-                return .placed(segment: kind.segment(hasReasoning: state.reasoning != nil), offset: state.text.utf8.count)
-            case .reasoning:
-                guard state.text.isEmpty || state.reasoning != nil else { return .kept }
-                let offset = state.reasoning?.utf8.count ?? 0
-                if state.reasoning == nil { state.reasoning = piece } else { state.reasoning?.append(piece) }
-                // Reasoning after the answer began (it led the reply) is kept, not streamed.
-                return state.text.isEmpty ? .placed(segment: 0, offset: offset) : .kept
+            let reasoningBytes = state.reasoning?.utf8.count ?? 0
+            guard state.text.utf8.count + reasoningBytes + state.toolBytes + piece.utf8.count <= maxBytes else { return .tooLarge }
+            // Reasoning once the round's answer began has no segment to go to (``ReplyRound``): dropped.
+            guard let placed = state.round.placement(of: kind, reasoningBytes: reasoningBytes, textBytes: state.text.utf8.count) else {
+                return .kept
             }
+            switch kind {
+            case .answer: state.text += piece
+            case .reasoning: if state.reasoning == nil { state.reasoning = piece } else { state.reasoning?.append(piece) }
+            }
+            return .placed(segment: placed.segment, offset: placed.offset)
         }
         let placed: (segment: Int, offset: Int)
         switch placement {
@@ -139,18 +200,40 @@ final class RunningReply: Sendable {
         }
     }
 
-    /// The text and reasoning to save, and their length together, when some arrived since the last
-    /// successful save.
-    func unsaved() -> (text: String, reasoning: String?, bytes: Int)? {
+    /// What to save when something changed since the last successful save: the text and
+    /// reasoning with their length together, and the calls with their count of changes.
+    func unsaved() -> Unsaved? {
         state.withLockedValue { state in
             let bytes = state.text.utf8.count + (state.reasoning?.utf8.count ?? 0)
-            return bytes == state.savedBytes ? nil : (state.text, state.reasoning, bytes)
+            guard bytes != state.savedBytes || state.toolChanges != state.savedToolChanges else { return nil }
+            return Unsaved(text: state.text, reasoning: state.reasoning, bytes: bytes,
+                           toolCalls: state.toolChanges == state.savedToolChanges ? nil : state.toolCalls, toolChanges: state.toolChanges)
         }
     }
 
-    /// Records that `bytes` of text and reasoning are saved (after the write succeeded).
-    func saved(bytes: Int) {
-        state.withLockedValue { $0.savedBytes = max($0.savedBytes, bytes) }
+    struct Unsaved {
+        var text: String
+        var reasoning: String?
+        var bytes: Int
+        /// Nil when they are saved already.
+        var toolCalls: [ToolCallRecord]?
+        var toolChanges: Int
+    }
+
+    /// Everything as it stands, to save whatever the last save holds.
+    func snapshot() -> Unsaved {
+        state.withLockedValue { state in
+            Unsaved(text: state.text, reasoning: state.reasoning, bytes: state.text.utf8.count + (state.reasoning?.utf8.count ?? 0),
+                    toolCalls: state.toolCalls, toolChanges: state.toolChanges)
+        }
+    }
+
+    /// Records that `saved` is in the database (after the write succeeded).
+    func saved(_ saved: Unsaved) {
+        state.withLockedValue { state in
+            state.savedBytes = max(state.savedBytes, saved.bytes)
+            if saved.toolCalls != nil { state.savedToolChanges = max(state.savedToolChanges, saved.toolChanges) }
+        }
     }
 
     /// Gives the reply its task; a stop that came first cancels it at once.

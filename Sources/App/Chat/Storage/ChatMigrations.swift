@@ -130,6 +130,19 @@ struct AddUsageEstimates: AsyncMigration {
 
 /// Adds to `messages` a reply's reasoning (`reasoning`, shown apart from its answer) and its
 /// provider's signature of it (`reasoning_signature`).
+/// A chat's tools (``Chat/tools``) and a reply's calls (``ToolCallRecord``), as JSON text.
+struct AddTools: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Chat.schema).field("tools", .string, .required, .sql(.default("[]"))).update()
+        try await database.schema(Message.schema).field("tool_calls", .string, .required, .sql(.default("[]"))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Message.schema).deleteField("tool_calls").update()
+        try await database.schema(Chat.schema).deleteField("tools").update()
+    }
+}
+
 struct AddReasoning: AsyncMigration {
     func prepare(on database: any Database) async throws {
         try await database.schema(Message.schema).field("reasoning", .string).update()

@@ -51,7 +51,7 @@ enum ChatReads {
         try await rows(messageByID, [.uuid(id)], on: db) { columns in try MessageRow.read(&columns) }.first
     }
 
-    static let summaryColumns = "id, title, model, system, created_at, updated_at, last_message_at, activity_at, revision"
+    static let summaryColumns = "id, title, model, system, created_at, updated_at, last_message_at, activity_at, revision, tools"
     static let messageColumns = MessageRow.selected.joined(separator: ", ")
 
     /// The chat list's statement: without and with a title search, each without and with a cursor.
@@ -275,6 +275,7 @@ extension ChatSummaryRow {
     init(reading columns: inout ColumnReader) throws {
         self.init(id: try columns.uuid(), title: try columns.string(), model: try columns.string(), system: try columns.optionalString(),
                   createdAt: try columns.optionalDate(), updatedAt: try columns.optionalDate(),
-                  lastMessageAt: try columns.optionalDate(), activityAt: try columns.date(), revision: try columns.int())
+                  lastMessageAt: try columns.optionalDate(), activityAt: try columns.date(), revision: try columns.int(),
+                  tools: Chat.tools(fromJSON: try columns.string()))
     }
 }

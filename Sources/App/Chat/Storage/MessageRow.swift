@@ -34,6 +34,8 @@ enum MessageRow {
                read: { $0.attachments = [FileResponse](storedJSON: try $1.string()) }),
         Column("reasoning", insert: { message, _ in SQLBind(message.reasoning) }, read: { $0.reasoning = try $1.optionalString() }),
         Column("reasoning_signature", insert: { message, _ in SQLBind(message.reasoningSignature) }, read: nil),
+        // A message begins without calls; a reply's are written as it makes them (``ReplyStore``).
+        Column("tool_calls", insert: { _, _ in SQLBind("[]") }, read: { $0.toolCalls = [ToolCallRecord](storedJSON: try $1.string()) }),
         Column("status", insert: { message, _ in SQLBind(message.status.rawValue) }, read: { message, columns in
             guard let status = MessageStatus(rawValue: try columns.string()) else { throw ColumnReader.Malformed(description: "unknown status") }
             message.status = status
@@ -88,6 +90,7 @@ enum MessageRow {
             .set("content", to: SQLBind(ending.text))
             .set("reasoning", to: SQLBind(ending.reasoning))
             .set("reasoning_signature", to: SQLBind(ending.reasoningSignature))
+            .set("tool_calls", to: SQLBind(ending.toolCalls.storedJSON))
             .set("status", to: SQLBind(ending.status.rawValue))
             .set("input_tokens", to: SQLBind(ending.usage.inputTokens))
             .set("output_tokens", to: SQLBind(ending.usage.outputTokens))
@@ -107,6 +110,7 @@ enum MessageRow {
         var stored = announced
         stored.content = ending.text
         stored.reasoning = ending.reasoning
+        stored.toolCalls = ending.toolCalls
         stored.status = ending.status
         stored.inputTokens = ending.usage.inputTokens
         stored.outputTokens = ending.usage.outputTokens

@@ -20,6 +20,7 @@ struct ReplyStore: Sendable {
         /// The reply's reasoning (nil: none), and the provider's signature of it.
         var reasoning: String?
         var reasoningSignature: String?
+        var toolCalls: [ToolCallRecord] = []
         var stopReason: String?
         var error: String?
         var omittedMessages: Int
@@ -126,10 +127,12 @@ struct ReplyStore: Sendable {
 
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message
     /// is no longer streaming (ended elsewhere, or deleted).
-    func checkpoint(_ messageID: UUID, text: String?, reasoning: String? = nil, now: Date) async throws -> Bool {
+    func checkpoint(_ messageID: UUID, text: String?, reasoning: String? = nil, toolCalls: [ToolCallRecord]? = nil,
+                    now: Date) async throws -> Bool {
         var update = try database().sql().update(Message.schema).set("heartbeat_at", to: SQLBind(now))
         if let text { update = update.set("content", to: SQLBind(text)) }
         if let reasoning { update = update.set("reasoning", to: SQLBind(reasoning)) }
+        if let toolCalls { update = update.set("tool_calls", to: SQLBind(toolCalls.storedJSON)) }
         let rows = try await update
             .where("id", .equal, SQLBind(messageID))
             .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
@@ -147,6 +150,11 @@ struct ReplyStore: Sendable {
                 right: SQLBinaryExpression(left: SQLColumn("heartbeat_at"), op: SQLBinaryOperator.is, right: SQLLiteral.null)
             )))
         }
+    }
+
+    /// The result of a call that never came back, for a reply ended as `status` by another path.
+    static func unfinishedCall(_ status: MessageStatus) -> String {
+        status == .cancelled ? "The reply was stopped during the call." : "The call was interrupted: the server handling the reply stopped."
     }
 
     /// Cancels a reply left streaming in `chat` that no instance is running, keeping its saved text.
@@ -167,12 +175,20 @@ struct ReplyStore: Sendable {
                 .set("heartbeat_at", to: SQLLiteral.null)
                 .set("updated_at", to: SQLBind(now))
                 .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue)))
-                .returning("id", "chat_id", "model", "content", "reasoning", "reserved_tokens")
+                .returning("id", "chat_id", "model", "content", "reasoning", "reserved_tokens", "tool_calls")
                 .all()
             var ids: [UUID] = []
             for row in rows {
                 let id = try row.decode(column: "id", as: UUID.self)
                 ids.append(id)
+                // A call in flight when the reply's server went is kept, and says so.
+                var calls = [ToolCallRecord](storedJSON: try row.decode(column: "tool_calls", as: String.self))
+                if calls.contains(where: { $0.result == nil }) {
+                    for index in calls.indices where calls[index].result == nil {
+                        (calls[index].result, calls[index].isError) = (Self.unfinishedCall(status), true)
+                    }
+                    try await sql.update(Message.schema).set("tool_calls", to: SQLBind(calls.storedJSON)).where("id", .equal, SQLBind(id)).run()
+                }
                 let content = try row.decode(column: "content", as: String.self)
                 let reasoning = try row.decode(column: "reasoning", as: String?.self) ?? ""
                 let output = ReplyUsage.estimatedTokens(content) + ReplyUsage.estimatedTokens(reasoning)

@@ -46,12 +46,12 @@ extension ChatBus: FollowerHost {
 
     /// Saves a reply this instance runs and tells its followers how far the saved text goes.
     private func saveForFollowers(_ reply: RunningReply) async {
-        let live = reply.live
-        let bytes = live.text.utf8.count + (live.reasoning?.utf8.count ?? 0)
+        let snapshot = reply.snapshot()
         do {
-            guard try await store.checkpoint(reply.job.messageID, text: live.text, reasoning: live.reasoning, now: Date()) else { return }
-            reply.saved(bytes: bytes)
-            transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: bytes))
+            guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
+                                             toolCalls: snapshot.toolCalls, now: Date()) else { return }
+            reply.saved(snapshot)
+            transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes))
         } catch {
             logger.warning("event bus: could not save a reply for the instances following it", metadata: ["error": "\(error)"])
         }

@@ -93,6 +93,15 @@ final class ChatBus: ChatEventBus {
         BusNotification.deltas(delta).forEach(transport.send)
     }
 
+    func replyProgressed(_ message: MessageResponse) {
+        guard let chat = UUID(hyphenated: message.chatID) else { return }
+        hub.publish(.catchUp([message]), to: chat)
+    }
+
+    func replySaved(chat: UUID, message: UUID, bytes: Int) {
+        transport?.send(.replySaved(chat: chat, message: message, bytes: bytes))
+    }
+
     func replyEnded(_ message: MessageResponse) {
         hub.replyEnded(message)
         guard let chat = UUID(hyphenated: message.chatID), let id = UUID(hyphenated: message.id) else { return }

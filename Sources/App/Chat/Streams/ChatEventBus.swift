@@ -19,6 +19,12 @@ protocol ChatEventBus: Sendable {
     func messageStored(_ message: MessageResponse)
     /// The next piece of a reply in progress.
     func replyDelta(_ delta: ReplyDelta)
+    /// The reply called a tool or got its result: this process's streams catch up to `message`
+    /// (the reply as it stands), with `tool_call` and `tool_result` events.
+    func replyProgressed(_ message: MessageResponse)
+    /// The reply is saved as it stands (`bytes` of text and reasoning, its calls): the other
+    /// instances read it and their streams catch up.
+    func replySaved(chat: UUID, message: UUID, bytes: Int)
     /// The reply ended and is stored: `complete`, `failed` or `cancelled`.
     func replyEnded(_ message: MessageResponse)
     /// The chat is gone: its streams end with an `error` event, and its reply stops wherever it runs.
@@ -68,50 +74,42 @@ struct StreamSession: Sendable, Equatable {
     var expiresAt: Date?
 }
 
-/// A reply as it streams: which message, and its reasoning and text so far.
+/// A reply as it streams: which message, and its reasoning, text and tool calls so far.
 struct LiveReply: Sendable, Equatable {
     var messageID: String
     var sequence: Int
-    /// Its reasoning so far; nil when it has none (see ``ReplyDelta/Kind``).
+    /// Its reasoning so far; nil when it has none (see ``ReplyLayout``).
     var reasoning: String?
     var text: String
+    var toolCalls: [ToolCallRecord]
 
-    init(messageID: String, sequence: Int, reasoning: String? = nil, text: String) {
+    init(messageID: String, sequence: Int, reasoning: String? = nil, text: String, toolCalls: [ToolCallRecord] = []) {
         self.messageID = messageID
         self.sequence = sequence
         self.reasoning = reasoning
         self.text = text
+        self.toolCalls = toolCalls
     }
 
     /// How far a stream that has all of it stands.
-    var position: StreamPosition { ReplyDelta.Kind.end(of: self, sequence: sequence) }
+    var position: StreamPosition {
+        ReplyLayout(reasoning: reasoning, text: text, toolCalls: toolCalls).end(sequence: sequence)
+    }
+
+    /// Whether it holds at least what `message` (the same reply, as stored) holds.
+    func covers(_ message: MessageResponse) -> Bool {
+        toolCalls.count >= message.toolCalls.count && toolCalls.answered >= message.toolCalls.answered
+            && text.utf8.count >= message.content.utf8.count && (reasoning?.utf8.count ?? 0) >= (message.reasoning?.utf8.count ?? 0)
+    }
 }
 
 /// The next piece of a reply — of its answer, or of its reasoning — and where it goes (a segment of
 /// the reply and a byte offset in it), so that every instance gives it the same event id.
 struct ReplyDelta: Sendable, Equatable {
-    /// What a piece is of. A reply is streamed in segments: its reasoning, when it leads the reply,
-    /// is segment 0 and its answer segment 1; a reply without reasoning has its answer as segment 0.
+    /// What a piece is of; which segment it goes to is the reply's layout's to say (``ReplyLayout``).
     enum Kind: String, Sendable, Equatable {
         case answer
         case reasoning
-
-        /// The segment of this kind in a reply that has reasoning or not.
-        func segment(hasReasoning: Bool) -> Int {
-            self == .answer && hasReasoning ? 1 : 0
-        }
-
-        /// Where a stream that has the whole of `reasoning` and `text` stands.
-        static func end(of reply: LiveReply, sequence: Int) -> StreamPosition {
-            end(reasoning: reply.reasoning, text: reply.text, sequence: sequence)
-        }
-
-        static func end(reasoning: String?, text: String, sequence: Int) -> StreamPosition {
-            if let reasoning, text.isEmpty {
-                return StreamPosition(sequence: sequence, segment: 0, offset: reasoning.utf8.count)
-            }
-            return StreamPosition(sequence: sequence, segment: Kind.answer.segment(hasReasoning: reasoning != nil), offset: text.utf8.count)
-        }
     }
 
     var chatID: UUID

@@ -170,11 +170,11 @@ final class ReplyFollower: Sendable {
     private func adopt(_ stored: MessageResponse) -> [BusNotification.Piece] {
         guard let message = UUID(hyphenated: stored.id) else { return [] }
         return state.withLockedValue { state in
-            if let known = state.live, known.messageID == stored.id, known.text.utf8.count >= stored.content.utf8.count,
-               (known.reasoning?.utf8.count ?? 0) >= (stored.reasoning?.utf8.count ?? 0) {
+            if let known = state.live, known.messageID == stored.id, known.covers(stored) {
                 return state.held.removeValue(forKey: message) ?? []
             }
-            state.live = LiveReply(messageID: stored.id, sequence: stored.sequence, reasoning: stored.reasoning, text: stored.content)
+            state.live = LiveReply(messageID: stored.id, sequence: stored.sequence, reasoning: stored.reasoning, text: stored.content,
+                                   toolCalls: stored.toolCalls)
             state.syncRequested = false
             return state.held.removeValue(forKey: message) ?? []
         }
@@ -200,14 +200,17 @@ final class ReplyFollower: Sendable {
                 return .hold(askSync: !state.syncRequested)
             }
             guard var live = state.live, live.messageID == piece.message.lowercased else { return hold() }
-            // The segment this piece belongs in, as the reply is known here: reasoning streams only
-            // while it leads the reply, and the answer comes after it.
-            let expected = piece.kind.segment(hasReasoning: live.reasoning != nil)
-            guard piece.segment == expected, piece.kind == .answer || live.text.isEmpty else {
-                return piece.kind == .reasoning && !live.text.isEmpty ? .none : hold()
+            // The segment this piece belongs in, as the reply is known here (``ReplyRound``):
+            // reasoning streams only while it leads its round, and the answer comes after it. A
+            // piece for a later segment waits for what comes before it (a call, its result).
+            let round = ReplyRound(after: live.toolCalls)
+            guard let placed = round.placement(of: piece.kind, reasoningBytes: live.reasoning?.utf8.count ?? 0,
+                                               textBytes: live.text.utf8.count) else {
+                // Reasoning once this round's answer began is dropped; a later round's waits for its start.
+                return piece.segment > round.closedSegments + 1 ? hold() : .none
             }
-            let knownText = piece.kind == .answer ? live.text : live.reasoning ?? ""
-            let known = knownText.utf8.count
+            guard piece.segment == placed.segment else { return piece.segment < placed.segment ? .none : hold() }
+            let known = placed.offset
             guard piece.offset + piece.text.utf8.count > known else { return .none }
             guard piece.offset <= known else { return hold() }
             let utf8 = piece.text.utf8

@@ -30,6 +30,39 @@ enum ServerSentEventEncoder {
         return buffer
     }
 
+    /// `event: tool_call` with `{"arguments", "call_id", "message_id", "name"}`.
+    static func toolCall(_ call: ToolCallRecord, messageID: String, position: StreamPosition) -> ByteBuffer {
+        let arguments = call.arguments.jsonText
+        var buffer = ByteBufferAllocator().buffer(capacity: arguments.utf8.count + call.name.utf8.count + 160)
+        write(header: "tool_call", id: position, into: &buffer)
+        buffer.writeStaticString(#"{"arguments":"#)
+        buffer.writeString(arguments)
+        buffer.writeStaticString(#","call_id":"#)
+        buffer.writeJSONString(call.callID)
+        buffer.writeStaticString(#","message_id":""#)
+        buffer.writeString(messageID)
+        buffer.writeStaticString(#"","name":"#)
+        buffer.writeJSONString(call.name)
+        buffer.writeStaticString("}\n\n")
+        return buffer
+    }
+
+    /// `event: tool_result` with `{"call_id", "content", "is_error", "message_id"}`.
+    static func toolResult(_ call: ToolCallRecord, messageID: String, position: StreamPosition) -> ByteBuffer {
+        let content = call.result ?? ""
+        var buffer = ByteBufferAllocator().buffer(capacity: content.utf8.count + 160)
+        write(header: "tool_result", id: position, into: &buffer)
+        buffer.writeStaticString(#"{"call_id":"#)
+        buffer.writeJSONString(call.callID)
+        buffer.writeStaticString(#","content":"#)
+        buffer.writeJSONString(content)
+        buffer.writeStaticString(call.isError ? #","is_error":true"# : #","is_error":false"#)
+        buffer.writeStaticString(#","message_id":""#)
+        buffer.writeString(messageID)
+        buffer.writeStaticString("\"}\n\n")
+        return buffer
+    }
+
     /// `event: conversation` with `{"id": chat, "revision": n}`: the current conversation changed;
     /// what follows is the whole of it, at `position` (the start of the new revision).
     static func conversationChanged(chat: UUID, revision: Int, position: StreamPosition) -> ByteBuffer {

@@ -30,7 +30,8 @@ struct StreamReplay {
         }
         for message in conversation {
             let end = message.status == .streaming
-                ? ReplyDelta.Kind.end(reasoning: message.reasoning, text: message.content, sequence: message.sequence).in(revision)
+                ? ReplyLayout(reasoning: message.reasoning, text: message.content, toolCalls: message.toolCalls)
+                    .end(sequence: message.sequence).in(revision)
                 : StreamPosition.complete(message.sequence, revision: revision)
             guard end > position else { continue }
 
@@ -50,21 +51,31 @@ struct StreamReplay {
         }
     }
 
-    /// The segments of `message` after ``position`` (which is inside it): the rest of its
-    /// reasoning, then of its answer, as `reasoning` and `delta` events.
+    /// The segments of `message` after ``position`` (which is inside it), laid out as
+    /// ``ReplyLayout`` says: the rest of each piece of reasoning and answer as `reasoning` and
+    /// `delta` events, and each call and result not yet sent as `tool_call` and `tool_result`.
     private mutating func sendRest(of message: MessageResponse, revision: Int) {
-        var segments: [(kind: ReplyDelta.Kind, text: String)] = []
-        if let reasoning = message.reasoning { segments.append((.reasoning, reasoning)) }
-        segments.append((.answer, message.content))
-        for (segment, part) in segments.enumerated() where segment >= position.segment {
+        let layout = ReplyLayout(reasoning: message.reasoning, text: message.content, toolCalls: message.toolCalls)
+        for (segment, part) in layout.segments.enumerated() where segment >= position.segment {
             let delivered = segment == position.segment ? position.offset ?? 0 : 0
-            let text = part.text.utf8
-            guard text.count > delivered, let start = text.index(text.startIndex, offsetBy: delivered, limitedBy: text.endIndex) else {
-                continue
+            let reached = StreamPosition(revision: revision, sequence: message.sequence, segment: segment, offset: ReplyLayout.length(of: part))
+            let event: ByteBuffer
+            switch part {
+            case .reasoning(let range), .answer(let range):
+                let kind: ReplyDelta.Kind = if case .reasoning = part { .reasoning } else { .answer }
+                let whole = (kind == .reasoning ? message.reasoning ?? "" : message.content).utf8
+                guard range.count > delivered, range.upperBound <= whole.count else { continue }
+                let start = whole.index(whole.startIndex, offsetBy: range.lowerBound + delivered)
+                let end = whole.index(whole.startIndex, offsetBy: range.upperBound)
+                event = ServerSentEventEncoder.delta(kind, messageID: message.id, text: Substring(whole[start..<end]), position: reached)
+            case .toolCall(let index):
+                guard delivered < 1 else { continue }
+                event = ServerSentEventEncoder.toolCall(message.toolCalls[index], messageID: message.id, position: reached)
+            case .toolResult(let index):
+                guard delivered < 1 else { continue }
+                event = ServerSentEventEncoder.toolResult(message.toolCalls[index], messageID: message.id, position: reached)
             }
-            let reached = StreamPosition(revision: revision, sequence: message.sequence, segment: segment, offset: text.count)
-            bytes.writeImmutableBuffer(ServerSentEventEncoder.delta(part.kind, messageID: message.id, text: Substring(text[start...]),
-                                                                    position: reached))
+            bytes.writeImmutableBuffer(event)
             events += 1
             position = reached
         }
@@ -80,12 +91,11 @@ enum ChatConversation {
         // Read after the stored messages: the live text is at least as new as any saved text.
         guard let live = bus.liveReply(in: chatID) else { return stored }
         return stored.map { message in
-            guard message.status == .streaming, live.messageID == message.id,
-                  live.text.utf8.count >= message.content.utf8.count,
-                  (live.reasoning?.utf8.count ?? 0) >= (message.reasoning?.utf8.count ?? 0) else { return message }
+            guard message.status == .streaming, live.messageID == message.id, live.covers(message) else { return message }
             var shown = message
             shown.content = live.text
             shown.reasoning = live.reasoning
+            shown.toolCalls = live.toolCalls
             return shown
         }
     }

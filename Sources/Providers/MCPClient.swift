@@ -1,0 +1,362 @@
+import AsyncHTTPClient
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// A tool an MCP server offers, as its `tools/list` describes it.
+public struct MCPTool: Sendable, Equatable {
+    public var name: String
+    public var description: String
+    /// Its input's JSON Schema (an object schema; `{"type": "object"}` when the server gave none usable).
+    public var inputSchema: JSONValue
+
+    public init(name: String, description: String, inputSchema: JSONValue) {
+        self.name = name
+        self.description = description
+        self.inputSchema = inputSchema
+    }
+}
+
+/// What a `tools/call` gave back: its text blocks joined, and whether the tool says it failed.
+public struct MCPCallResult: Sendable, Equatable {
+    public var text: String
+    public var isError: Bool
+}
+
+/// Why an MCP server could not be used: said in words fit for a model or an operator.
+public struct MCPError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    /// The server answered the request with a JSON-RPC error (it is up; the call was wrong).
+    public var isProtocolError = false
+
+    public init(_ description: String, isProtocolError: Bool = false) {
+        self.description = description
+        self.isProtocolError = isProtocolError
+    }
+}
+
+/// A client of one MCP server over Streamable HTTP (protocol revisions 2025-03-26 and later):
+/// JSON-RPC requests POSTed to the server's one endpoint, each answered with a JSON body or a
+/// `text/event-stream` that carries the answer (after any notifications, which are read as they
+/// come and set aside). The session is begun on first use (`initialize`, then
+/// `notifications/initialized`), its `Mcp-Session-Id` sent with every request, and begun again
+/// once when the server forgets it (404). A call whose task is cancelled closes its HTTP request
+/// and tells the server (`notifications/cancelled`). Every response is read up to
+/// `maxResponseBytes`.
+///
+/// Why not the MCP Swift SDK's client: on Linux its HTTP transport reads each response whole (no
+/// streamed answers), its request continuations do not end on task cancellation (a timed-out call
+/// would wait for the server), and one transport error ends its message loop for good. The part
+/// of the protocol a tool-calling client needs is the four messages here.
+public final class MCPClient: Sendable {
+    public let url: String
+    private let token: String?
+    private let http: HTTPClient
+    private let maxResponseBytes: Int
+
+    /// The protocol revision asked for; the server may answer with an older one it speaks.
+    public static let protocolVersion = "2025-06-18"
+    /// Tools a server may list (more are ignored), and a description's most bytes (the rest cut).
+    public static let maxTools = 256
+    public static let maxDescriptionBytes = 4096
+
+    private struct Session: Sendable {
+        var id: String?
+        var protocolVersion: String
+    }
+
+    private let session = NIOLockedValueBox<Session?>(nil)
+    private let lastRequestID = NIOLockedValueBox(0)
+
+    public init(url: String, token: String?, http: HTTPClient, maxResponseBytes: Int) {
+        self.url = url
+        self.token = token
+        self.http = http
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    // MARK: Tools
+
+    /// Every tool the server lists (following `nextCursor`), within `timeout`.
+    public func listTools(timeout: Duration) async throws -> [MCPTool] {
+        try await Self.within(timeout) { [self] in
+            var tools: [MCPTool] = []
+            var cursor: String?
+            var pages = 0
+            repeat {
+                let result = try await request("tools/list", params: cursor.map { ["cursor": .string($0)] } ?? [:])
+                guard case .array(let listed)? = result["tools"] else { throw MCPError("tools/list answered without a tools list") }
+                for case .object(let tool) in listed where tools.count < Self.maxTools {
+                    guard case .string(let name)? = tool["name"], !name.isEmpty, name.utf8.count <= 128 else { continue }
+                    var description = ""
+                    if case .string(let text)? = tool["description"] { description = Self.cut(text, toBytes: Self.maxDescriptionBytes) }
+                    var schema = tool["inputSchema"] ?? .null
+                    if !schema.isObject || schema.depth > 32 { schema = .object(["type": .string("object")]) }
+                    tools.append(MCPTool(name: name, description: description, inputSchema: schema))
+                }
+                if case .string(let next)? = result["nextCursor"], !next.isEmpty { cursor = next } else { cursor = nil }
+                pages += 1
+            } while cursor != nil && pages < 20 && tools.count < Self.maxTools
+            return tools
+        }
+    }
+
+    /// Calls `name` with `arguments` (a JSON object), within `timeout`. A tool that reports an
+    /// error (`isError`) is a result, not a throw; a server that answers the call with a JSON-RPC
+    /// error (an unknown tool, bad arguments) throws an ``MCPError`` with `isProtocolError`.
+    public func callTool(_ name: String, arguments: JSONValue, timeout: Duration) async throws -> MCPCallResult {
+        try await Self.within(timeout) { [self] in
+            let result = try await request("tools/call", params: ["name": .string(name), "arguments": arguments])
+            var parts: [String] = []
+            if case .array(let blocks)? = result["content"] {
+                for case .object(let block) in blocks {
+                    switch block["type"] {
+                    case .string("text"):
+                        if case .string(let text)? = block["text"] { parts.append(text) }
+                    case .string(let type):
+                        let media: String
+                        if case .string(let mimeType)? = block["mimeType"] { media = ", \(mimeType)" } else { media = "" }
+                        parts.append("[\(type)\(media) not shown]")
+                    default: break
+                    }
+                }
+            }
+            if parts.isEmpty, let structured = result["structuredContent"] { parts.append(structured.jsonText) }
+            var isError = false
+            if case .bool(true)? = result["isError"] { isError = true }
+            return MCPCallResult(text: parts.joined(separator: "\n"), isError: isError)
+        }
+    }
+
+    /// Ends the session (best effort, briefly).
+    public func close() async {
+        guard let id = session.withLockedValue({ $0?.id }) else { return }
+        var request = HTTPClientRequest(url: url)
+        request.method = .DELETE
+        request.headers = headers(Session(id: id, protocolVersion: Self.protocolVersion))
+        _ = try? await http.execute(request, timeout: .seconds(1))
+    }
+
+    // MARK: JSON-RPC
+
+    /// Sends `method` in the session (begun first if need be; begun again once if the server forgot
+    /// it) and answers the `result` object.
+    private func request(_ method: String, params: [String: JSONValue]) async throws -> [String: JSONValue] {
+        let current = try await establishedSession()
+        do {
+            return try await send(method, params: params, in: current)
+        } catch let error as SessionExpired {
+            _ = error
+            session.withLockedValue { if $0?.id == current.id { $0 = nil } }
+            return try await send(method, params: params, in: try await establishedSession())
+        }
+    }
+
+    private struct SessionExpired: Error {}
+
+    private func establishedSession() async throws -> Session {
+        if let known = session.withLockedValue({ $0 }) { return known }
+        let opening = Session(id: nil, protocolVersion: Self.protocolVersion)
+        let (result, headers) = try await post(id: nextID(), "initialize", params: [
+            "protocolVersion": .string(Self.protocolVersion),
+            "capabilities": .object([:]),
+            "clientInfo": .object(["name": .string("ChatServer"), "version": .string("1")]),
+        ], in: opening)
+        var begun = opening
+        begun.id = headers.first(name: "mcp-session-id")
+        if case .string(let version)? = result["protocolVersion"] { begun.protocolVersion = version }
+        guard result["capabilities"]?.isObject == true else { throw MCPError("the server's initialize answer has no capabilities") }
+        try await notify("notifications/initialized", in: begun)
+        session.withLockedValue { $0 = begun }
+        return begun
+    }
+
+    private func send(_ method: String, params: [String: JSONValue], in session: Session) async throws -> [String: JSONValue] {
+        let id = nextID()
+        do {
+            return try await post(id: id, method, params: params, in: session).result
+        } catch is CancellationError {
+            cancelled(id, in: session)
+            throw CancellationError()
+        }
+    }
+
+    private func nextID() -> Int { lastRequestID.withLockedValue { $0 += 1; return $0 } }
+
+    /// Tells the server, without waiting, that request `id` is no longer wanted.
+    private func cancelled(_ id: Int, in session: Session) {
+        Task { [self] in
+            try? await Self.within(.seconds(2)) { [self] in
+                try await notify("notifications/cancelled", params: ["requestId": .number(Double(id)), "reason": .string("cancelled")], in: session)
+            }
+        }
+    }
+
+    private func notify(_ method: String, params: [String: JSONValue] = [:], in session: Session) async throws {
+        var message: [String: JSONValue] = ["jsonrpc": .string("2.0"), "method": .string(method)]
+        if !params.isEmpty { message["params"] = .object(params) }
+        let response = try await http.execute(httpRequest(.object(message), session), timeout: .hours(1))
+        _ = try? await response.body.collect(upTo: 64 << 10)
+        guard (200..<300).contains(response.status.code) else { throw MCPError("\(method) was refused (HTTP \(response.status.code))") }
+    }
+
+    private func headers(_ session: Session) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "accept", value: "application/json, text/event-stream")
+        headers.add(name: "mcp-protocol-version", value: session.protocolVersion)
+        if let id = session.id { headers.add(name: "mcp-session-id", value: id) }
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        return headers
+    }
+
+    private func httpRequest(_ message: JSONValue, _ session: Session) throws -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers = headers(session)
+        request.body = .bytes(ByteBuffer(string: message.jsonText))
+        return request
+    }
+
+    /// POSTs request `id` and reads its answer, from a JSON body or an event stream.
+    private func post(id: Int, _ method: String, params: [String: JSONValue],
+                      in session: Session) async throws -> (result: [String: JSONValue], headers: HTTPHeaders) {
+        let message: JSONValue = .object(["jsonrpc": .string("2.0"), "id": .number(Double(id)), "method": .string(method),
+                                          "params": .object(params)])
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(try httpRequest(message, session), timeout: .hours(1))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            try Task.checkCancellation()
+            throw MCPError("could not reach the server: \(Self.describe(error))")
+        }
+        let status = response.status.code
+        if status == 404, session.id != nil { throw SessionExpired() }
+        guard (200..<300).contains(status) else {
+            switch status {
+            case 401, 403: throw MCPError("the server refused the credentials (HTTP \(status))")
+            default: throw MCPError("the server answered \(method) with HTTP \(status)")
+            }
+        }
+        let isStream = response.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") == true
+        let answer = isStream ? try await streamedAnswer(to: id, response, session) : try await jsonAnswer(response)
+        return (try Self.result(of: answer, id: id), response.headers)
+    }
+
+    private func jsonAnswer(_ response: HTTPClientResponse) async throws -> JSONValue {
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: maxResponseBytes)
+        } catch is NIOTooManyBytesError {
+            throw MCPError("the server's answer was larger than \(maxResponseBytes) bytes")
+        }
+        guard let answer = JSONValue.parse(Data(body.readableBytesView)) else { throw MCPError("the server's answer was not JSON") }
+        return answer
+    }
+
+    /// Reads events until the one that answers `id`: notifications (progress, logs) are set
+    /// aside; requests the server makes of this client are answered — `ping` with an empty
+    /// result, anything else as not offered.
+    private func streamedAnswer(to id: Int, _ response: HTTPClientResponse, _ session: Session) async throws -> JSONValue {
+        var parser = ServerSentEventParser()
+        var read = 0
+        for try await chunk in response.body {
+            read += chunk.readableBytes
+            guard read <= maxResponseBytes else { throw MCPError("the server's answer was larger than \(maxResponseBytes) bytes") }
+            var messages: [JSONValue] = []
+            chunk.withUnsafeReadableBytes { bytes in
+                parser.feed(bytes) { event in
+                    if let message = JSONValue.parse(Data(event.data)) { messages.append(message) }
+                }
+            }
+            for message in messages {
+                guard case .object(let fields) = message else { continue }
+                if fields["method"] != nil, let requestID = fields["id"] {
+                    answerServerRequest(requestID, method: fields["method"], in: session)
+                } else if fields["id"] == .number(Double(id)), fields["result"] != nil || fields["error"] != nil {
+                    return message
+                }
+            }
+        }
+        throw MCPError("the server closed the stream without answering")
+    }
+
+    private func answerServerRequest(_ id: JSONValue, method: JSONValue?, in session: Session) {
+        var reply: [String: JSONValue] = ["jsonrpc": .string("2.0"), "id": id]
+        if method == .string("ping") {
+            reply["result"] = .object([:])
+        } else {
+            reply["error"] = .object(["code": .number(-32601), "message": .string("not offered by this client")])
+        }
+        let message = JSONValue.object(reply)
+        Task { [self] in
+            try? await Self.within(.seconds(2)) { [self] in
+                let response = try await http.execute(try httpRequest(message, session), timeout: .hours(1))
+                _ = try? await response.body.collect(upTo: 64 << 10)
+            }
+        }
+    }
+
+    /// The `result` object of a JSON-RPC response to `id`, or its error as an ``MCPError``.
+    private static func result(of answer: JSONValue, id: Int) throws -> [String: JSONValue] {
+        guard case .object(let fields) = answer else { throw MCPError("the server's answer was not a JSON-RPC response") }
+        if case .object(let error)? = fields["error"] {
+            var message = "the server refused the request"
+            if case .string(let text)? = error["message"] { message = text }
+            throw MCPError(cut(message, toBytes: 2048), isProtocolError: true)
+        }
+        guard fields["id"] == .number(Double(id)) else { throw MCPError("the server answered another request") }
+        guard case .object(let result)? = fields["result"] else { throw MCPError("the server's answer has no result") }
+        return result
+    }
+
+    // MARK: Helpers
+
+    /// Runs `work`, cancelled — closing its HTTP request — if it takes longer than `timeout`.
+    static func within<T: Sendable>(_ timeout: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                try Task.checkCancellation()
+                throw MCPError("no answer within \(spoken(timeout))")
+            }
+            return value
+        }
+    }
+
+    /// `text` cut to at most `bytes` UTF-8 bytes, at a character boundary.
+    public static func cut(_ text: String, toBytes bytes: Int) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > bytes else { return text }
+        var end = utf8.index(utf8.startIndex, offsetBy: max(0, bytes))
+        while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(utf8[..<end]) ?? ""
+    }
+
+    /// `duration` as a person says it: `30 s`, `1500 ms`.
+    static func spoken(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "the connection timed out"
+            case .remoteConnectionClosed: return "the connection was closed"
+            default: break
+            }
+        }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "the connection was refused" }
+        return cut(text, toBytes: 300)
+    }
+}
