@@ -108,8 +108,13 @@ struct UpstreamFaultTableTests {
                     #expect(response.status == .ok || response.status == .conflict, "stop answered \(response.status)")
                     if response.status == .ok { stopped = try response.jsonObject() }
                 }
+                // The clock moves only once the text sent before the silence has reached the server: moved
+                // earlier, the first-byte timeout could fire and the reply be retried.
+                let chatID = try #require(UUID(uuidString: chat.id))
+                let replies = try t.services.chat.replies
                 let stored = fault.silent && stopped == nil
-                    ? try await t.waitForReplyMovingProviderClock(id, chat: chat.id, token: session.access, by: .seconds(60))
+                    ? try await t.waitForReplyMovingProviderClock(id, chat: chat.id, token: session.access, by: .seconds(60),
+                                                                  when: { replies.liveReply(in: chatID)?.text == fault.text })
                     : try await t.waitForReply(id, chat: chat.id, token: session.access)
 
                 if let stopped {
