@@ -39,9 +39,11 @@ public struct MCPError: Error, Sendable, Equatable, CustomStringConvertible {
 /// A client of one MCP server over Streamable HTTP (protocol revisions 2025-03-26 and later):
 /// JSON-RPC requests POSTed to the server's one endpoint, each answered with a JSON body or a
 /// `text/event-stream` that carries the answer (after any notifications, which are read as they
-/// come and set aside). The session is begun on first use (`initialize`, then
-/// `notifications/initialized`), its `Mcp-Session-Id` sent with every request, and begun again
-/// once when the server forgets it (404). A call whose task is cancelled closes its HTTP request
+/// come and set aside). Sessions are kept apart by a key the caller gives (a user's id: whatever a
+/// server keeps per session is never shared between users; `""` for listing tools), each begun on
+/// first use (`initialize`, then `notifications/initialized`), its `Mcp-Session-Id` sent with every
+/// request, and begun again once when the server forgets it (404); the least recently begun go
+/// past ``maxSessions``. A call whose task is cancelled closes its HTTP request
 /// and tells the server (`notifications/cancelled`). Every response is read up to
 /// `maxResponseBytes`.
 ///
@@ -66,7 +68,15 @@ public final class MCPClient: Sendable {
         var protocolVersion: String
     }
 
-    private let session = NIOLockedValueBox<Session?>(nil)
+    /// The sessions begun, by key, and their keys in the order they were begun.
+    private struct Sessions {
+        var byKey: [String: Session] = [:]
+        var order: [String] = []
+    }
+
+    private let sessions = NIOLockedValueBox(Sessions())
+    /// Sessions kept at once; past it the oldest is ended.
+    public static let maxSessions = 1000
     private let lastRequestID = NIOLockedValueBox(0)
 
     public init(url: String, token: String?, http: HTTPClient, maxResponseBytes: Int) {
@@ -80,15 +90,19 @@ public final class MCPClient: Sendable {
 
     /// Every tool the server lists (following `nextCursor`), within `timeout`.
     public func listTools(timeout: Duration) async throws -> [MCPTool] {
-        try await Self.within(timeout) { [self] in
+        let key = ""
+        return try await Self.within(timeout) { [self] in
             var tools: [MCPTool] = []
             var cursor: String?
             var pages = 0
             repeat {
-                let result = try await request("tools/list", params: cursor.map { ["cursor": .string($0)] } ?? [:])
+                let result = try await request("tools/list", params: cursor.map { ["cursor": .string($0)] } ?? [:], session: key)
                 guard case .array(let listed)? = result["tools"] else { throw MCPError("tools/list answered without a tools list") }
                 for case .object(let tool) in listed where tools.count < Self.maxTools {
-                    guard case .string(let name)? = tool["name"], !name.isEmpty, name.utf8.count <= 128 else { continue }
+                    // Names as the protocol suggests them: letters, digits, `_`, `-`, `.` and `/` (nothing that could forge a log line).
+                    guard case .string(let name)? = tool["name"], !name.isEmpty, name.utf8.count <= 128,
+                          name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-./".unicodeScalars.contains($0)) })
+                    else { continue }
                     var description = ""
                     if case .string(let text)? = tool["description"] { description = Self.cut(text, toBytes: Self.maxDescriptionBytes) }
                     var schema = tool["inputSchema"] ?? .null
@@ -105,9 +119,11 @@ public final class MCPClient: Sendable {
     /// Calls `name` with `arguments` (a JSON object), within `timeout`. A tool that reports an
     /// error (`isError`) is a result, not a throw; a server that answers the call with a JSON-RPC
     /// error (an unknown tool, bad arguments) throws an ``MCPError`` with `isProtocolError`.
-    public func callTool(_ name: String, arguments: JSONValue, timeout: Duration) async throws -> MCPCallResult {
+    /// The call runs in the session of `sessionKey` (a user's id: one user's calls never see
+    /// another's session state).
+    public func callTool(_ name: String, arguments: JSONValue, sessionKey: String, timeout: Duration) async throws -> MCPCallResult {
         try await Self.within(timeout) { [self] in
-            let result = try await request("tools/call", params: ["name": .string(name), "arguments": arguments])
+            let result = try await request("tools/call", params: ["name": .string(name), "arguments": arguments], session: sessionKey)
             var parts: [String] = []
             if case .array(let blocks)? = result["content"] {
                 for case .object(let block) in blocks {
@@ -129,12 +145,26 @@ public final class MCPClient: Sendable {
         }
     }
 
-    /// Ends the session (best effort, briefly).
+    /// Ends every session (best effort, within a second in all).
     public func close() async {
-        guard let id = session.withLockedValue({ $0?.id }) else { return }
+        let open = sessions.withLockedValue { sessions in
+            defer { sessions = Sessions() }
+            return Array(sessions.byKey.values)
+        }
+        _ = try? await Self.within(.seconds(1)) { [self] in
+            await withTaskGroup(of: Void.self) { group in
+                for session in open { group.addTask { await self.end(session) } }
+            }
+            return true
+        }
+    }
+
+    /// Tells the server a session is over (`DELETE`), briefly.
+    private func end(_ session: Session) async {
+        guard session.id != nil else { return }
         var request = HTTPClientRequest(url: url)
         request.method = .DELETE
-        request.headers = headers(Session(id: id, protocolVersion: Self.protocolVersion))
+        request.headers = headers(session)
         _ = try? await http.execute(request, timeout: .seconds(1))
     }
 
@@ -142,21 +172,22 @@ public final class MCPClient: Sendable {
 
     /// Sends `method` in the session (begun first if need be; begun again once if the server forgot
     /// it) and answers the `result` object.
-    private func request(_ method: String, params: [String: JSONValue]) async throws -> [String: JSONValue] {
-        let current = try await establishedSession()
+    private func request(_ method: String, params: [String: JSONValue], session key: String) async throws -> [String: JSONValue] {
+        let current = try await establishedSession(key)
         do {
             return try await send(method, params: params, in: current)
-        } catch let error as SessionExpired {
-            _ = error
-            session.withLockedValue { if $0?.id == current.id { $0 = nil } }
-            return try await send(method, params: params, in: try await establishedSession())
+        } catch is SessionExpired {
+            sessions.withLockedValue { sessions in
+                if sessions.byKey[key]?.id == current.id { sessions.byKey[key] = nil }
+            }
+            return try await send(method, params: params, in: try await establishedSession(key))
         }
     }
 
     private struct SessionExpired: Error {}
 
-    private func establishedSession() async throws -> Session {
-        if let known = session.withLockedValue({ $0 }) { return known }
+    private func establishedSession(_ key: String) async throws -> Session {
+        if let known = sessions.withLockedValue({ $0.byKey[key] }) { return known }
         let opening = Session(id: nil, protocolVersion: Self.protocolVersion)
         let (result, headers) = try await post(id: nextID(), "initialize", params: [
             "protocolVersion": .string(Self.protocolVersion),
@@ -168,7 +199,13 @@ public final class MCPClient: Sendable {
         if case .string(let version)? = result["protocolVersion"] { begun.protocolVersion = version }
         guard result["capabilities"]?.isObject == true else { throw MCPError("the server's initialize answer has no capabilities") }
         try await notify("notifications/initialized", in: begun)
-        session.withLockedValue { $0 = begun }
+        let ended: Session? = sessions.withLockedValue { sessions in
+            if sessions.byKey.updateValue(begun, forKey: key) == nil { sessions.order.append(key) }
+            guard sessions.order.count > Self.maxSessions else { return nil }
+            let oldest = sessions.order.removeFirst()
+            return sessions.byKey.removeValue(forKey: oldest)
+        }
+        if let ended { Task { await self.end(ended) } }
         return begun
     }
 
@@ -263,6 +300,8 @@ public final class MCPClient: Sendable {
     private func streamedAnswer(to id: Int, _ response: HTTPClientResponse, _ session: Session) async throws -> JSONValue {
         var parser = ServerSentEventParser()
         var read = 0
+        // A few of the server's own requests are answered; a flood of them is not.
+        var answered = 0
         for try await chunk in response.body {
             read += chunk.readableBytes
             guard read <= maxResponseBytes else { throw MCPError("the server's answer was larger than \(maxResponseBytes) bytes") }
@@ -275,7 +314,9 @@ public final class MCPClient: Sendable {
             for message in messages {
                 guard case .object(let fields) = message else { continue }
                 if fields["method"] != nil, let requestID = fields["id"] {
-                    answerServerRequest(requestID, method: fields["method"], in: session)
+                    guard answered < Self.maxServerRequests else { continue }
+                    answered += 1
+                    await answerServerRequest(requestID, method: fields["method"], in: session)
                 } else if fields["id"] == .number(Double(id)), fields["result"] != nil || fields["error"] != nil {
                     return message
                 }
@@ -284,7 +325,11 @@ public final class MCPClient: Sendable {
         throw MCPError("the server closed the stream without answering")
     }
 
-    private func answerServerRequest(_ id: JSONValue, method: JSONValue?, in session: Session) {
+    /// The most requests of the server's own (`ping`, …) answered during one answer.
+    static let maxServerRequests = 4
+
+    /// Answers a request of the server's (briefly; in turn, so that a server cannot make this client pile up work).
+    private func answerServerRequest(_ id: JSONValue, method: JSONValue?, in session: Session) async {
         var reply: [String: JSONValue] = ["jsonrpc": .string("2.0"), "id": id]
         if method == .string("ping") {
             reply["result"] = .object([:])
@@ -292,11 +337,9 @@ public final class MCPClient: Sendable {
             reply["error"] = .object(["code": .number(-32601), "message": .string("not offered by this client")])
         }
         let message = JSONValue.object(reply)
-        Task { [self] in
-            try? await Self.within(.seconds(2)) { [self] in
-                let response = try await http.execute(try httpRequest(message, session), timeout: .hours(1))
-                _ = try? await response.body.collect(upTo: 64 << 10)
-            }
+        try? await Self.within(.seconds(2)) { [self] in
+            let response = try await http.execute(try httpRequest(message, session), timeout: .hours(1))
+            _ = try? await response.body.collect(upTo: 64 << 10)
         }
     }
 
@@ -355,8 +398,12 @@ public final class MCPClient: Sendable {
             default: break
             }
         }
+        // Classified, never the error's own text (which may name hosts and addresses to whoever reads a tool result).
         let text = "\(error)"
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "the connection was refused" }
-        return cut(text, toBytes: 300)
+        if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") { return "the connection timed out" }
+        if text.localizedCaseInsensitiveContains("tls") || text.localizedCaseInsensitiveContains("ssl") { return "the secure connection failed" }
+        if text.localizedCaseInsensitiveContains("resolve") || text.localizedCaseInsensitiveContains("lookup") { return "the host name could not be resolved" }
+        return "the connection failed"
     }
 }

@@ -13,7 +13,7 @@ import socket
 import sys
 
 import uvicorn
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 
@@ -70,6 +70,24 @@ def main() -> None:
     def big(size: int) -> str:
         record("big")
         return "<b>&" + "x" * max(0, size - 4)
+
+    # State kept per MCP session: what one session remembers, another cannot recall.
+    memory = {}
+
+    def session_of(ctx: Context) -> str:
+        headers = ctx.headers or {}
+        return headers.get("mcp-session-id") or headers.get("Mcp-Session-Id") or "none"
+
+    @server.tool(description=f"[{args.name}] Remembers the text in this session.")
+    def remember(text: str, ctx: Context) -> str:
+        record("remember")
+        memory[session_of(ctx)] = text
+        return "remembered"
+
+    @server.tool(description=f"[{args.name}] Says what this session remembered.")
+    def recall(ctx: Context) -> str:
+        record("recall")
+        return memory.get(session_of(ctx), "nothing")
 
     @server.tool(description=f"[{args.name}] The weather in a city (made up).")
     def weather(city: str) -> str:

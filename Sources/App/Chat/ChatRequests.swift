@@ -61,11 +61,14 @@ struct ChatInputRules {
 
     /// A chat's `tools`: each `<server>.<tool>` or `<server>.*` of a configured MCP server, each once.
     func tools(_ value: [String], into errors: inout FieldErrors) -> [String] {
+        guard value.count <= ToolCatalog.maxSelection else {
+            errors.add("tools", "At most \(ToolCatalog.maxSelection) tools.")
+            return []
+        }
         for entry in value { errors.checkText(entry, "tools") }
         for problem in tools.problems(in: value) ?? [] { errors.add("tools", problem + ".") }
-        var unique: [String] = []
-        for entry in value where !unique.contains(entry) { unique.append(entry) }
-        return unique
+        var seen = Set<String>()
+        return value.filter { seen.insert($0).inserted }
     }
 
     func model(_ value: String, into errors: inout FieldErrors) -> String {

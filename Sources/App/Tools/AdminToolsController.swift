@@ -42,7 +42,7 @@ struct AdminToolsController: RouteCollection {
     func page(req: Request) async throws -> Response {
         let formatter = ISO8601DateFormatter()
         let servers = tools.standings.map { server, standing in
-            Server(name: server.name, location: AdminProvidersController.withoutCredentials(server.url), tokenSet: server.token != nil,
+            Server(name: server.name, location: ToolCatalog.shown(server.url), tokenSet: server.token != nil,
                    tools: standing.tools.count, available: standing.available, checkedAt: standing.checkedAt.map(formatter.string(from:)),
                    problem: standing.problem.map { String($0.prefix(300)) })
         }

@@ -98,8 +98,15 @@ final class ToolCatalog: Sendable {
     var summary: String {
         "MCP servers: " + standings.map { server, state in
             let tools = state.listed ? (state.tools.isEmpty ? "no tools" : state.tools.map(\.name).joined(separator: ", ")) : "tools to be listed"
-            return "\(server.name) (\(server.url)): \(tools)" + (state.available ? "" : " — not answering")
+            return "\(server.name) (\(Self.shown(server.url))): \(tools)" + (state.available ? "" : " — not answering")
         }.joined(separator: "; ")
+    }
+
+    /// `url` as the log and the admin show it: without a user name, password, query or fragment.
+    static func shown(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "(a URL)" }
+        (components.user, components.password, components.query, components.fragment) = (nil, nil, nil, nil)
+        return components.string ?? "(a URL)"
     }
 
     // MARK: A chat's selection
@@ -112,8 +119,8 @@ final class ToolCatalog: Sendable {
     /// `<server>.<tool>` or `<server>.*` of a configured server. Tools a server does not list now
     /// are allowed (it may be down, or add them later); only those it lists are offered.
     func problems(in selection: [String]) -> [String]? {
+        guard selection.count <= Self.maxSelection else { return ["at most \(Self.maxSelection) tools"] }
         var problems: [String] = []
-        if selection.count > Self.maxSelection { problems.append("at most \(Self.maxSelection) tools") }
         for entry in selection {
             guard entry.utf8.count <= Self.maxSelectionEntryBytes, let dot = entry.firstIndex(of: "."),
                   !entry[entry.index(after: dot)...].isEmpty else {
@@ -128,8 +135,9 @@ final class ToolCatalog: Sendable {
         return problems.isEmpty ? nil : problems
     }
 
-    /// The tools `selection` offers now: those listed by servers that answer, in the catalog's order.
-    func toolBox(for selection: [String]) -> ToolBox {
+    /// The tools `selection` offers now — those listed by servers that answer, in the catalog's
+    /// order — called in `user`'s own sessions.
+    func toolBox(for selection: [String], user: UUID) -> ToolBox {
         let wanted = Set(selection)
         var tools: [ToolBox.Tool] = []
         for (server, state) in zip(servers, standings.map(\.standing)) where state.available {
@@ -139,7 +147,7 @@ final class ToolCatalog: Sendable {
                 tools.append(ToolBox.Tool(name: name, server: server, tool: tool))
             }
         }
-        return ToolBox(tools: tools, settings: settings)
+        return ToolBox(tools: tools, settings: settings, sessionKey: user.uuidString)
     }
 
     func shutdown() async {
@@ -161,10 +169,13 @@ struct ToolBox: Sendable {
 
     let tools: [Tool]
     let settings: ToolSettings
+    /// Whose MCP sessions the calls run in.
+    let sessionKey: String
     private let byModelName: [String: Int]
 
-    init(tools: [Tool], settings: ToolSettings) {
+    init(tools: [Tool], settings: ToolSettings, sessionKey: String) {
         self.settings = settings
+        self.sessionKey = sessionKey
         var named: [Tool] = []
         var taken: [String: Int] = [:]
         for var tool in tools {
@@ -197,8 +208,13 @@ struct ToolBox: Sendable {
         }
         let plain = String(allowed)
         if plain.utf8.count <= 64, taken[plain] == nil { return plain }
-        let hash = SHA256.hash(data: Data(name.utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
-        return String(plain.prefix(55)) + "_" + hash
+        // Cut and told apart by a hash of the whole name (and of a counter, until the name is free).
+        for attempt in 0... {
+            let hash = SHA256.hash(data: Data((attempt == 0 ? name : "\(attempt):\(name)").utf8)).prefix(4).map { String(format: "%02x", $0) }.joined()
+            let candidate = String(plain.prefix(55)) + "_" + hash
+            if taken[candidate] == nil { return candidate }
+        }
+        return plain
     }
 
     /// Calls the tool the model named `modelName` with `arguments`: its result cut at
@@ -214,7 +230,8 @@ struct ToolBox: Sendable {
         guard arguments.isObject else { return outcome("The arguments were not a JSON object.", isError: true) }
         let tool = tools[index]
         do {
-            let result = try await tool.server.client.callTool(tool.tool.name, arguments: arguments, timeout: settings.timeout)
+            let result = try await tool.server.client.callTool(tool.tool.name, arguments: arguments, sessionKey: sessionKey,
+                                                               timeout: settings.timeout)
             return outcome(result.text, isError: result.isError)
         } catch is CancellationError {
             throw CancellationError()
@@ -223,6 +240,9 @@ struct ToolBox: Sendable {
             return outcome("The tool \(tool.name) failed: \(error)", isError: true)
         }
     }
+
+    /// The most calls one reply may make (those past it are answered with an error, not made).
+    static let maxCallsPerReply = 128
 
     /// The marker that ends a cut result.
     static let cutMarker = "\n[… cut: the result was longer than this]"

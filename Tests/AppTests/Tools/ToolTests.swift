@@ -234,7 +234,7 @@ struct ToolCallTests {
                 // Both rounds asked with the tools declared; the second carried the call and its result back.
                 let requests = emulator.requests
                 #expect(requests.count == 2)
-                #expect(requests.allSatisfy { $0.tools.contains(modelName("alpha", "add")) && $0.tools.count == 7 && $0.toolChoice == nil })
+                #expect(requests.allSatisfy { $0.tools.contains(modelName("alpha", "add")) && $0.tools.count == 9 && $0.toolChoice == nil })
                 #expect(requests.last?.toolUses == [RecordedToolUse(id: "call_1", name: modelName("alpha", "add"), input: #"{"a":2,"b":3}"#)])
                 #expect(requests.last?.toolResults == [RecordedToolResult(id: "call_1", content: "5", isError: false)])
                 // Every round counts: the provider's figures of both.
@@ -293,6 +293,27 @@ struct ToolCallTests {
             let results = try #require(emulator.requests.last?.toolResults)
             #expect(results.map(\.id) == ["c1", "c2", "c3", "c4", "c5"])
             if api == .anthropic { #expect(results.map(\.isError) == [true, true, false, true, true]) }
+        }
+    }
+
+    @Test("each user's calls run in an MCP session of their own: what one user's call left in the server's session, another's cannot read",
+          arguments: TestDatabase.all)
+    func sessionsPerUser(_ database: TestDatabase) async throws {
+        let alpha = try await MCPToolServer.start(name: "alpha")
+        defer { alpha.stop() }
+        try await withToolApp(database, servers: [alpha]) { t in
+            let emulator = try #require(t.emulator)
+            func ask(_ session: SessionBody, _ tool: String, _ arguments: String) async throws -> String? {
+                emulator.enqueue(.calling([.init(id: "c", name: modelName("alpha", tool), arguments: arguments)]), .reply(["Ok."]))
+                let chat = try await t.send(.POST, "/api/chat/", json: ["tools": ["alpha.*"], "content": "Go"], token: session.access).jsonObject()
+                let stored = try await t.waitForReply(try #require(chat.messages.last).id, chat: chat.id, token: session.access)
+                return (stored["tool_calls"] as? [[String: Any]])?.first?["result"] as? String
+            }
+            let first = try await t.register()
+            let second = try await t.register()
+            #expect(try await ask(first, "remember", #"{"text": "first's secret"}"#) == "remembered")
+            #expect(try await ask(second, "recall", "{}") == "nothing", "another user's session")
+            #expect(try await ask(first, "recall", "{}") == "first's secret", "the same user's session, kept")
         }
     }
 

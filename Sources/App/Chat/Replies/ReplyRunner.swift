@@ -98,7 +98,7 @@ final class ReplyRunner: Sendable {
             let prepared = try await store.request(for: job, model: route.model, catalog: catalog)
             reply.prepared(omittedMessages: prepared.omittedMessages, promptEstimate: prepared.promptEstimate)
             var request = prepared.model
-            let toolBox = job.tools.isEmpty || !catalog.capabilities(of: job.model).contains(.tools) ? nil : tools.toolBox(for: job.tools)
+            let toolBox = job.tools.isEmpty || !catalog.capabilities(of: job.model).contains(.tools) ? nil : tools.toolBox(for: job.tools, user: job.userID)
             if let toolBox, !toolBox.isEmpty { request.tools = toolBox.modelTools }
             let firstToken = FirstTokenClock(started: started, metrics: metrics)
             var steps = 0
@@ -158,6 +158,11 @@ final class ReplyRunner: Sendable {
     private func callTools(_ calls: [ModelToolCall], of reply: RunningReply, in toolBox: ToolBox) async throws -> [ModelToolResult] {
         var results: [ModelToolResult] = []
         for call in calls {
+            guard reply.toolCalls.count < ToolBox.maxCallsPerReply else {
+                results.append(ModelToolResult(callID: call.id, content: "Not called: this reply made \(ToolBox.maxCallsPerReply) calls, the most one may.",
+                                               isError: true))
+                continue
+            }
             let name = toolBox.name(ofModelName: call.name) ?? call.name
             guard let index = reply.beginToolCall(id: call.id, name: name, arguments: call.arguments) else { throw CancellationError() }
             await progressed(reply)
@@ -187,14 +192,16 @@ final class ReplyRunner: Sendable {
         var shown = reply.job.announced
         (shown.content, shown.reasoning, shown.toolCalls) = (live.text, live.reasoning, live.toolCalls)
         bus.replyProgressed(shown)
-        let snapshot = reply.snapshot()
-        do {
-            guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
-                                             toolCalls: snapshot.toolCalls, now: clock.now()) else { return }
-            reply.saved(snapshot)
-            bus.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes)
-        } catch {
-            logger.warning("could not save a tool call", metadata: ["chat": "\(reply.job.chatID)", "error": "\(error)"])
+        await reply.saves.run { [store, clock, bus, logger] in
+            let snapshot = reply.snapshot()
+            do {
+                guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
+                                                 toolCalls: snapshot.toolCalls, now: clock.now()) else { return }
+                reply.saved(snapshot)
+                bus.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes)
+            } catch {
+                logger.warning("could not save a tool call", metadata: ["chat": "\(reply.job.chatID)", "error": "\(error)"])
+            }
         }
     }
 
@@ -254,14 +261,16 @@ final class ReplyRunner: Sendable {
     func checkpoint() async {
         let now = clock.now()
         for reply in replies.all {
-            let unsaved = reply.unsaved()
-            do {
-                let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, reasoning: unsaved?.reasoning,
-                                                                toolCalls: unsaved?.toolCalls, now: now)
-                if let unsaved { reply.saved(unsaved) }
-                if !stillStreaming { reply.stop(.finishedElsewhere) }
-            } catch {
-                logger.warning("could not save a reply in progress", metadata: ["error": "\(error)"])
+            await reply.saves.run { [store, logger] in
+                let unsaved = reply.unsaved()
+                do {
+                    let stillStreaming = try await store.checkpoint(reply.job.messageID, text: unsaved?.text, reasoning: unsaved?.reasoning,
+                                                                    toolCalls: unsaved?.toolCalls, now: now)
+                    if let unsaved { reply.saved(unsaved) }
+                    if !stillStreaming { reply.stop(.finishedElsewhere) }
+                } catch {
+                    logger.warning("could not save a reply in progress", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -69,6 +69,9 @@ final class RunningReply: Sendable {
 
     /// The most text, reasoning and tool calls (arguments and results) together it may hold, in bytes.
     let maxBytes: Int
+    /// Its saves (checkpoints, a save for followers, a tool call's), one at a time and each with
+    /// a snapshot taken when its turn comes, so that an older one never lands after a newer one.
+    let saves = SerialWork()
 
     init(job: ReplyJob, maxBytes: Int = 32 << 20) {
         self.job = job

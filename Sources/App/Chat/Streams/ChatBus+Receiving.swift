@@ -46,14 +46,16 @@ extension ChatBus: FollowerHost {
 
     /// Saves a reply this instance runs and tells its followers how far the saved text goes.
     private func saveForFollowers(_ reply: RunningReply) async {
-        let snapshot = reply.snapshot()
-        do {
-            guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
-                                             toolCalls: snapshot.toolCalls, now: Date()) else { return }
-            reply.saved(snapshot)
-            transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes))
-        } catch {
-            logger.warning("event bus: could not save a reply for the instances following it", metadata: ["error": "\(error)"])
+        await reply.saves.run { [store, transport, logger] in
+            let snapshot = reply.snapshot()
+            do {
+                guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
+                                                 toolCalls: snapshot.toolCalls, now: Date()) else { return }
+                reply.saved(snapshot)
+                transport?.send(.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes))
+            } catch {
+                logger.warning("event bus: could not save a reply for the instances following it", metadata: ["error": "\(error)"])
+            }
         }
     }
 

@@ -121,8 +121,8 @@ final class ChatStreamHub: Sendable {
     func replyDelta(_ delta: ReplyDelta) {
         publish(to: delta.chatID) { revision in
             let end = delta.end.in(revision)
-            return .event(end, ServerSentEventEncoder.delta(delta.kind, messageID: delta.messageID, text: delta.text[...], position: end),
-                          receivedAt: delta.receivedAt)
+            return .delta(delta, end: end, bytes: ServerSentEventEncoder.delta(delta.kind, messageID: delta.messageID, text: delta.text[...],
+                                                                              position: end))
         }
     }
 

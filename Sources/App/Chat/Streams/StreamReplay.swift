@@ -64,7 +64,10 @@ struct StreamReplay {
             case .reasoning(let range), .answer(let range):
                 let kind: ReplyDelta.Kind = if case .reasoning = part { .reasoning } else { .answer }
                 let whole = (kind == .reasoning ? message.reasoning ?? "" : message.content).utf8
-                guard range.count > delivered, range.upperBound <= whole.count else { continue }
+                // Text the layout places past what is known here ends the catch-up: what follows must not
+                // be sent ahead of it (a later save or piece brings it).
+                guard range.upperBound <= whole.count else { return }
+                guard range.count > delivered else { continue }
                 let start = whole.index(whole.startIndex, offsetBy: range.lowerBound + delivered)
                 let end = whole.index(whole.startIndex, offsetBy: range.upperBound)
                 event = ServerSentEventEncoder.delta(kind, messageID: message.id, text: Substring(whole[start..<end]), position: reached)

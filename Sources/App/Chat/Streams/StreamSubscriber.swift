@@ -8,6 +8,10 @@ enum StreamFrame: Sendable {
     /// An event that moves the stream to `position`, already encoded as SSE bytes; for a delta,
     /// when its text reached the server (to measure the relay).
     case event(StreamPosition, ByteBuffer, receivedAt: ContinuousClock.Instant? = nil)
+    /// A piece of a reply, encoded (`bytes`) as an event that moves the stream to `end`. A reader
+    /// that already has its beginning (a replay or a catch-up gave it part of the piece) gets the
+    /// rest alone, encoded for it.
+    case delta(ReplyDelta, end: StreamPosition, bytes: ByteBuffer)
     /// Time passes: a stream past its token's expiry ends, one whose response never started is
     /// dropped, and the others get a keep-alive comment when `keepAlive`.
     case tick(now: Date, keepAlive: Bool)
@@ -149,7 +153,7 @@ final class StreamSubscriber: Sendable {
     private func holdUntilAttached(_ frames: [StreamFrame]) {
         for frame in frames {
             switch frame {
-            case .event, .catchUp, .reset, .renamed:
+            case .event, .delta, .catchUp, .reset, .renamed:
                 state.value.waiting.append(frame)
             case .tick(let now, _):
                 let expired = expiresAt.map { $0 <= now } ?? false
@@ -173,6 +177,23 @@ final class StreamSubscriber: Sendable {
                 out.writeBuffer(&copy)
                 events += 1
                 if let receivedAt { relays.append(receivedAt) }
+            case .delta(let delta, let end, let bytes):
+                let position = state.value.position
+                guard end > position else { continue }
+                state.value.position = end
+                events += 1
+                if let receivedAt = delta.receivedAt { relays.append(receivedAt) }
+                guard position.revision == end.revision, position.sequence == end.sequence, position.segment == end.segment,
+                      let delivered = position.offset, delivered > delta.offset else {
+                    var copy = bytes
+                    out.writeBuffer(&copy)
+                    continue
+                }
+                let utf8 = delta.text.utf8
+                if let start = utf8.index(utf8.startIndex, offsetBy: delivered - delta.offset, limitedBy: utf8.endIndex) {
+                    out.writeImmutableBuffer(ServerSentEventEncoder.delta(delta.kind, messageID: delta.messageID, text: Substring(utf8[start...]),
+                                                                          position: end))
+                }
             case .tick(let now, let keepAlive):
                 if let expiresAt, expiresAt <= now {
                     out.writeImmutableBuffer(ServerSentEventEncoder.error(ChatStreamHub.tokenExpired, position: state.value.position))

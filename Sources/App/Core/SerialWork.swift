@@ -1,0 +1,25 @@
+import NIOConcurrencyHelpers
+
+/// Runs async work one piece at a time, in the order it was asked for: writes that must not
+/// overtake one another (the saves of one reply, each taking its snapshot when its turn comes).
+/// A caller's cancellation does not cancel its piece: a save once begun completes.
+final class SerialWork: Sendable {
+    private let tail = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    func run<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
+        let result = NIOLockedValueBox<T?>(nil)
+        let task = tail.withLockedValue { tail -> Task<Void, Never> in
+            let previous = tail
+            let task = Task {
+                await previous?.value
+                let value = await work()
+                result.withLockedValue { $0 = value }
+            }
+            tail = task
+            return task
+        }
+        await task.value
+        // Set by the task before it ended.
+        return result.withLockedValue { $0 }!
+    }
+}
