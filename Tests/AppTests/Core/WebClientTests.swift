@@ -33,6 +33,21 @@ struct WebClientTests {
         }
     }
 
+    @Test("a reload answered 304 Not Modified carries no policy of its own, so the page's stands (the API's would blank the web chat); a changed page is sent whole with the page's")
+    func revalidatedPageKeepsItsPolicy() async throws {
+        try await withTestApp(.sqlite) { t in
+            let page = try await t.send(.GET, "/")
+            let tag = try #require(page.headers.first(name: .eTag))
+            let revalidated = try await t.send(.GET, "/", headers: ["If-None-Match": tag])
+            #expect(revalidated.status == .notModified)
+            #expect(revalidated.headers.first(name: "Content-Security-Policy") == nil, "a 304 must not replace the page's policy")
+            #expect(revalidated.headers.first(name: "X-Content-Type-Options") == "nosniff")
+            let stale = try await t.send(.GET, "/", headers: ["If-None-Match": #""not-this-one""#])
+            #expect(stale.status == .ok)
+            #expect(stale.headers.first(name: "Content-Security-Policy")?.contains("script-src 'self'") == true)
+        }
+    }
+
     @Test("/auth/providers/ says which sign-in methods work")
     func providers() async throws {
         try await withTestApp(.sqlite) { t in

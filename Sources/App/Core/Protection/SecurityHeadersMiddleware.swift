@@ -27,7 +27,9 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
         if !response.headers.contains(name: "Referrer-Policy") {
             response.headers.replaceOrAdd(name: "Referrer-Policy", value: "no-referrer")
         }
-        if !response.headers.contains(name: "Content-Security-Policy") {
+        // A 304 carries no policy of its own: a cache updates the stored response's headers with a
+        // 304's, so the API's policy there would replace the page's and blank the web chat on reload.
+        if !response.headers.contains(name: "Content-Security-Policy"), response.status != .notModified {
             // The header's text, not its parsed form: this runs on every response.
             let isPage = response.headers.first(name: .contentType)?.lowercased().hasPrefix("text/html") == true
             response.headers.replaceOrAdd(name: "Content-Security-Policy", value: isPage ? Self.pagePolicy : Self.apiPolicy)
