@@ -115,7 +115,8 @@ enum TestSettings {
 private let appSlots = AsyncSemaphore(limit: 6)
 
 /// Runs `body` against a fresh application: configured with test settings (plus `settings`),
-/// its own database (in-memory SQLite, or a new PostgreSQL schema dropped afterwards), migrated.
+/// its own database (an SQLite file of its own, or a new PostgreSQL schema; either dropped
+/// afterwards), migrated.
 func withTestApp(
     _ database: TestDatabase,
     settings overrides: [String: String] = [:],
@@ -125,7 +126,14 @@ func withTestApp(
 ) async throws {
     await appSlots.wait()
     do {
-        try await runTestApp(database, overrides, emulated, api, body)
+        // SQLite on a file, as a server runs it (write-ahead log, a busy timeout): in memory, its shared
+        // cache refuses a second writer at once ("database is locked") instead of making it wait, and
+        // a test whose reply saves while a request writes failed now and then.
+        if case .sqlite = database, overrides["DATABASE_URL"] == nil {
+            try await database.onFile { file in try await runTestApp(database, overrides.merging(file) { $1 }, emulated, api, body) }
+        } else {
+            try await runTestApp(database, overrides, emulated, api, body)
+        }
     } catch {
         await appSlots.signal()
         throw error
