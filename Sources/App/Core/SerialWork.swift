@@ -7,19 +7,15 @@ final class SerialWork: Sendable {
     private let tail = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     func run<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
-        let result = NIOLockedValueBox<T?>(nil)
-        let task = tail.withLockedValue { tail -> Task<Void, Never> in
+        let task = tail.withLockedValue { tail -> Task<T, Never> in
             let previous = tail
-            let task = Task {
+            let task = Task<T, Never> {
                 await previous?.value
-                let value = await work()
-                result.withLockedValue { $0 = value }
+                return await work()
             }
-            tail = task
+            tail = Task { _ = await task.value }
             return task
         }
-        await task.value
-        // Set by the task before it ended.
-        return result.withLockedValue { $0 }!
+        return await task.value
     }
 }
