@@ -4,38 +4,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
-/// A tool an MCP server offers, as its `tools/list` describes it.
-public struct MCPTool: Sendable, Equatable {
-    public var name: String
-    public var description: String
-    /// Its input's JSON Schema (an object schema; `{"type": "object"}` when the server gave none usable).
-    public var inputSchema: JSONValue
-
-    public init(name: String, description: String, inputSchema: JSONValue) {
-        self.name = name
-        self.description = description
-        self.inputSchema = inputSchema
-    }
-}
-
-/// What a `tools/call` gave back: its text blocks joined, and whether the tool says it failed.
-public struct MCPCallResult: Sendable, Equatable {
-    public var text: String
-    public var isError: Bool
-}
-
-/// Why an MCP server could not be used: said in words fit for a model or an operator.
-public struct MCPError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
-    /// The server answered the request with a JSON-RPC error (it is up; the call was wrong).
-    public var isProtocolError = false
-
-    public init(_ description: String, isProtocolError: Bool = false) {
-        self.description = description
-        self.isProtocolError = isProtocolError
-    }
-}
-
 /// A client of one MCP server over Streamable HTTP (protocol revisions 2025-03-26 and later):
 /// JSON-RPC requests POSTed to the server's one endpoint, each answered with a JSON body or a
 /// `text/event-stream` that carries the answer (after any notifications, which are read as they
@@ -86,65 +54,6 @@ public final class MCPClient: Sendable {
         self.maxResponseBytes = maxResponseBytes
     }
 
-    // MARK: Tools
-
-    /// Every tool the server lists (following `nextCursor`), within `timeout`.
-    public func listTools(timeout: Duration) async throws -> [MCPTool] {
-        let key = ""
-        return try await Self.within(timeout) { [self] in
-            var tools: [MCPTool] = []
-            var cursor: String?
-            var pages = 0
-            repeat {
-                let result = try await request("tools/list", params: cursor.map { ["cursor": .string($0)] } ?? [:], session: key)
-                guard case .array(let listed)? = result["tools"] else { throw MCPError("tools/list answered without a tools list") }
-                for case .object(let tool) in listed where tools.count < Self.maxTools {
-                    // Names as the protocol suggests them: letters, digits, `_`, `-`, `.` and `/` (nothing that could forge a log line).
-                    guard case .string(let name)? = tool["name"], !name.isEmpty, name.utf8.count <= 128,
-                          name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-./".unicodeScalars.contains($0)) })
-                    else { continue }
-                    var description = ""
-                    if case .string(let text)? = tool["description"] { description = Self.cut(text, toBytes: Self.maxDescriptionBytes) }
-                    var schema = tool["inputSchema"] ?? .null
-                    if !schema.isObject || schema.depth > 32 { schema = .object(["type": .string("object")]) }
-                    tools.append(MCPTool(name: name, description: description, inputSchema: schema))
-                }
-                if case .string(let next)? = result["nextCursor"], !next.isEmpty { cursor = next } else { cursor = nil }
-                pages += 1
-            } while cursor != nil && pages < 20 && tools.count < Self.maxTools
-            return tools
-        }
-    }
-
-    /// Calls `name` with `arguments` (a JSON object), within `timeout`. A tool that reports an
-    /// error (`isError`) is a result, not a throw; a server that answers the call with a JSON-RPC
-    /// error (an unknown tool, bad arguments) throws an ``MCPError`` with `isProtocolError`.
-    /// The call runs in the session of `sessionKey` (a user's id: one user's calls never see
-    /// another's session state).
-    public func callTool(_ name: String, arguments: JSONValue, sessionKey: String, timeout: Duration) async throws -> MCPCallResult {
-        try await Self.within(timeout) { [self] in
-            let result = try await request("tools/call", params: ["name": .string(name), "arguments": arguments], session: sessionKey)
-            var parts: [String] = []
-            if case .array(let blocks)? = result["content"] {
-                for case .object(let block) in blocks {
-                    switch block["type"] {
-                    case .string("text"):
-                        if case .string(let text)? = block["text"] { parts.append(text) }
-                    case .string(let type):
-                        let media: String
-                        if case .string(let mimeType)? = block["mimeType"] { media = ", \(mimeType)" } else { media = "" }
-                        parts.append("[\(type)\(media) not shown]")
-                    default: break
-                    }
-                }
-            }
-            if parts.isEmpty, let structured = result["structuredContent"] { parts.append(structured.jsonText) }
-            var isError = false
-            if case .bool(true)? = result["isError"] { isError = true }
-            return MCPCallResult(text: parts.joined(separator: "\n"), isError: isError)
-        }
-    }
-
     /// Ends every session (best effort, within a second in all).
     public func close() async {
         let open = sessions.withLockedValue { sessions in
@@ -172,7 +81,7 @@ public final class MCPClient: Sendable {
 
     /// Sends `method` in the session (begun first if need be; begun again once if the server forgot
     /// it) and answers the `result` object.
-    private func request(_ method: String, params: [String: JSONValue], session key: String) async throws -> [String: JSONValue] {
+    func request(_ method: String, params: [String: JSONValue], session key: String) async throws -> [String: JSONValue] {
         let current = try await establishedSession(key)
         do {
             return try await send(method, params: params, in: current)
@@ -354,56 +263,5 @@ public final class MCPClient: Sendable {
         guard fields["id"] == .number(Double(id)) else { throw MCPError("the server answered another request") }
         guard case .object(let result)? = fields["result"] else { throw MCPError("the server's answer has no result") }
         return result
-    }
-
-    // MARK: Helpers
-
-    /// Runs `work`, cancelled — closing its HTTP request — if it takes longer than `timeout`.
-    static func within<T: Sendable>(_ timeout: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                try Task.checkCancellation()
-                throw MCPError("no answer within \(spoken(timeout))")
-            }
-            return value
-        }
-    }
-
-    /// `text` cut to at most `bytes` UTF-8 bytes, at a character boundary.
-    public static func cut(_ text: String, toBytes bytes: Int) -> String {
-        let utf8 = text.utf8
-        guard utf8.count > bytes else { return text }
-        var end = utf8.index(utf8.startIndex, offsetBy: max(0, bytes))
-        while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
-        return String(utf8[..<end]) ?? ""
-    }
-
-    /// `duration` as a person says it: `30 s`, `1500 ms`.
-    static func spoken(_ duration: Duration) -> String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout: return "the connection timed out"
-            case .remoteConnectionClosed: return "the connection was closed"
-            default: break
-            }
-        }
-        // Classified, never the error's own text (which may name hosts and addresses to whoever reads a tool result).
-        let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "the connection was refused" }
-        if text.localizedCaseInsensitiveContains("timeout") || text.localizedCaseInsensitiveContains("timed out") { return "the connection timed out" }
-        if text.localizedCaseInsensitiveContains("tls") || text.localizedCaseInsensitiveContains("ssl") { return "the secure connection failed" }
-        if text.localizedCaseInsensitiveContains("resolve") || text.localizedCaseInsensitiveContains("lookup") { return "the host name could not be resolved" }
-        return "the connection failed"
     }
 }

@@ -152,67 +152,6 @@ final class ReplyRunner: Sendable {
         }
     }
 
-    /// Calls each tool the model called, in order, relaying and saving each call and its result;
-    /// answers the results for the model. A stop during a call ends it, and the call is kept as
-    /// stopped.
-    private func callTools(_ calls: [ModelToolCall], of reply: RunningReply, in toolBox: ToolBox) async throws -> [ModelToolResult] {
-        var results: [ModelToolResult] = []
-        for call in calls {
-            guard reply.toolCalls.count < ToolBox.maxCallsPerReply else {
-                results.append(ModelToolResult(callID: call.id, content: "Not called: this reply made \(ToolBox.maxCallsPerReply) calls, the most one may.",
-                                               isError: true))
-                continue
-            }
-            let name = toolBox.name(ofModelName: call.name) ?? call.name
-            guard let index = reply.beginToolCall(id: call.id, name: name, arguments: call.arguments) else { throw CancellationError() }
-            await progressed(reply)
-            let started = ContinuousClock.now
-            let outcome: ToolOutcome
-            do {
-                outcome = try await toolBox.call(call.name, arguments: call.arguments)
-            } catch {
-                let ending: MessageStatus = reply.stopReason == .shutdown ? .failed : .cancelled
-                reply.finishToolCall(index, result: ReplyStore.unfinishedCall(ending), isError: true, duration: started.duration(to: .now))
-                await progressed(reply)
-                throw error
-            }
-            metrics.toolCalled(server: toolBox.server(ofModelName: call.name) ?? "unknown", isError: outcome.isError, duration: outcome.duration)
-            reply.finishToolCall(index, result: outcome.content, isError: outcome.isError, duration: outcome.duration)
-            await progressed(reply)
-            results.append(ModelToolResult(callID: call.id, content: outcome.content, isError: outcome.isError))
-        }
-        return results
-    }
-
-    /// A call began or ended: this process's streams get it at once; it is saved, so that other
-    /// instances' streams get it too and a restart finds it (when the save fails, the next checkpoint
-    /// saves it).
-    private func progressed(_ reply: RunningReply) async {
-        let live = reply.live
-        var shown = reply.job.announced
-        (shown.content, shown.reasoning, shown.toolCalls) = (live.text, live.reasoning, live.toolCalls)
-        bus.replyProgressed(shown)
-        await reply.saves.run { [store, clock, bus, logger] in
-            let snapshot = reply.snapshot()
-            do {
-                guard try await store.checkpoint(reply.job.messageID, text: snapshot.text, reasoning: snapshot.reasoning,
-                                                 toolCalls: snapshot.toolCalls, now: clock.now()) else { return }
-                reply.saved(snapshot)
-                bus.replySaved(chat: reply.job.chatID, message: reply.job.messageID, bytes: snapshot.bytes)
-            } catch {
-                logger.warning("could not save a tool call", metadata: ["chat": "\(reply.job.chatID)", "error": "\(error)"])
-            }
-        }
-    }
-
-    /// Whether the user's quota is spent, counting what this reply's rounds consumed so far (a
-    /// reply in flight is never cut: its next round is its last).
-    private func quotaSpent(by reply: RunningReply) async throws -> Bool {
-        guard let quota = reply.job.quota else { return false }
-        let today = try await usage.tokensToday(of: reply.job.userID, on: store.database())
-        return today + reply.usage.consumedEarlier >= quota
-    }
-
     /// Stores how the reply ended and tells the streams; nil when it is not stored (its chat is gone).
     /// While the database is unavailable the text stays here and the write is tried again, for up
     /// to `replyLease` (past it, another instance may take the reply for lost) or until shutdown.
