@@ -25,6 +25,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
     app.services = services
     app.lifecycle.use(services.chat.background)
+    app.lifecycle.use(OwnedTasksShutdown(tasks: services.keys.writes))
     app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
     app.serverStartup.add { app in await services.chat.background.start(logger: app.logger) }
     try routes(app, services)
@@ -41,7 +42,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
         // Static files (the web chat, the admin's stylesheet) are served before the limits: a page
         // load is a dozen of them, and they carry no data.
         StaticFilesMiddleware(directory: app.directory.publicDirectory),
-        RateLimitMiddleware(limiter: services.limiter, signer: services.tokens,
+        RateLimitMiddleware(limiter: services.limiter, signer: services.tokens, keys: services.keys,
                             userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit, problems: problems),
         ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), problems: problems),
     ]

@@ -2,7 +2,9 @@ import Vapor
 
 /// The whole URL map. Trailing slashes are optional on every route (Vapor ignores empty path segments).
 func routes(_ app: Application, _ services: AppServices) throws {
-    let requireUser = AccessTokenMiddleware(signer: services.tokens, users: services.users)
+    // Access tokens everywhere; API keys of scope `full` on /api/, of any scope on /v1/, none on /auth/ and /api/keys/.
+    let requireUser = AccessTokenMiddleware(signer: services.tokens, users: services.users, keys: services.keys)
+    let requireSession = requireUser.taking(.refused)
     let chat = services.chat
 
     let protection = services.settings.protection
@@ -12,7 +14,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try app.register(collection: MetricsController(metrics: services.metrics, token: services.settings.protection.metricsToken))
     try app.register(collection: APISchemaController.load(resourcesDirectory: app.directory.resourcesDirectory))
     try app.register(collection: AuthController(
-        accounts: services.accounts, sessions: services.sessions, requireUser: requireUser, authLimit: authLimit,
+        accounts: services.accounts, sessions: services.sessions, requireUser: requireSession, authLimit: authLimit,
         loginThrottle: services.loginThrottle(perKnownClient: protection.loginFailureLimit, perAccount: protection.loginAccountLimit,
                                               cookiePrefix: "chat_device_", path: "/auth/")
     ))
@@ -24,6 +26,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))
     try api.grouped(requireUser).register(collection: ToolsController(tools: chat.tools))
+    try api.grouped(requireSession).register(collection: APIKeysController(keys: services.keys, users: services.users))
     try api.grouped(requireUser).register(collection: ChatController(
         chats: chat.service, rules: chat.rules, limiter: services.limiter, replyLimit: services.settings.protection.replyLimit,
         usage: services.usage
@@ -45,7 +48,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
         clock: services.clock, runner: chat.runner
     ))
     let staff = admin.grouped(AdminAuthMiddleware(sessions: adminSessions))
-    try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service, usage: services.usage))
+    try staff.register(collection: AdminUsersController(accounts: services.accounts, chats: chat.service, usage: services.usage,
+                                                        keys: services.keys, users: services.users))
     try staff.register(collection: AdminUsageController(ledger: services.usage))
     try staff.register(collection: AdminProvidersController(catalog: chat.catalog,
                                                             checkTimeout: min(chat.catalog.settings.connectTimeout, .seconds(5))))

@@ -1,13 +1,36 @@
 import Vapor
 
-/// Lets a request through only with a valid access token of an active user, who is then
-/// available as ``Request/currentUser``. The token comes in the `Authorization` header only, never
-/// in the URL (where it would end up in logs, proxies and browser history).
+/// Lets a request through only with a valid access token of an active user — or, where the routes
+/// take them, an API key within its scope — who is then available as ``Request/currentUser``. The
+/// credential comes in the `Authorization` header only, never in the URL (where it would end up in
+/// logs, proxies and browser history).
 struct AccessTokenMiddleware: AsyncMiddleware {
+    /// Whether the routes behind it take API keys, and of which scope.
+    enum KeyAccess: Sendable {
+        /// No key (`/api/keys/`, `/auth/`): a key cannot make keys or change the account.
+        case refused
+        /// Keys of scope `full` (the `/api/` endpoints).
+        case fullScope
+        /// Keys of any scope (`/v1/*`).
+        case anyScope
+    }
+
     let signer: TokenSigner
     let users: SignedInUsers
+    let keys: APIKeys
+    var keyAccess = KeyAccess.fullScope
+
+    /// The same, for routes that take `access` keys.
+    func taking(_ access: KeyAccess) -> AccessTokenMiddleware {
+        var middleware = self
+        middleware.keyAccess = access
+        return middleware
+    }
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        if let token = request.headers.bearerAuthorization?.token, APIKeys.isKey(token) {
+            return try await respond(to: request, key: token, chainingTo: next)
+        }
         let claims: TokenClaims
         if let verified = request.verifiedAccessClaims {
             claims = verified
@@ -26,6 +49,37 @@ struct AccessTokenMiddleware: AsyncMiddleware {
         request.logger[metadataKey: "user"] = .string(claims.userID)
         return try await next.respond(to: request)
     }
+
+    /// A request with an API key: known, unexpired, of a scope these routes take, of an active user.
+    private func respond(to request: Request, key: String, chainingTo next: any AsyncResponder) async throws -> Response {
+        let known: APIKeys.Identity?
+        if let verified = request.verifiedAPIKey { known = verified } else { known = try await keys.identity(of: key, on: request.db) }
+        guard let identity = known else { throw AccountsError.invalidToken("This API key is not valid: unknown, revoked or expired.") }
+        switch keyAccess {
+        case .refused:
+            throw APIKeyError.notAccepted("API keys are not accepted here: these endpoints need a signed-in session (an access token).")
+        case .fullScope where identity.scope != .full:
+            throw APIKeyError.notAccepted("This key's scope is inference: it reaches the /v1/ API only.")
+        default:
+            break
+        }
+        guard let user = try await users.user(identity.userID, on: request.db), user.isActive else {
+            throw AccountsError.invalidToken("The account behind this API key no longer exists or is inactive.")
+        }
+        request.auth.login(user)
+        request.storage[APIKeyIdentityKey.self] = identity
+        request.logger[metadataKey: "user"] = .string(identity.userID.lowercased)
+        keys.used(identity, on: request.db)
+        return try await next.respond(to: request)
+    }
+}
+
+private struct APIKeyIdentityKey: StorageKey {
+    typealias Value = APIKeys.Identity
+}
+
+private struct VerifiedAPIKeyKey: StorageKey {
+    typealias Value = APIKeys.Identity
 }
 
 private struct AccessClaimsKey: StorageKey {
@@ -48,6 +102,16 @@ extension Request {
         get { storage[VerifiedHeaderClaimsKey.self] }
         set { storage[VerifiedHeaderClaimsKey.self] = newValue }
     }
+
+    /// The API key of the `Authorization` header, once recognised (by the rate limiter), so that it
+    /// is looked up once per request.
+    var verifiedAPIKey: APIKeys.Identity? {
+        get { storage[VerifiedAPIKeyKey.self] }
+        set { storage[VerifiedAPIKeyKey.self] = newValue }
+    }
+
+    /// The API key this request was let in with; nil for an access token.
+    var apiKey: APIKeys.Identity? { storage[APIKeyIdentityKey.self] }
 
     /// When the access token of this request expires.
     var accessTokenExpiry: Date? {

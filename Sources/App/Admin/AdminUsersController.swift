@@ -7,6 +7,8 @@ struct AdminUsersController: RouteCollection {
     let accounts: AccountService
     let chats: ChatService
     let usage: UsageLedger
+    let keys: APIKeys
+    let users: SignedInUsers
 
     func boot(routes: any RoutesBuilder) throws {
         let users = routes.grouped("users")
@@ -16,6 +18,7 @@ struct AdminUsersController: RouteCollection {
         users.post(":userID", "password", use: resetPassword)
         users.get(":userID", "delete", use: confirmDelete)
         users.post(":userID", "delete", use: delete)
+        users.post(":userID", "keys", ":keyID", "revoke", use: revokeKey)
     }
 
     struct Row: Encodable {
@@ -110,6 +113,18 @@ struct AdminUsersController: RouteCollection {
         let defaultQuota: String
         /// Tokens used today (UTC).
         let usedToday: Int
+        /// Their API keys (never a secret: only its first characters).
+        let keys: [Key]
+
+        struct Key: Encodable {
+            let id: String
+            let name: String
+            let scope: String
+            let prefix: String
+            let created: String
+            let expires: String
+            let lastUsed: String
+        }
 
         struct GoogleLink: Encodable {
             let subject: String
@@ -167,6 +182,20 @@ struct AdminUsersController: RouteCollection {
         return req.redirect(to: "/admin/users/\(try user.requireID())/?notice=password")
     }
 
+    /// Revokes one of the user's API keys: refused at once, on every instance.
+    func revokeKey(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let user = try await Self.find(req)
+        try Self.requireMayEdit(user, by: me)
+        guard let keyID = req.parameters.get("keyID").flatMap(UUID.init(hyphenated:)),
+              let owner = try await keys.revoke(keyID, of: try user.requireID(), on: req.db) else {
+            throw HTTPProblem(.notFound, title: "Not found", detail: "No such API key.")
+        }
+        users.changed(owner)
+        req.logger.notice("admin revoked an API key", metadata: ["admin": "\(me.email)", "user": "\(user.email)", "key": "\(keyID)"])
+        return req.redirect(to: "/admin/users/\(try user.requireID())/?notice=key-revoked")
+    }
+
     struct DeletePage: Encodable {
         let user: Row
         let chats: Int
@@ -215,7 +244,12 @@ struct AdminUsersController: RouteCollection {
             recentChats: recent.map { AdminChatsController.Row($0, owner: user.email, messages: nil) },
             errors: errors,
             defaultQuota: usage.settings.quotaTokensPerDay.map { "\($0) tokens" } ?? "none",
-            usedToday: try await usage.tokensToday(of: id, on: req.db)
+            usedToday: try await usage.tokensToday(of: id, on: req.db),
+            keys: try await keys.list(of: id, on: req.db).map { key in
+                Detail.Key(id: key.id?.lowercased ?? "", name: key.name, scope: key.scope.rawValue, prefix: key.prefix,
+                           created: key.createdAt.adminText, expires: key.expiresAt?.adminText ?? "never",
+                           lastUsed: key.lastUsedAt?.adminText ?? "never")
+            }
         )
         return try await req.adminPage("user", title: user.email, section: "users", content, status: status)
     }

@@ -46,6 +46,8 @@ struct AppServices: Sendable {
     let files: FileLibrary
     /// What this process sends providers in ``RelayHeader``.
     let relayID: String
+    /// Users' personal API keys.
+    let keys: APIKeys
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
@@ -61,6 +63,7 @@ struct AppServices: Sendable {
                                        accessLifetime: settings.accessTokenLifetime,
                                        refreshLifetime: settings.refreshTokenLifetime)
         let users = SignedInUsers(clock: clock)
+        let keys = APIKeys(secretKey: settings.secretKey, clock: clock, kind: settings.database.kind)
         let sessions = SessionIssuer(signer: tokens, clock: clock, users: users, databaseKind: settings.database.kind)
         let accounts = AccountService(passwords: passwords, sessions: sessions, clock: clock)
         let google = settings.google.map { google in
@@ -77,19 +80,22 @@ struct AppServices: Sendable {
         let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog,
                                    tools: tools, files: files)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
+        // A revoked key is one of these changes: its owner's keys are forgotten here and everywhere.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
+            keys.forget(user: id)
             bus.accountChanged(id)
             signOuts.accountChanged(id)
         }
         chat.bus.onAccountsChanged { [signOuts = chat.signOuts] id in
             users.forget(id)
+            keys.forget(user: id)
             signOuts.accountChanged(id)
         }
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: usage, google: google, chat: chat, files: files, relayID: relayID
+            usage: usage, google: google, chat: chat, files: files, relayID: relayID, keys: keys
         )
     }
 }

@@ -69,4 +69,6 @@ public struct TextLimit: Sendable, Equatable {
     public static let name = TextLimit(characters: 150)
     /// A search query.
     public static let query = TextLimit(characters: 200)
+    /// An API key's name.
+    public static let keyName = TextLimit(characters: 100)
 }

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Vapor
 
 /// Work that outlives the request or event that started it (naming a chat after its reply, reading
 /// what another instance announced): each piece in a task of its own, owned here so that shutdown
@@ -49,5 +50,14 @@ final class OwnedTasks: Sendable {
             if await group.next() == false { running.forEach { $0.cancel() } }
             group.cancelAll()
         }
+    }
+}
+
+/// Ends an ``OwnedTasks`` when the application stops (what is left of it gets a second).
+struct OwnedTasksShutdown: LifecycleHandler {
+    let tasks: OwnedTasks
+
+    func shutdownAsync(_ application: Application) async {
+        await tasks.close(by: .now + .seconds(1))
     }
 }

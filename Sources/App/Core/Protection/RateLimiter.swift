@@ -96,6 +96,7 @@ extension Request {
 struct RateLimitMiddleware: AsyncMiddleware {
     let limiter: RateLimiter
     let signer: TokenSigner
+    let keys: APIKeys
     let userLimit: RateLimitPolicy
     let anonymousLimit: RateLimitPolicy
     let problems: ErrorProblems
@@ -104,8 +105,12 @@ struct RateLimitMiddleware: AsyncMiddleware {
         // Load balancers and scrapers must always get through: a busy minute must not take an instance out.
         if ServicePaths.isProbe(request.url.path) { return try await next.respond(to: request) }
         do {
-            if let token = request.headers.bearerAuthorization?.token,
-               let claims = try? await signer.verify(token, as: .access) {
+            let token = request.headers.bearerAuthorization?.token
+            if let token, APIKeys.isKey(token), let identity = try? await keys.identity(of: token, on: request.db) {
+                // A key's calls count toward its owner's limit, as their access token's do.
+                request.verifiedAPIKey = identity
+                try await limiter.check(userLimit, key: identity.userID.lowercased, for: request)
+            } else if let token, !APIKeys.isKey(token), let claims = try? await signer.verify(token, as: .access) {
                 request.verifiedAccessClaims = claims
                 try await limiter.check(userLimit, key: claims.userID, for: request)
             } else {
