@@ -12,6 +12,7 @@ import { fillSettings } from "./composer.js";
 import { connectConversation, openChat, updateComposer } from "./conversation.js";
 import { $, session, state } from "./state.js";
 import { loadTools } from "./mcp.js";
+import "./keys.js";
 
 async function boot() {
   session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");

@@ -170,4 +170,16 @@ struct WebClientBrowserTests {
         }
         await emulator.shutdown()
     }
+
+    @Test("API keys: made in a dialog with a name, scope and expiry, the secret shown once with a sample and working, listed by prefix only, revoked and refused — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func apiKeys() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: file) { t in
+            try await t.withLiveServer { base in
+                try await Browser.scenario("web_keys.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
+            }
+            #expect(try await APIKey.query(on: t.db).count() == 0, "the key was revoked")
+        } }
+    }
 }
