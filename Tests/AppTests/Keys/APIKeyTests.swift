@@ -207,4 +207,26 @@ struct APIKeyTests {
             #expect(revoked.duration(to: .now) < .seconds(1), "refused \(revoked.duration(to: .now)) after the revocation")
         }
     }
+
+    @Test("a stream opened with a key ends with an error event when the key is revoked; one opened with the user's token goes on", arguments: TestDatabase.all)
+    func streamEndsOnRevocation(_ database: TestDatabase) async throws {
+        try await withTestApp(database) { t in
+            let session = try await t.register()
+            let key = try await t.makeKey(session, scope: "full")
+            let secret = try #require(key["key"] as? String)
+            let chat = try await t.createChat(token: session.access, title: "Streams")
+            try await t.withLiveServer { base in
+                let path = "/api/chat/\(chat.id)/messages/"
+                let withKey = try await EventStreamClient.open(base, path, token: secret)
+                let withToken = try await EventStreamClient.open(base, path, token: session.access)
+                #expect(withKey.status == .ok && withToken.status == .ok)
+                #expect(try await t.send(.DELETE, "/api/keys/\(try #require(key["id"] as? String))/", token: session.access).status == .noContent)
+                let events = try await withKey.waitFor("the key's stream to be told") { $0.contains { $0.type == "error" } }
+                #expect(events.last?.json["status"] as? Int == 401)
+                try await withKey.waitForEnd()
+                #expect(!withToken.hasEnded && !withToken.events.contains { $0.type == "error" }, "the token's stream goes on")
+                withToken.close()
+            }
+        }
+    }
 }

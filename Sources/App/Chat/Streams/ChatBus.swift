@@ -147,7 +147,14 @@ final class ChatBus: ChatEventBus {
     }
 
     func endStreams(of userID: String, issuedBefore cut: Date?) {
-        hub.endStreams(of: userID, issuedBefore: cut)
+        hub.endStreams(of: userID) { session in
+            guard let cut else { return true }
+            return session.keyID == nil && session.issuedAt.map { $0 < cut } ?? true
+        }
+    }
+
+    func endKeyStreams(of userID: String, keeping kept: Set<UUID>) {
+        hub.endStreams(of: userID) { session in session.keyID.map { !kept.contains($0) } ?? false }
     }
 
     var usersWithStreams: [String] { hub.usersWithStreams }

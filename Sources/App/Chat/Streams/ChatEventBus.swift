@@ -52,9 +52,12 @@ protocol ChatEventBus: Sendable {
     /// Connects what carries events between instances (nothing for one process); a second call does nothing.
     func start() async
 
-    /// Ends the streams of `userID` opened with a token issued before `cut` (every one of them when
-    /// `cut` is nil: the account is gone or inactive), in this process, with an `error` event.
+    /// Ends the streams of `userID` opened with a token issued before `cut` (every one of them, those
+    /// opened with an API key too, when `cut` is nil: the account is gone or inactive), in this
+    /// process, with an `error` event. A key is no session: a sign-out leaves its streams open.
     func endStreams(of userID: String, issuedBefore cut: Date?)
+    /// Ends the streams of `userID` opened with an API key not in `kept` (revoked), in this process.
+    func endKeyStreams(of userID: String, keeping kept: Set<UUID>)
     /// The users with streams open in this process.
     var usersWithStreams: [String] { get }
 
@@ -72,6 +75,8 @@ struct StreamSession: Sendable, Equatable {
     var userID: String
     var issuedAt: Date?
     var expiresAt: Date?
+    /// The API key the stream was opened with; nil for an access token.
+    var keyID: UUID? = nil
 }
 
 /// A reply as it streams: which message, and its reasoning, text and tool calls so far.

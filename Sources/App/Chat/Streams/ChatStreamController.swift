@@ -22,7 +22,8 @@ struct ChatStreamController: RouteCollection {
         }
         // Subscribe before reading the stored messages: whatever happens in between arrives in
         // both, and the stream drops what it already sent by comparing positions.
-        let session = StreamSession(userID: userID.lowercased, issuedAt: req.accessTokenIssuedAt, expiresAt: req.accessTokenExpiry)
+        let session = StreamSession(userID: userID.lowercased, issuedAt: req.accessTokenIssuedAt,
+                                    expiresAt: req.apiKey?.expiresAt ?? req.accessTokenExpiry, keyID: req.apiKey?.keyID)
         let subscriber = try await bus.subscribe(to: chatID, session: session, on: req.eventLoop)
         let replay: StreamReplay
         do {

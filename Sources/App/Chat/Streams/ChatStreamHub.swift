@@ -202,13 +202,13 @@ final class ChatStreamHub: Sendable {
         subscribers.forEach { $0.end(with: Self.shuttingDown) }
     }
 
-    func endStreams(of userID: String, issuedBefore cut: Date?) {
+    /// Ends, with an `error` event, the streams of `userID` whose session `ends` says so.
+    func endStreams(of userID: String, where ends: (StreamSession) -> Bool) {
         for shard in shards {
             shard.withLockedValue { state in
                 for streams in state.streams.values {
                     for subscriber in streams.values where subscriber.userID == userID {
-                        let before = cut.map { cut in subscriber.session.issuedAt.map { $0 < cut } ?? true } ?? true
-                        if before { subscriber.end(with: Self.signedOut) }
+                        if ends(subscriber.session) { subscriber.end(with: Self.signedOut) }
                     }
                 }
             }

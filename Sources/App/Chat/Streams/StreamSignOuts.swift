@@ -1,3 +1,4 @@
+import Fluent
 import Foundation
 
 /// Ends the open streams of sessions that were signed out — a password change or reset, a
@@ -18,9 +19,13 @@ struct StreamSignOuts: Sendable {
         tasks.run { [bus, database] in
             for user in users where bus.usersWithStreams.contains(user.lowercased) {
                 do {
-                    let row = try await User.findForRequest(user, on: try database())
+                    let db = try database()
+                    let row = try await User.findForRequest(user, on: db)
                     if let row, row.isActive {
                         if let cut = row.sessionsRevokedAt { bus.endStreams(of: user.lowercased, issuedBefore: cut) }
+                        // Streams opened with a key that is gone (revoked) end too.
+                        let kept = try await APIKey.query(on: db).filter(\.$owner.$id == user).all(\.$id)
+                        bus.endKeyStreams(of: user.lowercased, keeping: Set(kept))
                     } else {
                         bus.endStreams(of: user.lowercased, issuedBefore: nil)
                     }
