@@ -174,7 +174,9 @@ struct ScaleOutTests {
                 let expected = "start " + huge.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") + " end"
                 #expect(events.replyText(turn.assistant.id) == expected)
                 #expect(try await a.chat(chat.id, token: session.access).messages[1]["content"] as? String == expected)
-                #expect(events.filter { $0.type == "delta" }.count > 3, "the large piece travelled in several notifications")
+                // (A NOTIFY payload holds under 8,000 bytes: arriving whole, the piece crossed in several
+                // notifications. How many delta events the reader sees depends on how fast it reads: a
+                // busy reader gets them merged, so the count is not a measure of the crossing.)
             }
         }
     }
