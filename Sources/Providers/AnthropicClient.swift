@@ -46,6 +46,7 @@ public struct AnthropicWire: StreamingWire {
     public func replyRequest(_ request: ModelRequest) throws -> HTTPClient.Request {
         var headers = headers
         headers.add(name: "accept", value: "text/event-stream")
+        for earlier in request.relayedBy { headers.add(name: RelayHeader.name, value: earlier) }
         return try .provider(url: configuration.baseURL + "/v1/messages", headers: headers,
                              body: try JSONEncoder().encode(MessagesRequestBody(request)))
     }
@@ -196,9 +197,14 @@ struct MessagesRequestBody: Encodable {
     var thinking: Thinking?
     var tools: [Tool]?
     var tool_choice: ToolChoice?
+    var temperature: Double?
+    var stop_sequences: [String]?
 
     init(_ request: ModelRequest) {
         model = request.model
+        // Extended thinking takes no temperature but its own.
+        temperature = request.thinkingBudget == nil ? request.temperature : nil
+        stop_sequences = request.stopSequences.isEmpty ? nil : request.stopSequences
         max_tokens = request.maxTokens + (request.thinkingBudget ?? 0)
         thinking = request.thinkingBudget.map { Thinking(budget_tokens: $0) }
         system = request.system.flatMap { $0.isEmpty ? nil : Content($0, cached: request.cachesPrompt) }

@@ -17,9 +17,17 @@ public struct ModelRequest: Sendable, Equatable {
     public var tools: [ModelTool]
     /// Whether it may call them now.
     public var toolChoice: ModelToolChoice
+    /// Sampling temperature as the provider takes it (nil: the provider's default).
+    public var temperature: Double?
+    /// Text that ends the reply where the model writes it (none: none).
+    public var stopSequences: [String]
+    /// The instances a relayed request passed through before this one (``RelayHeader``), sent on
+    /// with this server's own, so that a loop of any length is refused where it closes.
+    public var relayedBy: [String]
 
     public init(model: String, system: String?, messages: [ModelMessage], maxTokens: Int, cachesPrompt: Bool = false,
-                thinkingBudget: Int? = nil, tools: [ModelTool] = [], toolChoice: ModelToolChoice = .auto) {
+                thinkingBudget: Int? = nil, tools: [ModelTool] = [], toolChoice: ModelToolChoice = .auto,
+                temperature: Double? = nil, stopSequences: [String] = [], relayedBy: [String] = []) {
         self.model = model
         self.system = system
         self.messages = messages
@@ -28,6 +36,9 @@ public struct ModelRequest: Sendable, Equatable {
         self.thinkingBudget = thinkingBudget
         self.tools = tools
         self.toolChoice = toolChoice
+        self.temperature = temperature
+        self.stopSequences = stopSequences
+        self.relayedBy = relayedBy
     }
 }
 

@@ -59,6 +59,7 @@ public struct OpenAIWire: StreamingWire {
     public func replyRequest(_ request: ModelRequest) throws -> HTTPClient.Request {
         var headers = headers
         headers.add(name: "accept", value: "text/event-stream")
+        for earlier in request.relayedBy { headers.add(name: RelayHeader.name, value: earlier) }
         return try .provider(url: configuration.baseURL + "/chat/completions", headers: headers,
                              body: try JSONEncoder().encode(ChatCompletionRequestBody(request)))
     }
@@ -201,9 +202,13 @@ struct ChatCompletionRequestBody: Encodable {
     var max_tokens: Int
     var tools: [Tool]?
     var tool_choice: String?
+    var temperature: Double?
+    var stop: [String]?
 
     init(_ request: ModelRequest) {
         model = request.model
+        temperature = request.temperature
+        stop = request.stopSequences.isEmpty ? nil : request.stopSequences
         max_tokens = request.maxTokens
         let system = request.system.flatMap { $0.isEmpty ? nil : Message(role: "system", content: .text($0)) }
         messages = (system.map { [$0] } ?? []) + request.messages.flatMap(Message.of)

@@ -18,7 +18,7 @@ extension AnthropicEmulator {
     /// the Messages API — `chat.completion.chunk`s, `data: [DONE]`, usage when asked for.
     static func handleChatCompletion(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) async throws -> Response {
         var headers: [String: String] = [:]
-        for (name, value) in req.headers { headers[name.lowercased()] = value }
+        for (name, value) in req.headers { headers[name.lowercased()] = headers[name.lowercased()].map { $0 + ", " + value } ?? value }
         let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
         let rawMessages = json?["messages"] as? [[String: Any]] ?? []
@@ -37,6 +37,8 @@ extension AnthropicEmulator {
         recorded.attachments = (system == nil ? parsed : Array(parsed.dropFirst())).map(\.content.attachments)
         let includeUsage = (json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool
         recorded.includeUsage = includeUsage
+        recorded.temperature = json?["temperature"] as? Double
+        recorded.stop = json?["stop"] as? [String] ?? []
         recorded.tools = (json?["tools"] as? [[String: Any]] ?? []).compactMap { ($0["function"] as? [String: Any])?["name"] as? String }
         recorded.toolChoice = json?["tool_choice"] as? String
         for message in rawMessages {

@@ -7,7 +7,7 @@ extension AnthropicEmulator {
     /// `POST /v1/messages`: checks the request as the API does, records it, answers from the script.
     static func handle(_ req: Request, apiKey: String, state: NIOLockedValueBox<State>) async throws -> Response {
         var headers: [String: String] = [:]
-        for (name, value) in req.headers { headers[name.lowercased()] = value }
+        for (name, value) in req.headers { headers[name.lowercased()] = headers[name.lowercased()].map { $0 + ", " + value } ?? value }
         let body = req.body.data.map { Data($0.readableBytesView) } ?? Data()
         let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
         let parsedMessages = (json?["messages"] as? [[String: Any]] ?? []).map { message in
@@ -25,6 +25,8 @@ extension AnthropicEmulator {
             cacheBreakpoints: parsedMessages.indices.filter { parsedMessages[$0].content.cached }
         )
         recorded.thinkingBudget = (json?["thinking"] as? [String: Any])?["budget_tokens"] as? Int
+        recorded.temperature = json?["temperature"] as? Double
+        recorded.stop = json?["stop_sequences"] as? [String] ?? []
         recorded.attachments = parsedMessages.map(\.content.attachments)
         recorded.tools = (json?["tools"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         recorded.toolChoice = (json?["tool_choice"] as? [String: Any])?["type"] as? String

@@ -170,6 +170,10 @@ public struct RecordedRequest: Sendable {
     public var toolUses: [RecordedToolUse] = []
     /// Every tool result in the messages (`tool_result` blocks; `tool` messages), in order.
     public var toolResults: [RecordedToolResult] = []
+    /// `temperature` as sent; nil when absent.
+    public var temperature: Double?
+    /// Anthropic's `stop_sequences`, OpenAI's `stop`: empty when absent.
+    public var stop: [String] = []
 }
 
 /// A tool call as a request carried it back to the model.
