@@ -10,6 +10,7 @@ import NIOPosix
 ///         [--tokens 40] [--token-delay-ms 20] [--idle 10000] [--pin]
 ///         [--postgres postgres://…] [--instances 2] [--ceiling 200]
 ///         [--server .build/release/chat-server] [--port 8321]
+///     .build/release/chat-bench --v1 100,500 --tokens 20 [--v1-seconds 10] [--pin] [--postgres …]
 ///
 /// It runs a token source in this process (``TokenSource``: the Messages API's stream, each reply
 /// `--tokens` deltas, each stamped with the time it was sent) and starts the server as a separate
@@ -45,6 +46,9 @@ struct Options {
     var postgres: String?
     var instances = 1
     var ceiling = 0
+    /// `--v1 100,500`: only the `/v1/chat/completions` benchmark, at these rates (``V1Bench``).
+    var v1: [Int] = []
+    var v1Seconds = 10
 
     init(_ arguments: [String]) throws {
         var rest = arguments.dropFirst()
@@ -68,6 +72,8 @@ struct Options {
             case "--postgres": postgres = value
             case "--instances": instances = Int(value) ?? instances
             case "--ceiling": ceiling = Int(value) ?? ceiling
+            case "--v1": v1 = value.split(separator: ",").compactMap { Int($0) }
+            case "--v1-seconds": v1Seconds = Int(value) ?? v1Seconds
             default: throw BenchError("unknown option \(flag)")
             }
         }
@@ -139,7 +145,7 @@ struct Deployment {
         var environment = [
             "SECRET_KEY": String(repeating: "b", count: 64), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "error",
             "BCRYPT_COST": "4", "ANTHROPIC_API_KEY": TokenSource.apiKey, "ANTHROPIC_BASE_URL": source.baseURL,
-            "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024",
+            "SSE_KEEPALIVE_INTERVAL": "15", "ANTHROPIC_MAX_TOKENS": "1024", "ANTHROPIC_MODELS": "claude-sonnet-5-5",
             // The benchmark measures the streaming path; 20 users hold up to 1,000 streams and start
             // as many replies, far past the default limits.
             "RATE_LIMIT_ENABLED": "false", "MAX_STREAMS_PER_USER": "100000",
@@ -221,6 +227,14 @@ func run() async throws {
 
     let users = try await forEach(Array(0..<20), width: 10) { number in
         try await runner.register("bench-\(number)-\(UUID().uuidString.prefix(6))@example.com")
+    }
+    if !options.v1.isEmpty {
+        source.set(TokenSource.Script(tokens: options.tokens, delay: .zero, locked: false))
+        try await V1Bench.run(rates: options.v1, seconds: options.v1Seconds, tokens: options.tokens, users: users,
+                              deployment: deployment, source: source, http: http)
+        try await http.shutdown()
+        await source.shutdown()
+        return
     }
     // warm up: one reply end to end
     let warmChat = try await runner.createChat(token: users[0])

@@ -26,6 +26,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.services = services
     app.lifecycle.use(services.chat.background)
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.keys.writes))
+    app.lifecycle.use(OwnedTasksShutdown(tasks: services.completions.tasks, grace: settings.chat.drainTimeout))
     app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
     app.serverStartup.add { app in await services.chat.background.start(logger: app.logger) }
     try routes(app, services)
@@ -36,6 +37,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     let problems = ErrorProblems(showInternalErrors: settings.debug)
     var edge: [any AsyncMiddleware] = [
         RequestLogMiddleware(metrics: services.metrics, addresses: services.addresses),
+        // `/v1/*` answers every error, these layers' own included, in OpenAI's format.
+        OpenAIErrorMiddleware(problems: problems),
         SecurityHeadersMiddleware(addresses: services.addresses, sslRedirect: protection.sslRedirect, hstsSeconds: protection.hstsSeconds,
                                   allowedHosts: settings.debug ? nil : AllowedHosts(settings.allowedHosts)),
         CORSPolicyMiddleware(allowedOrigins: settings.corsAllowedOrigins),
@@ -49,7 +52,8 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     if !settings.debug {
         edge.append(AllowedHostsMiddleware(hosts: AllowedHosts(settings.allowedHosts)))
     }
-    edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout, longer: FilesController.uploadTimeout(settings.files)))
+    let uploads = FilesController.uploadTimeout(settings.files)
+    edge.append(RequestTimeoutMiddleware(timeout: protection.requestTimeout, longer: { uploads($0) ?? V1Controller.timeout($0) }))
     app.middleware = Middlewares()
     app.middleware.use(MiddlewareGroup(edge))
     app.http.server.configuration.idleTimeout = TimeAmount(protection.idleTimeout)

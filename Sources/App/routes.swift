@@ -5,6 +5,7 @@ func routes(_ app: Application, _ services: AppServices) throws {
     // Access tokens everywhere; API keys of scope `full` on /api/, of any scope on /v1/, none on /auth/ and /api/keys/.
     let requireUser = AccessTokenMiddleware(signer: services.tokens, users: services.users, keys: services.keys)
     let requireSession = requireUser.taking(.refused)
+    let requireAnyKey = requireUser.taking(.anyScope)
     let chat = services.chat
 
     let protection = services.settings.protection
@@ -36,6 +37,10 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.grouped(requireUser).register(collection: SearchController(settings: services.settings.chat, kind: services.settings.database.kind))
     try api.grouped(requireUser).register(collection: ExportController(chats: chat.service))
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
+
+    try app.grouped("v1").grouped(requireAnyKey).register(collection: V1Controller(
+        catalog: chat.catalog, completions: services.completions, maxBodySize: services.settings.v1MaxBodySize, startedAt: services.clock.now()
+    ))
 
     let admin = app.grouped("admin").grouped(AdminPageMiddleware(showInternalErrors: services.settings.debug))
     let adminSessions = AdminSessions(sessions: services.sessions, clock: services.clock, lifetime: services.settings.adminSessionLifetime,

@@ -48,6 +48,8 @@ struct AppServices: Sendable {
     let relayID: String
     /// Users' personal API keys.
     let keys: APIKeys
+    /// `/v1/chat/completions`.
+    let completions: Completions
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
@@ -95,7 +97,10 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: usage, google: google, chat: chat, files: files, relayID: relayID, keys: keys
+            usage: usage, google: google, chat: chat, files: files, relayID: relayID, keys: keys,
+            completions: Completions(catalog: catalog, usage: usage, limiter: limiter, replyLimit: settings.protection.replyLimit,
+                                     tasks: OwnedTasks(), metrics: metrics, relayID: relayID, clock: clock,
+                                     keepAlive: settings.chat.keepAliveInterval)
         )
     }
 }

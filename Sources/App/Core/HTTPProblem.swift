@@ -41,9 +41,10 @@ public struct HTTPProblem: Error, Sendable {
         var code: String?
     }
 
+    var body: Body { Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors, code: code) }
+
     /// The problem as JSON: the one encoding of it, for responses and for stream `error` events.
     var json: Data {
-        let body = Body(type: type, title: title, status: Int(status.code), detail: detail, errors: fieldErrors, code: code)
         // A problem body holds only strings and numbers: it always encodes.
         return (try? JSONCoding.makeEncoder().encode(body)) ?? Data(#"{"status":500,"title":"Internal Server Error"}"#.utf8)
     }

@@ -13,10 +13,11 @@ final class OwnedTasks: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    /// Runs `work` in a task of its own, unless shutdown has begun.
-    func run(_ work: @escaping @Sendable () async -> Void) {
+    /// Runs `work` in a task of its own, unless shutdown has begun; whether it does.
+    @discardableResult
+    func run(_ work: @escaping @Sendable () async -> Void) -> Bool {
         state.withLockedValue { state in
-            guard !state.isClosed else { return }
+            guard !state.isClosed else { return false }
             let id = state.nextID
             state.nextID += 1
             // The task removes itself under the same lock, so never before it was added.
@@ -24,6 +25,7 @@ final class OwnedTasks: Sendable {
                 await work()
                 self.state.withLockedValue { _ = $0.tasks.removeValue(forKey: id) }
             }
+            return true
         }
     }
 
@@ -53,11 +55,13 @@ final class OwnedTasks: Sendable {
     }
 }
 
-/// Ends an ``OwnedTasks`` when the application stops (what is left of it gets a second).
+/// Ends an ``OwnedTasks`` when the application stops (what is left of it gets `grace`, a second
+/// unless said).
 struct OwnedTasksShutdown: LifecycleHandler {
     let tasks: OwnedTasks
+    var grace: Duration = .seconds(1)
 
     func shutdownAsync(_ application: Application) async {
-        await tasks.close(by: .now + .seconds(1))
+        await tasks.close(by: .now + grace)
     }
 }

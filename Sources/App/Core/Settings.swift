@@ -27,6 +27,8 @@ public struct Settings: Sendable {
     public var logLevel: Logger.Level
     /// The largest request body accepted, in bytes.
     public var maxBodySize: Int
+    /// The largest body of `POST /v1/chat/completions` (images come inline, as data URLs).
+    public var v1MaxBodySize: Int
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
     /// How long an admin sign-in lasts.
@@ -140,6 +142,7 @@ public struct Settings: Sendable {
         }
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
+        v1MaxBodySize = try read.byteCount("V1_MAX_BODY_SIZE", default: 20 << 20)
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)

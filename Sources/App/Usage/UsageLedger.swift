@@ -103,8 +103,8 @@ struct UsageLedger: Sendable {
 
     /// Admits a reply of `userID`, whose prompt is estimated at `estimate` tokens, under their daily
     /// `quota` (nil: none), inside the transaction that stores it: it may start only while today's
-    /// tokens and what the replies already running have reserved (their prompts' estimates) stay
-    /// under the quota. Taken under the user's lock, so that concurrent starts are counted one after
+    /// tokens and what the replies already running have reserved (their prompts' estimates; a `/v1`
+    /// completion's in `usage_reservations`) stay under the quota. Taken under the user's lock, so that concurrent starts are counted one after
     /// another; ``UsageError/quotaExceeded(retryAfter:)`` otherwise (and the transaction stores
     /// nothing). Answers the tokens the new reply reserves (its `reserved_tokens`).
     func admitReply(of userID: UUID, quota: Int?, estimate: Int, on db: any Database) async throws -> Int {
@@ -116,7 +116,8 @@ struct UsageLedger: Sendable {
             SELECT CAST(COALESCE(SUM(m.reserved_tokens), 0) AS BIGINT) AS reserved FROM chats c JOIN messages m ON m.chat_id = c.id
             WHERE c.user_id = \(bind: userID) AND m.status = 'streaming'
             """).first()?.decode(column: "reserved", as: Int.self) ?? 0
-        guard used + reserved < quota else {
+        let inFlight = try await Self.reservedElsewhere(by: userID, at: now, on: db)
+        guard used + reserved + inFlight < quota else {
             throw UsageError.quotaExceeded(retryAfter: Int(Self.nextMidnight(after: now).timeIntervalSince(now).rounded(.up)))
         }
         return estimate

@@ -3,7 +3,7 @@ import SQLKit
 
 /// The usage feature's tables.
 enum Usage {
-    static func migrations(_ kind: DatabaseKind) -> [any Migration] { [CreateUsageDaily(kind: kind), AddUserQuota()] }
+    static func migrations(_ kind: DatabaseKind) -> [any Migration] { [CreateUsageDaily(kind: kind), AddUserQuota(), CreateUsageReservations()] }
 }
 
 /// Creates `usage_daily`: each user's tokens by day (UTC) and model, input, output, cache reads

@@ -155,7 +155,7 @@ struct APIKeyTests {
                     }
                 }.joined(separator: "/") + "/"
                 for (scope, key) in keys {
-                    let allowed = scope == "full" && path.hasPrefix("/api/") && !path.hasPrefix("/api/keys/")
+                    let allowed = path.hasPrefix("/v1/") || scope == "full" && path.hasPrefix("/api/") && !path.hasPrefix("/api/keys/")
                     guard !allowed else { continue }
                     let anonymous = try await t.send(route.method, path)
                     let withKey = try await t.send(route.method, path, token: key)

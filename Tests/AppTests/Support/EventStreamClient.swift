@@ -23,10 +23,16 @@ final class EventStreamClient: Sendable {
     let status: HTTPResponseStatus
     let headers: HTTPHeaders
 
-    /// Opens `GET path` on the live server at `baseURL` with the token (and `Last-Event-ID`).
+    /// Opens `GET path` on the live server at `baseURL` with the token (and `Last-Event-ID`); or
+    /// `method` with a `json` body.
     static func open(_ baseURL: String, _ path: String, token: String?, lastEventID: String? = nil,
-                     readBody: Bool = true) async throws -> EventStreamClient {
+                     readBody: Bool = true, method: HTTPMethod = .GET, json: [String: Any]? = nil) async throws -> EventStreamClient {
         var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONSerialization.data(withJSONObject: json)))
+        }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
         let response = try await client.execute(request, timeout: .seconds(10))
