@@ -47,6 +47,14 @@ enum CompletionError: HTTPProblemConvertible {
         case .timeout: (.gatewayTimeout, "upstream_timeout")
         case .authentication, .permission, .upstream, .connection, .interrupted: (.badGateway, "upstream_error")
         }
-        return HTTPProblem(status, title: "The model provider failed", detail: error.description, headers: headers, code: code)
+        // What the provider said about the request goes to the caller; what it said about this
+        // server (its key, its address, its own failure) stays in the log.
+        let detail = switch error.kind {
+        case .authentication, .permission, .upstream, .connection, .interrupted:
+            "The model provider failed (\(error.kind.rawValue)); the server logged the details."
+        default:
+            error.description
+        }
+        return HTTPProblem(status, title: "The model provider failed", detail: detail, headers: headers, code: code)
     }
 }

@@ -16,13 +16,27 @@ struct CompletionRequest: Decodable, Sendable {
         case parts([Part])
 
         init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let text = try? container.decode(String.self) {
+            if let text = try? decoder.singleValueContainer().decode(String.self) {
                 self = .text(text)
-            } else {
-                self = .parts(try container.decode([Part].self))
+                return
             }
+            // Parts one by one, at most ``CompletionRequest/maxParts``: a body of tiny parts is
+            // refused before it is all decoded.
+            var container = try decoder.unkeyedContainer()
+            var parts: [Part] = []
+            while !container.isAtEnd {
+                guard parts.count < CompletionRequest.maxParts else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "At most \(CompletionRequest.maxParts) parts a message.")
+                }
+                parts.append(try container.decode(Part.self))
+            }
+            self = .parts(parts)
         }
+    }
+
+    /// A value whose presence alone matters (`tools`): nothing of it is kept.
+    struct Present: Decodable, Sendable {
+        init(from decoder: any Decoder) throws {}
     }
 
     struct Part: Decodable, Sendable {
@@ -61,8 +75,23 @@ struct CompletionRequest: Decodable, Sendable {
         var include_usage: Bool?
     }
 
+    /// `messages`, decoded one by one and at most ``CompletionRequest/maxMessages`` of them.
+    struct Messages: Decodable, Sendable {
+        var items: [Message] = []
+
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            while !container.isAtEnd {
+                guard items.count < CompletionRequest.maxMessages else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "Expected 1 to \(CompletionRequest.maxMessages) messages.")
+                }
+                items.append(try container.decode(Message.self))
+            }
+        }
+    }
+
     var model: String
-    var messages: [Message]
+    var messages: Messages
     var stream: Bool?
     var stream_options: StreamOptions?
     var max_tokens: Int?
@@ -70,11 +99,14 @@ struct CompletionRequest: Decodable, Sendable {
     var temperature: Double?
     var stop: Stop?
     var n: Int?
-    var tools: [JSONValue]?
+    var tools: [Present]?
 
     /// The most messages one request may hold, and images it may carry.
     static let maxMessages = 1000
+    static let maxParts = 100
     static let maxImages = 20
+    /// Field errors told at most (a request of many bad parts gets a short answer).
+    static let maxErrors = 20
     /// OpenAI's own limits on `stop`.
     static let maxStopSequences = 4
     static let maxStopSequenceBytes = 1000
@@ -132,20 +164,29 @@ extension CompletionRequest {
         if stops.contains(where: { $0.isEmpty || $0.utf8.count > Self.maxStopSequenceBytes }) {
             errors["stop", default: []].append("Each stop sequence holds 1 to \(Self.maxStopSequenceBytes) bytes.")
         }
-        if messages.isEmpty || messages.count > Self.maxMessages {
+        let messages = self.messages.items
+        if messages.isEmpty {
             errors["messages", default: []].append("Expected 1 to \(Self.maxMessages) messages.")
         }
+        let imageParts = messages.reduce(0) { count, message in
+            guard case .parts(let parts)? = message.content else { return count }
+            return count + parts.count { $0.type == "image_url" }
+        }
+        if imageParts > Self.maxImages {
+            errors["messages", default: []].append("At most \(Self.maxImages) images a request.")
+        }
         var conversation = Conversation()
-        for (index, message) in messages.prefix(Self.maxMessages).enumerated() {
-            conversation.add(message, at: "messages.\(index)", errors: &errors)
+        if errors.isEmpty {
+            for (index, message) in messages.enumerated() where errors.count < Self.maxErrors {
+                conversation.add(message, at: "messages.\(index)", errors: &errors)
+            }
         }
         if errors.isEmpty, !conversation.messages.contains(where: { $0.role == .user }) {
             errors["messages", default: []].append("Expected at least one user message.")
         }
-        if conversation.images.count > Self.maxImages {
-            errors["messages", default: []].append("At most \(Self.maxImages) images a request.")
+        guard errors.isEmpty else {
+            throw RequestError.invalidFields(Dictionary(uniqueKeysWithValues: errors.sorted { $0.key < $1.key }.prefix(Self.maxErrors).map { ($0.key, $0.value) }))
         }
-        guard errors.isEmpty else { throw RequestError.invalidFields(errors) }
         let system = conversation.system.isEmpty ? nil : conversation.system.joined(separator: "\n\n")
         return CompletionSpec(model: model, system: system, messages: conversation.messages, maxTokens: maxTokens,
                               temperature: temperature, stop: stops, stream: stream ?? false,
@@ -180,7 +221,7 @@ private struct Conversation {
             case .text(let plain):
                 text = plain
             case .parts(let parts):
-                for (index, part) in parts.enumerated() {
+                for (index, part) in parts.enumerated() where errors.count < CompletionRequest.maxErrors {
                     let partField = "\(field).content.\(index)"
                     switch (part.type, part.text, part.image_url) {
                     case ("text", .some(let piece), _):

@@ -36,10 +36,14 @@ struct Completions: Sendable {
         let userID = try user.requireID()
         try await limiter.check(replyLimit, key: userID.lowercased, for: req)
         let estimate = min(spec.promptEstimate, catalog.contextWindow(of: spec.model))
-        let reservation = try await usage.reserve(for: userID, quota: usage.quota(of: user), estimate: estimate, on: req.db)
+        // The operator's MAX_TOKENS bounds what a caller may ask for; the quota holds the most the
+        // reply may cost (its prompt, its answer and its thinking) until it ends.
+        let maxTokens = min(spec.maxTokens ?? catalog.maxTokens, catalog.maxTokens)
+        let thinking = spec.temperature == nil ? catalog.thinkingBudget(of: spec.model) : nil
+        let reservation = try await usage.reserve(for: userID, quota: usage.quota(of: user), estimate: estimate + maxTokens + (thinking ?? 0),
+                                                  on: req.db)
         let request = ModelRequest(
-            model: route.model, system: spec.system, messages: spec.messages, maxTokens: spec.maxTokens ?? catalog.maxTokens,
-            thinkingBudget: spec.temperature == nil ? catalog.thinkingBudget(of: spec.model) : nil,
+            model: route.model, system: spec.system, messages: spec.messages, maxTokens: maxTokens, thinkingBudget: thinking,
             temperature: spec.temperature, stopSequences: spec.stop, relayedBy: relayedBy
         )
         let chunks = CompletionChunks(model: spec.model, created: clock.now(), includeUsage: spec.includeUsage)
@@ -78,6 +82,8 @@ struct Completions: Sendable {
             throw CompletionError.shuttingDown
         }
         if case .ended(.failure(let error)) = await run.start() { throw CompletionError.upstream(error) }
+        // A response that never starts (its client left first) must not leave the reply running.
+        run.expectAttach(within: .seconds(30))
         let headers: HTTPHeaders = ["Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"]
         // The callback form of the body: the stream has no task of its own (see ``CompletionRun``).
         return Response(status: .ok, headers: headers, body: .init(stream: { writer in run.attach(writer) }))
@@ -135,6 +141,7 @@ private struct Ending: Sendable {
         case .failure(let error as ProviderError):
             status = "failed"
             metrics.upstreamError(error.kind.rawValue)
+            logger.warning("a completion failed upstream", metadata: ["model": "\(model)", "error": "\(error)"])
         case .failure: status = "stopped"
         }
         metrics.replyEnded(status: status, inputTokens: consumed.inputTokens, outputTokens: consumed.outputTokens)

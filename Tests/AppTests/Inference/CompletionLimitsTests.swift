@@ -28,7 +28,9 @@ struct CompletionLimitsTests {
             emulator.enqueue(.error(status: 401, type: "authentication_error", message: "invalid x-api-key"))
             let misconfigured = try await t.complete(ask.merging(["stream": true]) { $1 }, token: session.access)
             #expect(misconfigured.status == .badGateway)
-            #expect(try misconfigured.openAIError()["type"] as? String == "server_error")
+            let upstreamError = try misconfigured.openAIError()
+            #expect(upstreamError["type"] as? String == "server_error")
+            #expect((upstreamError["message"] as? String)?.contains("x-api-key") == false, "what the provider said of this server's key stays in the log")
 
             emulator.enqueue(.reply(Script.Reply(["Half", " a"], errorAfterChunks: "overloaded_error")))
             let cut = try await t.complete(ask.merging(["stream": true]) { $1 }, token: session.access)
@@ -41,6 +43,23 @@ struct CompletionLimitsTests {
             #expect(text.joined() == "Half a")
             #expect(try await t.usageToday(session.access).replies == 3, "every ended request is counted, even one refused upstream")
             #expect(try await t.usageToday(session.access).tokens > 0)
+        }
+    }
+
+    @Test("a reasoning model's thinking counts toward the quota even when the provider reports no usage and the client leaves before the answer")
+    func reasoningCounts() async throws {
+        try await withTestApp(.sqlite, emulated: true, api: .openai) { t in
+            let emulator = try #require(t.emulator)
+            var reply = Script.Reply(["Answer"], reasoning: Array(repeating: String(repeating: "think ", count: 50), count: 20))
+            reply.omitUsage = true
+            emulator.enqueue(.reply(reply))
+            let session = try await t.register()
+            let response = try await t.complete(["model": UpstreamAPI.openai.defaultModel, "messages": [question()], "stream": true], token: session.access)
+            let reasoning = response.eventData.dropLast().compactMap {
+                ((jsonObject($0)["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["reasoning_content"] as? String
+            }
+            #expect(reasoning.joined().utf8.count == 6000)
+            #expect(try await t.usageToday(session.access).tokens >= 2000, "6,000 bytes of reasoning are about 2,000 tokens")
         }
     }
 

@@ -102,6 +102,10 @@ struct CompletionsTests {
 
             let today = try await t.usageToday(session.access)
             #expect(today.tokens == 23 && today.replies == 1)
+            // Past the operator's MAX_TOKENS, a request asks for MAX_TOKENS.
+            emulator.enqueue(.reply(["Short"]))
+            #expect(try await t.complete(["model": api.defaultModel, "messages": [question()], "max_tokens": 900_000], token: key).status == .ok)
+            #expect(emulator.requests.last?.maxTokens == (try t.services.chat.catalog.maxTokens))
             let chats = try await Chat.query(on: t.db).count(), messages = try await Message.query(on: t.db).count()
             #expect(chats == 0 && messages == 0)
         }
@@ -150,7 +154,9 @@ struct CompletionsTests {
                 ("no model", ["messages": [question()]], .badRequest, "model"),
                 ("an empty model", ["model": "", "messages": [question()]], .badRequest, "model"),
                 ("no messages", ["model": model, "messages": [[String: Any]]()], .badRequest, "messages"),
-                ("1,001 messages", ["model": model, "messages": Array(repeating: question(), count: 1001)], .badRequest, "messages"),
+                ("1,001 messages", ["model": model, "messages": Array(repeating: question(), count: 1001)], .badRequest, "messages.1000"),
+                ("101 parts in a message", ["model": model, "messages": [message(Array(repeating: ["type": "text", "text": "x"], count: 101))]],
+                 .badRequest, "messages.0.content.100"),
                 ("only a system prompt", ["model": model, "messages": [message("Be brief.", role: "system")]], .badRequest, "messages"),
                 ("a tool message", ["model": model, "messages": [question(), message("42", role: "tool")]], .badRequest, "messages.1.role"),
                 ("an unknown role", ["model": model, "messages": [message("x", role: "root")]], .badRequest, "messages.0.role"),
