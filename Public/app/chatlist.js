@@ -9,8 +9,14 @@ export function connectChatList(views) {
   ({ fillSettings } = views);
 }
 
+// Loads overlap (a reply ends, a title arrives): only the latest one started is shown, so that a
+// list read before a rename never overwrites the renamed one.
+let listGeneration = 0;
+
 export async function loadChats() {
+  const generation = ++listGeneration;
   const page = await session.request("GET", "/api/chat/?limit=100");
+  if (generation !== listGeneration) return;
   state.chats = page.results;
   renderChatList();
 }

@@ -51,6 +51,8 @@ function onStreamEvent(event) {
     if ($("rename-form").hidden) $("chat-title").textContent = data.title;
     const listed = state.chats.find((chat) => chat.id === data.id);
     if (listed) { listed.title = data.title; renderChatList(); }
+    // A list being read now may predate the new title: read it again, and show only that.
+    loadChats().catch(() => {});
   } else if (event.type === "message" || event.type === "done") {
     upsertMessage(data);
     if (event.type === "done") loadChats().catch(() => {});

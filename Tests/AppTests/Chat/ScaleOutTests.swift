@@ -76,7 +76,7 @@ struct ScaleOutTests {
                 // (pieces that queued up while the database was busy travel joined), in order.
                 let offsets = chunks.indices.map { "2-\(chunks[...$0].joined().utf8.count)" }
                 let ids = events.compactMap(\.id)
-                #expect(Array(ids.prefix(2)) == ["1", "2-0"] && ids.last == "2")
+                #expect(Array(ids.prefix(2)) == ["1", "2-0"] && ids.last == "2", "\(ids)")
                 #expect(ids.dropFirst(2).dropLast().allSatisfy(offsets.contains), "\(ids)")
                 #expect(ids.dropFirst(2).dropLast() == ids.dropFirst(2).dropLast().sorted { StreamPosition(eventID: $0)! < StreamPosition(eventID: $1)! })
                 #expect(events.last?.json["status"] as? String == "complete")
