@@ -199,11 +199,13 @@ struct APIKeyTests {
             let key = try await a.makeKey(session, scope: "full")
             let secret = try #require(key["key"] as? String)
             #expect(try await b.send(.GET, "/api/chat/", token: secret).status == .ok, "known to B, and kept in its memory")
+            #expect(try await b.send(.GET, "/v1/models", token: secret).status == .ok)
             #expect(try await a.send(.DELETE, "/api/keys/\(try #require(key["id"] as? String))/", token: session.access).status == .noContent)
             let revoked = ContinuousClock.now
             try await waitUntil("B to refuse the key", timeout: .seconds(5)) {
                 try await b.send(.GET, "/api/chat/", token: secret).status == .unauthorized
             }
+            #expect(try await b.send(.GET, "/v1/models", token: secret).status == .unauthorized, "on /v1 too")
             #expect(revoked.duration(to: .now) < .seconds(1), "refused \(revoked.duration(to: .now)) after the revocation")
         }
     }
