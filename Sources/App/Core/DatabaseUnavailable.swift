@@ -24,6 +24,10 @@ enum DatabaseUnavailable {
         switch error {
         case let error as PSQLError:
             return postgresCause(error)
+        case PostgresError.connectionClosed:
+            // The older error type, still thrown by a connection the server or the network closed
+            // under a query that was already on its way.
+            return unreachable
         case is ConnectionPoolTimeoutError:
             return "The database is too busy to take this request right now; nothing was changed. Try again shortly."
         case is ConnectionPoolError, is DatabaseClosed:
