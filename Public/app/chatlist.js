@@ -81,7 +81,7 @@ export function newChat() {
   clearMessages();
   history.replaceState(null, "", "/");
   $("chat-title").textContent = "New chat";
-  $("rename").hidden = $("delete").hidden = $("export").hidden = true;
+  $("rename").hidden = $("delete").hidden = $("export").hidden = $("share").hidden = true;
   $("export-menu").hidden = true;
   fillSettings(state.defaultModel, "", []);
   renderChatList();

@@ -26,7 +26,7 @@ export async function openChat(id) {
     return showError(error);
   }
   $("chat-title").textContent = state.chat.title;
-  $("rename").hidden = $("delete").hidden = $("export").hidden = false;
+  $("rename").hidden = $("delete").hidden = $("export").hidden = $("share").hidden = false;
   fillSettings(state.chat.model, state.chat.system || "", state.chat.tools || []);
   // The stream replays the conversation, then follows it live.
   state.stream = new ChatStream(id, session, { onEvent: onStreamEvent, onStatus: onStreamStatus });

@@ -13,6 +13,7 @@ import { connectConversation, openChat, updateComposer } from "./conversation.js
 import { $, session, state } from "./state.js";
 import { loadTools } from "./mcp.js";
 import "./keys.js";
+import "./share-links.js";
 
 async function boot() {
   session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");
@@ -30,6 +31,9 @@ async function boot() {
 }
 
 async function showApp() {
+  // Signed in from a shared chat's page (`?return=/s/<id>`): back to it, in this tab, which holds the session.
+  const back = new URLSearchParams(location.search).get("return");
+  if (back && /^\/s\/[A-Za-z0-9_-]{22,64}$/.test(back)) { location.assign(back); return; }
   $("loading").hidden = true;
   $("auth-view").hidden = true;
   $("app-view").hidden = false;

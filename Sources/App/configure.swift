@@ -20,6 +20,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.migrations.add(Usage.migrations(kind))
     app.migrations.add(Files.migrations(kind))
     app.migrations.add(CreateRateLimitBuckets(kind: kind))
+    app.migrations.add(CreateShares())
     app.views.use(.leaf)
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)

@@ -37,6 +37,11 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.grouped(requireUser).register(collection: SearchController(settings: services.settings.chat, kind: services.settings.database.kind))
     try api.grouped(requireUser).register(collection: ExportController(chats: chat.service))
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
+    try api.grouped(requireUser).register(collection: SharesController(shares: services.shares))
+    // What a link shows: to anyone in `public` mode, to a signed-in user in `users` mode.
+    let readers = services.settings.shareLinks == .public ? api : api.grouped(requireUser)
+    try readers.register(collection: SharedReadsController(shares: services.shares, files: services.files))
+    try app.register(collection: SharePageController(shares: services.shares))
 
     try app.grouped("v1").grouped(requireAnyKey).register(collection: V1Controller(
         catalog: chat.catalog, completions: services.completions, maxBodySize: services.settings.v1MaxBodySize, startedAt: services.clock.now()

@@ -15,6 +15,7 @@ struct AdminChatsController: RouteCollection {
         group.post(":chatID", use: update)
         group.get(":chatID", "delete", use: confirmDelete)
         group.post(":chatID", "delete", use: delete)
+        group.post(":chatID", "shares", ":shareID", "revoke", use: revokeShare)
     }
 
     struct Row: Encodable {
@@ -94,6 +95,14 @@ struct AdminChatsController: RouteCollection {
         let pagination: AdminPagination
         let errors: [String]
         let title: String
+        /// Its share links (staff may revoke them).
+        let shares: [Share]
+
+        struct Share: Encodable {
+            let id: String
+            let created: String
+            let expires: String
+        }
     }
 
     func detail(req: Request) async throws -> Response {
@@ -154,6 +163,19 @@ struct AdminChatsController: RouteCollection {
         return req.redirect(to: "/admin/chats/?notice=deleted")
     }
 
+    /// Revokes one of the chat's share links: 404 from the next request on, on every instance.
+    func revokeShare(req: Request) async throws -> Response {
+        let (_, me) = try req.requireAdmin()
+        let chat = try await Self.find(req)
+        let id = try chat.requireID()
+        guard let shareID = req.parameters.get("shareID"), ShareService.isWellFormed(shareID),
+              let share = try await ShareLink.query(on: req.db).filter(\.$id == shareID).filter(\.$chat.$id == id).first()
+        else { throw AdminError.notFound }
+        try await share.delete(on: req.db)
+        req.logger.notice("admin revoked a share link", metadata: ["admin": "\(me.email)", "chat": "\(id)"])
+        return req.redirect(to: "/admin/chats/\(id)/?notice=share-revoked")
+    }
+
     /// The chat with one page of its conversation (a long chat is read page by page).
     private func renderDetail(_ req: Request, _ chat: Chat, errors: [String], status: HTTPResponseStatus) async throws -> Response {
         let id = try chat.requireID()
@@ -166,7 +188,10 @@ struct AdminChatsController: RouteCollection {
             chat: Row(chat, owner: chat.owner.email, messages: total), system: chat.system ?? "",
             models: AdminOption.list(modelIDs.map { ($0, $0) }, selected: chat.model),
             messages: messages.map { AdminMessagesController.Row($0, chat: chat) }, pagination: pagination,
-            errors: errors, title: chat.title
+            errors: errors, title: chat.title,
+            shares: try await ShareLink.query(on: req.db).filter(\.$chat.$id == id).sort(\.$createdAt, .descending).all().map {
+                Detail.Share(id: $0.id ?? "", created: $0.createdAt.adminText, expires: $0.expiresAt?.adminText ?? "never")
+            }
         )
         return try await req.adminPage("chat", title: chat.title, section: "chats", content, status: status)
     }

@@ -67,6 +67,8 @@ enum AdminNotice {
         case "deleted": "Deleted."
         case "signed-out": "Signed out."
         case "checked": "Every provider was asked again."
+        case "key-revoked": "API key revoked; it is refused from now on."
+        case "share-revoked": "Share link revoked; it answers 404 from now on."
         default: nil
         }
     }

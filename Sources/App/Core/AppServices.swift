@@ -50,6 +50,8 @@ struct AppServices: Sendable {
     let keys: APIKeys
     /// `/v1/chat/completions`.
     let completions: Completions
+    /// Share links.
+    let shares: ShareService
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
@@ -100,7 +102,9 @@ struct AppServices: Sendable {
             usage: usage, google: google, chat: chat, files: files, relayID: relayID, keys: keys,
             completions: Completions(catalog: catalog, usage: usage, limiter: limiter, replyLimit: settings.protection.replyLimit,
                                      tasks: OwnedTasks(), metrics: metrics, relayID: relayID, clock: clock,
-                                     keepAlive: settings.chat.keepAliveInterval)
+                                     keepAlive: settings.chat.keepAliveInterval),
+            shares: ShareService(chats: chat.service, files: files, mode: settings.shareLinks, publicURL: settings.publicURL, clock: clock,
+                                 kind: settings.database.kind)
         )
     }
 }

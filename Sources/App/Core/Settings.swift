@@ -29,6 +29,11 @@ public struct Settings: Sendable {
     public var maxBodySize: Int
     /// The largest body of `POST /v1/chat/completions` (images come inline, as data URLs).
     public var v1MaxBodySize: Int
+    /// `PUBLIC_URL`: the server's address as users reach it, without a trailing slash; absolute
+    /// URLs the server hands out (share links) start with it.
+    public var publicURL: String
+    /// `SHARE_LINKS`: who may open share links.
+    var shareLinks: ShareLinks
     /// The bcrypt work factor for new password hashes.
     public var bcryptCost: Int
     /// How long an admin sign-in lasts.
@@ -143,6 +148,12 @@ public struct Settings: Sendable {
         logLevel = try read.logLevel("LOG_LEVEL", default: .info)
         maxBodySize = try read.byteCount("MAX_BODY_SIZE", default: 1 << 20)
         v1MaxBodySize = try read.byteCount("V1_MAX_BODY_SIZE", default: 20 << 20)
+        publicURL = try read.httpURL("PUBLIC_URL", default: "http://localhost:\(port)")
+        let shares = read.string("SHARE_LINKS")?.lowercased() ?? "users"
+        guard let shareLinks = ShareLinks(rawValue: shares) else {
+            throw SettingsError(key: "SHARE_LINKS", problem: "expected users, public or off, got '\(shares)'")
+        }
+        self.shareLinks = shareLinks
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)

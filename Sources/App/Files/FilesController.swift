@@ -31,36 +31,10 @@ struct FilesController: RouteCollection {
         FileResponse(try await files.find(try req.fileID(), ownedBy: try req.currentUser.requireID(), on: req.db))
     }
 
-    /// The bytes, streamed a chunk at a time, as the type decided at upload; images inline,
-    /// everything else as a download; never interpreted by the browser as anything else.
+    /// The bytes, streamed a chunk at a time (``FileContent``).
     func content(req: Request) async throws -> Response {
         let record = try await files.find(try req.fileID(), ownedBy: try req.currentUser.requireID(), on: req.db)
-        var headers = HTTPHeaders()
-        headers.replaceOrAdd(name: .contentType, value: record.mediaType.hasPrefix("text/") || record.mediaType == "application/json"
-                             ? record.mediaType + "; charset=utf-8" : record.mediaType)
-        headers.replaceOrAdd(name: .contentDisposition, value: ContentDisposition.header(inline: record.isImage, name: record.name))
-        headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
-        headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'none'; sandbox")
-        // Private to the signed-in user; revalidated each time (a 304 when unchanged: files never change).
-        headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
-        let etag = "\"\(record.sha256)\""
-        headers.replaceOrAdd(name: .eTag, value: etag)
-        if req.headers.first(name: .ifNoneMatch) == etag {
-            return Response(status: .notModified, headers: headers)
-        }
-        // Checked before a 200 goes out: a missing file is an error status, not a body cut short.
-        guard try await files.hasBytes(record, on: req.db) else { throw FileError.contentMissing }
-        let db = req.db, files = self.files, logger = req.logger
-        let body = Response.Body(asyncStream: { writer in
-            do {
-                try await files.read(record, on: db) { try await writer.write(.buffer($0)) }
-                try await writer.write(.end)
-            } catch {
-                logger.error("a file could not be read", metadata: ["file": "\(record.id)", "error": "\(error)"])
-                try? await writer.write(.error(error))
-            }
-        }, count: record.size)
-        return Response(status: .ok, headers: headers, body: body)
+        return try await FileContent.response(record, files: files, for: req)
     }
 
     func delete(req: Request) async throws -> HTTPStatus {
@@ -76,5 +50,38 @@ extension Request {
             throw RequestError.invalidParameter(name: "file_id", message: "Must be a UUID.")
         }
         return id
+    }
+}
+
+/// A file's bytes as a response: streamed a chunk at a time, as the type decided at upload; images
+/// inline, everything else as a download; never interpreted by the browser as anything else.
+enum FileContent {
+    static func response(_ record: FileRecord, files: FileLibrary, for req: Request) async throws -> Response {
+        var headers = HTTPHeaders()
+        headers.replaceOrAdd(name: .contentType, value: record.mediaType.hasPrefix("text/") || record.mediaType == "application/json"
+                             ? record.mediaType + "; charset=utf-8" : record.mediaType)
+        headers.replaceOrAdd(name: .contentDisposition, value: ContentDisposition.header(inline: record.isImage, name: record.name))
+        headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+        headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'none'; sandbox")
+        // Private to the signed-in user; revalidated each time (a 304 when unchanged: files never change).
+        headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+        let etag = "\"\(record.sha256)\""
+        headers.replaceOrAdd(name: .eTag, value: etag)
+        if req.headers.first(name: .ifNoneMatch) == etag {
+            return Response(status: .notModified, headers: headers)
+        }
+        // Checked before a 200 goes out: a missing file is an error status, not a body cut short.
+        guard try await files.hasBytes(record, on: req.db) else { throw FileError.contentMissing }
+        let db = req.db, logger = req.logger
+        let body = Response.Body(asyncStream: { writer in
+            do {
+                try await files.read(record, on: db) { try await writer.write(.buffer($0)) }
+                try await writer.write(.end)
+            } catch {
+                logger.error("a file could not be read", metadata: ["file": "\(record.id)", "error": "\(error)"])
+                try? await writer.write(.error(error))
+            }
+        }, count: record.size)
+        return Response(status: .ok, headers: headers, body: body)
     }
 }

@@ -182,4 +182,19 @@ struct WebClientBrowserTests {
             #expect(try await APIKey.query(on: t.db).count() == 0, "the key was revoked")
         } }
     }
+
+    @Test("share links: a chat shared from its dialog opens in a fresh browser (public: at once; users: after signing in and coming back), every text as text; revoked, it is gone — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")),
+          arguments: ["public", "users"])
+    func shareLinks(_ mode: String) async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await TestDatabase.sqlite.onFile { file in
+            try await withTestApp(.sqlite, settings: file.merging(["SHARE_LINKS": mode, "OFFLINE_WORD_DELAY": "0"]) { $1 }) { t in
+                try await t.withLiveServer { base in
+                    try await Browser.scenario("web_share.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost"), "--mode", mode])
+                }
+                #expect(try await ShareLink.query(on: t.db).count() == 0, "the link was revoked")
+            }
+        }
+    }
 }
