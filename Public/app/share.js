@@ -16,11 +16,16 @@ function text(tag, value, className) {
 }
 
 async function image(file) {
-  const response = await session.fetch(`/api/shares/${encodeURIComponent(id)}/files/${encodeURIComponent(file.id)}/`, { accept: file.media_type });
-  const img = document.createElement("img");
-  img.alt = file.name;
-  img.src = URL.createObjectURL(await response.blob());
-  return img;
+  try {
+    const response = await session.fetch(`/api/shares/${encodeURIComponent(id)}/files/${encodeURIComponent(file.id)}/`, { accept: file.media_type });
+    const img = document.createElement("img");
+    img.alt = file.name;
+    img.src = URL.createObjectURL(await response.blob());
+    return img;
+  } catch {
+    // One image that cannot be had (its file deleted since) leaves the rest of the snapshot shown.
+    return text("p", `${file.name} (no longer available)`, "file");
+  }
 }
 
 async function show(shared) {

@@ -39,7 +39,8 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try api.register(collection: ChatStreamController(bus: chat.bus, requireUser: requireUser))
     try api.grouped(requireUser).register(collection: SharesController(shares: services.shares))
     // What a link shows: to anyone in `public` mode, to a signed-in user in `users` mode.
-    let readers = services.settings.shareLinks == .public ? api : api.grouped(requireUser)
+    // (With sharing off every link is 404, signed in or not.)
+    let readers = services.settings.shareLinks == .users ? api.grouped(requireUser) : api
     try readers.register(collection: SharedReadsController(shares: services.shares, files: services.files))
     try app.register(collection: SharePageController(shares: services.shares))
 

@@ -14,19 +14,22 @@ final class ShareLink: Model, @unchecked Sendable {
     @Parent(key: "chat_id") var chat: Chat
     @Parent(key: "user_id") var owner: User
     @Field(key: "title") var title: String
-    /// The messages as ``SharedMessage``s, JSON.
+    /// The messages as ``SharedMessage``s, JSON (served as stored).
     @Field(key: "snapshot") var snapshot: String
+    /// The ids of the files the snapshot shows, comma-separated (its images are served by id).
+    @Field(key: "file_ids") var fileIDs: String
     @Field(key: "created_at") var createdAt: Date
     @OptionalField(key: "expires_at") var expiresAt: Date?
 
     init() {}
 
-    init(id: String, chatID: UUID, ownerID: UUID, title: String, snapshot: String, createdAt: Date, expiresAt: Date?) {
+    init(id: String, chatID: UUID, ownerID: UUID, title: String, snapshot: String, fileIDs: [String] = [], createdAt: Date, expiresAt: Date?) {
         self.id = id
         self.$chat.id = chatID
         self.$owner.id = ownerID
         self.title = title
         self.snapshot = snapshot
+        self.fileIDs = fileIDs.joined(separator: ",")
         self.createdAt = createdAt
         self.expiresAt = expiresAt
     }
@@ -41,6 +44,7 @@ struct CreateShares: AsyncMigration {
             .field("user_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
             .field("title", .string, .required)
             .field("snapshot", .string, .required)
+            .field("file_ids", .string, .required)
             .field("created_at", .datetime, .required)
             .field("expires_at", .datetime)
             .create()

@@ -20,12 +20,15 @@ struct SharePageController: RouteCollection {
         let id = req.parameters.get("shareID") ?? ""
         var body = Self.document(title: "Not found", main: "<p>This share link does not exist, or it was revoked or has expired.</p>")
         var status = HTTPStatus.notFound
-        if let share = try? await shares.open(id, on: req.db) {
+        do {
+            let share = try await shares.open(id, on: req.db)
             status = .ok
             switch shares.mode {
             case .public: body = Self.render(try shares.conversation(of: share), shareID: id)
             case .users, .off: body = Self.shell(shareID: id)
             }
+        } catch ShareError.notFound {
+            // The page above; any other failure (the database away) is the server's answer to it.
         }
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .contentType, value: "text/html; charset=utf-8")
@@ -89,20 +92,20 @@ struct SharePageController: RouteCollection {
         """
     }
 
-    /// Text as HTML text: `&`, `<`, `>`, `"` and `'` escaped.
+    /// Text as HTML text: `&`, `<`, `>`, `"` and `'` escaped, scalar by scalar (a quote followed by a
+    /// combining mark is one `Character` to Swift, but still a quote to a browser).
     static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+            case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+            case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+            case "'": out.append(contentsOf: "&#39;".unicodeScalars)
+            default: out.append(scalar)
             }
         }
-        return out
+        return String(out)
     }
 }

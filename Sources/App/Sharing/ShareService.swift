@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import NIOCore
 import Vapor
 
 /// Who may open share links (`SHARE_LINKS`).
@@ -16,6 +17,7 @@ enum ShareError: HTTPProblemConvertible {
     case disabled
     case notFound
     case tooMany
+    case tooLarge
 
     var problem: HTTPProblem {
         switch self {
@@ -24,6 +26,10 @@ enum ShareError: HTTPProblemConvertible {
                         code: "sharing_disabled")
         case .notFound:
             HTTPProblem(.notFound, title: "Not found", detail: "There is no share link with this id, or it was revoked or has expired.")
+        case .tooLarge:
+            HTTPProblem(.payloadTooLarge, title: "Too large to share",
+                        detail: "This conversation is larger than a share link may hold (\(ShareService.maxSnapshotBytes >> 20) MB).",
+                        code: "chat_too_large")
         case .tooMany:
             HTTPProblem(.conflict, title: "Too many share links",
                         detail: "You hold \(ShareService.maxPerUser) share links; revoke some first.", code: "too_many_shares")
@@ -43,7 +49,9 @@ struct ShareService: Sendable {
     let clock: any WallClock
     let kind: DatabaseKind
 
+    /// Links a user may hold at once (expired ones do not count), and the most a snapshot may weigh.
     static let maxPerUser = 1000
+    static let maxSnapshotBytes = 8 << 20
     /// 18 random bytes: 24 base64url characters, 144 bits.
     static let idBytes = 18
 
@@ -66,12 +74,16 @@ struct ShareService: Sendable {
         guard mode != .off else { throw ShareError.disabled }
         let chat = try await chats.get(chatID, for: userID, on: db)
         let messages = chat.messages.filter { $0.status != .streaming }.map(SharedMessage.init)
-        let snapshot = String(decoding: try JSONCoding.makeEncoder().encode(messages), as: UTF8.self)
+        let encoded = try JSONCoding.makeEncoder().encode(messages)
+        guard encoded.count <= Self.maxSnapshotBytes else { throw ShareError.tooLarge }
         let now = clock.now()
-        let share = ShareLink(id: Self.newID(), chatID: chatID, ownerID: userID, title: chat.summary.title, snapshot: snapshot,
+        let share = ShareLink(id: Self.newID(), chatID: chatID, ownerID: userID, title: chat.summary.title,
+                              snapshot: String(decoding: encoded, as: UTF8.self), fileIDs: messages.flatMap { $0.attachments.map(\.id) },
                               createdAt: now, expiresAt: expiresInDays.map { now.addingTimeInterval(Double($0) * 86_400) })
         try await db.transaction { tx in
             try await tx.lockForWriting("shares:" + userID.lowercased, on: kind)
+            // Expired links go now; the rest count toward the limit.
+            try await ShareLink.query(on: tx).filter(\.$owner.$id == userID).filter(\.$expiresAt <= now).delete()
             guard try await ShareLink.query(on: tx).filter(\.$owner.$id == userID).count() < Self.maxPerUser else { throw ShareError.tooMany }
             try await share.create(on: tx)
         }
@@ -104,9 +116,22 @@ struct ShareService: Sendable {
         return SharedConversation(title: share.title, createdAt: share.createdAt, messages: messages)
     }
 
+    /// `GET /api/shares/<id>/`'s body: the snapshot as stored, not decoded and encoded again.
+    func conversationJSON(of share: ShareLink) -> ByteBuffer {
+        var out = ByteBufferAllocator().buffer(capacity: share.snapshot.utf8.count + share.title.utf8.count + 96)
+        out.writeStaticString("{\"created_at\":")
+        out.writeJSONDate(share.createdAt)
+        out.writeStaticString(",\"messages\":")
+        out.writeString(share.snapshot)
+        out.writeStaticString(",\"title\":")
+        out.writeJSONString(share.title)
+        out.writeStaticString("}")
+        return out
+    }
+
     /// An image of the snapshot `share`: one its messages show, still stored; 404 otherwise.
     func image(_ fileID: UUID, of share: ShareLink, on db: any Database) async throws -> FileRecord {
-        let shown = try conversation(of: share).messages.contains { $0.attachments.contains { $0.id == fileID.lowercased } }
+        let shown = share.fileIDs.split(separator: ",").contains { $0 == fileID.lowercased }
         guard shown, let record = try await files.records([fileID], ownedBy: share.$owner.id, on: db).first, record.isImage else {
             throw ShareError.notFound
         }

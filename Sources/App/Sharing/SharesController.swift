@@ -40,7 +40,9 @@ struct SharedReadsController: RouteCollection {
 
     func show(req: Request) async throws -> Response {
         let share = try await shares.open(req.parameters.get("shareID") ?? "", on: req.db)
-        let response = try await shares.conversation(of: share).encodeResponse(for: req)
+        var headers = HTTPHeaders()
+        headers.contentType = .json
+        let response = Response(status: .ok, headers: headers, body: .init(buffer: shares.conversationJSON(of: share)))
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         response.headers.replaceOrAdd(name: "X-Robots-Tag", value: "noindex")
         return response

@@ -91,8 +91,18 @@ struct ShareTests {
             try await ShareLink(id: id, chatID: try #require(UUID(uuidString: chatID)), ownerID: try #require(UUID(uuidString: owner.user.id)),
                                 title: "x", snapshot: "[]", createdAt: t.clock.now(), expiresAt: nil).create(on: t.db)
             #expect(try await t.send(.GET, "/api/shares/\(id)/", token: owner.access).status == .notFound)
+            #expect(try await t.send(.GET, "/api/shares/\(id)/").status == .notFound, "404 signed in or not")
             #expect(try await t.send(.GET, "/s/\(id)").status == .notFound)
         }
+    }
+
+    @Test("the page's escaping works scalar by scalar: a quote or bracket followed by a combining mark (one Character to Swift) is still escaped")
+    func escaping() {
+        for hostile in ["a\"\u{301} srcset=/x", "<\u{338}script>", "'\u{200D}onload", "&\u{FE0F}amp;"] {
+            let escaped = SharePageController.escape(hostile)
+            #expect(!escaped.unicodeScalars.contains { "\"<>'".unicodeScalars.contains($0) }, "\(escaped)")
+        }
+        #expect(SharePageController.escape("Tom & \"Jerry\" <3 'x'") == "Tom &amp; &quot;Jerry&quot; &lt;3 &#39;x&#39;")
     }
 
     @Test("bad input: someone else's chat and unknown chats 404; an expiry out of range 400; malformed, guessed and expired ids 404; a deleted chat's links 404",
