@@ -159,7 +159,9 @@ def web_client(driver):
     assert driver.execute_script("return window.hacked") is None
 
     # Rename and delete from the chat list.
-    driver.find_element(By.CSS_SELECTOR, f'#chat-list a[data-chat-id="{chat_id}"]').click()
+    # (The list is redrawn when it changes: a link found just before may be replaced; find it again.)
+    browser.wait_for(lambda: driver.find_element(By.CSS_SELECTOR, f'#chat-list a[data-chat-id="{chat_id}"]').click() or True,
+                     "the first chat's link clicked")
     browser.wait_for(lambda: current_chat_id(driver) == chat_id and len(messages(driver)) == 8, "the first chat again")
     driver.find_element(By.ID, "rename").click()
     title = driver.find_element(By.ID, "rename-input")

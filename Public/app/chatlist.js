@@ -17,6 +17,13 @@ export async function loadChats() {
   const generation = ++listGeneration;
   const page = await session.request("GET", "/api/chat/?limit=100");
   if (generation !== listGeneration) return;
+  // Unchanged (the usual answer to a reload after an event already applied): the list stays as
+  // it is, so that a link being clicked is not replaced under the pointer.
+  const shown = (chats) => chats.map((chat) => `${chat.id}\u0000${chat.title}`).join("\u0001");
+  if (shown(page.results) === shown(state.chats) && $("chat-list").children.length === page.results.length) {
+    state.chats = page.results;
+    return;
+  }
   state.chats = page.results;
   renderChatList();
 }
