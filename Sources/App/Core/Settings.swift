@@ -158,7 +158,7 @@ public struct Settings: Sendable {
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)
         google = try GoogleSettings.read(read, port: port)
-        models = try ModelSettings(read, port: port)
+        models = try ModelSettings(read, port: port, publicURL: publicURL)
         chat = try ChatSettings(read)
         usage = try UsageSettings(read)
         files = try FileSettings(read)

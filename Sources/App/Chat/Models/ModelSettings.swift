@@ -66,7 +66,8 @@ public struct ModelSettings: Sendable {
     /// How a conversation is fitted to a model whose context window nobody gave.
     static let unknownContextWindow = 8_192
 
-    init(_ read: SettingsReader, port: Int) throws(SettingsError) {
+    /// `publicURL` is the server's own address as `Settings` read it (`PUBLIC_URL`).
+    init(_ read: SettingsReader, port: Int, publicURL: String) throws(SettingsError) {
         var providers: [Provider] = []
         let anthropicModel = read.string("ANTHROPIC_MODEL") ?? "claude-sonnet-5-5"
         let scheme = read.string("ANTHROPIC_AUTH_SCHEME") ?? "x-api-key"
@@ -91,7 +92,7 @@ public struct ModelSettings: Sendable {
         }
         self.providers = providers
         for provider in providers {
-            if Self.pointsAtThisServer(provider.baseURL, port: port, publicURL: read.string("PUBLIC_URL")) {
+            if Self.pointsAtThisServer(provider.baseURL, port: port, publicURL: publicURL) {
                 let key = provider.name == "openai" ? "OPENAI_BASE_URL" : "PROVIDER_\(Self.envName(provider.name))_BASE_URL"
                 throw SettingsError(key: key, problem: "points at this server's own /v1: a provider must be another server")
             }
