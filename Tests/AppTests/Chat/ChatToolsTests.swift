@@ -48,12 +48,15 @@ struct TitleTests {
             #expect(emulator.titleRequests.isEmpty)
             #expect(try await t.chat(titled.id, token: session.access)["title"] as? String == "Mine")
 
-            emulator.enqueueTitle(.error(status: 529, type: "overloaded_error", message: "Overloaded"))
+            // Overloaded on the first try and on every retry (the test's waits between them return at
+            // once): the title request fails for good. Fewer errors than tries would let a retry name it.
+            let tries = RetryPolicy().maxRetries + 1
+            for _ in 0..<tries { emulator.enqueueTitle(.error(status: 529, type: "overloaded_error", message: "Overloaded")) }
             let failed = try await t.createChat(token: session.access, content: "Name me")
             let reply = try await t.waitForReply(failed.messages[1].id, chat: failed.id, token: session.access)
             #expect(reply["status"] as? String == "complete")
-            try await waitUntil("the title request") { !emulator.titleRequests.isEmpty }
-            #expect(emulator.titleRequests.first?.model == "claude-haiku-5", "TITLE_MODEL")
+            try await waitUntil("every try of the title request") { emulator.titleRequests.count == tries }
+            #expect(emulator.titleRequests.allSatisfy { $0.model == "claude-haiku-5" }, "TITLE_MODEL")
             #expect(try await t.chat(failed.id, token: session.access)["title"] as? String == "Name me")
 
             // Renamed by its owner before the next reply: no title is generated over it.
@@ -61,6 +64,7 @@ struct TitleTests {
             let next = try await t.sendMessage("Again", chat: failed.id, token: session.access)
             try await t.waitForReply(next.assistant.id, chat: failed.id, token: session.access)
             #expect(try await t.chat(failed.id, token: session.access)["title"] as? String == "Chosen")
+            #expect(emulator.titleRequests.count == tries, "a chat its owner named is not titled again")
         }
     }
 
