@@ -27,9 +27,12 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
     app.services = services
     app.lifecycle.use(services.chat.background)
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.keys.writes))
+    app.lifecycle.use(OwnedTasksShutdown(tasks: services.signInDiscovery))
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.completions.tasks, grace: settings.chat.drainTimeout))
     app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
     app.serverStartup.add { app in await services.chat.background.start(logger: app.logger) }
+    // Each OpenID provider's discovery document is read at once, without holding up start-up.
+    app.serverStartup.add { app in services.signInDiscovery.run { [logger = app.logger] in await services.signIns.discoverAll(logger: logger) } }
     try routes(app, services)
 
     // Outermost first: every response is logged and carries the security and CORS headers; every
@@ -77,7 +80,7 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
 private func logStartup(_ app: Application, _ settings: Settings, _ services: AppServices) {
     app.logger.info("database: \(DatabaseSetup.describe(settings.database)); DEBUG \(settings.debug ? "on" : "off")")
     app.logger.info("\(services.chat.catalog.summary)")
-    app.logger.info(services.google == nil ? "Google sign-in: not configured (GOOGLE_CLIENT_ID is not set)" : "Google sign-in: on")
+    app.logger.info("\(services.signIns.summary)")
     switch settings.secretKeySource {
     case .environment:
         break

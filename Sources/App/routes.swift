@@ -17,12 +17,14 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try app.register(collection: AuthController(
         accounts: services.accounts, sessions: services.sessions, requireUser: requireSession, authLimit: authLimit,
         loginThrottle: services.loginThrottle(perKnownClient: protection.loginFailureLimit, perAccount: protection.loginAccountLimit,
-                                              cookiePrefix: "chat_device_", path: "/auth/")
+                                              cookiePrefix: "chat_device_", path: "/auth/"),
+        signupOpen: services.settings.signupOpen, passwordLogin: services.settings.passwordLogin
     ))
-    try app.register(collection: AuthProvidersController(googleConfigured: services.google != nil))
-    try app.grouped(authLimit).register(collection: GoogleAuthController(
-        signIn: services.google, defaultReturn: try services.settings.defaultSignInReturn(), secureCookies: !services.settings.debug
+    try app.register(collection: AuthProvidersController(
+        signIns: services.signIns, passwordLogin: services.settings.passwordLogin, signupOpen: services.settings.signupOpen,
+        publicURL: services.settings.publicURL
     ))
+    try app.grouped(authLimit).register(collection: OpenIDAuthController(signIns: services.signIns, secureCookies: !services.settings.debug))
 
     let api = app.grouped("api")
     try api.grouped(requireUser).register(collection: ModelsController(catalog: chat.catalog))

@@ -8,6 +8,10 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
     case missingToken
     case invalidToken(String)
     case refreshTokenReused
+    /// `SIGNUP=closed` (or `PASSWORD_LOGIN=false`): accounts come from elsewhere.
+    case signupClosed
+    /// `PASSWORD_LOGIN=false`: people sign in through an OpenID provider.
+    case passwordLoginDisabled
 
     public var problem: HTTPProblem {
         switch self {
@@ -25,6 +29,14 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
         case .invalidToken(let reason):
             return HTTPProblem(.unauthorized, title: "Invalid token", detail: reason,
                                headers: ["WWW-Authenticate": #"Bearer error="invalid_token""#])
+        case .signupClosed:
+            return HTTPProblem(.forbidden, title: "Sign-up closed",
+                               detail: "This server makes no accounts here; sign in through your organisation's provider, or ask an administrator.",
+                               code: "signup_closed")
+        case .passwordLoginDisabled:
+            return HTTPProblem(.forbidden, title: "Password sign-in disabled",
+                               detail: "This server signs people in through an OpenID provider only (GET /auth/providers/ lists them).",
+                               code: "password_login_disabled")
         case .refreshTokenReused:
             return HTTPProblem(.unauthorized, title: "Invalid token",
                                detail: "This refresh token was already used; every session it belongs to has been signed out.",

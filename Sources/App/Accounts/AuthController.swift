@@ -9,6 +9,10 @@ struct AuthController: RouteCollection {
     let authLimit: RouteRateLimitMiddleware
     /// Failed logins per account.
     let loginThrottle: LoginThrottle
+    /// `SIGNUP=open`.
+    let signupOpen: Bool
+    /// `PASSWORD_LOGIN`.
+    let passwordLogin: Bool
 
     func boot(routes: any RoutesBuilder) throws {
         let auth = routes.grouped("auth")
@@ -21,12 +25,15 @@ struct AuthController: RouteCollection {
     }
 
     func register(req: Request) async throws -> Response {
+        guard passwordLogin else { throw AccountsError.passwordLoginDisabled }
+        guard signupOpen else { throw AccountsError.signupClosed }
         let registration = try req.decodeJSON(RegisterRequest.self).validated()
         let (user, tokens) = try await accounts.register(registration, on: req.db)
         return try await SessionResponse(user: user, tokens: tokens).encodeResponse(status: .created, for: req)
     }
 
     func login(req: Request) async throws -> Response {
+        guard passwordLogin else { throw AccountsError.passwordLoginDisabled }
         let credentials = try req.decodeJSON(LoginRequest.self).validated()
         // Counted before the password is checked (429 once the client's budget is spent), given back when it is right.
         let attempt = try await loginThrottle.begin(email: credentials.email, request: req)

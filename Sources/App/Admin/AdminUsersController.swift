@@ -106,7 +106,8 @@ struct AdminUsersController: RouteCollection {
         let isSelf: Bool
         let chatCount: Int
         let messageCount: Int
-        let google: [GoogleLink]
+        /// The OpenID identities it signs in with.
+        let identities: [IdentityLink]
         let recentChats: [AdminChatsController.Row]
         let errors: [String]
         /// The server's quota, for the field's hint ("none" without one).
@@ -126,7 +127,8 @@ struct AdminUsersController: RouteCollection {
             let lastUsed: String
         }
 
-        struct GoogleLink: Encodable {
+        struct IdentityLink: Encodable {
+            let provider: String
             let subject: String
             let email: String
             let linked: String?
@@ -201,7 +203,7 @@ struct AdminUsersController: RouteCollection {
         let chats: Int
         let messages: Int
         let refreshTokens: Int
-        let googleAccounts: Int
+        let identities: Int
     }
 
     func confirmDelete(req: Request) async throws -> Response {
@@ -214,7 +216,7 @@ struct AdminUsersController: RouteCollection {
             chats: try await Self.chatCount(of: id, on: req.db),
             messages: try await Self.messageCount(of: id, on: req.db),
             refreshTokens: try await RefreshToken.query(on: req.db).filter(\.$user.$id == id).count(),
-            googleAccounts: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).count()
+            identities: try await Identity.query(on: req.db).filter(\.$user.$id == id).count()
         )
         return try await req.adminPage("user_delete", title: "Delete \(user.email)", section: "users", content)
     }
@@ -238,8 +240,8 @@ struct AdminUsersController: RouteCollection {
             mayEdit: Self.mayEdit(user, by: me), mayGrantSuperuser: me.isSuperuser, isSelf: user.id == me.id,
             chatCount: try await Self.chatCount(of: id, on: req.db),
             messageCount: try await Self.messageCount(of: id, on: req.db),
-            google: try await GoogleAccount.query(on: req.db).filter(\.$user.$id == id).all().map {
-                .init(subject: $0.subject, email: $0.email, linked: $0.createdAt?.adminText)
+            identities: try await Identity.query(on: req.db).filter(\.$user.$id == id).sort(\.$provider).all().map {
+                .init(provider: $0.provider, subject: $0.subject, email: $0.email, linked: $0.createdAt?.adminText)
             },
             recentChats: recent.map { AdminChatsController.Row($0, owner: user.email, messages: nil) },
             errors: errors,

@@ -39,8 +39,8 @@ struct AppServices: Sendable {
     let users: SignedInUsers
     /// What replies consumed, and the daily quota.
     let usage: UsageLedger
-    /// Nil when Google sign-in is not configured.
-    let google: GoogleSignIn?
+    /// Sign-in through OpenID providers (Google's and any other).
+    let signIns: OpenIDSignIns
     let chat: ChatFeature
     /// Users' files (attachments).
     let files: FileLibrary
@@ -52,6 +52,8 @@ struct AppServices: Sendable {
     let completions: Completions
     /// Share links.
     let shares: ShareService
+    /// Reading the OpenID providers' discovery documents at start-up.
+    let signInDiscovery = OwnedTasks()
 
     static func make(_ app: Application, settings: Settings, dependencies: AppDependencies) async throws -> AppServices {
         let clock = dependencies.clock
@@ -70,13 +72,7 @@ struct AppServices: Sendable {
         let keys = APIKeys(secretKey: settings.secretKey, clock: clock, kind: settings.database.kind)
         let sessions = SessionIssuer(signer: tokens, clock: clock, users: users, databaseKind: settings.database.kind)
         let accounts = AccountService(passwords: passwords, sessions: sessions, clock: clock)
-        let google = settings.google.map { google in
-            let openID = GoogleOpenIDClient(settings: google, client: app.client)
-            return GoogleSignIn(
-                settings: google, openID: openID, keys: GoogleKeySet(openID: openID, clock: clock), sessions: sessions,
-                accounts: accounts, clock: clock, returnOrigins: settings.signInReturnOrigins
-            )
-        }
+        let signIns = try OpenIDSignIns(settings: settings, client: app.client, accounts: accounts, sessions: sessions, clock: clock)
         let usage = UsageLedger(settings: settings.usage, clock: clock, kind: settings.database.kind)
         let catalog = modelCatalog(settings.models, dependencies: dependencies, eventLoopGroup: app.eventLoopGroup, relayID: relayID)
         let files = try FileLibrary.make(settings.files, app: app, clock: clock, kind: settings.database.kind)
@@ -99,7 +95,7 @@ struct AppServices: Sendable {
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,
             addresses: ClientAddressResolver(trustedProxies: settings.protection.trustedProxies),
             passwords: passwords, tokens: tokens, sessions: sessions, accounts: accounts, users: users,
-            usage: usage, google: google, chat: chat, files: files, relayID: relayID, keys: keys,
+            usage: usage, signIns: signIns, chat: chat, files: files, relayID: relayID, keys: keys,
             completions: Completions(catalog: catalog, usage: usage, limiter: limiter, replyLimit: settings.protection.replyLimit,
                                      tasks: OwnedTasks(), metrics: metrics, relayID: relayID, clock: clock,
                                      keepAlive: settings.chat.keepAliveInterval),

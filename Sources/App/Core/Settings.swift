@@ -15,7 +15,7 @@ public struct Settings: Sendable {
     public var autoMigrate: Bool
     public var host: String
     public var port: Int
-    /// The separate frontend, where a Google sign-in returns when not told where; nil when there is
+    /// The separate frontend, where an OpenID sign-in returns when not told where; nil when there is
     /// none (production without `FRONTEND_URL`), and sign-ins return to this server's web chat.
     public var frontendURL: String?
     /// Browser origins allowed to call the API; empty for none (production without `CORS_ALLOWED_ORIGINS`).
@@ -38,8 +38,13 @@ public struct Settings: Sendable {
     public var bcryptCost: Int
     /// How long an admin sign-in lasts.
     public var adminSessionLifetime: Duration
-    /// Google sign-in; nil when not configured.
-    public var google: GoogleSettings?
+    /// The OpenID providers people may sign in through (Google's first); empty for none.
+    public var openID: [OpenIDProviderSettings]
+    /// `SIGNUP`: whether anyone may make an account at `POST /auth/register/` (else accounts come
+    /// from OpenID providers, the admin or `createsuperuser`).
+    public var signupOpen: Bool
+    /// `PASSWORD_LOGIN`: whether people sign in with a password; false only with an OpenID provider.
+    public var passwordLogin: Bool
     public var protection: ProtectionSettings
     /// The model providers and their models.
     public var models: ModelSettings
@@ -69,12 +74,12 @@ public struct Settings: Sendable {
         return "\(scheme.lowercased())://\(host.lowercased())" + (url.port.map { ":\($0)" } ?? "")
     }
 
-    /// Origins a Google sign-in may return to besides this server: the frontend's and the CORS origins.
+    /// Origins an OpenID sign-in may return to besides this server: the frontend's and the CORS origins.
     var signInReturnOrigins: Set<String> {
         Set(corsAllowedOrigins + (frontendOrigin.map { [$0] } ?? []))
     }
 
-    /// Where a Google sign-in returns when it was not told: `FRONTEND_URL`, or this server's web chat.
+    /// Where an OpenID sign-in returns when it was not told: `FRONTEND_URL`, or this server's web chat.
     func defaultSignInReturn() throws(SettingsError) -> RedirectTarget {
         guard let target = RedirectTarget(frontendURL ?? "/", allowedOrigins: signInReturnOrigins) else {
             throw SettingsError(key: "FRONTEND_URL", problem: "must be a plain http(s) URL without user name or fragment")
@@ -157,7 +162,16 @@ public struct Settings: Sendable {
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)
-        google = try GoogleSettings.read(read, port: port)
+        openID = try OpenIDProviderSettings.readAll(read, publicURL: publicURL)
+        let signup = read.string("SIGNUP")?.lowercased() ?? "open"
+        guard signup == "open" || signup == "closed" else {
+            throw SettingsError(key: "SIGNUP", problem: "expected open or closed, got '\(signup)'")
+        }
+        signupOpen = signup == "open"
+        passwordLogin = try read.bool("PASSWORD_LOGIN", default: true)
+        if !passwordLogin, openID.isEmpty {
+            throw SettingsError(key: "PASSWORD_LOGIN", problem: "false needs an OpenID provider (GOOGLE_CLIENT_ID or OIDC_PROVIDERS) to sign in through")
+        }
         models = try ModelSettings(read, port: port, publicURL: publicURL)
         chat = try ChatSettings(read)
         usage = try UsageSettings(read)

@@ -31,8 +31,8 @@ struct CleanupCommand: AsyncCommand {
         // What goes: each query made on the database (or transaction) it runs on, so that the
         // counts and the deletion select the same rows.
         let expiredTokens = { @Sendable (db: any Database) in RefreshToken.query(on: db).filter(\.$expiresAt < now) }
-        let expiredAttempts = { @Sendable (db: any Database) in GoogleLoginAttempt.query(on: db).filter(\.$expiresAt < now) }
-        let expiredCodes = { @Sendable (db: any Database) in GoogleSignInCode.query(on: db).filter(\.$expiresAt < now) }
+        let expiredAttempts = { @Sendable (db: any Database) in SignInAttempt.query(on: db).filter(\.$expiresAt < now) }
+        let expiredCodes = { @Sendable (db: any Database) in SignInCode.query(on: db).filter(\.$expiresAt < now) }
         let expiredSessions = { @Sendable (db: any Database) in AdminSessions.expired(before: now, on: db) }
 
         let chatCount = try await Chat.query(on: db).filter(\.$activityAt < cutoff).count()

@@ -119,7 +119,8 @@ struct GoogleSignInTests {
             let stored = try #require(try await User.find(email: "ada@example.com", on: t.db))
             #expect(stored.passwordHash == nil, "no usable password")
             #expect(stored.emailVerifiedAt != nil)
-            let link = try #require(try await GoogleAccount.query(on: t.db).first())
+            let link = try #require(try await Identity.query(on: t.db).first())
+            #expect(link.provider == "google")
             #expect(link.subject == "1098765432101234567890")
             #expect(link.$user.id == stored.id)
             #expect(response.headers.first(name: .setCookie)?.contains("Max-Age=0") == true, "the cookie is cleared")
@@ -146,7 +147,7 @@ struct GoogleSignInTests {
                 #expect(response.status == .badRequest, "\(bad)")
                 _ = try response.problem()
             }
-            let stored = try await GoogleSignInCode.query(on: t.db).all()
+            let stored = try await SignInCode.query(on: t.db).all()
             #expect(stored.allSatisfy { $0.codeHash.count == 43 && $0.codeHash != lateCode }, "only hashes are stored")
         }
     }
@@ -182,7 +183,7 @@ struct GoogleSignInTests {
             let second = try await t.exchangeGoogleCode(try await t.signInWithGoogle(google))
             #expect(first.user.id == second.user.id)
             #expect(try await t.userCount() == 1)
-            #expect(try await GoogleAccount.query(on: t.db).first()?.email == "ada.lovelace@example.com")
+            #expect(try await Identity.query(on: t.db).first()?.email == "ada.lovelace@example.com")
         }
     }
 
@@ -378,7 +379,7 @@ struct GoogleSignInTests {
                 #expect(refused.headers.first(name: .location) == nil)
                 #expect(!refused.body.string.contains("evil"), "the value is not echoed")
             }
-            #expect(try await GoogleLoginAttempt.query(on: t.db).count() == 0)
+            #expect(try await SignInAttempt.query(on: t.db).count() == 0)
         }
     }
 
