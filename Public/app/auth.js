@@ -1,4 +1,4 @@
-// The sign-in view: signing in or up with a password, Google sign-in, and signing out.
+// The sign-in view: signing in or up with a password, through Google or another OpenID provider, and signing out.
 import { signIn } from "./api.js";
 import { discardTray } from "./attachments.js";
 import { clearMessages, closeStream } from "./conversation.js";
@@ -11,36 +11,36 @@ export function connectAuth(views) {
   ({ showApp } = views);
 }
 
-// Google sign-in comes back with a one-time code in the URL fragment. This tab redeems it only if
-// it started that sign-in itself: it kept a random value in sessionStorage and sent it along in
-// `next`, and the value must come back. A link carrying someone else's code is ignored, so nobody
-// can sign this browser into their account.
-const GOOGLE_KEY = "chatserver.google-signin";
+// A sign-in through Google or another OpenID provider comes back with a one-time code in the URL
+// fragment. This tab redeems it only if it started that sign-in itself: it kept a random value in
+// sessionStorage and sent it along in `next`, and the value must come back. A link carrying
+// someone else's code is ignored, so nobody can sign this browser into their account.
+const SIGNIN_KEY = "chatserver.signin";
 const NOTICES = {
   password_removed: "Signed in with Google. This account had a password that someone set without proving they own "
     + "this email; it has been removed and every other session signed out. Sign in with Google from now on.",
 };
 
-function startGoogleSignIn(event) {
+function startSignIn(event) {
   event.preventDefault();
   const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-  sessionStorage.setItem(GOOGLE_KEY, nonce);
-  location.assign("/auth/google/login/?next=" + encodeURIComponent("/?signin=" + nonce));
+  sessionStorage.setItem(SIGNIN_KEY, nonce);
+  location.assign(event.currentTarget.dataset.login + "?next=" + encodeURIComponent("/?signin=" + nonce));
 }
 
-export async function finishGoogleSignIn() {
+export async function finishProviderSignIn() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   const query = new URLSearchParams(location.search);
   if (!fragment.has("code") && !fragment.has("error") && !query.has("signin")) return {};
-  const expected = sessionStorage.getItem(GOOGLE_KEY);
+  const expected = sessionStorage.getItem(SIGNIN_KEY);
   const ours = expected !== null && query.get("signin") === expected;
-  sessionStorage.removeItem(GOOGLE_KEY);
+  sessionStorage.removeItem(SIGNIN_KEY);
   query.delete("signin");
   history.replaceState(null, "", location.pathname + (query.toString() ? "?" + query : ""));
-  if (!ours) return fragment.has("code") ? { error: "A Google sign-in that this tab did not start was ignored." } : {};
-  if (fragment.has("error")) return { error: fragment.get("error_description") || "Google sign-in failed." };
+  if (!ours) return fragment.has("code") ? { error: "A sign-in that this tab did not start was ignored." } : {};
+  if (fragment.has("error")) return { error: fragment.get("error_description") || "The sign-in failed." };
   try {
-    const result = await signIn("/auth/google/exchange/", { code: fragment.get("code") });
+    const result = await signIn("/auth/exchange/", { code: fragment.get("code") });
     session.start(result);
     return { notice: (result.notices || []).map((code) => NOTICES[code] || code).join(" ") };
   } catch (error) {
@@ -48,7 +48,30 @@ export async function finishGoogleSignIn() {
   }
 }
 
-$("google-link").addEventListener("click", startGoogleSignIn);
+$("google-link").addEventListener("click", startSignIn);
+
+// One button per OpenID provider the server names, built from text (a display name is never HTML).
+function showProviderButtons(providers) {
+  $("google").hidden = !providers.google;
+  for (const old of document.querySelectorAll(".oidc-provider")) old.remove();
+  for (const provider of providers.oidc || []) {
+    const line = document.createElement("p");
+    line.className = "oidc-provider";
+    const link = document.createElement("a");
+    link.className = "button secondary";
+    link.dataset.login = "/auth/oidc/" + encodeURIComponent(provider.name) + "/login/";
+    link.href = link.dataset.login;
+    link.dataset.provider = provider.name;
+    link.textContent = "Sign in with " + provider.display_name;
+    link.addEventListener("click", startSignIn);
+    line.append(link);
+    $("providers").append(line);
+  }
+  // Password sign-in off: the providers are the way in; sign-up closed: no "Create one".
+  $("password-signin").hidden = !providers.password;
+  $("auth-switch-line").hidden = !providers.signup;
+  if (!providers.signup && state.registering) setRegistering(false);
+}
 
 export async function showAuth(message = "") {
   closeStream();
@@ -62,8 +85,7 @@ export async function showAuth(message = "") {
   setRegistering(false);
   $("auth-email").focus();
   try {
-    const providers = await (await fetch("/auth/providers/")).json();
-    $("google").hidden = !providers.google;
+    showProviderButtons(await (await fetch("/auth/providers/")).json());
   } catch { $("google").hidden = true; }
 }
 

@@ -6,7 +6,7 @@
 // no import cycle; what a view calls in one above it is passed in here, before boot.
 import { ApiError } from "./api.js";
 import { connectAttachments } from "./attachments.js";
-import { connectAuth, finishGoogleSignIn, showAuth } from "./auth.js";
+import { connectAuth, finishProviderSignIn, showAuth } from "./auth.js";
 import { connectChatList, loadChats, newChat, renderChatList } from "./chatlist.js";
 import { fillSettings } from "./composer.js";
 import { connectConversation, openChat, updateComposer } from "./conversation.js";
@@ -17,10 +17,10 @@ import "./share-links.js";
 
 async function boot() {
   session.onSignedOut = () => showAuth("Your session has ended; please sign in again.");
-  const google = await finishGoogleSignIn();
-  if (google.error) return showAuth(google.error);
-  if (!session.refreshToken) return showAuth(google.notice || "");
-  if (google.notice) { $("notice").textContent = google.notice; $("notice").hidden = false; }
+  const provider = await finishProviderSignIn();
+  if (provider.error) return showAuth(provider.error);
+  if (!session.refreshToken) return showAuth(provider.notice || "");
+  if (provider.notice) { $("notice").textContent = provider.notice; $("notice").hidden = false; }
   try {
     if (!session.access) await session.refresh();
     session.user = await session.request("GET", "/auth/me/");

@@ -9,7 +9,7 @@ public enum UserRole: String, Codable, Sendable, CaseIterable {
 }
 
 /// A person with an account. Identified by a UUID; signs in by email (stored lowercased, so
-/// it is unique regardless of case) and a bcrypt password, or through Google.
+/// it is unique regardless of case) and a bcrypt password, or through an OpenID provider.
 ///
 /// `@unchecked Sendable`: Fluent models are mutable classes by design (as in Fluent's own
 /// template); an instance is created and used within one request or task and never shared.
@@ -19,14 +19,14 @@ public final class User: Model, Authenticatable, @unchecked Sendable {
     @ID(key: .id) public var id: UUID?
     @Field(key: "email") public var email: String
     @Field(key: "name") public var name: String
-    /// Nil for an account with no usable password (created through Google sign-in).
+    /// Nil for an account with no usable password (created through an OpenID provider).
     @OptionalField(key: "password_hash") var passwordHash: String?
     @Field(key: "role") public var role: UserRole
     @Field(key: "is_staff") public var isStaff: Bool
     @Field(key: "is_superuser") public var isSuperuser: Bool
     @Field(key: "is_active") public var isActive: Bool
     @OptionalField(key: "last_login") public var lastLogin: Date?
-    /// When the email was proven to belong to the account's owner (by Google, or by the operator who
+    /// When the email was proven to belong to the account's owner (by a provider, or by the operator who
     /// created the account); nil for a password sign-up, which proves nothing.
     @OptionalField(key: "email_verified_at") public var emailVerifiedAt: Date?
     /// Access tokens issued before this time (whole seconds) are refused: set when the user is

@@ -4,7 +4,7 @@ import SQLKit
 import Vapor
 
 /// `cleanup`: deletes chats (with their messages) that have had no activity for `--days` days,
-/// refresh tokens and admin sessions past their expiry, and abandoned Google sign-in attempts. A dry run that only
+/// refresh tokens and admin sessions past their expiry, and abandoned sign-in attempts at providers. A dry run that only
 /// counts unless `--execute` is given.
 struct CleanupCommand: AsyncCommand {
     struct Signature: CommandSignature {
@@ -47,7 +47,7 @@ struct CleanupCommand: AsyncCommand {
         let console = context.console
         console.print("Chats with no activity since \(cutoff.formatted(.iso8601)) (\(days) days): \(chatCount), holding \(messageCount) message(s)")
         console.print("Expired refresh tokens: \(tokenCount)")
-        console.print("Expired Google sign-in attempts: \(attemptCount)")
+        console.print("Expired sign-in attempts: \(attemptCount)")
         console.print("Expired admin sessions: \(adminSessionCount)")
         guard signature.execute else {
             return console.print("Dry run: nothing was deleted. Run again with --execute to delete.")
@@ -203,7 +203,7 @@ struct CheckCommand: AsyncCommand {
             notes.append("CORS_ALLOWED_ORIGINS is not set: no other origin may call the API (the web chat at / needs none); name a separate frontend's origin there")
         }
         if settings.frontendURL == nil {
-            notes.append("FRONTEND_URL is not set: Google sign-in returns to this server's web chat (/)")
+            notes.append("FRONTEND_URL is not set: sign-ins through providers return to this server's web chat (/)")
         }
         return notes
     }

@@ -7,9 +7,9 @@ import VaporTesting
 /// Runs `body` with a fake Google and an app configured for it.
 private func withGoogle(
     _ database: TestDatabase = .sqlite, settings: [String: String] = [:],
-    _ body: (TestApp, FakeGoogle) async throws -> Void
+    _ body: (TestApp, FakeOpenIDProvider) async throws -> Void
 ) async throws {
-    let google = try await FakeGoogle.start()
+    let google = try await FakeOpenIDProvider.start()
     do {
         try await withTestApp(database, settings: google.settings.merging(settings) { $1 }) { t in
             try await body(t, google)
@@ -33,7 +33,7 @@ extension TestApp {
     }
 
     /// The whole browser journey: begin, consent at Google, come back. Answers the callback's response.
-    func signInWithGoogle(_ google: FakeGoogle, json: Bool = false) async throws -> TestingHTTPResponse {
+    func signInWithGoogle(_ google: FakeOpenIDProvider, json: Bool = false) async throws -> TestingHTTPResponse {
         let (location, cookie) = try await beginGoogleSignIn()
         let callback = try google.authorize(location)
         return try await send(.GET, callback, headers: ["Cookie": cookie, "Accept": json ? "application/json" : "text/html"])
@@ -82,7 +82,7 @@ struct GoogleSignInTests {
             let location = try #require(response.headers.first(name: .location))
             #expect(location.hasPrefix(google.baseURL + "/authorize?"))
             let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: location)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
-            #expect(query["client_id"] == FakeGoogle.clientID)
+            #expect(query["client_id"] == FakeOpenIDProvider.clientID)
             #expect(query["redirect_uri"] == "http://localhost:8000/auth/google/callback/")
             #expect(query["response_type"] == "code")
             #expect(query["scope"] == "openid email profile")
@@ -281,7 +281,7 @@ struct GoogleSignInTests {
     enum TokenFlaw: String, CaseIterable, Sendable {
         case nonce, audience, issuer, expired, signature
 
-        func apply(to identity: inout FakeGoogle.Identity) {
+        func apply(to identity: inout FakeOpenIDProvider.Identity) {
             switch self {
             case .nonce: identity.nonceOverride = "another-nonce"
             case .audience: identity.audience = "someone-else.apps.googleusercontent.com"

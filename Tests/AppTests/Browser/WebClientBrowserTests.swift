@@ -55,24 +55,31 @@ struct WebClientBrowserTests {
         }
     }
 
-    @Test("Google sign-in through the one-time code, and a planted code ignored — in headless Chromium",
+    @Test("sign-in through Google and two other OpenID providers with password sign-in off: a button each, the one-time code, a refused domain explained, a planted code ignored — in headless Chromium",
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
-    func googleSignIn() async throws {
+    func providerSignIn() async throws {
         if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
-        let google = try await FakeGoogle.start()
+        let google = try await FakeOpenIDProvider.start()
+        let corp = try await FakeOpenIDProvider.start(issuerIsBase: true, clientID: "corp-client")
+        let partner = try await FakeOpenIDProvider.start(issuerIsBase: true, clientID: "partner-client")
+        corp.setIdentity { $0.subject = "corp-7"; $0.email = "grace@corp.example" }
         let port = try freeLoopbackPort()
         let base = "http://localhost:\(port)"
+        var settings = google.settings(serverBase: base).merging(corp.oidcSettings("corp", serverBase: base)) { $1 }
+            .merging(partner.oidcSettings("partner", serverBase: base)) { $1 }
+        settings.merge(["OIDC_PROVIDERS": "corp,partner", "OIDC_CORP_DISPLAY_NAME": "Corp SSO", "OIDC_PARTNER_ALLOWED_DOMAINS": "partner.example",
+                        "PASSWORD_LOGIN": "false", "SIGNUP": "closed"]) { $1 }
         do {
-            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: google.settings(serverBase: base).merging(file) { $1 }) { t in
+            try await TestDatabase.sqlite.onFile { file in try await withTestApp(.sqlite, settings: settings.merging(file) { $1 }) { t in
                 try await t.withLiveServer(port: port) { _ in
-                    try await Browser.scenario("web_google.py", ["--base", base])
+                    try await Browser.scenario("web_signin.py", ["--base", base])
                 }
             } }
         } catch {
-            await google.shutdown()
+            for provider in [google, corp, partner] { await provider.shutdown() }
             throw error
         }
-        await google.shutdown()
+        for provider in [google, corp, partner] { await provider.shutdown() }
     }
 
     @Test("the model picker groups several providers and shows one not answering; an OpenAI-compatible reply's reasoning streams collapsed above its answer — in headless Chromium",

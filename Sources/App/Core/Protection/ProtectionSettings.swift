@@ -15,7 +15,7 @@ public struct ProtectionSettings: Sendable {
     public var userLimit: RateLimitPolicy
     /// Calls without a valid access token, per client IP.
     public var anonymousLimit: RateLimitPolicy
-    /// Register, login, refresh, logout and Google sign-in, per client IP.
+    /// Register, login, refresh, logout and sign-in through providers, per client IP.
     public var authLimit: RateLimitPolicy
     /// Failed logins per account (email) from one client: tight.
     public var loginFailureLimit: RateLimitPolicy

@@ -1,8 +1,11 @@
-"""Google sign-in in the web client, against a fake Google that consents at once: the button
-starts a sign-in that comes back with a one-time code, which the page redeems for the session
-(no token ever in the URL); a link carrying a code for someone else's sign-in is ignored.
+"""Signing in through OpenID providers in the web client, against fakes that consent at once: a
+server with Google, `corp` ("Corp SSO") and `partner` (which refuses ada's domain), password
+sign-in off and sign-up closed. The page shows a button per provider and no password form; a
+button starts a sign-in that comes back with a one-time code, which the page redeems for the
+session (no token ever in the URL); a refused sign-in says why; a link carrying a code for
+someone else's sign-in is ignored.
 
-    python3 BrowserTests/web_google.py --base http://localhost:8000
+    python3 BrowserTests/web_signin.py --base http://localhost:8000
 """
 import json
 import urllib.error
@@ -60,9 +63,17 @@ def exchange(code):
         return error.code
 
 
-def web_google(driver):
+def provider_button(driver, name):
+    return driver.find_element(By.CSS_SELECTOR, f'a[data-provider="{name}"]')
+
+
+def web_signin(driver):
     driver.get(BASE + "/")
     browser.wait_for(lambda: driver.find_element(By.ID, "google").is_displayed(), "the Google button")
+    browser.wait_for(lambda: len(driver.find_elements(By.CSS_SELECTOR, "a[data-provider]")) == 2, "the OpenID providers' buttons")
+    assert provider_button(driver, "corp").text == "Sign in with Corp SSO", provider_button(driver, "corp").text
+    assert not driver.find_element(By.ID, "password-signin").is_displayed(), "PASSWORD_LOGIN=false: no password form"
+    browser.screenshot(driver, args, "signin-providers")
     driver.find_element(By.ID, "google-link").click()
     browser.wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app after Google sign-in")
     assert driver.find_element(By.ID, "me").text == "ada@example.com", driver.find_element(By.ID, "me").text
@@ -86,6 +97,24 @@ def web_google(driver):
     browser.wait_for(lambda: "did not start" in driver.find_element(By.ID, "auth-error").text, "a code with no sign-in of this tab refused")
     browser.screenshot(driver, args, "google-planted-code")
 
+    # Another provider: the same journey, another account.
+    driver.get(BASE + "/")
+    browser.wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, 'a[data-provider="corp"]'), "the corp button")
+    provider_button(driver, "corp").click()
+    browser.wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app after the corp sign-in")
+    assert driver.find_element(By.ID, "me").text == "grace@corp.example", driver.find_element(By.ID, "me").text
+    assert "code=" not in driver.current_url, driver.current_url
+    driver.find_element(By.ID, "sign-out").click()
+    browser.wait_for(lambda: driver.find_element(By.ID, "auth-view").is_displayed(), "signed out of corp")
 
-web_google.args = args
-browser.run(web_google)
+    # A provider that refuses ada's domain: back on the sign-in page, told why, not signed in.
+    browser.wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, 'a[data-provider="partner"]'), "the partner button")
+    provider_button(driver, "partner").click()
+    browser.wait_for(lambda: "domain" in driver.find_element(By.ID, "auth-error").text, "the refusal explained")
+    assert not driver.find_element(By.ID, "app-view").is_displayed()
+    assert "error=" not in driver.current_url, driver.current_url
+    browser.screenshot(driver, args, "signin-domain-refused")
+
+
+web_signin.args = args
+browser.run(web_signin)
