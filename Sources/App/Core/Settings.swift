@@ -162,7 +162,7 @@ public struct Settings: Sendable {
         bcryptCost = try read.int("BCRYPT_COST", default: 12, in: 4...31)
         adminSessionLifetime = try read.duration("ADMIN_SESSION_LIFETIME", default: .seconds(12 * 3600))
         protection = try ProtectionSettings(read, debug: debug)
-        openID = try OpenIDProviderSettings.readAll(read, publicURL: publicURL)
+        openID = try OpenIDProviderSettings.readAll(read, publicURL: publicURL, debug: debug)
         let signup = read.string("SIGNUP")?.lowercased() ?? "open"
         guard signup == "open" || signup == "closed" else {
             throw SettingsError(key: "SIGNUP", problem: "expected open or closed, got '\(signup)'")

@@ -180,21 +180,27 @@ struct OpenIDProviderTests {
             }
             #expect(try await t.userCount() == 0)
             #expect(try await Identity.query(on: t.db).count() == 0)
-            corp.setIdentity { $0.email = "Ada@SUBSIDIARY.example"; $0.subject = "ada" }
+            // An allowed domain the provider says it has not verified proves nothing.
+            corp.setIdentity { $0.email = "eve@corp.example"; $0.subject = "eve"; $0.emailVerified = false }
+            #expect(try await t.signInError(at: corp, as: "corp") == "domain_not_allowed")
+            #expect(try await t.userCount() == 0)
+            // A provider that says nothing about it (as Entra ID) vouches for the addresses it manages.
+            corp.setIdentity { $0.email = "Ada@SUBSIDIARY.example"; $0.subject = "ada"; $0.omitEmailVerified = true }
             #expect(try await t.exchange(try await t.signIn(at: corp, as: "corp")).user.email == "ada@subsidiary.example")
         }
     }
 
-    @Test("an existing account is joined by email only where the operator allows it and the email is verified; else account_exists",
+    @Test("an existing account is joined by email only where the operator allows it, the email is verified and the account is not an unproven password account; else account_exists",
           arguments: TestDatabase.all)
     func linkingByEmail(_ database: TestDatabase) async throws {
         try await withTwoProviders(database, settings: ["OIDC_PARTNER_LINK_BY_EMAIL": "true"]) { t, corp, partner in
-            let existing = try await t.register(email: "ada@example.com")
+            // An account the operator made (its email vouched for), with a chat.
+            let owner = try await t.services.accounts.createUser(email: "ada@example.com", password: testPassword, emailVerified: true, on: t.db)
+            let existing = try await t.login(email: owner.email).decoded(SessionBody.self)
             let chat = try await t.createChat(token: existing.access, title: "Mine")
 
             // corp may not join accounts at all, verified or not.
-            let byCorp = try await t.signIn(at: corp, as: "corp")
-            #expect(t.errorCode(of: byCorp) == "account_exists")
+            #expect(try await t.signInError(at: corp, as: "corp") == "account_exists")
             // partner may, but not on an email it has not verified (absent counts as not).
             partner.setIdentity { $0.emailVerified = false }
             #expect(try await t.signInError(at: partner, as: "partner") == "account_exists")
@@ -213,30 +219,45 @@ struct OpenIDProviderTests {
         }
     }
 
-    @Test("a new account from an unverified email is made unproven, and Google's proof does not join it later")
-    func unverifiedNewAccount() async throws {
+    @Test("a password sign-up nobody proved is not joined even by a provider allowed to link: whoever set the password keeps nothing of the owner's")
+    func squattedAccountNotJoined() async throws {
+        try await withTwoProviders(settings: ["OIDC_PARTNER_LINK_BY_EMAIL": "true"]) { t, _, partner in
+            let squatter = try await t.register(email: "ada@example.com")
+            #expect(try await t.signInError(at: partner, as: "partner") == "account_exists")
+            #expect(try await Identity.query(on: t.db).count() == 0)
+            #expect(try await t.send(.GET, "/auth/me/", token: squatter.access).status == .ok, "nothing changed for the account")
+        }
+    }
+
+    @Test("an account a provider made without being trusted to link is unproven, and Google's proof does not join it later")
+    func unprovenNewAccount() async throws {
         let google = try await FakeOpenIDProvider.start()
         let corp = try await FakeOpenIDProvider.start(issuerIsBase: true, clientID: "corp-client")
-        var settings = google.settings.merging(corp.oidcSettings("corp")) { $1 }
-        settings["OIDC_PROVIDERS"] = "corp"
+        let partner = try await FakeOpenIDProvider.start(issuerIsBase: true, clientID: "partner-client")
+        var settings = google.settings.merging(corp.oidcSettings("corp")) { $1 }.merging(partner.oidcSettings("partner")) { $1 }
+        settings["OIDC_PROVIDERS"] = "corp,partner"
+        settings["OIDC_PARTNER_LINK_BY_EMAIL"] = "true"
+        let all = [google, corp, partner]
         do {
             try await withTestApp(.sqlite, settings: settings) { t in
-                corp.setIdentity { $0.emailVerified = false }
+                // corp says the email is verified, but it is not trusted to join accounts by it.
                 let made = try await t.exchange(try await t.signIn(at: corp, as: "corp"))
                 #expect(try await User.find(email: "ada@example.com", on: t.db)?.emailVerifiedAt == nil)
-                // Google proves ada@example.com belongs to someone: not necessarily the one corp let in unverified.
-                let byGoogle = try await t.signInWithGoogle(google)
-                #expect(t.errorCode(of: byGoogle) == "account_exists")
+                // Google proves ada@example.com belongs to someone: not necessarily the one corp let in.
+                #expect(t.errorCode(of: try await t.signInWithGoogle(google)) == "account_exists")
                 #expect(try await t.userCount() == 1)
                 #expect(try await t.exchange(try await t.signIn(at: corp, as: "corp")).user.id == made.user.id)
+
+                // partner is trusted to link: its verified proof makes an account proven.
+                partner.setIdentity { $0.email = "grace@example.com" }
+                _ = try await t.exchange(try await t.signIn(at: partner, as: "partner"))
+                #expect(try await User.find(email: "grace@example.com", on: t.db)?.emailVerifiedAt != nil)
             }
         } catch {
-            await google.shutdown()
-            await corp.shutdown()
+            for provider in all { await provider.shutdown() }
             throw error
         }
-        await google.shutdown()
-        await corp.shutdown()
+        for provider in all { await provider.shutdown() }
     }
 
     @Test("ID tokens for another client, of another issuer, or badly signed are refused, at each provider")
@@ -247,6 +268,8 @@ struct OpenIDProviderTests {
                 ("another issuer", { $0.issuer = partner.baseURL }),
                 ("a forged signature", { $0.forgeSignature = true }),
                 ("no email", { $0.email = "" }),
+                ("several audiences, no authorized party", { $0.otherAudiences = ["partner-client"] }),
+                ("several audiences, another authorized party", { $0.otherAudiences = ["partner-client"]; $0.authorizedParty = "partner-client" }),
             ]
             for (wrong, change) in wrongs {
                 corp.setIdentity { $0 = FakeOpenIDProvider.Identity(); $0.issuer = corp.baseURL; $0.audience = "corp-client"; change(&$0) }
@@ -254,6 +277,9 @@ struct OpenIDProviderTests {
                 #expect(code == "invalid_token", "\(wrong)")
             }
             #expect(try await t.userCount() == 0)
+            corp.setIdentity { $0 = FakeOpenIDProvider.Identity(); $0.issuer = corp.baseURL; $0.audience = "corp-client"
+                $0.otherAudiences = ["partner-client"]; $0.authorizedParty = "corp-client" }
+            _ = try await t.exchange(try await t.signIn(at: corp, as: "corp"))
         }
     }
 
@@ -362,6 +388,10 @@ struct OpenIDProviderTests {
         #expect(throws: SettingsError.self) { try settings(["OIDC_PROVIDERS": "corp", "OIDC_CORP_SCOPES": "email profile"]) }
         #expect(throws: SettingsError.self) { try settings(["OIDC_PROVIDERS": "corp", "OIDC_CORP_ISSUER": "ftp://id.example"]) }
         #expect(throws: SettingsError.self) { try settings(["SIGNUP": "maybe"]) }
+        // Plain http only on this machine or in DEBUG: on the way, anyone could rewrite the keys.
+        #expect(throws: SettingsError.self) { try settings(["OIDC_PROVIDERS": "corp", "OIDC_CORP_ISSUER": "http://id.corp.example"]) }
+        #expect(try settings(["OIDC_PROVIDERS": "corp", "OIDC_CORP_ISSUER": "http://127.0.0.1:8080/realms/x"]).openID.count == 1)
+        #expect(try settings(["OIDC_PROVIDERS": "corp", "OIDC_CORP_ISSUER": "http://id.corp.example", "DEBUG": "true"]).openID.count == 1)
     }
 
     @Test("linked Google accounts of an older database become identities of google", arguments: TestDatabase.all)

@@ -41,6 +41,9 @@ final class FakeOpenIDProvider: Sendable {
         var extraClaims: [String: [String]] = [:]
         /// Leave `email_verified` out of the token.
         var omitEmailVerified = false
+        /// Audiences besides `audience` (`aud` becomes a list), and the authorized party.
+        var otherAudiences: [String] = []
+        var authorizedParty: String?
     }
 
     private struct Grant {
@@ -218,7 +221,7 @@ final class FakeOpenIDProvider: Sendable {
             email_verified: identity.omitEmailVerified ? nil : identity.emailVerified, name: identity.name,
             nonce: identity.nonceOverride ?? grant.nonce,
             iat: Int(now.timeIntervalSince1970), exp: Int(now.addingTimeInterval(identity.lifetime).timeIntervalSince1970),
-            extra: identity.extraClaims
+            extra: identity.extraClaims, otherAudiences: identity.otherAudiences, azp: identity.authorizedParty
         )
         let signer = JWTKeyCollection()
         await signer.add(rsa: identity.forgeSignature ? keys[2] : key, digestAlgorithm: .sha256, kid: JWKIdentifier(string: keyID))
@@ -258,6 +261,8 @@ struct FakeIDClaims: JWTPayload {
     var iat: Int
     var exp: Int
     var extra: [String: [String]]
+    var otherAudiences: [String] = []
+    var azp: String?
 
     private struct Key: CodingKey {
         var stringValue: String
@@ -267,9 +272,10 @@ struct FakeIDClaims: JWTPayload {
     }
 
     init(iss: String, aud: String, sub: String, email: String, email_verified: Bool?, name: String, nonce: String, iat: Int, exp: Int,
-         extra: [String: [String]]) {
+         extra: [String: [String]], otherAudiences: [String] = [], azp: String? = nil) {
         (self.iss, self.aud, self.sub, self.email, self.email_verified) = (iss, aud, sub, email, email_verified)
         (self.name, self.nonce, self.iat, self.exp, self.extra) = (name, nonce, iat, exp, extra)
+        (self.otherAudiences, self.azp) = (otherAudiences, azp)
     }
 
     init(from decoder: any Decoder) throws { throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "not read")) }
@@ -277,7 +283,12 @@ struct FakeIDClaims: JWTPayload {
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: Key.self)
         try container.encode(iss, forKey: Key(stringValue: "iss"))
-        try container.encode(aud, forKey: Key(stringValue: "aud"))
+        if otherAudiences.isEmpty {
+            try container.encode(aud, forKey: Key(stringValue: "aud"))
+        } else {
+            try container.encode([aud] + otherAudiences, forKey: Key(stringValue: "aud"))
+        }
+        try container.encodeIfPresent(azp, forKey: Key(stringValue: "azp"))
         try container.encode(sub, forKey: Key(stringValue: "sub"))
         try container.encode(email, forKey: Key(stringValue: "email"))
         try container.encodeIfPresent(email_verified, forKey: Key(stringValue: "email_verified"))

@@ -11,9 +11,11 @@ import Foundation
 ///   `victim@gmail.com` first): the Google identity wins, the password is removed and every
 ///   session signed out (``AccountNotice/passwordRemoved``). An unproven account without a
 ///   password (made by another provider that did not verify the address) is not joined.
-/// - Any other provider joins only where its operator allows it (`OIDC_<NAME>_LINK_BY_EMAIL`) and
-///   the ID token says `email_verified: true`; otherwise the sign-in is refused with
-///   ``SignInError/accountExists(provider:)`` and the account is untouched.
+/// - Any other provider joins only where its operator allows it (`OIDC_<NAME>_LINK_BY_EMAIL`), the
+///   ID token says `email_verified: true`, and the account is not a password account nobody
+///   proved (a squatter's, perhaps); otherwise the sign-in is refused with
+///   ``SignInError/accountExists(provider:)`` and the account is untouched. Its proof of an email
+///   counts (the account made is proven) only where it may join accounts.
 /// Staff status follows the provider's groups claim at every sign-in when `STAFF_GROUPS` is set
 /// (superusers, the operator's own accounts, keep theirs).
 struct OpenIDAccountLinking: Sendable {
@@ -47,7 +49,9 @@ struct OpenIDAccountLinking: Sendable {
         }
         var notices: [AccountNotice] = []
         let user: User
-        let proven = provider.kind == .google || claims.emailVerified == true
+        // Proof of the address counts only from a provider trusted to join accounts by it: an
+        // account another provider made is not one Google's sign-in may then join.
+        let proven = provider.kind == .google || (provider.linkByEmail && claims.emailVerified == true)
         if let existing = try await User.find(email: email, on: db) {
             guard existing.isActive else { throw SignInError.accountInactive }
             switch provider.kind {
@@ -61,7 +65,11 @@ struct OpenIDAccountLinking: Sendable {
             case .google:
                 break
             case .generic:
-                guard provider.linkByEmail, claims.emailVerified == true else { throw SignInError.accountExists(provider: name) }
+                // A password account nobody proved may be a squatter's: joining it would hand the
+                // owner's identity to whoever set that password. Only Google's proof takes it back.
+                guard provider.linkByEmail, claims.emailVerified == true, existing.emailVerifiedAt != nil || existing.passwordHash == nil else {
+                    throw SignInError.accountExists(provider: name)
+                }
             }
             user = existing
         } else {

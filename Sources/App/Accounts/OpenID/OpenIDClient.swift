@@ -40,10 +40,12 @@ struct OpenIDClient: Sendable {
         guard document.issuer == issuer else {
             throw .providerUnavailable(provider: name, reason: "\(name)'s discovery document names the issuer '\(document.issuer ?? "")', not '\(issuer)'.")
         }
-        guard let authorization = document.authorization_endpoint, Self.isHTTPURL(authorization),
-              let token = document.token_endpoint, Self.isHTTPURL(token),
-              let jwks = document.jwks_uri, Self.isHTTPURL(jwks) else {
-            throw .providerUnavailable(provider: name, reason: "\(name)'s discovery document lacks an http(s) authorization, token or jwks endpoint.")
+        // As secure as the issuer: an https issuer's endpoints are https too.
+        let secure = issuer.lowercased().hasPrefix("https:")
+        guard let authorization = document.authorization_endpoint, Self.isHTTPURL(authorization, secure: secure),
+              let token = document.token_endpoint, Self.isHTTPURL(token, secure: secure),
+              let jwks = document.jwks_uri, Self.isHTTPURL(jwks, secure: secure) else {
+            throw .providerUnavailable(provider: name, reason: "\(name)'s discovery document lacks an \(secure ? "https" : "http(s)") authorization, token or jwks endpoint.")
         }
         return OpenIDEndpoints(authorization: authorization, token: token, jwks: jwks, issuers: [issuer])
     }
@@ -97,9 +99,9 @@ struct OpenIDClient: Sendable {
         }
     }
 
-    private static func isHTTPURL(_ raw: String) -> Bool {
-        guard let url = URL(string: raw), let scheme = url.scheme?.lowercased(), let host = url.host else { return false }
-        return (scheme == "http" || scheme == "https") && !host.isEmpty
+    private static func isHTTPURL(_ raw: String, secure: Bool) -> Bool {
+        guard raw.utf8.count <= 2048, let url = URL(string: raw), let scheme = url.scheme?.lowercased(), let host = url.host else { return false }
+        return (scheme == "https" || (scheme == "http" && !secure)) && !host.isEmpty
     }
 
     /// A transport failure in a few words (a timeout says so; nothing of the request).

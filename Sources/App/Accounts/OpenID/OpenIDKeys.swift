@@ -42,8 +42,13 @@ struct OpenIDClaims: JWTPayload {
         email = try? container.decodeIfPresent(String.self, forKey: Key(stringValue: "email"))
         name = try? container.decodeIfPresent(String.self, forKey: Key(stringValue: "name"))
         let verified = Key(stringValue: "email_verified")
-        emailVerified = (try? container.decodeIfPresent(Bool.self, forKey: verified))
-            ?? (try? container.decodeIfPresent(String.self, forKey: verified)).map { $0?.lowercased() == "true" } ?? nil
+        if let flag = try? container.decode(Bool.self, forKey: verified) {
+            emailVerified = flag
+        } else if let text = try? container.decode(String.self, forKey: verified) {
+            emailVerified = text.lowercased() == "true"
+        } else {
+            emailVerified = nil
+        }
         for key in container.allKeys {
             if let list = try? container.decode([String].self, forKey: key) {
                 strings[key.stringValue] = list

@@ -48,7 +48,7 @@ public struct OpenIDProviderSettings: Sendable, Equatable {
 
     /// Every provider configured: Google's first when `GOOGLE_CLIENT_ID` is set, then those of
     /// `OIDC_PROVIDERS` in their order. Redirect URIs default to `publicURL`'s callback routes.
-    static func readAll(_ read: SettingsReader, publicURL: String) throws(SettingsError) -> [OpenIDProviderSettings] {
+    static func readAll(_ read: SettingsReader, publicURL: String, debug: Bool) throws(SettingsError) -> [OpenIDProviderSettings] {
         var providers: [OpenIDProviderSettings] = []
         if let google = try readGoogle(read, publicURL: publicURL) { providers.append(google) }
         for raw in read.list("OIDC_PROVIDERS", default: []) {
@@ -62,7 +62,7 @@ public struct OpenIDProviderSettings: Sendable, Equatable {
             guard !providers.contains(where: { $0.name == name }) else {
                 throw SettingsError(key: "OIDC_PROVIDERS", problem: "'\(name)' is named twice")
             }
-            providers.append(try readGeneric(name, read, publicURL: publicURL))
+            providers.append(try readGeneric(name, read, publicURL: publicURL, debug: debug))
         }
         return providers
     }
@@ -87,7 +87,13 @@ public struct OpenIDProviderSettings: Sendable, Equatable {
         )
     }
 
-    private static func readGeneric(_ name: String, _ read: SettingsReader, publicURL: String) throws(SettingsError) -> OpenIDProviderSettings {
+    /// Whether `host` is this machine.
+    static func isLoopback(_ host: String) -> Bool {
+        ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.")
+    }
+
+    private static func readGeneric(_ name: String, _ read: SettingsReader, publicURL: String,
+                                    debug: Bool) throws(SettingsError) -> OpenIDProviderSettings {
         let prefix = "OIDC_\(name.uppercased())_"
         func required(_ suffix: String) throws(SettingsError) -> String {
             guard let value = read.string(prefix + suffix) else {
@@ -96,9 +102,13 @@ public struct OpenIDProviderSettings: Sendable, Equatable {
             return value
         }
         let issuer = try required("ISSUER")
-        guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil,
+        guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), let host = url.host,
               url.query == nil, url.fragment == nil
         else { throw SettingsError(key: prefix + "ISSUER", problem: "expected the provider's http(s) issuer URL, got '\(issuer)'") }
+        // Over plain HTTP anyone on the way could rewrite the keys and sign in as anybody.
+        guard url.scheme?.lowercased() == "https" || debug || isLoopback(host) else {
+            throw SettingsError(key: prefix + "ISSUER", problem: "must be https:// (plain http only on this machine, or with DEBUG)")
+        }
         let scopes = read.string(prefix + "SCOPES") ?? "openid email profile"
         guard scopes.split(separator: " ").contains("openid") else {
             throw SettingsError(key: prefix + "SCOPES", problem: "must include openid")

@@ -87,14 +87,19 @@ struct OpenIDSignIn: Sendable {
         return signedIn
     }
 
-    /// The claims, if they come from this provider, for this app, current, for this attempt, with
-    /// an email (verified, for Google) of an allowed domain.
+    /// The claims, if they come from this provider, for this app (its only audience, or the
+    /// authorized party), current, for this attempt, with an email (verified, for Google) of an
+    /// allowed domain (not unverified, for the others).
     func check(_ claims: OpenIDClaims, nonce: String, issuers: [String]) throws(SignInError) -> OpenIDClaims {
         let now = clock.now()
         guard issuers.contains(claims.iss) else {
             throw .invalidIDToken(provider: name, reason: "The ID token was issued by \(claims.iss.prefix(200)), not \(name).")
         }
         guard claims.aud.value.contains(provider.clientID) else { throw .invalidIDToken(provider: name, reason: "The ID token is for another application.") }
+        // A token for several audiences must name this one as the party it was issued to.
+        guard claims.aud.value.count == 1 || claims.strings["azp"] == [provider.clientID] else {
+            throw .invalidIDToken(provider: name, reason: "The ID token was issued to another application (azp).")
+        }
         guard claims.exp.value > now.addingTimeInterval(-Self.clockSkew) else { throw .invalidIDToken(provider: name, reason: "The ID token has expired.") }
         guard claims.iat.value <= now.addingTimeInterval(Self.clockSkew) else {
             throw .invalidIDToken(provider: name, reason: "The ID token was issued in the future.")
@@ -108,6 +113,9 @@ struct OpenIDSignIn: Sendable {
         }
         if provider.kind == .google, claims.emailVerified != true { throw .emailNotVerified(provider: name) }
         if !provider.allowedDomains.isEmpty {
+            // An address the provider says it has not verified proves no domain (a provider that
+            // says nothing, as Entra ID, vouches for the addresses it manages).
+            guard claims.emailVerified != false else { throw .domainNotAllowed(name) }
             let domain = User.normalize(email: email).split(separator: "@").last.map(String.init) ?? ""
             guard provider.allowedDomains.contains(domain) else { throw .domainNotAllowed(name) }
         }
