@@ -20,6 +20,11 @@ func routes(_ app: Application, _ services: AppServices) throws {
                                               cookiePrefix: "chat_device_", path: "/auth/"),
         signupOpen: services.settings.signupOpen, passwordLogin: services.settings.passwordLogin
     ))
+    try app.register(collection: AccountController(
+        accounts: services.accounts, chats: chat.service,
+        export: AccountExport(files: services.files, usage: services.usage, keys: services.keys, shares: services.shares, clock: services.clock),
+        requireSession: requireSession, authLimit: authLimit
+    ))
     try app.register(collection: AuthProvidersController(
         signIns: services.signIns, passwordLogin: services.settings.passwordLogin, signupOpen: services.settings.signupOpen,
         publicURL: services.settings.publicURL

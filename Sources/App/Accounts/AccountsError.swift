@@ -12,6 +12,10 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
     case signupClosed
     /// `PASSWORD_LOGIN=false`: people sign in through an OpenID provider.
     case passwordLoginDisabled
+    /// Deleting an account without a password needs a sign-in within the last five minutes.
+    case reauthenticationRequired
+    /// An export of this account is being written already.
+    case exportInProgress
 
     public var problem: HTTPProblem {
         switch self {
@@ -37,6 +41,13 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
             return HTTPProblem(.forbidden, title: "Password sign-in disabled",
                                detail: "This server signs people in through an OpenID provider only (GET /auth/providers/ lists them).",
                                code: "password_login_disabled")
+        case .reauthenticationRequired:
+            return HTTPProblem(.forbidden, title: "Sign in again",
+                               detail: "This account has no password; sign in again (within the last 5 minutes) to confirm it is you.",
+                               code: "reauthentication_required")
+        case .exportInProgress:
+            return HTTPProblem(.conflict, title: "Export in progress",
+                               detail: "An export of this account is being written; wait for it to finish.", code: "export_in_progress")
         case .refreshTokenReused:
             return HTTPProblem(.unauthorized, title: "Invalid token",
                                detail: "This refresh token was already used; every session it belongs to has been signed out.",

@@ -142,6 +142,13 @@ struct FileLibrary: Sendable {
             .all().map(FileRecord.init(row:))
     }
 
+    /// Every file of `userID`, oldest first.
+    func records(ownedBy userID: UUID, on db: any Database) async throws -> [FileRecord] {
+        try await db.sql().select().columns(FileRecord.columns.map { SQLColumn($0) }).from("files")
+            .where("user_id", .equal, SQLBind(userID)).orderBy("created_at").orderBy("id")
+            .all().map(FileRecord.init(row:))
+    }
+
     /// Whether the file's bytes are where its row says (checked before a 200 is promised).
     func hasBytes(_ record: FileRecord, on db: any Database) async throws -> Bool {
         guard let storage = storages[record.storage] else { return false }

@@ -59,6 +59,9 @@ struct AdminUsageController: RouteCollection {
         let pricesKnown: Bool
     }
 
+    /// Where the usage of accounts deleted since is counted, in the table by user.
+    static let deletedAccounts = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
     func page(req: Request) async throws -> Response {
         let period = Int(req.adminQuery("days") ?? "") .flatMap { [7, 30, 90].contains($0) ? $0 : nil } ?? 30
         let userID = req.adminQuery("user").flatMap { UUID(hyphenated: $0) }
@@ -75,7 +78,7 @@ struct AdminUsageController: RouteCollection {
         var allPriced = true
         for entry in entries {
             byDay[entry.day, default: Totals()].add(entry)
-            byUser[entry.userID, default: Totals()].add(entry)
+            byUser[entry.userID ?? Self.deletedAccounts, default: Totals()].add(entry)
             byModel[entry.model, default: Totals()].add(entry)
             total.add(entry)
             guard let price = ledger.settings.prices[entry.model] else {
@@ -84,7 +87,7 @@ struct AdminUsageController: RouteCollection {
             }
             let cost = price.cost(of: entry.tokens)
             costs.day[entry.day, default: 0] += cost
-            costs.user[entry.userID, default: 0] += cost
+            costs.user[entry.userID ?? Self.deletedAccounts, default: 0] += cost
             costs.model[entry.model, default: 0] += cost
             costs.all += cost
         }
@@ -105,7 +108,7 @@ struct AdminUsageController: RouteCollection {
         let users = byUser.sorted { $0.value.total > $1.value.total }.prefix(100).map { id, totals in
             var totals = totals
             totals.cost = dollars(costs.user[id])
-            return Named(id: id.uuidString, name: emails[id] ?? id.uuidString, totals: totals)
+            return Named(id: id.uuidString, name: id == Self.deletedAccounts ? "(deleted accounts)" : emails[id] ?? id.uuidString, totals: totals)
         }
         let models = byModel.sorted { $0.value.total > $1.value.total }.map { model, totals in
             var totals = totals

@@ -58,7 +58,8 @@ struct UsageLedger: Sendable {
 
     /// One row of the ledger.
     struct Entry: Sendable {
-        var userID: UUID
+        /// Nil for an account deleted since (its usage is kept).
+        var userID: UUID?
         var day: String
         var model: String
         var tokens: TokenCounts
@@ -75,7 +76,7 @@ struct UsageLedger: Sendable {
             .where("day", .lessThanOrEqual, SQLBind(lastDay))
         if let userID { query = query.where("user_id", .equal, SQLBind(userID)) }
         return try await query.orderBy("day").orderBy("model").all().map { row in
-            Entry(userID: try row.decode(column: "user_id", as: UUID.self), day: try row.decode(column: "day", as: String.self),
+            Entry(userID: try row.decode(column: "user_id", as: UUID?.self), day: try row.decode(column: "day", as: String.self),
                   model: try row.decode(column: "model", as: String.self),
                   tokens: TokenCounts(input: try row.decode(column: "input_tokens", as: Int.self),
                                       output: try row.decode(column: "output_tokens", as: Int.self),

@@ -46,6 +46,12 @@ enum ChatReads {
         try await rows(versionsOfMessage, [.uuid(chatID), .uuid(messageID)], on: db) { columns in try MessageRow.read(&columns) }
     }
 
+    /// Every message of `chatID`, every version of every turn (`current` says which are the
+    /// conversation), in order of turn and version: what an export takes away.
+    static func allMessages(of chatID: UUID, on db: any Database) async throws -> [MessageResponse] {
+        try await rows(everyMessageOfChat, [.uuid(chatID)], on: db) { columns in try MessageRow.read(&columns) }
+    }
+
     /// The message `id` as stored; nil when it is gone.
     static func message(_ id: UUID, on db: any Database) async throws -> MessageResponse? {
         try await rows(messageByID, [.uuid(id)], on: db) { columns in try MessageRow.read(&columns) }.first
@@ -70,6 +76,9 @@ enum ChatReads {
     private static let messageByID = Statement("SELECT \(messageColumns) FROM messages WHERE id = ?")
     private static let messagesOfChat = Statement(
         "SELECT \(messageColumns) FROM messages WHERE chat_id = ? AND is_current AND sequence >= ? ORDER BY sequence")
+
+    private static let everyMessageOfChat = Statement(
+        "SELECT \(messageColumns) FROM messages WHERE chat_id = ? ORDER BY sequence, version, created_at")
 
     private static let versionsOfMessage = Statement(
         "SELECT " + qualified(messageColumns, "m") + " FROM messages t JOIN messages m ON m.chat_id = t.chat_id AND m.role = t.role"
