@@ -91,6 +91,10 @@ export function clearMessages() {
 export function upsertMessage(message) {
   let entry = state.messages.get(message.id);
   if (entry) {
+    // A snapshot older than what the stream already showed (the answer to POST …/send/ can arrive
+    // after the whole reply has streamed) must not take it back: a reply that ended stays ended,
+    // and a streaming one keeps the text it has.
+    if (isOlder(message, entry.message)) return;
     entry.message = message;
   } else {
     const element = document.createElement("li");
@@ -136,6 +140,15 @@ function insertInOrder(entry) {
     .filter((other) => other !== entry && other.element.parentNode === list && other.message.sequence > entry.message.sequence)
     .sort((a, b) => a.message.sequence - b.message.sequence);
   list.insertBefore(entry.element, later.length ? later[0].element : null);
+}
+
+/** Whether `incoming` is an earlier state of the message than `shown`. */
+function isOlder(incoming, shown) {
+  if (incoming.status !== "streaming") return false;
+  if (shown.status !== "streaming") return true;
+  return (incoming.content || "").length < (shown.content || "").length
+    || (incoming.reasoning || "").length < (shown.reasoning || "").length
+    || (incoming.tool_calls || []).length < (shown.tool_calls || []).length;
 }
 
 function queueRender(entry) {
