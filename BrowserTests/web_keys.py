@@ -36,10 +36,10 @@ def listed(driver):
 
 def web_keys(driver):
     browser.sign_up(driver, BASE, EMAIL, PASSWORD)
-    driver.find_element(By.ID, "keys-open").click()
-    browser.wait_for(lambda: driver.find_element(By.ID, "keys-dialog").get_attribute("open") is not None, "the keys dialog")
+    driver.find_element(By.ID, "account-open").click()
+    browser.wait_for(lambda: driver.find_element(By.ID, "account-dialog").get_attribute("open") is not None, "the account dialog")
     browser.wait_for(lambda: driver.find_element(By.ID, "keys-empty").is_displayed(), "no keys yet")
-    a11y.audit(driver, "the keys dialog, empty")
+    a11y.audit(driver, "the account dialog, empty")
 
     driver.find_element(By.ID, "key-name").send_keys("<i>deploy</i> script")
     Select(driver.find_element(By.ID, "key-scope")).select_by_value("full")
@@ -53,17 +53,17 @@ def web_keys(driver):
     assert "<i>deploy</i> script" in item and "full" in item and secret[:12] in item and secret not in item, item
     assert not driver.find_elements(By.CSS_SELECTOR, "#key-list i"), "the name is text"
     browser.screenshot(driver, args, "keys-made")
-    a11y.audit(driver, "the keys dialog with a new key")
+    a11y.audit(driver, "the account dialog with a new key")
     assert status_with(secret) == 200, "the key reaches the chat API"
 
     # Closed and opened again: the secret is gone from the page; after a reload it is nowhere.
-    driver.find_element(By.ID, "keys-close").click()
-    driver.find_element(By.ID, "keys-open").click()
+    driver.find_element(By.ID, "account-close").click()
+    driver.find_element(By.ID, "account-open").click()
     browser.wait_for(lambda: len(listed(driver)) == 1, "the key listed again")
     assert driver.find_element(By.ID, "key-made").is_displayed() is False
     driver.refresh()
     browser.wait_for(lambda: driver.find_element(By.ID, "app-view").is_displayed(), "the app after a reload")
-    driver.find_element(By.ID, "keys-open").click()
+    driver.find_element(By.ID, "account-open").click()
     browser.wait_for(lambda: len(listed(driver)) == 1, "the key after a reload")
     assert secret not in driver.page_source
 

@@ -1,19 +1,8 @@
-// Personal API keys: made (the secret shown once, with a sample), listed, revoked, in a dialog.
+// Personal API keys, in the account dialog: made (the secret shown once, with a sample), listed, revoked.
 import { $, session } from "./state.js";
 
-$("keys-open").addEventListener("click", async () => {
-  $("keys-error").textContent = "";
-  $("key-made").hidden = true;
-  $("keys-dialog").showModal();
-  $("key-name").focus();
-  await loadKeys();
-});
-$("keys-close").addEventListener("click", () => closeKeys());
-$("keys-dialog").addEventListener("close", () => { $("key-secret").value = ""; $("key-made").hidden = true; });
-
-function closeKeys() { $("keys-dialog").close(); }
-
-async function loadKeys() {
+/** Shows the keys afresh (the account dialog opens with them). */
+export async function loadKeys() {
   try {
     renderKeys((await session.request("GET", "/api/keys/")).results);
   } catch (error) { $("keys-error").textContent = error.message; }

@@ -12,7 +12,8 @@ import { fillSettings } from "./composer.js";
 import { connectConversation, openChat, updateComposer } from "./conversation.js";
 import { $, session, state } from "./state.js";
 import { loadTools } from "./mcp.js";
-import "./keys.js";
+import "./account.js";
+import "./drawer.js";
 import "./share-links.js";
 
 async function boot() {

@@ -105,6 +105,29 @@ struct SelfServiceTests {
         }
     }
 
+    @Test("after a password change the answered session streams on: a stream opened with it right away hears the next reply")
+    func streamAfterPasswordChange() async throws {
+        try await withTestApp(.sqlite, settings: ["OFFLINE_WORD_DELAY": "0"]) { t in
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, content: "Hello")
+            try await t.waitForReply(chat.messages[1].id, chat: chat.id, token: session.access)
+            try await t.withLiveServer { base in
+                let old = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: session.access)
+                let changed = try await t.send(.POST, "/auth/password/", json: ["current_password": testPassword, "new_password": "a new long secret"],
+                                               token: session.access).decoded(SessionBody.self)
+                let events = try await old.waitFor("the old stream to end", timeout: .seconds(5)) { $0.contains { $0.type == "error" } }
+                old.close()
+                // Reconnected as a browser does: from the last event id it saw.
+                let lastID = events.last { $0.id != nil }?.id
+                let refreshed = try await t.send(.POST, "/auth/refresh/", json: ["refresh": changed.refresh]).decoded(TokenPairBody.self)
+                let stream = try await EventStreamClient.open(base, "/api/chat/\(chat.id)/messages/", token: refreshed.access, lastEventID: lastID)
+                let next = try await t.sendMessage("Again", chat: chat.id, token: refreshed.access)
+                _ = try await stream.waitForDone(next.assistant.id)
+                stream.close()
+            }
+        }
+    }
+
     @Test("an account that signs in through a provider has no password to change")
     func noPasswordToChange() async throws {
         try await withTestApp(.sqlite) { t in

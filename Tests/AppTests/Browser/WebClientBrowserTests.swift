@@ -190,6 +190,20 @@ struct WebClientBrowserTests {
         } }
     }
 
+    @Test("the account page: a name, a password changed in one tab signing the other out, the data downloaded, the chat list a drawer on a phone, the account deleted — in headless Chromium",
+          .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
+    func accountPage() async throws {
+        if let reason = Browser.unavailableReason { Issue.record(Comment(rawValue: reason)); return }
+        try await TestDatabase.sqlite.onFile { file in
+            try await withTestApp(.sqlite, settings: file.merging(["OFFLINE_WORD_DELAY": "0"]) { $1 }) { t in
+                try await t.withLiveServer { base in
+                    try await Browser.scenario("web_account.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
+                }
+                #expect(try await t.userCount() == 0, "the account was deleted")
+            }
+        }
+    }
+
     @Test("share links: a chat shared from its dialog opens in a fresh browser (public: at once; users: after signing in and coming back), every text as text; revoked, it is gone — in headless Chromium",
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")),
           arguments: ["public", "users"])
