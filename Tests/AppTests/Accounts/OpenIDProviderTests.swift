@@ -110,6 +110,24 @@ struct OpenIDProviderTests {
         }
     }
 
+    @Test("the admin's user page lists each identity with its provider, escaped; the delete page counts them")
+    func adminShowsIdentities() async throws {
+        try await withTwoProviders { t, corp, _ in
+            corp.setIdentity { $0.subject = "<script>1</script>"; $0.email = "ada@corp.example" }
+            let session = try await t.exchange(try await t.signIn(at: corp, as: "corp"))
+            let staff = try await User.fixture(isStaff: true, on: t.db)
+            let admin = AdminClient(t)
+            _ = try await admin.signIn(staff.email)
+            let page = try await admin.get("/admin/users/\(session.user.id)/")
+            #expect(page.status == .ok)
+            #expect(page.body.string.contains("corp: ada@corp.example"))
+            #expect(page.body.string.contains("&lt;script&gt;1&lt;/script&gt;"))
+            #expect(!page.body.string.contains("<script>1</script>"))
+            let delete = try await admin.get("/admin/users/\(session.user.id)/delete/")
+            #expect(delete.body.string.contains("1 sign-in identit"))
+        }
+    }
+
     @Test("a state begun at one provider is refused at another; unknown names and google under /auth/oidc/ are 404")
     func statesStayWithTheirProvider() async throws {
         try await withTwoProviders { t, corp, _ in

@@ -260,6 +260,17 @@ struct SelfServiceTests {
             #expect(entries.count == 5)
             #expect(!entries.values.contains { $0.contains("Not yours") || $0.contains("Secret") }, "nothing of another account")
             #expect(try await t.send(.GET, "/auth/me/export/").status == .unauthorized)
+
+            // Mid-reply: the reply as it stands, still streaming.
+            let emulator = try #require(t.emulator)
+            emulator.enqueue(.hangBeforeHeaders)
+            let busy = try await t.createChat(token: session.access, content: "Take your time")
+            let during = try await t.send(.GET, "/auth/me/export/", token: session.access)
+            #expect(during.status == .ok)
+            let midReply = try await unzip(during.body)
+            #expect(midReply.bad == nil)
+            let streaming = try #require(try object(midReply.entries["chats/\(busy.id).json"])["messages"] as? [[String: Any]])
+            #expect(streaming.last?["status"] as? String == "streaming")
         }
     }
 
