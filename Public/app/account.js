@@ -25,12 +25,16 @@ $("account-close").addEventListener("click", () => $("account-dialog").close());
 // Nothing secret stays in the page once the dialog closes.
 $("account-dialog").addEventListener("close", () => {
   for (const id of ["key-secret", "password-current", "password-new", "delete-password"]) $(id).value = "";
+  $("key-sample").textContent = "";
   $("key-made").hidden = true;
 });
 
 // Signed out here (everywhere, or the account gone): back to the sign-in form, saying why.
 function leave(message) {
   $("account-dialog").close();
+  for (const id of ["profile-email", "profile-name"]) $(id).value = "";
+  $("key-list").replaceChildren();
+  $("chat-list").replaceChildren();
   session.clear();
   history.replaceState(null, "", "/");
   showAuth(message);

@@ -23,7 +23,9 @@ func routes(_ app: Application, _ services: AppServices) throws {
     try app.register(collection: AccountController(
         accounts: services.accounts, chats: chat.service,
         export: AccountExport(files: services.files, usage: services.usage, keys: services.keys, shares: services.shares, clock: services.clock),
-        requireSession: requireSession, authLimit: authLimit
+        requireSession: requireSession, authLimit: authLimit,
+        loginThrottle: services.loginThrottle(perKnownClient: protection.loginFailureLimit, perAccount: protection.loginAccountLimit,
+                                              cookiePrefix: "chat_device_", path: "/auth/")
     ))
     try app.register(collection: AuthProvidersController(
         signIns: services.signIns, passwordLogin: services.settings.passwordLogin, signupOpen: services.settings.signupOpen,

@@ -118,6 +118,11 @@ extension Request {
         storage[AccessClaimsKey.self]?.exp.value
     }
 
+    /// The `jti` of this request's access token.
+    var accessTokenID: String? {
+        storage[AccessClaimsKey.self]?.jti
+    }
+
     /// When the access token of this request was issued.
     var accessTokenIssuedAt: Date? {
         storage[AccessClaimsKey.self]?.iat.value

@@ -4,6 +4,6 @@ import Fluent
 enum Accounts {
     static let migrations: [any Migration] = [
         CreateUsers(), CreateRefreshTokens(), CreateGoogleAccounts(), AddAccountProofColumns(), CreateGoogleSignInCodes(), CreateLoginClients(),
-        CreateAdminSessions(), CreateAPIKeys(), GeneralizeSignIn(),
+        CreateAdminSessions(), CreateAPIKeys(), GeneralizeSignIn(), AddRefreshTokenSignIn(),
     ]
 }

@@ -30,7 +30,7 @@ struct LoginRequest: Decodable {
     var password: String?
 
     /// Checked before anything is looked up or counted: an email no account can have (malformed, or
-    /// over 254 bytes) and a password no account can have (over 72 bytes) are refused here.
+    /// over 254 bytes) and a password no account can have (over 72 bytes, or with a NUL) are refused here.
     func validated() throws(RequestError) -> (email: String, password: String) {
         var errors = FieldErrors()
         let email = User.normalize(email: errors.required(self.email, "email"))
@@ -39,6 +39,7 @@ struct LoginRequest: Decodable {
         if password.utf8.count > PasswordService.maxBytes {
             errors.add("password", "Ensure this field has no more than \(PasswordService.maxBytes) bytes.")
         }
+        errors.checkText(password, "password")
         try errors.throwIfAny()
         return (email, password)
     }

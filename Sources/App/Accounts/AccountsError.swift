@@ -16,6 +16,10 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
     case reauthenticationRequired
     /// An export of this account is being written already.
     case exportInProgress
+    /// Past what one ZIP without ZIP64 holds (65,535 entries, 4 GiB).
+    case exportTooLarge
+    /// A superuser's account is deleted in the admin, by another superuser.
+    case superuserDeletion
 
     public var problem: HTTPProblem {
         switch self {
@@ -45,6 +49,13 @@ public enum AccountsError: HTTPProblemConvertible, Equatable {
             return HTTPProblem(.forbidden, title: "Sign in again",
                                detail: "This account has no password; sign in again (within the last 5 minutes) to confirm it is you.",
                                code: "reauthentication_required")
+        case .exportTooLarge:
+            return HTTPProblem(.payloadTooLarge, title: "Export too large",
+                               detail: "This account holds more than one ZIP can (65,535 entries or 4 GiB); delete some files or chats first.",
+                               code: "export_too_large")
+        case .superuserDeletion:
+            return HTTPProblem(.forbidden, title: "Superuser",
+                               detail: "A superuser's account is deleted in the admin, by another superuser.", code: "superuser")
         case .exportInProgress:
             return HTTPProblem(.conflict, title: "Export in progress",
                                detail: "An export of this account is being written; wait for it to finish.", code: "export_in_progress")

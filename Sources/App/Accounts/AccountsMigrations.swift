@@ -50,6 +50,24 @@ struct CreateRefreshTokens: AsyncMigration {
     }
 }
 
+/// Adds `refresh_tokens.access_jti` (the access token issued with each refresh token) and
+/// `refresh_tokens.signed_in_at` (when its family signed in): an access token leads to the time
+/// its session signed in, which a refresh does not move. Earlier tokens have neither (their
+/// sessions count as signed in long ago).
+struct AddRefreshTokenSignIn: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(RefreshToken.schema).field("access_jti", .string).update()
+        try await database.schema(RefreshToken.schema).field("signed_in_at", .datetime).update()
+        try await database.sql().create(index: "idx_refresh_tokens_access").on(RefreshToken.schema).column("access_jti").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.sql().drop(index: "idx_refresh_tokens_access").run()
+        try await database.schema(RefreshToken.schema).deleteField("signed_in_at").update()
+        try await database.schema(RefreshToken.schema).deleteField("access_jti").update()
+    }
+}
+
 /// Adds `users.email_verified_at` (whether anyone proved the account owns its email) and
 /// `users.sessions_revoked_at` (access tokens issued before it are refused).
 struct AddAccountProofColumns: AsyncMigration {

@@ -51,6 +51,12 @@ struct LoginThrottle: Sendable {
         return Attempt(email: email, client: client, device: device, decision: decision)
     }
 
+    /// The password was right, for a signed-in account (a password change, a deletion): the
+    /// attempt costs nothing.
+    func passed(_ attempt: Attempt) async throws {
+        try await limiter.refund(attempt.decision)
+    }
+
     /// The password was right: the attempt costs nothing, the client is known for the account from
     /// now on, and `response` carries the device cookie (renewed).
     func succeeded(_ attempt: Attempt, response: Response, on db: any Database) async throws {

@@ -47,6 +47,10 @@ public struct PasswordService: Sendable {
         if password.utf8.count > maxBytes {
             problems.append("This password is too long; it may contain at most \(maxBytes) bytes.")
         }
+        if password.utf8.contains(0) {
+            // bcrypt reads a password as a C string: everything after a NUL would be ignored.
+            problems.append("This password may not contain NUL characters.")
+        }
         if !password.isEmpty, password.allSatisfy(\.isNumber) {
             problems.append("This password is entirely numeric.")
         }

@@ -16,13 +16,20 @@ final class RefreshToken: Model, @unchecked Sendable {
     @OptionalField(key: "used_at") var usedAt: Date?
     @OptionalField(key: "revoked_at") var revokedAt: Date?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    /// The `jti` of the access token issued with it: what ties an access token to its session.
+    @OptionalField(key: "access_jti") var accessJTI: String?
+    /// When the family's sign-in happened (a refresh keeps it): how recently the session proved
+    /// who it is, whatever its tokens' `iat`.
+    @OptionalField(key: "signed_in_at") var signedInAt: Date?
 
     init() {}
 
-    init(id: UUID, userID: UUID, familyID: UUID, expiresAt: Date) {
+    init(id: UUID, userID: UUID, familyID: UUID, expiresAt: Date, accessJTI: String, signedInAt: Date) {
         self.id = id
         self.$user.id = userID
         self.familyID = familyID
         self.expiresAt = expiresAt
+        self.accessJTI = accessJTI
+        self.signedInAt = signedInAt
     }
 }

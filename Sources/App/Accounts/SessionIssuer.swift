@@ -23,7 +23,7 @@ public struct SessionIssuer: Sendable {
 
     /// Signs in `user` with a new token family (a new account, or one a sign-in just read).
     public func start(for user: User, on db: any Database) async throws -> TokenPair {
-        try await issue(for: user, family: UUID(), on: db)
+        try await issue(for: user, family: UUID(), signedInAt: clock.now(), on: db)
     }
 
     /// Signs in `user`, whose password was checked while its revocation cut was
@@ -34,7 +34,7 @@ public struct SessionIssuer: Sendable {
     public func startAfterPasswordCheck(for user: User, on db: any Database) async throws -> TokenPair {
         try await db.transaction { tx in
             try await lockUnchanged(user, on: tx)
-            return try await issue(for: user, family: UUID(), on: tx)
+            return try await issue(for: user, family: UUID(), signedInAt: clock.now(), on: tx)
         }
     }
 
@@ -89,7 +89,9 @@ public struct SessionIssuer: Sendable {
                 try await revokeFamily(record.familyID, on: tx)
                 return .refused(.invalidToken("The account is no longer active."))
             }
-            return .rotated(user, try await issue(for: user, family: record.familyID, on: tx))
+            // The session's sign-in stays when it refreshes (a session from before it was recorded: long ago).
+            let signedInAt = record.signedInAt ?? .distantPast
+            return .rotated(user, try await issue(for: user, family: record.familyID, signedInAt: signedInAt, on: tx))
         }
         switch rotation {
         case .rotated(let user, let tokens): return (user, tokens)
@@ -115,14 +117,18 @@ public struct SessionIssuer: Sendable {
     /// Signs the user out everywhere: revokes every refresh token, and refuses every access token
     /// issued until now. JWT times are whole seconds, so the cut is the next whole second: tokens
     /// issued before it are refused, and tokens issued after the revocation carry it as their `iat`
-    /// (see ``TokenSigner/sign(_:for:jti:)``). Returns the cut. The caller announces the change
-    /// once its transaction has committed (``AccountService/changing(on:_:)``).
+    /// (see ``TokenSigner/sign(_:for:jti:)``). Each cut is later than the one before, so that a
+    /// second revocation within the same second still refuses what was issued after the first (a
+    /// password change, then "sign out everywhere"). Returns the cut. The caller announces the
+    /// change once its transaction has committed (``AccountService/changing(on:_:)``).
     @discardableResult
     func revokeAll(of userID: UUID, on db: any Database) async throws -> Date {
         let now = clock.now()
-        let cut = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down) + 1)
-        try await db.transaction { tx in
+        let next = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down) + 1)
+        return try await db.transaction { tx in
             try await lockSessions(of: userID, on: tx)
+            let previous = try await User.findForRequest(userID, on: tx)?.sessionsRevokedAt
+            let cut = previous.map { max(next, Date(timeIntervalSince1970: $0.timeIntervalSince1970.rounded() + 1)) } ?? next
             try await RefreshToken.query(on: tx)
                 .filter(\.$user.$id == userID)
                 .filter(\.$revokedAt == nil)
@@ -132,8 +138,8 @@ public struct SessionIssuer: Sendable {
                 .filter(\.$id == userID)
                 .set(\.$sessionsRevokedAt, to: cut)
                 .update()
+            return cut
         }
-        return cut
     }
 
     /// Revokes every token of `family` that is not revoked yet.
@@ -165,12 +171,20 @@ public struct SessionIssuer: Sendable {
         return !rows.isEmpty
     }
 
-    private func issue(for user: User, family: UUID, on db: any Database) async throws -> TokenPair {
+    /// When the session of the access token `jti` signed in; nil when it is not known (an
+    /// older token, or a session that ended and was cleaned up).
+    func signedInAt(ofAccessToken jti: String, on db: any Database) async throws -> Date? {
+        try await RefreshToken.query(on: db).filter(\.$accessJTI == jti.lowercased()).first()?.signedInAt
+    }
+
+    private func issue(for user: User, family: UUID, signedInAt: Date, on db: any Database) async throws -> TokenPair {
         let refreshID = UUID()
+        let accessID = UUID()
         let refresh = try await signer.sign(.refresh, for: user, jti: refreshID)
-        try await RefreshToken(id: refreshID, userID: try user.requireID(), familyID: family, expiresAt: refresh.expiresAt)
+        try await RefreshToken(id: refreshID, userID: try user.requireID(), familyID: family, expiresAt: refresh.expiresAt,
+                               accessJTI: accessID.lowercased, signedInAt: signedInAt)
             .create(on: db)
-        let access = try await signer.sign(.access, for: user, jti: UUID())
+        let access = try await signer.sign(.access, for: user, jti: accessID)
         return TokenPair(access: access.token, refresh: refresh.token, expiresIn: Int(signer.accessLifetime.seconds))
     }
 }

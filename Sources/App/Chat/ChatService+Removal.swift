@@ -23,11 +23,13 @@ extension ChatService {
     /// Deletes `user` with everything they own — chats, messages, tokens, sign-in links and admin
     /// sessions go with them (`ON DELETE CASCADE`) — in one transaction, under the user's lock; once
     /// it has committed, the account is forgotten everywhere and the chats' replies and streams end.
-    /// Answers how many chats went.
-    func deleteUser(_ user: User, accounts: AccountService, on db: any Database) async throws -> Int {
+    /// Answers how many chats went. `asChecked`: only if nobody signed the account out (or changed
+    /// its password) since `user` was read — its owner's deletion, checked against that state.
+    func deleteUser(_ user: User, accounts: AccountService, asChecked: Bool = false, on db: any Database) async throws -> Int {
         let id = try user.requireID()
         // The chats are read in the same transaction, so that every one of their replies and streams is ended.
         let (chatIDs, fileIDs) = try await accounts.changing(on: db) { tx, changes in
+            if asChecked { try await accounts.sessions.lockUnchanged(user, on: tx) }
             try await tx.lockForWriting("user:" + id.lowercased, on: usage.kind)
             let chatIDs = try await Chat.query(on: tx).filter(\.$owner.$id == id).all(\.$id)
             let fileIDs = try await attachments.files.stored(ownedBy: id, on: tx)

@@ -33,8 +33,10 @@ struct ZipStream {
     /// An entry whose bytes `body` hands to the writer it is given, a piece at a time.
     mutating func add(_ name: String, _ body: (_ write: (ByteBuffer) async throws -> Void) async throws -> Void) async throws {
         let nameBytes = Array(name.utf8)
-        guard entries < Self.maxEntries, nameBytes.count <= 0xFFFF else { throw ZipStreamError.tooLarge }
-        let headerOffset = offset
+        guard entries < Self.maxEntries, nameBytes.count <= 0xFFFF, offset + 30 + UInt64(nameBytes.count) <= Self.maxSize else {
+            throw ZipStreamError.tooLarge
+        }
+        let headerOffset = UInt32(truncatingIfNeeded: offset)
         let (time, date) = Self.dosTime(modified)
         var header = ByteBuffer()
         header.writeInteger(UInt32(0x0403_4B50), endianness: .little)
@@ -82,7 +84,7 @@ struct ZipStream {
         central.writeInteger(UInt16(0), endianness: .little)          // disk
         central.writeInteger(UInt16(0), endianness: .little)          // internal attributes
         central.writeInteger(UInt32(0o100644) << 16, endianness: .little) // a regular file, rw-r--r--
-        central.writeInteger(UInt32(headerOffset), endianness: .little)
+        central.writeInteger(headerOffset, endianness: .little)
         central.writeBytes(nameBytes)
         entries += 1
     }

@@ -42,6 +42,8 @@ struct AdminUsageController: RouteCollection {
         let id: String
         let name: String
         let totals: Totals
+        /// A user's row links to the account; the deleted accounts' has none.
+        var isAccount = true
     }
 
     struct Page: Encodable {
@@ -108,7 +110,8 @@ struct AdminUsageController: RouteCollection {
         let users = byUser.sorted { $0.value.total > $1.value.total }.prefix(100).map { id, totals in
             var totals = totals
             totals.cost = dollars(costs.user[id])
-            return Named(id: id.uuidString, name: id == Self.deletedAccounts ? "(deleted accounts)" : emails[id] ?? id.uuidString, totals: totals)
+            let deleted = id == Self.deletedAccounts
+            return Named(id: id.uuidString, name: deleted ? "(deleted accounts)" : emails[id] ?? id.uuidString, totals: totals, isAccount: !deleted)
         }
         let models = byModel.sorted { $0.value.total > $1.value.total }.map { model, totals in
             var totals = totals

@@ -25,7 +25,8 @@ struct UsageLedger: Sendable {
     /// Adds one ended reply of `model` to its owner's day.
     static func record(_ usage: ModelUsage, model: String, for owner: Owner, at now: Date, on sql: any SQLDatabase) async throws {
         let source: SQLQueryString = switch owner {
-        case .user(let id): "SELECT id AS owner FROM users WHERE id = \(bind: id)"
+        // Always one row: a user deleted while their reply ran counts without the account (null).
+        case .user(let id): "SELECT (SELECT id FROM users WHERE id = \(bind: id)) AS owner"
         case .ownerOf(let chat): "SELECT user_id AS owner FROM chats WHERE id = \(bind: chat)"
         }
         try await sql.raw("""

@@ -79,6 +79,9 @@ struct KeepUsageOfDeletedAccounts: AsyncMigration {
         let big = kind == .sqlite ? "INTEGER" : "BIGINT"
         try await database.transaction { tx in
             let sql = try tx.sql()
+            // Instances still running count replies meanwhile: they wait for the copy rather than
+            // write into the table it is about to drop.
+            if kind != .sqlite { try await sql.raw("LOCK TABLE usage_daily IN EXCLUSIVE MODE").run() }
             try await sql.raw("""
                 CREATE TABLE usage_daily_next (
                     \(unsafeRaw: userColumn),

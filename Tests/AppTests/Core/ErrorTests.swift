@@ -25,7 +25,7 @@ struct ErrorTests {
 
             let options = try await t.send(.OPTIONS, "/auth/me/")
             #expect(options.status == .noContent)
-            #expect(options.headers.first(name: "Allow") == "GET, HEAD, OPTIONS")
+            #expect(options.headers.first(name: "Allow") == "DELETE, GET, HEAD, PATCH, OPTIONS")
         }
     }
 

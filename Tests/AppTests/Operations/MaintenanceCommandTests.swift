@@ -19,7 +19,8 @@ struct MaintenanceCommandTests {
             oldChat.activityAt = t.clock.now().addingTimeInterval(-91 * 86_400)
             try await oldChat.save(on: t.db)
             let expired = try #require(try await RefreshToken.query(on: t.db).first())
-            let live = RefreshToken(id: UUID(), userID: expired.$user.id, familyID: UUID(), expiresAt: t.clock.now().addingTimeInterval(3600))
+            let live = RefreshToken(id: UUID(), userID: expired.$user.id, familyID: UUID(), expiresAt: t.clock.now().addingTimeInterval(3600),
+                                    accessJTI: UUID().lowercased, signedInAt: t.clock.now())
             try await live.create(on: t.db)
             expired.expiresAt = t.clock.now().addingTimeInterval(-1)
             try await expired.save(on: t.db)

@@ -11,6 +11,9 @@ struct AccountController: RouteCollection {
     let requireSession: AccessTokenMiddleware
     /// The per-client limit against guessing: a password is checked here too.
     let authLimit: RouteRateLimitMiddleware
+    /// The account's budget of wrong passwords, shared with signing in: a stolen session cannot
+    /// guess the password here faster than at the sign-in form.
+    let loginThrottle: LoginThrottle
     /// Accounts with an export being written on this instance: one at a time each.
     let exporting = NIOLockedValueBox<Set<UUID>>([])
 
@@ -37,7 +40,9 @@ struct AccountController: RouteCollection {
     func changePassword(req: Request) async throws -> Response {
         let body = try req.decodeJSON(ChangePasswordRequest.self).validated()
         let user = try await Self.stored(req)
+        let attempt = try await loginThrottle.begin(email: user.email, request: req)
         let tokens = try await refusingAsFields { try await accounts.changePassword(of: user, current: body.current, new: body.new, on: req.db) }
+        try await loginThrottle.passed(attempt)
         req.logger.notice("password changed by its owner; every other session signed out", metadata: ["user": "\(user.id?.lowercased ?? "?")"])
         return try await SessionResponse(user: user, tokens: tokens).encodeResponse(for: req)
     }
@@ -53,26 +58,44 @@ struct AccountController: RouteCollection {
     func delete(req: Request) async throws -> HTTPStatus {
         let password = try (req.body.data == nil ? DeleteAccountRequest() : req.decodeJSON(DeleteAccountRequest.self)).validated()
         let user = try await Self.stored(req)
-        try await refusingAsFields { try await accounts.confirmOwnership(of: user, password: password, tokenIssuedAt: req.accessTokenIssuedAt) }
-        let chatCount = try await chats.deleteUser(user, accounts: accounts, on: req.db)
+        // The operator's own accounts go through the admin, by another superuser (who may be the last one).
+        guard !user.isSuperuser else { throw AccountsError.superuserDeletion }
+        let attempt = user.passwordHash == nil ? nil : try await loginThrottle.begin(email: user.email, request: req)
+        try await refusingAsFields {
+            try await accounts.confirmOwnership(of: user, password: password, accessTokenID: req.accessTokenID,
+                                                tokenIssuedAt: req.accessTokenIssuedAt, on: req.db)
+        }
+        if let attempt { try await loginThrottle.passed(attempt) }
+        // Only as checked: a password change or a sign-out everywhere since then wins.
+        let chatCount = try await chats.deleteUser(user, accounts: accounts, asChecked: true, on: req.db)
         req.logger.notice("account deleted by its owner", metadata: ["user": "\(user.id?.lowercased ?? "?")", "chats": "\(chatCount)"])
         return .noContent
     }
 
-    /// `GET /auth/me/export/`: a ZIP of everything, written as it is read.
+    /// `GET /auth/me/export/`: a ZIP of everything, written as it is read. It stops (cut short)
+    /// when the session is signed out or the account goes meanwhile, as a stream does.
     func exportArchive(req: Request) async throws -> Response {
         let user = try await Self.stored(req)
         let id = try user.requireID()
-        guard exporting.withLockedValue({ $0.insert(id).inserted }) else { throw AccountsError.exportInProgress }
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .contentType, value: "application/zip")
         headers.replaceOrAdd(name: .contentDisposition, value: ContentDisposition.header(name: AccountExport.fileName(user, at: export.clock.now())))
         headers.replaceOrAdd(name: .cacheControl, value: "no-store")
+        // A HEAD gets the headers alone: no body is written, so nothing is read (or held) for it.
+        if req.method == .HEAD { return Response(status: .ok, headers: headers) }
+        try await export.checkFits(user, on: req.db)
+        guard exporting.withLockedValue({ $0.insert(id).inserted }) else { throw AccountsError.exportInProgress }
         let (export, exporting, db, logger) = (export, exporting, req.db, req.logger)
+        let issuedAt = req.accessTokenIssuedAt ?? .distantPast
+        // Between entries: the session still signed in, the account still there.
+        let stillSignedIn: @Sendable () async throws -> Void = {
+            guard let now = try await User.findForRequest(id, on: db), now.isActive,
+                  now.sessionsRevokedAt.map({ issuedAt >= $0 }) ?? true else { throw AccountsError.invalidToken("Signed out during the export.") }
+        }
         return Response(status: .ok, headers: headers, body: .init(asyncStream: { writer in
             defer { exporting.withLockedValue { _ = $0.remove(id) } }
             do {
-                try await export.write(user, on: db) { piece in try await writer.writeBuffer(piece) }
+                try await export.write(user, on: db, checking: stillSignedIn) { piece in try await writer.writeBuffer(piece) }
                 try await writer.write(.end)
             } catch {
                 // The headers are gone: the archive is cut short (no central directory), which any unzip reports.

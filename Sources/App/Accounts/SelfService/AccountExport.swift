@@ -22,8 +22,23 @@ struct AccountExport: Sendable {
         "chatserver-export-" + String(RFC3339.string(date).prefix(10)) + ".zip"
     }
 
-    /// Writes the archive of `user` to `output`, piece by piece.
-    func write(_ user: User, on db: any Database, to output: @escaping (ByteBuffer) async throws -> Void) async throws {
+    /// Refuses (``AccountsError/exportTooLarge``) an account whose archive would pass what a ZIP
+    /// without ZIP64 holds, before anything is sent: its entries, and its files' bytes with room
+    /// for the chats.
+    func checkFits(_ user: User, on db: any Database) async throws {
+        let id = try user.requireID()
+        let chats = try await Chat.query(on: db).filter(\.$owner.$id == id).count()
+        let stored = try await files.records(ownedBy: id, on: db)
+        let bytes = stored.reduce(UInt64(0)) { $0 + UInt64($1.size) }
+        guard 2 + 2 * chats + stored.count <= ZipStream.maxEntries, bytes <= ZipStream.maxSize / 10 * 9 else {
+            throw AccountsError.exportTooLarge
+        }
+    }
+
+    /// Writes the archive of `user` to `output`, piece by piece; `checking` is asked before each
+    /// entry (it throws to stop: the session was signed out meanwhile).
+    func write(_ user: User, on db: any Database, checking: @Sendable () async throws -> Void = {},
+               to output: @escaping (ByteBuffer) async throws -> Void) async throws {
         let id = try user.requireID()
         let now = clock.now()
         let encoder = JSONCoding.makeEncoder()
@@ -40,6 +55,7 @@ struct AccountExport: Sendable {
 
         let chats = try await Chat.query(on: db).filter(\.$owner.$id == id).sort(\.$createdAt).sort(\.$id).all()
         for chat in chats {
+            try await checking()
             let chatID = try chat.requireID()
             let messages = try await ChatReads.allMessages(of: chatID, on: db)
             try await zip.add("chats/\(chatID.lowercased).json", data: ByteBuffer(data: try encoder.encode(ChatResponse(chat, messages: messages))))
@@ -49,24 +65,34 @@ struct AccountExport: Sendable {
 
         for file in try await files.records(ownedBy: id, on: db) {
             // A file whose bytes went missing is left out rather than failing the whole archive.
+            try await checking()
             guard try await files.hasBytes(file, on: db) else { continue }
             try await zip.add("files/\(file.id.lowercased)/" + Self.safeName(file.name)) { write in
                 try await files.read(file, on: db, write)
             }
         }
 
+        try await checking()
         let days = try await usage.entries(from: "0000-00-00", to: "9999-99-99", of: id, on: db).map(UsageArchive.Day.init)
         try await zip.add("usage.json", data: ByteBuffer(data: try encoder.encode(UsageArchive(days: days))))
         try await zip.finish()
     }
 
-    /// A file's name as one path segment in the archive: no separators, control characters or
-    /// leading dots (nothing an unzip could read as a path), at most 100 characters.
+    /// A file's name as one path segment in the archive that every system can write: no
+    /// separators, nothing Windows refuses (`<>:"|?*`, a trailing dot or space, `CON` and the other
+    /// device names), no control or invisible format characters (a right-to-left override can
+    /// disguise an extension), no leading dots; at most 100 characters.
     static func safeName(_ name: String) -> String {
+        let refused = Set("/\\<>:\"|?*".unicodeScalars)
         let scalars = name.unicodeScalars.map { scalar -> Character in
-            scalar == "/" || scalar == "\\" || scalar.properties.generalCategory == .control || scalar == ":" ? "_" : Character(scalar)
+            let category = scalar.properties.generalCategory
+            return refused.contains(scalar) || category == .control || category == .format ? "_" : Character(scalar)
         }
-        let cleaned = String(String(scalars).drop { $0 == "." || $0 == " " }.prefix(100))
+        var cleaned = String(String(scalars).drop { $0 == "." || $0 == " " }.prefix(100))
+        while cleaned.hasSuffix(".") || cleaned.hasSuffix(" ") { cleaned.removeLast() }
+        let stem = cleaned.split(separator: ".", maxSplits: 1).first.map { $0.uppercased() } ?? ""
+        let devices = Set(["CON", "PRN", "AUX", "NUL"] + (1...9).flatMap { ["COM\($0)", "LPT\($0)"] })
+        if devices.contains(stem) { cleaned = "_" + cleaned }
         return cleaned.isEmpty ? "file" : cleaned
     }
 }

@@ -47,9 +47,11 @@ extension AccountService {
     static let reauthenticationWindow: TimeInterval = 5 * 60
 
     /// Whether the caller proved just now that they hold the account: its password, or — for an
-    /// account without one — an access token issued, and a sign-in made, within the last five
-    /// minutes (a token refreshed from an old session is recent, its sign-in is not).
-    func confirmOwnership(of user: User, password: String?, tokenIssuedAt: Date?) async throws {
+    /// account without one — an access token issued within the last five minutes by a session
+    /// that signed in within them (a token refreshed from an old session is recent; the session's
+    /// sign-in is not, and neither is the owner's sign-in elsewhere).
+    func confirmOwnership(of user: User, password: String?, accessTokenID: String?, tokenIssuedAt: Date?,
+                          on db: any Database) async throws {
         if user.passwordHash != nil {
             guard let password, !password.isEmpty else {
                 throw SelfServiceRefused(field: "password", problems: ["This field is required."])
@@ -60,7 +62,8 @@ extension AccountService {
             return
         }
         let since = clock.now().addingTimeInterval(-Self.reauthenticationWindow)
-        guard let issued = tokenIssuedAt, issued >= since, let lastLogin = user.lastLogin, lastLogin >= since else {
+        guard let issued = tokenIssuedAt, issued >= since, let jti = accessTokenID,
+              let signedIn = try await sessions.signedInAt(ofAccessToken: jti, on: db), signedIn >= since else {
             throw AccountsError.reauthenticationRequired
         }
     }
