@@ -165,3 +165,22 @@ private final class NIOLockedBuffer: Sendable {
     func append(_ buffer: ByteBuffer) { data.withLockedValue { $0 += Array(buffer.readableBytesView) } }
     var bytes: [UInt8] { data.withLockedValue { $0 } }
 }
+
+@Suite("ZIP streams")
+struct ZipStreamTests {
+    @Test("CRC-32 gives the standard check value, the same in one piece or split at every length")
+    func crc() {
+        var whole = CRC32()
+        whole.update(Array("123456789".utf8))
+        #expect(whole.value == 0xCBF4_3926)
+        let bytes = (0..<1_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var reference = CRC32()
+        for byte in bytes { reference.update(CollectionOfOne(byte)) }
+        for split in [1, 7, 8, 9, 63, 500, 999] {
+            var pieces = CRC32()
+            pieces.update(Array(bytes[..<split]))
+            pieces.update(bytes[split...])
+            #expect(pieces.value == reference.value, "split at \(split)")
+        }
+    }
+}
