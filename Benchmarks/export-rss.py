@@ -16,9 +16,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
-import tempfile
-import threading
 import time
 import zipfile
 
@@ -41,30 +38,10 @@ def main():
     parser.add_argument("--files", type=int, default=12)
     args = parser.parse_args()
     args.binary = os.path.abspath(args.binary)
-    work = tempfile.mkdtemp(prefix="export-rss-")
-    port = upload_rss.free_port()
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "export-rss-benchmark-secret-key-0123456789abcdef",
-           "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": f"sqlite://{work}/db.sqlite3", "AUTO_MIGRATE": "true",
-           "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false",
-           "OFFLINE_WORD_DELAY": "0"}
-    if args.storage == "directory":
-        env["FILE_STORAGE"] = f"directory:{work}/files"
-    server = subprocess.Popen([args.binary, "serve", "--env", "production"], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, work = upload_rss.start_server(args.binary, args.storage, "export-rss-", {"OFFLINE_WORD_DELAY": "0"})
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if upload_rss.request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        headers = {"Content-Type": "application/json", "Host": "127.0.0.1"}
-        status, body = upload_rss.request(port, "POST", "/auth/register/",
-                                          json.dumps({"email": "export@example.com", "password": "export-benchmark-pw"}), headers)
-        assert status == 201, body
-        token = json.loads(body)["access"]
-        auth = dict(headers, Authorization=f"Bearer {token}")
+        token = upload_rss.register(port, "export@example.com")
+        auth = {"Content-Type": "application/json", "Host": "127.0.0.1", "Authorization": f"Bearer {token}"}
         for n in range(20):
             status, body = upload_rss.request(port, "POST", "/api/chat/", json.dumps({"content": f"Question {n}"}), auth)
             assert status == 201, body
@@ -74,42 +51,30 @@ def main():
         print(f"storage: {args.storage}; binary: {args.binary}; {args.files} files of 20 MB, 20 chats")
 
         for run in range(2):
-            before = upload_rss.rss_kib(server.pid)
-            peak = [before]
-            done = threading.Event()
-
-            def sample():
-                while not done.is_set():
-                    peak[0] = max(peak[0], upload_rss.rss_kib(server.pid))
-                    time.sleep(0.02)
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            cpu = cpu_seconds(server.pid)
-            started = time.time()
-            connection = upload_rss.http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            connection.request("GET", "/auth/me/export/", headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1"})
-            response = connection.getresponse()
-            assert response.status == 200, response.status
             path = os.path.join(work, f"export-{run}.zip")
-            size = 0
-            with open(path, "wb") as out:
-                while piece := response.read(256 << 10):
-                    out.write(piece)
-                    size += len(piece)
-            elapsed = time.time() - started
-            used = cpu_seconds(server.pid) - cpu
-            done.set()
-            sampler.join()
-            connection.close()
-            after = upload_rss.rss_kib(server.pid)
+            with upload_rss.PeakRSS(server.pid) as rss:
+                cpu = cpu_seconds(server.pid)
+                started = time.time()
+                connection = upload_rss.http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                connection.request("GET", "/auth/me/export/", headers={"Authorization": f"Bearer {token}", "Host": "127.0.0.1"})
+                response = connection.getresponse()
+                assert response.status == 200, response.status
+                size = 0
+                with open(path, "wb") as out:
+                    while piece := response.read(256 << 10):
+                        out.write(piece)
+                        size += len(piece)
+                elapsed = time.time() - started
+                used = cpu_seconds(server.pid) - cpu
+                connection.close()
             with zipfile.ZipFile(path) as archive:
                 assert archive.testzip() is None
                 entries = len(archive.infolist())
             os.remove(path)
             mb = size / (1 << 20)
             print(f"export {run + 1}: {mb:6.1f} MB, {entries} entries, in {elapsed:4.1f} s ({mb / elapsed:5.0f} MB/s); "
-                  f"RSS before {before / 1024:6.1f} MB, peak {peak[0] / 1024:6.1f} MB (+{(peak[0] - before) / 1024:5.1f}), "
-                  f"after {after / 1024:6.1f} MB; server CPU {used:4.2f} s ({used / mb * 1000:4.1f} ms per MB)")
+                  f"RSS before {rss.before / 1024:6.1f} MB, peak {rss.peak / 1024:6.1f} MB (+{(rss.peak - rss.before) / 1024:5.1f}), "
+                  f"after {rss.after / 1024:6.1f} MB; server CPU {used:4.2f} s ({used / mb * 1000:4.1f} ms per MB)")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -73,56 +73,81 @@ def upload(port, token, size, rate=8 << 20):
     return response.status, body
 
 
+def start_server(binary, storage, prefix, extra=None):
+    """Starts `binary` on a fresh SQLite database in a temporary directory, files kept as `storage`
+    says, limits off; waits until it answers. Returns the process, its port and the directory."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "rss-benchmark-secret-key-0123456789abcdef-0123",
+           "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": f"sqlite://{work}/db.sqlite3", "AUTO_MIGRATE": "true",
+           "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false", **(extra or {})}
+    if storage == "directory":
+        env["FILE_STORAGE"] = f"directory:{work}/files"
+    server = subprocess.Popen([binary, "serve", "--env", "production"], env=env, cwd=work,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if request(port, "GET", "/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.05)
+    return server, port, work
+
+
+def register(port, email):
+    """Signs up `email`; its access token."""
+    status, body = request(port, "POST", "/auth/register/", json.dumps({"email": email, "password": "rss-benchmark-pw"}),
+                           {"Content-Type": "application/json", "Host": "127.0.0.1"})
+    assert status == 201, body
+    return json.loads(body)["access"]
+
+
+class PeakRSS:
+    """The process's VmRSS sampled every 20 ms while the `with` block runs: `before`, `peak`, `after` (KiB)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.before = self.peak = rss_kib(self.pid)
+        self.done = threading.Event()
+        self.sampler = threading.Thread(target=self._sample)
+        self.sampler.start()
+        return self
+
+    def _sample(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.sampler.join()
+        self.after = rss_kib(self.pid)
+        return False
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/chat-server"))
     parser.add_argument("--storage", default="database", choices=["database", "directory"])
     args = parser.parse_args()
     args.binary = os.path.abspath(args.binary)
-    work = tempfile.mkdtemp(prefix="upload-rss-")
-    port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "SECRET_KEY": "upload-rss-benchmark-secret-key-0123456789abcdef",
-           "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": f"sqlite://{work}/db.sqlite3", "AUTO_MIGRATE": "true",
-           "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning", "RATE_LIMIT_ENABLED": "false"}
-    if args.storage == "directory":
-        env["FILE_STORAGE"] = f"directory:{work}/files"
-    server = subprocess.Popen([args.binary, "serve", "--env", "production"], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port, _ = start_server(args.binary, args.storage, "upload-rss-")
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if request(port, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        status, body = request(port, "POST", "/auth/register/", json.dumps({"email": "rss@example.com", "password": "rss-benchmark-pw"}),
-                               {"Content-Type": "application/json", "Host": "127.0.0.1"})
-        assert status == 201, body
-        token = json.loads(body)["access"]
+        token = register(port, "rss@example.com")
         # Warm up (first upload allocates the pools), then measure.
         upload(port, token, 1 << 20)
         print(f"storage: {args.storage}; binary: {args.binary}")
         for size in (1 << 20, 20 << 20, 20 << 20):
-            before = rss_kib(server.pid)
-            peak = [before]
-            done = threading.Event()
-
-            def sample():
-                while not done.is_set():
-                    peak[0] = max(peak[0], rss_kib(server.pid))
-                    time.sleep(0.02)
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.time()
-            status, body = upload(port, token, size)
-            elapsed = time.time() - started
-            done.set()
-            sampler.join()
-            after = rss_kib(server.pid)
+            with PeakRSS(server.pid) as rss:
+                started = time.time()
+                status, body = upload(port, token, size)
+                elapsed = time.time() - started
             assert status == 201, body
-            print(f"{size >> 20:>3} MB upload in {elapsed:5.1f} s: RSS before {before / 1024:6.1f} MB, "
-                  f"peak {peak[0] / 1024:6.1f} MB (+{(peak[0] - before) / 1024:5.1f}), after {after / 1024:6.1f} MB")
+            print(f"{size >> 20:>3} MB upload in {elapsed:5.1f} s: RSS before {rss.before / 1024:6.1f} MB, "
+                  f"peak {rss.peak / 1024:6.1f} MB (+{(rss.peak - rss.before) / 1024:5.1f}), after {rss.after / 1024:6.1f} MB")
     finally:
         server.terminate()
         server.wait(timeout=10)

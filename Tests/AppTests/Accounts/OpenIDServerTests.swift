@@ -7,6 +7,24 @@ import VaporTesting
 
 @Suite("Any OpenID provider: discovery, the admin, and how the server is opened")
 struct OpenIDServerTests {
+    @Test("POST /auth/exchange/: a code missing, not a string, over 128 bytes, unknown, or spent is 400 on `code`, and signs nobody in")
+    func exchangeRefusals() async throws {
+        try await withTwoProviders { t, corp, _ in
+            let callback = try await t.signIn(at: corp, as: "corp")
+            let code = try #require(fragment(callback.headers.first(name: .location))["code"])
+            let bad: [[String: Any]] = [[:], ["code": 42], ["code": NSNull()], ["code": String(repeating: "a", count: 129)],
+                                        ["code": String(repeating: "é", count: 65)], ["code": "not-a-code"]]
+            for body in bad {
+                let response = try await t.send(.POST, "/auth/exchange/", json: body)
+                #expect(response.status == .badRequest, "\(body)")
+                #expect(try response.problem().errors?["code"] != nil, "\(body)")
+            }
+            #expect(try await t.send(.POST, "/auth/exchange/", json: ["code": code]).status == .ok)
+            #expect(try await t.send(.POST, "/auth/exchange/", json: ["code": code]).status == .badRequest, "spent")
+            #expect(try await t.send(.POST, "/auth/google/exchange/", json: ["code": code]).status == .badRequest, "spent at either path")
+        }
+    }
+
     @Test("the admin's user page lists each identity with its provider, escaped; the delete page counts them")
     func adminShowsIdentities() async throws {
         try await withTwoProviders { t, corp, _ in

@@ -125,10 +125,11 @@ struct SelfServiceHardeningTests {
             let user = try #require(try await User.find(email: session.user.email, on: t.db))
             let export = AccountExport(files: try t.services.files, usage: try t.services.usage, keys: try t.services.keys,
                                        shares: try t.services.shares, clock: t.clock)
+            let files = try await export.files(of: user, on: t.db)
             let checks = ManagedAtomicCounter()
             let written = NIOLockedBuffer()
             await #expect(throws: AccountsError.self) {
-                try await export.write(user, on: t.db, checking: {
+                try await export.write(user, files: files, on: t.db, checking: {
                     if checks.increment() > 1 { throw AccountsError.invalidToken("Signed out during the export.") }
                 }) { piece in written.append(piece) }
             }

@@ -115,6 +115,46 @@ struct OutageTests {
     }
 }
 
+@Suite("Outages: the account's own endpoints")
+struct AccountOutageTests {
+    @Test("with the database unable to write, a rename, a password change, a sign-out everywhere, a deletion and a provider's sign-in are 503 and change nothing")
+    func accountWritesWhileReadOnly() async throws {
+        try await withTwoProviders { t, corp, _ in
+            let session = try await t.register(name: "Ada")
+            try await onEveryConnection(t, "PRAGMA query_only = 1")
+            let attempts: [(HTTPMethod, String, [String: Any])] = [
+                (.PATCH, "/auth/me/", ["name": "Changed"]),
+                (.POST, "/auth/password/", ["current_password": testPassword, "new_password": "a new long secret"]),
+                (.POST, "/auth/sessions/revoke/", [:]),
+                (.DELETE, "/auth/me/", ["password": testPassword]),
+            ]
+            for (method, path, body) in attempts {
+                let response = try await t.send(method, path, json: body, token: session.access)
+                #expect(response.status == .serviceUnavailable, "\(method) \(path)")
+                _ = try response.problem()
+            }
+            // A provider's sign-in fails for the server's reason, not the provider's.
+            let signIn = try await t.send(.GET, "/auth/oidc/corp/login/")
+            #expect(signIn.status == .serviceUnavailable, "the attempt cannot be stored")
+            try await onEveryConnection(t, "PRAGMA query_only = 0")
+            let begun = try await t.send(.GET, "/auth/oidc/corp/login/")
+            let location = try #require(begun.headers.first(name: .location))
+            let cookie = try #require(begun.headers.first(name: .setCookie)?.split(separator: ";").first.map(String.init))
+            let callback = try corp.authorize(location)
+            try await onEveryConnection(t, "PRAGMA query_only = 1")
+            let json = try await t.send(.GET, callback, headers: ["Cookie": cookie, "Accept": "application/json"])
+            #expect(json.status == .serviceUnavailable, "not 502: the provider answered")
+            try await onEveryConnection(t, "PRAGMA query_only = 0")
+
+            let me = try await t.send(.GET, "/auth/me/", token: session.access)
+            #expect(me.status == .ok, "still signed in")
+            #expect(try me.jsonObject()["name"] as? String == "Ada")
+            #expect(try await t.login(email: session.user.email).status == .ok, "the password is unchanged")
+            #expect(try await t.userCount() == 1)
+        }
+    }
+}
+
 /// Runs `sql` on each of the application's SQLite connections (one per event loop).
 private func onEveryConnection(_ t: TestApp, _ sql: String) async throws {
     for eventLoop in t.app.eventLoopGroup.makeIterator() {

@@ -42,9 +42,7 @@ struct OpenIDAuthController: RouteCollection {
                 isSecure: secureCookies, isHTTPOnly: true, sameSite: .lax
             )
         } catch let failure as SignInError {
-            response = Self.found((target ?? signIns.defaultReturn).withFragment([
-                ("error", failure.code), ("error_description", failure.problem.detail ?? failure.problem.title),
-            ]))
+            response = Self.failed(failure, returningTo: target ?? signIns.defaultReturn)
         }
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
@@ -75,15 +73,16 @@ struct OpenIDAuthController: RouteCollection {
                 let code = try await signIns.codes.issue(for: signedIn, on: req.db)
                 response = Self.found(target.withFragment([("code", code)]))
             }
-        } catch {
-            let failure = (error as? SignInError)
-                ?? .providerUnavailable(provider: signIn.provider.displayName, reason: "The sign-in could not be completed.")
-            if !(error is SignInError) {
-                req.logger.error("openid sign-in failed", metadata: ["provider": "\(signIn.provider.name)", "error": "\(String(reflecting: error))"])
-            }
+        } catch let failure as SignInError {
             if wantsJSON { throw failure }
+            response = Self.failed(failure, returningTo: target)
+        } catch {
+            // This server's failure (the database away, say), not the provider's: a JSON client
+            // gets it as it is (503 when the database is away); a browser goes back told to retry.
+            req.logger.error("openid sign-in failed", metadata: ["provider": "\(signIn.provider.name)", "error": "\(String(reflecting: error))"])
+            if wantsJSON { throw error }
             response = Self.found(target.withFragment([
-                ("error", failure.code), ("error_description", failure.problem.detail ?? failure.problem.title),
+                ("error", "server_error"), ("error_description", "The server could not complete the sign-in; try again."),
             ]))
         }
         response.cookies[cookie] = HTTPCookies.Value(
@@ -102,6 +101,11 @@ struct OpenIDAuthController: RouteCollection {
         let response = try await SessionResponse(user: signedIn.user, tokens: tokens, notices: signedIn.notices).encodeResponse(for: req)
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
+    }
+
+    /// Back to `target` with the failure's code and description in the fragment.
+    static func failed(_ failure: SignInError, returningTo target: RedirectTarget) -> Response {
+        found(target.withFragment([("error", failure.code), ("error_description", failure.problem.detail ?? failure.problem.title)]))
     }
 
     /// A 302 to `location`, which must come from a ``RedirectTarget`` or the provider's endpoints.

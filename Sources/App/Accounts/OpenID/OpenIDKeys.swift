@@ -25,12 +25,6 @@ struct OpenIDClaims: JWTPayload {
         init?(intValue: Int) { nil }
     }
 
-    init(iss: String, aud: AudienceClaim, sub: String, exp: ExpirationClaim, iat: IssuedAtClaim, nonce: String?, email: String?,
-         emailVerified: Bool?, name: String?, strings: [String: [String]] = [:]) {
-        (self.iss, self.aud, self.sub, self.exp, self.iat, self.nonce) = (iss, aud, sub, exp, iat, nonce)
-        (self.email, self.emailVerified, self.name, self.strings) = (email, emailVerified, name, strings)
-    }
-
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         iss = try container.decode(String.self, forKey: Key(stringValue: "iss"))

@@ -79,11 +79,11 @@ struct AccountController: RouteCollection {
         let id = try user.requireID()
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .contentType, value: "application/zip")
-        headers.replaceOrAdd(name: .contentDisposition, value: ContentDisposition.header(name: AccountExport.fileName(user, at: export.clock.now())))
+        headers.replaceOrAdd(name: .contentDisposition, value: ContentDisposition.header(name: AccountExport.fileName(at: export.clock.now())))
         headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         // A HEAD gets the headers alone: no body is written, so nothing is read (or held) for it.
         if req.method == .HEAD { return Response(status: .ok, headers: headers) }
-        try await export.checkFits(user, on: req.db)
+        let files = try await export.files(of: user, on: req.db)
         guard exporting.withLockedValue({ $0.insert(id).inserted }) else { throw AccountsError.exportInProgress }
         let (export, exporting, db, logger) = (export, exporting, req.db, req.logger)
         let issuedAt = req.accessTokenIssuedAt ?? .distantPast
@@ -95,7 +95,7 @@ struct AccountController: RouteCollection {
         return Response(status: .ok, headers: headers, body: .init(asyncStream: { writer in
             defer { exporting.withLockedValue { _ = $0.remove(id) } }
             do {
-                try await export.write(user, on: db, checking: stillSignedIn) { piece in try await writer.writeBuffer(piece) }
+                try await export.write(user, files: files, on: db, checking: stillSignedIn) { piece in try await writer.writeBuffer(piece) }
                 try await writer.write(.end)
             } catch {
                 // The headers are gone: the archive is cut short (no central directory), which any unzip reports.

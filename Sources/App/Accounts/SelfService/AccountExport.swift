@@ -18,14 +18,14 @@ struct AccountExport: Sendable {
     let clock: any WallClock
 
     /// The archive's file name.
-    static func fileName(_ user: User, at date: Date) -> String {
+    static func fileName(at date: Date) -> String {
         "chatserver-export-" + String(RFC3339.string(date).prefix(10)) + ".zip"
     }
 
-    /// Refuses (``AccountsError/exportTooLarge``) an account whose archive would pass what a ZIP
-    /// without ZIP64 holds, before anything is sent: its entries, and its files' bytes with room
-    /// for the chats.
-    func checkFits(_ user: User, on db: any Database) async throws {
+    /// The files the archive of `user` will carry — refused (``AccountsError/exportTooLarge``)
+    /// before anything is sent when the archive would pass what a ZIP without ZIP64 holds: its
+    /// entries, and its files' bytes with room for the chats.
+    func files(of user: User, on db: any Database) async throws -> [FileRecord] {
         let id = try user.requireID()
         let chats = try await Chat.query(on: db).filter(\.$owner.$id == id).count()
         let stored = try await files.records(ownedBy: id, on: db)
@@ -33,11 +33,13 @@ struct AccountExport: Sendable {
         guard 2 + 2 * chats + stored.count <= ZipStream.maxEntries, bytes <= ZipStream.maxSize / 10 * 9 else {
             throw AccountsError.exportTooLarge
         }
+        return stored
     }
 
-    /// Writes the archive of `user` to `output`, piece by piece; `checking` is asked before each
-    /// entry (it throws to stop: the session was signed out meanwhile).
-    func write(_ user: User, on db: any Database, checking: @Sendable () async throws -> Void = {},
+    /// Writes the archive of `user`, with `stored` (``files(of:on:)``), to `output`, piece by
+    /// piece; `checking` is asked before each entry (it throws to stop: the session was signed out
+    /// meanwhile).
+    func write(_ user: User, files stored: [FileRecord], on db: any Database, checking: @Sendable () async throws -> Void = {},
                to output: @escaping (ByteBuffer) async throws -> Void) async throws {
         let id = try user.requireID()
         let now = clock.now()
@@ -63,7 +65,7 @@ struct AccountExport: Sendable {
             try await zip.add("chats/\(chatID.lowercased).md", data: ByteBuffer(string: ChatExport.markdown(current)))
         }
 
-        for file in try await files.records(ownedBy: id, on: db) {
+        for file in stored {
             // A file whose bytes went missing is left out rather than failing the whole archive.
             try await checking()
             guard try await files.hasBytes(file, on: db) else { continue }
