@@ -129,6 +129,7 @@ struct AdminChatsController: RouteCollection {
         (chat.title, chat.model, chat.system) = (title, model, system)
         if retitled { chat.needsTitle = false }
         try await chat.save(on: req.db)
+        chats.lists.changed(chat.$owner.id)
         let id = try chat.requireID()
         if retitled {
             chats.bus.chatRenamed(id, title: title)

@@ -32,9 +32,9 @@ struct ChatController: RouteCollection {
         return try await chat.encodeResponse(status: .created, for: req)
     }
 
-    func list(req: Request) async throws -> ChatListResponse {
+    func list(req: Request) async throws -> Response {
         let query = try req.query.decode(ChatListQuery.self).validated(rules.settings)
-        return try await chats.list(query, for: try req.currentUser.requireID(), on: req.db)
+        return .json(try await chats.list(query, for: try req.currentUser.requireID(), on: req.db))
     }
 
     func show(req: Request) async throws -> ChatResponse {

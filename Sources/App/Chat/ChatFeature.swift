@@ -17,6 +17,8 @@ struct ChatFeature: Sendable {
     let tools: ToolCatalog
     let replies: RunningReplies
     let bus: any ChatEventBus
+    /// Each user's first page of chats, kept between requests.
+    let lists: ChatLists
     let runner: ReplyRunner
     let service: ChatService
     let rules: ChatInputRules
@@ -35,12 +37,13 @@ struct ChatFeature: Sendable {
         let store = ReplyStore(database: DatabaseSetup.access(app), attachments: attachments)
         bus = ChatBus(hub: hub, replies: replies, store: store,
                       transport: try Self.transport(settings, clock: dependencies.clock, metrics: metrics, app: app), logger: app.logger)
+        lists = ChatLists(clock: dependencies.clock)
         runner = ReplyRunner(
-            replies: replies, bus: bus, catalog: catalog, tools: tools, usage: usage, store: store,
+            replies: replies, bus: bus, lists: lists, catalog: catalog, tools: tools, usage: usage, store: store,
             clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog, tools: tools)
-        service = ChatService(rules: rules, bus: bus, runner: runner, usage: usage, attachments: attachments, clock: dependencies.clock)
+        service = ChatService(rules: rules, bus: bus, lists: lists, runner: runner, usage: usage, attachments: attachments, clock: dependencies.clock)
         signOuts = StreamSignOuts(bus: bus, database: DatabaseSetup.access(app), tasks: OwnedTasks())
         background = ChatBackgroundWork(bus: bus, runner: runner, catalog: catalog, tools: tools, settings: settings.chat, clock: dependencies.clock,
                                         accountWork: signOuts.tasks,

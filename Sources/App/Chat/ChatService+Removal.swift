@@ -15,6 +15,7 @@ extension ChatService {
         let chatID = try chat.requireID()
         let files = try await attachments.files.files(usedIn: [chatID], on: db)
         try await chat.delete(on: db)
+        lists.changed(chat.$owner.id)
         chatsRemoved([chatID])
         // The chat is gone whatever happens here: files left over are attached to nothing, and the sweep takes them.
         try? await attachments.files.removeUnused(files, on: db)
@@ -37,6 +38,7 @@ extension ChatService {
             changes.add(id)
             return (chatIDs, fileIDs)
         }
+        lists.changed(id)
         chatsRemoved(chatIDs)
         // The files' rows went with the user; bytes kept outside the database go now.
         await attachments.files.removeBytes(of: fileIDs)
@@ -52,6 +54,7 @@ extension ChatService {
             try await Chat.query(on: tx).filter(\.$activityAt < cutoff).delete()
             return (ids, files)
         }
+        if !chatIDs.isEmpty { lists.changedAll() }
         chatsRemoved(chatIDs)
         try? await attachments.files.removeUnused(files, on: db)
         return chatIDs.count

@@ -14,6 +14,7 @@ extension ChatService {
         let turn = try await db.transaction { tx in
             try await insertTurn(chat: chat, content: input.content, files: input.attachments, budget: budget, at: now, on: tx)
         }
+        lists.changed(budget.userID)
         let messages = try await begin(turn, in: chat, for: budget)
         return SendResponse(userMessage: messages[0], assistantMessage: messages[1])
     }
@@ -40,6 +41,7 @@ extension ChatService {
             try await tree.insert([reply], at: now)
             return (reply, reserved.revision)
         }
+        lists.changed(budget.userID)
         try await conversationChanged(chatID, revision: revision, on: db)
         return try await startReply(reply, in: chat, for: budget)
     }
@@ -78,6 +80,7 @@ extension ChatService {
             try await attachments.link(files, to: question, on: tx)
             return (question, reply, reserved.revision)
         }
+        lists.changed(budget.userID)
         try await conversationChanged(chatID, revision: revision, on: db)
         let user = try MessageResponse(question)
         bus.messageStored(user)

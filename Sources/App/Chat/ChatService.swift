@@ -15,6 +15,7 @@ struct ReplyBudget: Sendable {
 struct ChatService: Sendable {
     let rules: ChatInputRules
     let bus: any ChatEventBus
+    let lists: ChatLists
     let runner: ReplyRunner
     let usage: UsageLedger
     let attachments: Attachments
@@ -32,6 +33,7 @@ struct ChatService: Sendable {
             guard let content = input.content else { return nil }
             return try await insertTurn(chat: chat, content: content, files: input.attachments, budget: budget, at: now, on: tx)
         }
+        lists.changed(budget.userID)
         var messages: [MessageResponse] = []
         if let turn {
             messages = try await begin(turn, in: chat, for: budget)
@@ -39,13 +41,19 @@ struct ChatService: Sendable {
         return try ChatResponse(chat, messages: messages)
     }
 
-    /// A page of the caller's chats, newest activity first. Read straight into the response rows
-    /// (``ChatReads``): this is the API's busiest read.
-    func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ChatListResponse {
+    /// A page of the caller's chats, newest activity first, as JSON. Read straight into the response
+    /// rows (``ChatReads``): this is the API's busiest read; its first page is kept (``ChatLists``).
+    func list(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ByteBuffer {
+        guard query.search == nil, query.cursor == nil else { return try await readList(query, for: userID, on: db) }
+        return try await lists.firstPage(of: userID, limit: query.limit) { try await readList(query, for: userID, on: db) }
+    }
+
+    /// The page as stored, read past ``ChatLists`` (and, for the tests, to compare with what is kept).
+    func readList(_ query: ChatListQuery.Valid, for userID: UUID, on db: any Database) async throws -> ByteBuffer {
         let page = try await ChatReads.summaries(of: userID, query, on: db)
         let results = Array(page.prefix(query.limit))
         let next = page.count > query.limit ? results.last.map { ChatCursor(activityAt: $0.activityAt, id: $0.id).encoded } : nil
-        return ChatListResponse(results: results.map(ChatSummaryResponse.init), next: next)
+        return ChatListResponse(results: results.map(ChatSummaryResponse.init), next: next).jsonBuffer(capacity: 1024)
     }
 
     /// The chat with all its messages; a reply in progress shows the text received so far.
@@ -64,6 +72,7 @@ struct ChatService: Sendable {
         if let system = change.system { chat.system = system }
         if let tools = change.tools { chat.tools = tools }
         try await chat.save(on: db)
+        lists.changed(userID)
         if let title = change.title {
             bus.chatRenamed(chatID, title: title)
         }
@@ -95,6 +104,7 @@ struct ChatService: Sendable {
             try await tree.makeCurrent(messageID)
             return reserved.revision
         }
+        lists.changed(userID)
         try await conversationChanged(chatID, revision: revision, on: db)
         return try await get(chatID, for: userID, on: db)
     }

@@ -83,13 +83,25 @@ struct AppServices: Sendable {
         // A revoked key is one of these changes: its owner's keys are forgotten here and everywhere.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
             keys.forget(user: id)
-            bus.accountChanged(id)
+            bus.announce(.account(id))
             signOuts.accountChanged(id)
         }
-        chat.bus.onAccountsChanged { [signOuts = chat.signOuts] id in
-            users.forget(id)
-            keys.forget(user: id)
-            signOuts.accountChanged(id)
+        // A user's chat list changes: it is read again here and on every instance.
+        chat.lists.announceChanges { [bus = chat.bus] user in bus.announce(.chatList(user)) }
+        chat.bus.onCachedChanges { [signOuts = chat.signOuts, lists = chat.lists] change in
+            switch change {
+            case .account(let id):
+                users.forget(id)
+                keys.forget(user: id)
+                signOuts.accountChanged(id)
+            case .chatList(let user):
+                lists.forget(user)
+            case nil:
+                users.forget(nil)
+                keys.forget(user: nil)
+                signOuts.accountChanged(nil)
+                lists.forget(nil)
+            }
         }
         return AppServices(
             settings: settings, clock: clock, metrics: metrics, limiter: limiter,

@@ -31,9 +31,16 @@ extension JSONResponse {
     func response(status: HTTPStatus, for request: Request) -> Response {
         var buffer = request.byteBufferAllocator.buffer(capacity: 1024)
         writeJSON(into: &buffer)
+        return .json(buffer, status: status)
+    }
+}
+
+extension Response {
+    /// A response whose body is `json`, already written.
+    static func json(_ json: ByteBuffer, status: HTTPStatus = .ok) -> Response {
         var headers = HTTPHeaders()
         headers.contentType = .json
-        return Response(status: status, headers: headers, body: .init(buffer: buffer))
+        return Response(status: status, headers: headers, body: .init(buffer: json))
     }
 }
 

@@ -13,6 +13,7 @@ import SQLKit
 struct ChatTitler: Sendable {
     let catalog: ModelCatalog
     let bus: any ChatEventBus
+    let lists: ChatLists
     let database: DatabaseAccess
     let logger: Logger
 
@@ -47,9 +48,10 @@ struct ChatTitler: Sendable {
                 .set("needs_title", to: SQLLiteral.boolean(false))
                 .where("id", .equal, SQLBind(chatID))
                 .where("needs_title", .equal, SQLLiteral.boolean(true))
-                .returning("id")
+                .returning("user_id")
                 .all()
-            guard !stored.isEmpty else { return nil }
+            guard let owner = stored.first else { return nil }
+            lists.changed(try owner.decode(column: "user_id", as: UUID.self))
             bus.chatRenamed(chatID, title: title)
             return title
         } catch {

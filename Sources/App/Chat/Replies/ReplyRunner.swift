@@ -14,6 +14,8 @@ import Vapor
 final class ReplyRunner: Sendable {
     let replies: RunningReplies
     let bus: any ChatEventBus
+    /// Told when a reply's end moves its chat in its owner's list.
+    let lists: ChatLists
     let catalog: ModelCatalog
     let store: ReplyStore
     let clock: any WallClock
@@ -26,19 +28,20 @@ final class ReplyRunner: Sendable {
     /// Titles being asked for after replies ended.
     let followUps = OwnedTasks()
 
-    init(replies: RunningReplies, bus: any ChatEventBus, catalog: ModelCatalog, tools: ToolCatalog, usage: UsageLedger, store: ReplyStore,
+    init(replies: RunningReplies, bus: any ChatEventBus, lists: ChatLists, catalog: ModelCatalog, tools: ToolCatalog, usage: UsageLedger, store: ReplyStore,
          clock: any WallClock, settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
         self.replies = replies
         self.tools = tools
         self.usage = usage
         self.bus = bus
+        self.lists = lists
         self.catalog = catalog
         self.store = store
         self.clock = clock
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
-        titler = ChatTitler(catalog: catalog, bus: bus, database: store.database, logger: logger)
+        titler = ChatTitler(catalog: catalog, bus: bus, lists: lists, database: store.database, logger: logger)
     }
 
     var isDraining: Bool { replies.isDraining }
@@ -164,7 +167,9 @@ final class ReplyRunner: Sendable {
         var pause = Duration.milliseconds(100)
         while true {
             do {
-                guard let stored = try await store.finish(reply.job, ending, now: clock.now()) else { return nil }
+                let stored = try await store.finish(reply.job, ending, now: clock.now())
+                lists.changed(reply.job.userID)
+                guard let stored else { return nil }
                 bus.replyEnded(stored)
                 return stored
             } catch where DatabaseUnavailable.matches(error) && !(error is DatabaseClosed)

@@ -22,6 +22,8 @@ enum BusNotification: Equatable, Sendable {
     case syncRequested(chat: UUID)
     /// The account changed (deactivated, signed out everywhere): forget what is cached of it.
     case userChanged(UUID)
+    /// The user's chats changed: forget their cached chat list; nil: every user's.
+    case chatListChanged(UUID?)
     /// The chat's current conversation changed (now at `revision`): read it.
     case conversationChanged(chat: UUID, revision: Int)
     /// The chat's title is now `title`; nil when it was too long to travel: read it.
@@ -42,7 +44,7 @@ enum BusNotification: Equatable, Sendable {
     /// listen), requests and account changes to the control channel (every instance listens).
     var isControl: Bool {
         switch self {
-        case .chatDeleted, .stopRequested, .syncRequested, .userChanged, .following, .unfollowed, .resync: true
+        case .chatDeleted, .stopRequested, .syncRequested, .userChanged, .chatListChanged, .following, .unfollowed, .resync: true
         case .messageStored, .delta, .replyEnded, .replySaved, .conversationChanged, .chatRenamed: false
         }
     }
@@ -55,7 +57,7 @@ enum BusNotification: Equatable, Sendable {
              .conversationChanged(let chat, _), .chatRenamed(let chat, _), .following(let chat), .unfollowed(let chat),
              .chatDeleted(let chat), .stopRequested(let chat), .syncRequested(let chat):
             chat
-        case .userChanged, .resync:
+        case .userChanged, .chatListChanged, .resync:
             nil
         }
     }
@@ -92,6 +94,8 @@ enum BusNotification: Equatable, Sendable {
         case .stopRequested(let chat): return line("stop", instance, chat.lowercased)
         case .syncRequested(let chat): return line("sync", instance, chat.lowercased)
         case .userChanged(let user): return line("user", instance, user.lowercased)
+        case .chatListChanged(let user?): return line("lists", instance, user.lowercased)
+        case .chatListChanged(nil): return line("lists", instance)
         case .conversationChanged(let chat, let revision): return line("c", instance, chat.lowercased, String(revision))
         case .chatRenamed(let chat, let title?): return line("t", instance, chat.lowercased, Self.escape(title))
         case .chatRenamed(let chat, nil): return line("t", instance, chat.lowercased)
@@ -106,6 +110,7 @@ enum BusNotification: Equatable, Sendable {
         if payload.hasPrefix("D|") { return parsePiece(payload) }
         let parts = payload.split(separator: "|", maxSplits: 6, omittingEmptySubsequences: false)
         if parts.count == 2, parts[0] == "resync" { return (String(parts[1]), .resync) }
+        if parts.count == 2, parts[0] == "lists" { return (String(parts[1]), .chatListChanged(nil)) }
         guard parts.count >= 3, let id = UUID(hyphenated: String(parts[2])) else { return nil }
         let instance = String(parts[1])
         func uuid(_ index: Int) -> UUID? { index < parts.count ? UUID(hyphenated: String(parts[index])) : nil }
@@ -125,6 +130,7 @@ enum BusNotification: Equatable, Sendable {
         case "stop": notification = .stopRequested(chat: id)
         case "sync": notification = .syncRequested(chat: id)
         case "user": notification = .userChanged(id)
+        case "lists": notification = .chatListChanged(id)
         case "c": notification = int(3).map { .conversationChanged(chat: id, revision: $0) }
         case "f": notification = .following(chat: id)
         case "u": notification = .unfollowed(chat: id)

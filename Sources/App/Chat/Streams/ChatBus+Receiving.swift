@@ -16,7 +16,9 @@ extension ChatBus: FollowerHost {
         case .following, .unfollowed:
             break  // the transport's bookkeeping
         case .userChanged(let user):
-            accountsChangedHandler.withLockedValue { $0 }?(user)
+            cachedChangesHandler.withLockedValue { $0 }?(.account(user))
+        case .chatListChanged(let user):
+            cachedChangesHandler.withLockedValue { $0 }?(.chatList(user))
         case .conversationChanged(let chat, let revision):
             work.run { await self.readConversation(of: chat, revision: revision) }
         case .chatRenamed(let chat, let title?):
@@ -35,9 +37,9 @@ extension ChatBus: FollowerHost {
 
     /// Notifications may have been missed (the listener was down, or a sender dropped some): every
     /// followed chat catches up from the stored chat and asks again how far its reply is, and every
-    /// account kept in memory is read again.
+    /// account and chat list kept in memory is read again.
     func lostTrack() {
-        accountsChangedHandler.withLockedValue { $0 }?(nil)
+        cachedChangesHandler.withLockedValue { $0 }?(nil)
         for follower in followers.withLockedValue({ Array($0.values) }) {
             follower.lostTrack()
             requestSync(follower.chat)

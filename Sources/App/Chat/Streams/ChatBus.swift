@@ -21,8 +21,8 @@ final class ChatBus: ChatEventBus {
     let followers = NIOLockedValueBox<[UUID: ReplyFollower]>([:])
     /// Reads of the database that what another instance said calls for; shutdown ends them.
     let work = OwnedTasks()
-    /// Told when an account changed on another instance (nil: any may have, while this one could not hear).
-    let accountsChangedHandler = NIOLockedValueBox<(@Sendable (UUID?) -> Void)?>(nil)
+    /// Told when something cached changed on another instance (nil: anything may have, while this one could not hear).
+    let cachedChangesHandler = NIOLockedValueBox<(@Sendable (CachedChange?) -> Void)?>(nil)
 
     init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, transport: (any InstanceTransport)?, logger: Logger) {
         self.hub = hub
@@ -134,12 +134,15 @@ final class ChatBus: ChatEventBus {
         return true
     }
 
-    func accountChanged(_ user: UUID) {
-        transport?.send(.userChanged(user))
+    func announce(_ change: CachedChange) {
+        switch change {
+        case .account(let user): transport?.send(.userChanged(user))
+        case .chatList(let user): transport?.send(.chatListChanged(user))
+        }
     }
 
-    func onAccountsChanged(_ handler: @escaping @Sendable (UUID?) -> Void) {
-        accountsChangedHandler.withLockedValue { $0 = handler }
+    func onCachedChanges(_ handler: @escaping @Sendable (CachedChange?) -> Void) {
+        cachedChangesHandler.withLockedValue { $0 = handler }
     }
 
     func liveReply(in chat: UUID) -> LiveReply? {

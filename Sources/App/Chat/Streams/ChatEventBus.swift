@@ -40,11 +40,11 @@ protocol ChatEventBus: Sendable {
     /// Asks whichever instance runs the reply in `chat` to stop it; false when no other instance
     /// can be asked (one process), so that the caller treats the reply as nobody's.
     func requestStop(in chat: UUID) async -> Bool
-    /// Tells every other instance that the account changed (``SignedInUsers``).
-    func accountChanged(_ user: UUID)
-    /// What to do when another instance says an account changed (nil: any may have, while this
-    /// instance could not hear).
-    func onAccountsChanged(_ handler: @escaping @Sendable (UUID?) -> Void)
+    /// Tells every other instance that something they may keep in memory changed.
+    func announce(_ change: CachedChange)
+    /// What to do when another instance says something kept in memory changed (nil: anything may
+    /// have, while this instance could not hear).
+    func onCachedChanges(_ handler: @escaping @Sendable (CachedChange?) -> Void)
     /// The text so far of the reply in progress in `chat`, when this process knows it (it runs the
     /// reply, or follows it for its own streams).
     func liveReply(in chat: UUID) -> LiveReply?
@@ -68,6 +68,14 @@ protocol ChatEventBus: Sendable {
     func shutdown() async
     /// Streams open in this process.
     var openStreamCount: Int { get }
+}
+
+/// A change to rows every instance may keep in memory (``ChangeAwareCache``), told over the bus.
+enum CachedChange: Sendable, Equatable {
+    /// The account changed (``SignedInUsers``).
+    case account(UUID)
+    /// The user's chats changed (``ChatLists``); nil: any user's may have.
+    case chatList(UUID?)
 }
 
 /// The access token a stream was opened with: whose it is, and when it was issued and expires.
