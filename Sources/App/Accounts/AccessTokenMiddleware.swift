@@ -28,14 +28,14 @@ struct AccessTokenMiddleware: AsyncMiddleware {
     }
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        if let token = request.headers.bearerAuthorization?.token, APIKeys.isKey(token) {
+        if let token = request.headers.bearerToken, APIKeys.isKey(token) {
             return try await respond(to: request, key: token, chainingTo: next)
         }
         let claims: TokenClaims
         if let verified = request.verifiedAccessClaims {
             claims = verified
         } else {
-            guard let token = request.headers.bearerAuthorization?.token else { throw AccountsError.missingToken }
+            guard let token = request.headers.bearerToken else { throw AccountsError.missingToken }
             claims = try await signer.verify(token, as: .access)
         }
         guard let id = UUID(hyphenated: claims.userID), let user = try await users.user(id, on: request.db), user.isActive else {
@@ -108,6 +108,17 @@ extension Request {
     var verifiedAPIKey: APIKeys.Identity? {
         get { storage[VerifiedAPIKeyKey.self] }
         set { storage[VerifiedAPIKeyKey.self] = newValue }
+    }
+
+    /// Lets go of who the request was let in as — the account, the token's claims, the key — once
+    /// nothing will ask again: an event stream's request lives as long as the stream, and these are
+    /// most of what it would hold (about 2 KB).
+    func forgetIdentity() {
+        auth.logout(User.self)
+        storage[AccessClaimsKey.self] = nil
+        storage[APIKeyIdentityKey.self] = nil
+        storage[VerifiedHeaderClaimsKey.self] = nil
+        storage[VerifiedAPIKeyKey.self] = nil
     }
 
     /// The API key this request was let in with; nil for an access token.

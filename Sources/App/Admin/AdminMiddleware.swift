@@ -84,7 +84,7 @@ struct AdminAuthMiddleware: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard let (session, user) = try await sessions.current(request) else {
             var target = "/admin/login/"
-            if request.method == .GET, let path = Self.returnPath(request.url.path + (request.url.query.map { "?\($0)" } ?? "")) {
+            if request.method == .GET, let path = Self.returnPath(request.path + (request.url.query.map { "?\($0)" } ?? "")) {
                 var components = URLComponents()
                 components.queryItems = [URLQueryItem(name: "next", value: path)]
                 target += "?" + (components.percentEncodedQuery ?? "")
@@ -94,7 +94,7 @@ struct AdminAuthMiddleware: AsyncMiddleware {
         if request.method != .GET, request.method != .HEAD {
             let presented = try? request.content.get(String.self, at: "csrf_token")
             guard let presented, Secrets.constantTimeEqual(presented, session.csrfToken) else {
-                request.logger.warning("admin CSRF check failed", metadata: ["user": "\(user.email)", "path": "\(request.url.path)"])
+                request.logger.warning("admin CSRF check failed", metadata: ["user": "\(user.email)", "path": "\(request.path)"])
                 throw AdminError.csrfFailed
             }
         }

@@ -107,11 +107,11 @@ struct AdminPagination: Encodable {
 
     private static func link(_ request: Request, page: Int) -> String {
         var components = URLComponents()
-        components.path = request.url.path
+        components.path = request.path
         var items = (URLComponents(string: "?" + (request.url.query ?? ""))?.queryItems ?? []).filter { $0.name != "page" && $0.name != "notice" }
         items.append(URLQueryItem(name: "page", value: String(page)))
         components.queryItems = items
-        return components.string ?? request.url.path
+        return components.string ?? request.path
     }
 }
 

@@ -10,9 +10,9 @@ struct ProblemMiddleware: AsyncMiddleware {
         do {
             return try await next.respond(to: request)
         } catch is RouteNotFound {
-            let allowed = routes.methods(forPath: request.url.path)
+            let allowed = routes.methods(forPath: request.path)
             if allowed.isEmpty {
-                return RequestError.routeNotFound(method: request.method.rawValue, path: request.url.path).problem.response()
+                return RequestError.routeNotFound(method: request.method.rawValue, path: request.path).problem.response()
             }
             if request.method == .OPTIONS {
                 return Response(status: .noContent, headers: ["Allow": (allowed + ["OPTIONS"]).joined(separator: ", ")])

@@ -32,9 +32,9 @@ struct RequestLogMiddleware: AsyncMiddleware {
         let route = Self.routeLabel(request)
         metrics.request(method: request.method.rawValue, route: route, status: status.code, duration: elapsed)
         let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        request.logger.info("\(request.method.rawValue) \(request.url.path) \(status.code)", metadata: [
+        request.logger.info("\(request.method.rawValue) \(request.path) \(status.code)", metadata: [
             "method": .string(request.method.rawValue),
-            "path": .string(request.url.path),
+            "path": .string(request.path),
             "route": .string(route),
             "status": .stringConvertible(status.code),
             "duration_ms": .string(String(format: "%.2f", milliseconds)),

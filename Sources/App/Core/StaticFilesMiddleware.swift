@@ -14,7 +14,7 @@ struct StaticFilesMiddleware: AsyncMiddleware {
     }
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard request.method == .GET || request.method == .HEAD, let file = file(for: request.url.path) else {
+        guard request.method == .GET || request.method == .HEAD, let file = file(for: request.path) else {
             return try await next.respond(to: request)
         }
         return try await request.fileio.asyncStreamFile(at: file)

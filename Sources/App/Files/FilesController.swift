@@ -17,7 +17,7 @@ struct FilesController: RouteCollection {
     static func uploadTimeout(_ settings: FileSettings) -> @Sendable (Request) -> Duration? {
         { request in
             guard request.method == .POST else { return nil }
-            let path = request.url.path
+            let path = request.path
             return path == "/api/files/" || path == "/api/files" ? max(settings.uploadTimeout, .seconds(1)) : nil
         }
     }

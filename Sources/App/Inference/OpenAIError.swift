@@ -62,7 +62,7 @@ struct OpenAIErrorMiddleware: AsyncMiddleware {
     static func isV1(_ path: String) -> Bool { path == "/v1" || path.hasPrefix("/v1/") }
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard Self.isV1(request.url.path) else { return try await next.respond(to: request) }
+        guard Self.isV1(request.path) else { return try await next.respond(to: request) }
         let response: Response
         do {
             response = try await next.respond(to: request)

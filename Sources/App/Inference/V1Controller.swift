@@ -20,7 +20,7 @@ struct V1Controller: RouteCollection {
     /// whole reply, may take longer than other requests.
     static func timeout(_ request: Request) -> Duration? {
         guard request.method == .POST else { return nil }
-        let path = request.url.path
+        let path = request.path
         return path == "/v1/chat/completions" || path == "/v1/chat/completions/" ? Completions.timeout : nil
     }
 

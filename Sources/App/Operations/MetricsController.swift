@@ -13,7 +13,7 @@ struct MetricsController: RouteCollection {
 
     func exposition(req: Request) throws -> Response {
         if let token {
-            guard let presented = req.headers.bearerAuthorization?.token,
+            guard let presented = req.headers.bearerToken,
                   Secrets.constantTimeEqual(presented, token) else { throw AccountsError.missingToken }
         } else {
             // A request relayed by a proxy on this host comes from loopback too: only a direct one counts.

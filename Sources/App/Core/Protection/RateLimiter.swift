@@ -103,9 +103,9 @@ struct RateLimitMiddleware: AsyncMiddleware {
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         // Load balancers and scrapers must always get through: a busy minute must not take an instance out.
-        if ServicePaths.isProbe(request.url.path) { return try await next.respond(to: request) }
+        if ServicePaths.isProbe(request.path) { return try await next.respond(to: request) }
         do {
-            let token = request.headers.bearerAuthorization?.token
+            let token = request.headers.bearerToken
             if let token, APIKeys.isKey(token), let identity = try? await keys.identity(of: token, on: request.db) {
                 // A key's calls count toward its owner's limit, as their access token's do.
                 request.verifiedAPIKey = identity

@@ -18,7 +18,7 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let secure = addresses.isSecure(request)
-        if sslRedirect, !secure, !ServicePaths.isProbe(request.url.path), let target = httpsTarget(for: request) {
+        if sslRedirect, !secure, !ServicePaths.isProbe(request.path), let target = httpsTarget(for: request) {
             return Response(status: .movedPermanently, headers: ["Location": target])
         }
         let response = try await next.respond(to: request)
@@ -51,7 +51,7 @@ struct SecurityHeadersMiddleware: AsyncMiddleware {
     private func httpsTarget(for request: Request) -> String? {
         guard let host = AllowedHosts.hostName(of: request), allowedHosts?.isAllowed(host) ?? true else { return nil }
         let origin = "https://" + host
-        let path = request.url.path
+        let path = request.path
         var target = origin + (path.hasPrefix("/") && !path.hasPrefix("//") ? path : "/")
         if let query = request.url.query { target += "?" + query }
         let printable = target.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }
