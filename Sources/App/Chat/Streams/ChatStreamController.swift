@@ -53,8 +53,12 @@ struct ChatStreamController: RouteCollection {
         // has no task of its own — the subscriber writes on the connection's event loop whenever
         // events come, and ends the writer itself (with `.end`, on every path, including a failed
         // write when the client left), which is what the managed form would otherwise guarantee.
+        // The request lives as long as the stream: once the response starts (every middleware is
+        // done with it), it lets go of the account and claims the stream keeps in `session`.
+        subscriber.prepare(replay: replay.bytes, position: replay.position)
         return Response(status: .ok, headers: headers, body: .init(stream: { writer in
-            subscriber.attach(writer, replay: replay.bytes, position: replay.position)
+            req.forgetIdentity()
+            subscriber.attach(writer)
         }))
     }
 }

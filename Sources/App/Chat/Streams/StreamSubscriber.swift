@@ -60,6 +60,8 @@ final class StreamSubscriber: Sendable {
     private struct Inbox {
         var frames: [StreamFrame] = []
         var drainScheduled = false
+        /// What the response starts with (``prepare(replay:position:)``), until it starts.
+        var replay: (bytes: ByteBuffer, position: StreamPosition)?
     }
 
     private struct State {
@@ -100,10 +102,20 @@ final class StreamSubscriber: Sendable {
         deliver(.end(problem))
     }
 
-    /// Starts the response: writes the replay, which leaves the reader at `position`, then whatever
-    /// arrived meanwhile. Called on the event loop by the response body.
-    func attach(_ writer: any BodyStreamWriter, replay: ByteBuffer, position: StreamPosition) {
-        guard !state.value.ended else {
+    /// What the response is to start with: the replay, which leaves the reader at `position`. Held
+    /// here, not by the response, so that it is let go once written.
+    func prepare(replay: ByteBuffer, position: StreamPosition) {
+        inbox.withLockedValue { $0.replay = (replay, position) }
+    }
+
+    /// Starts the response: writes the replay (``prepare(replay:position:)``), then whatever arrived
+    /// meanwhile. Called on the event loop by the response body.
+    func attach(_ writer: any BodyStreamWriter) {
+        let prepared = inbox.withLockedValue { inbox in
+            defer { inbox.replay = nil }
+            return inbox.replay
+        }
+        guard !state.value.ended, let (replay, position) = prepared else {
             writer.write(.end, promise: nil)
             return
         }
@@ -130,9 +142,10 @@ final class StreamSubscriber: Sendable {
     }
 
     private func drain() {
+        // Taken whole, so that an idle stream keeps no buffer of frames between bursts.
         let frames = inbox.withLockedValue { inbox -> [StreamFrame] in
             inbox.drainScheduled = false
-            defer { inbox.frames.removeAll(keepingCapacity: true) }
+            defer { inbox.frames = [] }
             return inbox.frames
         }
         guard !state.value.ended else { return }
