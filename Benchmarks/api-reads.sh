@@ -7,12 +7,13 @@
 #
 # Needs: a release build (swift build -c release --product chat-server), PostgreSQL on 127.0.0.1
 # with the role chat_test (.ci/run makes it), wrk (apt-get install wrk), and Python with
-#   python3 -m pip install django djangorestframework djangorestframework-simplejwt uvicorn "psycopg[binary]"
+#   python3 -m pip install django djangorestframework djangorestframework-simplejwt uvicorn "psycopg[binary,pool]"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
 PG=postgres://chat_test:chat_test@127.0.0.1:5432
 CORES=$(nproc)
 SERVER_CORE=$((CORES - 1))
@@ -27,7 +28,11 @@ for db in bench_django bench_swift; do
 done
 
 wait_for() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-rps() { taskset -c "$LOAD_CORES" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" ${2:+-H "Authorization: Bearer $2"} "$1" | tee /dev/stderr | awk '/Requests\/sec/ {print $2}'; }
+# Successful (2xx) answers a second: wrk's requests less its "Non-2xx or 3xx responses", over the run.
+rps() {
+  taskset -c "$LOAD_CORES" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" ${2:+-H "Authorization: Bearer $2"} "$1" | tee /dev/stderr |
+    awk '/ requests in / {requests = $1; seconds = $4 + 0} /Non-2xx or 3xx/ {failed = $NF} END {printf "%.0f\n", (requests - failed) / seconds}'
+}
 
 echo "--- Django reference (uvicorn, one process, core $SERVER_CORE)" >&2
 (

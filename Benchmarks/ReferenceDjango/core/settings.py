@@ -31,7 +31,10 @@ DATABASES = {
         "PASSWORD": _db.password,
         "HOST": _db.hostname,
         "PORT": _db.port or 5432,
-        "CONN_MAX_AGE": 600,
+        # Django 5.1+'s connection pool: on ASGI, persistent connections (CONN_MAX_AGE) are opened per
+        # request thread and run PostgreSQL out of connections (asgiref 3.13).
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {"pool": {"min_size": 4, "max_size": 16}},
     }
 }
 REST_FRAMEWORK = {
