@@ -21,7 +21,7 @@ final class ChangeAwareCache<Key: Hashable & Sendable, Value: Sendable>: Sendabl
     let maxAge: TimeInterval
     private let state: NIOLockedValueBox<State>
     private let clock: any WallClock
-    private let announce = NIOLockedValueBox<(@Sendable (Key?) -> Void)?>(nil)
+    private let announce = HandlerSlot<Key?>()
 
     /// Keeps at most `capacity` entries (past it, the expired ones go, then all of them).
     init(clock: any WallClock, maxAge: TimeInterval, capacity: Int) {
@@ -49,14 +49,14 @@ final class ChangeAwareCache<Key: Hashable & Sendable, Value: Sendable>: Sendabl
     /// What `key` reads changed (and the change is committed): forget it here and on every other instance.
     func changed(_ key: Key) {
         forget(key)
-        announce.withLockedValue { $0 }?(key)
+        announce(key)
     }
 
     /// Anything may have changed (a change too wide to name every key): forget every key here and on
     /// every other instance.
     func changedAll() {
         forget(nil)
-        announce.withLockedValue { $0 }?(nil)
+        announce(nil)
     }
 
     /// Forgets `key` (every key when nil) in this process only: what another instance says.
@@ -69,7 +69,7 @@ final class ChangeAwareCache<Key: Hashable & Sendable, Value: Sendable>: Sendabl
 
     /// How ``changed(_:)`` and ``changedAll()`` (nil) tell the other instances.
     func announceChanges(_ send: @escaping @Sendable (Key?) -> Void) {
-        announce.withLockedValue { $0 = send }
+        announce.set(send)
     }
 
     /// Entries kept now (for tests).

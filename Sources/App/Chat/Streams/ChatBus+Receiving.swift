@@ -16,9 +16,9 @@ extension ChatBus: FollowerHost {
         case .following, .unfollowed:
             break  // the transport's bookkeeping
         case .userChanged(let user):
-            cachedChangesHandler.withLockedValue { $0 }?(.account(user))
+            cachedChangesHandler(.account(user))
         case .chatListChanged(let user):
-            cachedChangesHandler.withLockedValue { $0 }?(.chatList(user))
+            cachedChangesHandler(.chatList(user))
         case .conversationChanged(let chat, let revision):
             work.run { await self.readConversation(of: chat, revision: revision) }
         case .chatRenamed(let chat, let title?):
@@ -39,7 +39,7 @@ extension ChatBus: FollowerHost {
     /// followed chat catches up from the stored chat and asks again how far its reply is, and every
     /// account and chat list kept in memory is read again.
     func lostTrack() {
-        cachedChangesHandler.withLockedValue { $0 }?(nil)
+        cachedChangesHandler(nil)
         for follower in followers.withLockedValue({ Array($0.values) }) {
             follower.lostTrack()
             requestSync(follower.chat)

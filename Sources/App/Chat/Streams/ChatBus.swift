@@ -22,7 +22,7 @@ final class ChatBus: ChatEventBus {
     /// Reads of the database that what another instance said calls for; shutdown ends them.
     let work = OwnedTasks()
     /// Told when something cached changed on another instance (nil: anything may have, while this one could not hear).
-    let cachedChangesHandler = NIOLockedValueBox<(@Sendable (CachedChange?) -> Void)?>(nil)
+    let cachedChangesHandler = HandlerSlot<CachedChange?>()
 
     init(hub: ChatStreamHub, replies: RunningReplies, store: ReplyStore, transport: (any InstanceTransport)?, logger: Logger) {
         self.hub = hub
@@ -142,7 +142,7 @@ final class ChatBus: ChatEventBus {
     }
 
     func onCachedChanges(_ handler: @escaping @Sendable (CachedChange?) -> Void) {
-        cachedChangesHandler.withLockedValue { $0 = handler }
+        cachedChangesHandler.set(handler)
     }
 
     func liveReply(in chat: UUID) -> LiveReply? {

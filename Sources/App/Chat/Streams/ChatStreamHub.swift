@@ -22,12 +22,12 @@ final class ChatStreamHub: Sendable {
     private let maxStreamsPerUser: Int
     private let clock: any WallClock
     private let metrics: AppMetrics
-    private let idleHandler = NIOLockedValueBox<(@Sendable (UUID) -> Void)?>(nil)
+    private let idleHandler = HandlerSlot<UUID>()
 
     /// Called when the last stream of a chat in this process has closed.
     var onChatIdle: (@Sendable (UUID) -> Void)? {
-        get { idleHandler.withLockedValue { $0 } }
-        set { idleHandler.withLockedValue { $0 = newValue } }
+        get { idleHandler.handler }
+        set { idleHandler.set(newValue) }
     }
 
     init(maxPendingEvents: Int, maxStreamsPerUser: Int, clock: any WallClock, metrics: AppMetrics, shardCount: Int = 16) {

@@ -35,17 +35,17 @@ final class PostgresTransport: InstanceTransport {
         self.instance = instance
         self.channels = channels
         self.clock = clock
-        let received = NIOLockedValueBox<(@Sendable (String) -> Void)?>(nil)
-        let reconnected = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+        let received = HandlerSlot<String>()
+        let reconnected = HandlerSlot<Void>()
         notifier = PostgresNotifier(
             configuration: connection, eventLoopGroup: eventLoopGroup, instance: instance, logger: logger,
             controlChannel: channels.control,
-            handler: { _, payload in received.withLockedValue { $0 }?(payload) },
-            onReconnect: { reconnected.withLockedValue { $0 }?() },
+            handler: { _, payload in received(payload) },
+            onReconnect: { reconnected() },
             onDrop: { metrics.busNotificationDropped($0) }
         )
-        received.withLockedValue { $0 = { [weak self] payload in self?.received(payload) } }
-        reconnected.withLockedValue { $0 = { [weak self] in self?.handlers.withLockedValue { $0 }?.reconnected() } }
+        received.set { [weak self] payload in self?.received(payload) }
+        reconnected.set { [weak self] in self?.handlers.withLockedValue { $0 }?.reconnected() }
     }
 
     func start(receive: @escaping @Sendable (BusNotification, String) -> Void, reconnected: @escaping @Sendable () -> Void) async {
