@@ -26,6 +26,9 @@ server with SIGTERM, prints a summary, draws the samples (--plot, hand-written S
 (FAIL) when:
 
 - RSS at the end is more than --rss-slack (10 %) above RSS at the --warmup (60 s) sample;
+- the heap and stacks (RssAnon) are not flat over the last half of the load: the least-squares
+  line through those samples rises by more than --anon-slack (3 %) of their mean, or --anon-floor
+  (2 MB), whichever is larger;
 - file descriptors drift upward: the mean of the last three samples exceeds the mean of samples
   2-4 after the warm-up (70, 80, 90 s) by more than --fd-slack (5 %) or --fd-floor (20 FDs),
   whichever is larger;
@@ -79,6 +82,9 @@ parser.add_argument("--word-delay", type=float, default=0.02, help="OFFLINE_WORD
 parser.add_argument("--interval", type=float, default=10, help="seconds between samples")
 parser.add_argument("--warmup", type=float, default=60, help="seconds before the baseline sample")
 parser.add_argument("--rss-slack", type=float, default=0.10, help="allowed RSS growth after the warm-up (fraction)")
+parser.add_argument("--anon-slack", type=float, default=0.03,
+                    help="allowed rise of RssAnon over the last half of the load (fraction of its mean, at least --anon-floor)")
+parser.add_argument("--anon-floor", type=float, default=2, help="RssAnon rise (MB) always allowed over the last half")
 parser.add_argument("--fd-slack", type=float, default=0.05, help="allowed FD drift (fraction, at least --fd-floor)")
 parser.add_argument("--fd-floor", type=float, default=20, help="FD drift always allowed: reconnecting streams make the count wobble")
 parser.add_argument("--db-slack", type=float, default=1, help="allowed drift of database connections")
@@ -215,9 +221,9 @@ def free_port():
 
 def gone_is_nan(read):
     """A reading of /proc/<pid> that is NaN once the process is gone (the server may die any time)."""
-    def reading(pid):
+    def reading(pid, *rest):
         try:
-            return read(pid)
+            return read(pid, *rest)
         except (OSError, IndexError, ValueError):
             return math.nan
     return reading
@@ -629,6 +635,23 @@ async def sample(soak, started, conninfo, previous):
             rss_mb(soak.pid, "RssAnon")]
 
 
+def last_half_flat(samples):
+    """(passed, text): RssAnon (heap and stacks) is flat over the last half of the load: the
+    least-squares line through those samples rises by at most --anon-slack of its mean (or
+    --anon-floor MB, whichever is larger) from the half's start to its end."""
+    half = [(s[0], s[14]) for s in samples if s[0] >= samples[-1][0] / 2 and not math.isnan(s[14])]
+    if len(half) < 4:
+        return True, "too short for the last-half check (needs four samples in it)"
+    times, values = [t for t, _ in half], [v for _, v in half]
+    mean_t, mean_v = statistics.mean(times), statistics.mean(values)
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in half) / sum((t - mean_t) ** 2 for t in times)
+    rise = slope * (times[-1] - times[0])
+    allowed = max(args.anon_floor, mean_v * args.anon_slack)
+    return rise <= allowed, (f"RssAnon over the last half ({times[0]:.0f}-{times[-1]:.0f} s, {len(half)} samples): "
+                             f"the fitted line moves {rise:+.1f} MB ({slope * 3600:+.1f} MB an hour) around {mean_v:.1f} MB "
+                             f"(allowed {allowed:+.1f})")
+
+
 def verdict(samples):
     """(checks as (passed, text)), comparing the end of the run with the warm-up."""
     checks = []
@@ -644,6 +667,7 @@ def verdict(samples):
     # Informational: the same growth without the code pages (RssFile) that new paths fault in.
     checks.append((True, f"(heap and stacks, RssAnon: {anon_end:.1f} MB at the end, {anon_base:.1f} MB at "
                    f"{args.warmup:.0f} s: {(anon_end / anon_base - 1) * 100:+.1f} %)"))
+    checks.append(last_half_flat(samples))
     window = [by_time[i] for i in range(base_index + 1, base_index + 4) if i in by_time]
     last = samples[-3:]
     overlap = " (the windows overlap: run longer for a real drift check)" if any(s in window for s in last) else ""
