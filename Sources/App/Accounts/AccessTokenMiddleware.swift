@@ -113,12 +113,13 @@ extension Request {
     /// Lets go of who the request was let in as — the account, the token's claims, the key — once
     /// nothing will ask again: an event stream's request lives as long as the stream, and these are
     /// most of what it would hold (about 2 KB).
+    /// Only what is there is removed: each removal copies the request's storage.
     func forgetIdentity() {
-        auth.logout(User.self)
-        storage[AccessClaimsKey.self] = nil
-        storage[APIKeyIdentityKey.self] = nil
-        storage[VerifiedHeaderClaimsKey.self] = nil
-        storage[VerifiedAPIKeyKey.self] = nil
+        if auth.has(User.self) { auth.logout(User.self) }
+        if storage.contains(AccessClaimsKey.self) { storage[AccessClaimsKey.self] = nil }
+        if storage.contains(APIKeyIdentityKey.self) { storage[APIKeyIdentityKey.self] = nil }
+        if storage.contains(VerifiedHeaderClaimsKey.self) { storage[VerifiedHeaderClaimsKey.self] = nil }
+        if storage.contains(VerifiedAPIKeyKey.self) { storage[VerifiedAPIKeyKey.self] = nil }
     }
 
     /// The API key this request was let in with; nil for an access token.

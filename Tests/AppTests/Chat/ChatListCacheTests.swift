@@ -239,4 +239,18 @@ struct ChatListCacheTests {
         #expect(parsed?.instance == "instance-1")
         #expect(parsed?.notification == notification)
     }
+
+    @Test("a list payload that is not one of ours is dropped, never read as another user's list; fields a newer version adds are ignored")
+    func hostileListPayloads() {
+        let user = UUID()
+        for payload in ["lists", "lists|i|not-a-uuid", "lists|i|\(user.uuidString.dropLast())", "lists|i|\(user.uuidString)x",
+                        "lists|i||", "LISTS|i|\(user.uuidString)", "lists|i|" + String(repeating: "a", count: 8000),
+                        "lists|i|\u{0}\(user.uuidString)"] {
+            let parsed = BusNotification.parse(payload)
+            #expect(parsed == nil || parsed?.notification == .chatListChanged(nil), "\(payload.prefix(40))")
+            if case .chatListChanged(let named?)? = parsed?.notification { Issue.record("\(payload.prefix(40)) named \(named)") }
+        }
+        #expect(BusNotification.parse("lists|i|\(user.uuidString.lowercased())|later-field")?.notification == .chatListChanged(user))
+        #expect(BusNotification.parse("lists|i|\(user.uuidString.lowercased())")?.instance == "i")
+    }
 }
