@@ -24,18 +24,22 @@ final class TokenSource: Sendable {
     let port: Int
     private let channel: any Channel
     private let script: NIOLockedValueBox<Script>
+    /// What was posted to `/v1/traces` (`--otel`): requests and bytes.
+    let traces: NIOLockedValueBox<(posts: Int, bytes: Int)>
     static let apiKey = "sk-ant-bench"
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private init(channel: any Channel, script: NIOLockedValueBox<Script>) {
+    private init(channel: any Channel, script: NIOLockedValueBox<Script>, traces: NIOLockedValueBox<(posts: Int, bytes: Int)>) {
         self.channel = channel
         self.script = script
+        self.traces = traces
         port = channel.localAddress?.port ?? 0
     }
 
     static func start(group: any EventLoopGroup, script: Script) async throws -> TokenSource {
         let box = NIOLockedValueBox(script)
+        let traces = NIOLockedValueBox((posts: 0, bytes: 0))
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -43,11 +47,11 @@ final class TokenSource: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(ReplyHandler(script: box))
+                    try channel.pipeline.syncOperations.addHandler(ReplyHandler(script: box, traces: traces))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return TokenSource(channel: channel, script: box)
+        return TokenSource(channel: channel, script: box, traces: traces)
     }
 
     func set(_ script: Script) { self.script.withLockedValue { $0 = script } }
@@ -63,19 +67,43 @@ final class TokenSource: Sendable {
 }
 
 /// One connection: each request gets a streamed reply, its tokens sent by scheduled tasks on the
-/// connection's event loop.
+/// connection's event loop; a post to `/v1/traces` is counted and answered as a collector does.
 private final class ReplyHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     // Touched on the channel's event loop only.
     private let script: NIOLockedValueBox<TokenSource.Script>
+    private let traces: NIOLockedValueBox<(posts: Int, bytes: Int)>
     private var isReplying = false
+    private var traceBytes: Int?
 
-    init(script: NIOLockedValueBox<TokenSource.Script>) { self.script = script }
+    init(script: NIOLockedValueBox<TokenSource.Script>, traces: NIOLockedValueBox<(posts: Int, bytes: Int)>) {
+        self.script = script
+        self.traces = traces
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data), !isReplying else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            traceBytes = head.uri.hasPrefix("/v1/traces") ? 0 : nil
+            return
+        case .body(let bytes):
+            traceBytes? += bytes.readableBytes
+            return
+        case .end:
+            if let bytes = traceBytes {
+                traces.withLockedValue { $0 = ($0.posts + 1, $0.bytes + bytes) }
+                var head = HTTPResponseHead(version: .http1_1, status: .ok)
+                head.headers.add(name: "content-type", value: "application/x-protobuf")
+                head.headers.add(name: "content-length", value: "0")
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                traceBytes = nil
+                return
+            }
+        }
+        guard !isReplying else { return }
         isReplying = true
         let script = self.script.withLockedValue { $0 }
         var head = HTTPResponseHead(version: .http1_1, status: .ok)

@@ -9,7 +9,7 @@ import NIOPosix
 ///     swift build -c release && .build/release/chat-bench [--streams 100,1000] [--timing spread,locked]
 ///         [--tokens 40] [--token-delay-ms 20] [--idle 10000] [--pin]
 ///         [--postgres postgres://…] [--instances 2] [--ceiling 200]
-///         [--server .build/release/chat-server] [--port 8321]
+///         [--server .build/release/chat-server] [--port 8321] [--otel]
 ///     .build/release/chat-bench --v1 100,500 --tokens 20 [--v1-seconds 10] [--pin] [--postgres …]
 ///
 /// It runs a token source in this process (``TokenSource``: the Messages API's stream, each reply
@@ -31,6 +31,10 @@ import NIOPosix
 /// delta crosses instances through the database. `--ceiling N` then sends N replies whose deltas
 /// come without pause, to find how many deltas per second the whole path carries.
 /// Finally `--idle` streams stay open and idle: the server's growth in resident memory per stream.
+///
+/// `--otel` runs the servers with tracing on (`OTEL_EXPORTER_OTLP_ENDPOINT`), their spans posted
+/// to a sink in the token source that answers as a collector does and counts what it got: the same
+/// run without it is tracing off, which installs nothing.
 struct Options {
     enum Timing: String { case spread, locked }
 
@@ -49,12 +53,14 @@ struct Options {
     /// `--v1 100,500`: only the `/v1/chat/completions` benchmark, at these rates (``V1Bench``).
     var v1: [Int] = []
     var v1Seconds = 10
+    /// `--otel`: servers export traces to the token source's OTLP sink.
+    var otel = false
 
     init(_ arguments: [String]) throws {
         var rest = arguments.dropFirst()
         while let flag = rest.popFirst() {
-            if flag == "--pin" {
-                pin = true
+            if flag == "--pin" || flag == "--otel" {
+                if flag == "--pin" { pin = true } else { otel = true }
                 continue
             }
             guard let value = rest.popFirst() else { throw BenchError("\(flag) needs a value") }
@@ -150,6 +156,7 @@ struct Deployment {
             // as many replies, far past the default limits.
             "RATE_LIMIT_ENABLED": "false", "MAX_STREAMS_PER_USER": "100000",
         ]
+        if options.otel { environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = source.baseURL }
         var schema: String?
         if let postgres = options.postgres {
             let name = "chat_bench_\(ProcessInfo.processInfo.processIdentifier)"
@@ -247,7 +254,8 @@ func run() async throws {
 
     let where_ = options.instances == 2 ? "two instances on PostgreSQL (replies on A, streams on B)" : (onPostgres ? "PostgreSQL" : "SQLite")
     say("# chat-bench: \(where_); \(options.tokens) deltas per reply, \(options.tokenDelay) ms apart; \(cores) cores"
-        + (options.pin && cores > 1 ? "; servers pinned to core \(cores - 1), load generator to the others" : ""))
+        + (options.pin && cores > 1 ? "; servers pinned to core \(cores - 1), load generator to the others" : "")
+        + (options.otel ? "; tracing on (OTLP/HTTP to the token source's sink)" : "; tracing off"))
     say("server\(options.instances == 2 ? "s" : "") at rest: \(megabytes(restRSS))\n")
     let serverColumn = options.instances == 2 ? "server CPU per delta (A + B)" : "server CPU per delta"
     say("| timing | replies | relay p50 | p99 | max | added p50 | added p99 | server's relay histogram p99 | \(serverColumn) | PostgreSQL CPU per delta | load generator CPU per delta (alone) | replies/s | server RSS, streams open | peak RSS |")
@@ -316,6 +324,12 @@ func run() async throws {
         say("\nidle streams: \(options.idle) open; server RSS \(megabytes(before)) → \(megabytes(after)): "
             + String(format: "%.1f KB per idle stream", Double(after - before) / Double(options.idle) / 1024))
         streams.forEach { $0.close() }
+    }
+    if options.otel {
+        // Spans wait up to 5 s (OTEL_BSP_SCHEDULE_DELAY's default) to be sent together.
+        try await Task.sleep(for: .seconds(6))
+        let traces = source.traces.withLockedValue { $0 }
+        say("\ntraces: \(traces.posts) OTLP posts, \(megabytes(traces.bytes)) of spans received by the sink")
     }
 
     try await http.shutdown()

@@ -25,12 +25,15 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
 
     let services = try await AppServices.make(app, settings: settings, dependencies: dependencies)
     app.services = services
+    // First, so that it stops last: the spans of replies drained at shutdown are sent.
+    if let telemetry = services.telemetry { app.lifecycle.use(telemetry) }
     app.lifecycle.use(services.chat.background)
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.keys.writes))
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.signInDiscovery))
     app.lifecycle.use(OwnedTasksShutdown(tasks: services.completions.tasks, grace: settings.chat.drainTimeout))
     app.serverStartup.add { app in try await DatabaseSetup.prepare(app, settings.database) }
     app.serverStartup.add { app in await services.chat.background.start(logger: app.logger) }
+    app.serverStartup.add { _ in services.telemetry?.start() }
     // Each OpenID provider's discovery document is read at once, without holding up start-up.
     app.serverStartup.add { app in services.signInDiscovery.run { [logger = app.logger] in await services.signIns.discoverAll(logger: logger) } }
     try routes(app, services)
@@ -53,6 +56,9 @@ public func configure(_ app: Application, settings: Settings, dependencies: AppD
                             userLimit: protection.userLimit, anonymousLimit: protection.anonymousLimit, problems: problems),
         ProblemMiddleware(routes: RouteMethodIndex(routes: app.routes.all), problems: problems),
     ]
+    if let telemetry = services.telemetry {
+        edge.insert(RequestTracingMiddleware(tracer: telemetry.tracer), at: 0)
+    }
     if !settings.debug {
         edge.append(AllowedHostsMiddleware(hosts: AllowedHosts(settings.allowedHosts)))
     }

@@ -159,6 +159,11 @@ public protocol ModelProvider: Sendable {
     /// also closes the upstream request.
     func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion
 
+    /// As ``streamReply(_:onEvent:)``, telling `onRetry` before each retry of a failed attempt:
+    /// its number (1 for the first), the failure that caused it, and the wait before it.
+    func streamReply(_ request: ModelRequest, onRetry: @escaping @Sendable (_ retry: Int, _ error: ProviderError, _ wait: Duration) -> Void,
+                     onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion
+
     /// The ids of the models the provider offers, as it lists them (within `timeout`).
     func listModels(timeout: Duration) async throws -> [String]
 
@@ -168,6 +173,12 @@ public protocol ModelProvider: Sendable {
 
 extension ModelProvider {
     public func shutdown() async throws {}
+
+    /// A provider that never retries has nothing to tell.
+    public func streamReply(_ request: ModelRequest, onRetry: @escaping @Sendable (_ retry: Int, _ error: ProviderError, _ wait: Duration) -> Void,
+                            onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion {
+        try await streamReply(request, onEvent: onEvent)
+    }
 
     /// The whole text of a short reply to `request` (a title, say).
     public func text(of request: ModelRequest) async throws -> String {

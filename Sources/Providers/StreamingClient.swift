@@ -37,6 +37,11 @@ public final class StreamingClient<Wire: StreamingWire>: ModelProvider {
     }
 
     public func streamReply(_ request: ModelRequest, onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion {
+        try await streamReply(request, onRetry: { _, _, _ in }, onEvent: onEvent)
+    }
+
+    public func streamReply(_ request: ModelRequest, onRetry: @escaping @Sendable (_ retry: Int, _ error: ProviderError, _ wait: Duration) -> Void,
+                            onEvent: @escaping @Sendable (ModelStreamEvent) -> Void) async throws -> ModelCompletion {
         let httpRequest = try wire.replyRequest(request)
         var retry = 0
         while true {
@@ -48,6 +53,7 @@ public final class StreamingClient<Wire: StreamingWire>: ModelProvider {
                 guard let wait = wire.settings.retries.delay(after: error, retry: retry, textHandedOut: attempt.handedOutText) else {
                     throw error
                 }
+                onRetry(retry, error, wait)
                 try await wire.settings.sleep(wait)
             }
         }

@@ -27,7 +27,7 @@ struct ChatFeature: Sendable {
     let signOuts: StreamSignOuts
 
     init(_ app: Application, settings: Settings, dependencies: AppDependencies, metrics: AppMetrics, usage: UsageLedger,
-         catalog: ModelCatalog, tools: ToolCatalog, files: FileLibrary) throws {
+         catalog: ModelCatalog, tools: ToolCatalog, files: FileLibrary, telemetry: Telemetry?) throws {
         self.catalog = catalog
         self.tools = tools
         replies = RunningReplies()
@@ -40,7 +40,7 @@ struct ChatFeature: Sendable {
         lists = ChatLists(clock: dependencies.clock)
         runner = ReplyRunner(
             replies: replies, bus: bus, lists: lists, catalog: catalog, tools: tools, usage: usage, store: store,
-            clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics
+            clock: dependencies.clock, settings: settings.chat, logger: app.logger, metrics: metrics, telemetry: telemetry
         )
         rules = ChatInputRules(settings: settings.chat, catalog: catalog, tools: tools)
         service = ChatService(rules: rules, bus: bus, lists: lists, runner: runner, usage: usage, attachments: attachments, clock: dependencies.clock)

@@ -52,6 +52,8 @@ struct AppServices: Sendable {
     let completions: Completions
     /// Share links.
     let shares: ShareService
+    /// Traces of requests and replies; nil when no collector is named (``TracingSettings``).
+    let telemetry: Telemetry?
     /// Reading the OpenID providers' discovery documents at start-up.
     let signInDiscovery = OwnedTasks()
 
@@ -77,8 +79,9 @@ struct AppServices: Sendable {
         let catalog = modelCatalog(settings.models, dependencies: dependencies, eventLoopGroup: app.eventLoopGroup, relayID: relayID)
         let files = try FileLibrary.make(settings.files, app: app, clock: clock, kind: settings.database.kind)
         let tools = ToolCatalog(settings: settings.tools, clock: clock, eventLoopGroup: app.eventLoopGroup)
+        let telemetry = try settings.tracing.map { try Telemetry(settings: $0, logger: app.logger) }
         let chat = try ChatFeature(app, settings: settings, dependencies: dependencies, metrics: metrics, usage: usage, catalog: catalog,
-                                   tools: tools, files: files)
+                                   tools: tools, files: files, telemetry: telemetry)
         // An account that changes is forgotten and its signed-out streams end, here and on every instance.
         // A revoked key is one of these changes: its owner's keys are forgotten here and everywhere.
         users.announceChanges { [bus = chat.bus, signOuts = chat.signOuts] id in
@@ -110,9 +113,10 @@ struct AppServices: Sendable {
             usage: usage, signIns: signIns, chat: chat, files: files, relayID: relayID, keys: keys,
             completions: Completions(catalog: catalog, usage: usage, limiter: limiter, replyLimit: settings.protection.replyLimit,
                                      tasks: OwnedTasks(), metrics: metrics, relayID: relayID, clock: clock,
-                                     keepAlive: settings.chat.keepAliveInterval),
+                                     keepAlive: settings.chat.keepAliveInterval, telemetry: telemetry),
             shares: ShareService(chats: chat.service, files: files, mode: settings.shareLinks, publicURL: settings.publicURL, clock: clock,
-                                 kind: settings.database.kind)
+                                 kind: settings.database.kind),
+            telemetry: telemetry
         )
     }
 }

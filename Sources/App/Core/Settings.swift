@@ -54,6 +54,8 @@ public struct Settings: Sendable {
     public var files: FileSettings
     /// MCP servers and how tool calls are bounded.
     public var tools: ToolSettings
+    /// OpenTelemetry traces, sent where `OTEL_EXPORTER_OTLP_ENDPOINT` says; nil: none.
+    public var tracing: TracingSettings?
     /// Used by `createsuperuser --noinput`.
     public var superuserEmail: String?
     public var superuserPassword: String?
@@ -177,6 +179,7 @@ public struct Settings: Sendable {
         usage = try UsageSettings(read)
         files = try FileSettings(read)
         tools = try ToolSettings(read)
+        tracing = try TracingSettings.read(read)
         superuserEmail = read.string("CHAT_SUPERUSER_EMAIL")
         superuserPassword = values["CHAT_SUPERUSER_PASSWORD"]
 

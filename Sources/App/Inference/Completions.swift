@@ -20,6 +20,8 @@ struct Completions: Sendable {
     let clock: any WallClock
     /// How often a silent stream gets a keep-alive comment (`SSE_KEEPALIVE_INTERVAL`).
     let keepAlive: Duration
+    /// Where each completion's span goes (``ModelCallTrace``); nil: tracing is off.
+    let telemetry: Telemetry?
 
     /// How long a completion has to start its answer (streamed) or give it whole.
     static let timeout: Duration = .seconds(600)
@@ -49,11 +51,15 @@ struct Completions: Sendable {
         let chunks = CompletionChunks(model: spec.model, created: clock.now(), includeUsage: spec.includeUsage)
         let run = CompletionRun(chunks: chunks, promptEstimate: estimate, streamingOn: spec.stream ? req.eventLoop : nil,
                                 keepAlive: keepAlive)
+        let trace = ModelCallTrace.start(telemetry, model: spec.model, providerModel: route.model, provider: route.settings)
+        trace.asked(request)
         let ending = Ending(usage: usage, metrics: metrics, reservation: reservation, model: spec.model, userID: userID, db: req.db,
-                            logger: req.logger)
+                            logger: req.logger, trace: trace)
         metrics.replyStarted()
         let provider = route.provider
-        let upstream: @Sendable () -> Task<ModelCompletion, any Error> = { Task { try await provider.streamReply(request) { run.receive($0) } } }
+        let upstream: @Sendable () -> Task<ModelCompletion, any Error> = {
+            Task { try await provider.streamReply(request, onRetry: trace.retrying) { run.receive($0) } }
+        }
         guard spec.stream else {
             let outcome = await run.run(upstream())
             let usage = await ending.settle(run, outcome)
@@ -131,6 +137,7 @@ private struct Ending: Sendable {
     let userID: UUID
     let db: any Database
     let logger: Logger
+    let trace: ModelCallTrace
 
     @discardableResult
     func settle(_ run: CompletionRun, _ outcome: Result<ModelCompletion, any Error>) async -> ModelUsage {
@@ -145,6 +152,8 @@ private struct Ending: Sendable {
         case .failure: status = "stopped"
         }
         metrics.replyEnded(status: status, inputTokens: consumed.inputTokens, outputTokens: consumed.outputTokens)
+        if case .failure(let error) = outcome, status == "failed" { trace.failed(error) }
+        trace.end(status: status, stopReason: try? outcome.get().stopReason, usage: consumed)
         let (usage, reservation, model, userID, db, logger) = (self.usage, self.reservation, self.model, self.userID, self.db, self.logger)
         await Task {
             do {

@@ -6,7 +6,7 @@ extension ReplyRunner {
     /// Calls each tool the model called, in order, relaying and saving each call and its result;
     /// answers the results for the model. A stop during a call ends it, and the call is kept as
     /// stopped.
-    func callTools(_ calls: [ModelToolCall], of reply: RunningReply, in toolBox: ToolBox) async throws -> [ModelToolResult] {
+    func callTools(_ calls: [ModelToolCall], of reply: RunningReply, in toolBox: ToolBox, trace: ModelCallTrace) async throws -> [ModelToolResult] {
         var results: [ModelToolResult] = []
         for call in calls {
             guard reply.toolCalls.count < ToolBox.maxCallsPerReply else {
@@ -18,16 +18,20 @@ extension ReplyRunner {
             guard let index = reply.beginToolCall(id: call.id, name: name, arguments: call.arguments) else { throw CancellationError() }
             await progressed(reply)
             let started = ContinuousClock.now
+            let server = toolBox.server(ofModelName: call.name)
+            let span = trace.toolCall(name: name, id: call.id, server: server)
             let outcome: ToolOutcome
             do {
                 outcome = try await toolBox.call(call.name, arguments: call.arguments)
             } catch {
                 let ending: MessageStatus = reply.stopReason == .shutdown ? .failed : .cancelled
+                span.end(isError: true, status: ending.rawValue)
                 reply.finishToolCall(index, result: ReplyStore.unfinishedCall(ending), isError: true, duration: started.duration(to: .now))
                 await progressed(reply)
                 throw error
             }
-            metrics.toolCalled(server: toolBox.server(ofModelName: call.name) ?? "unknown", isError: outcome.isError, duration: outcome.duration)
+            span.end(isError: outcome.isError)
+            metrics.toolCalled(server: server ?? "unknown", isError: outcome.isError, duration: outcome.duration)
             reply.finishToolCall(index, result: outcome.content, isError: outcome.isError, duration: outcome.duration)
             await progressed(reply)
             results.append(ModelToolResult(callID: call.id, content: outcome.content, isError: outcome.isError))

@@ -25,12 +25,15 @@ final class ReplyRunner: Sendable {
     let titler: ChatTitler
     let tools: ToolCatalog
     let usage: UsageLedger
+    /// Where each reply's span goes (``ModelCallTrace``); nil: tracing is off.
+    let telemetry: Telemetry?
     /// Titles being asked for after replies ended.
     let followUps = OwnedTasks()
 
     init(replies: RunningReplies, bus: any ChatEventBus, lists: ChatLists, catalog: ModelCatalog, tools: ToolCatalog, usage: UsageLedger, store: ReplyStore,
-         clock: any WallClock, settings: ChatSettings, logger: Logger, metrics: AppMetrics) {
+         clock: any WallClock, settings: ChatSettings, logger: Logger, metrics: AppMetrics, telemetry: Telemetry?) {
         self.replies = replies
+        self.telemetry = telemetry
         self.tools = tools
         self.usage = usage
         self.bus = bus
@@ -78,9 +81,14 @@ final class ReplyRunner: Sendable {
 
     private func run(_ reply: RunningReply) async {
         let started = ContinuousClock.now
-        let outcome = await stream(reply, started: started)
+        let trace = startTrace(of: reply.job)
+        let outcome = await stream(reply, started: started, trace: trace)
         // Stored outside this task's cancellation, so that a stopped reply is still saved.
         let stored = await Task { await self.finish(reply, outcome) }.value
+        trace.end(status: stored?.status.rawValue ?? "dropped", stopReason: stored?.stopReason, usage: stored.map {
+            ModelUsage(inputTokens: $0.inputTokens, outputTokens: $0.outputTokens, cacheReadInputTokens: $0.cacheReadInputTokens,
+                       cacheCreationInputTokens: $0.cacheCreationInputTokens)
+        })
         // Started before the reply is let go, so that a shutdown waiting for the reply sees it.
         if reply.job.needsTitle, stored?.status == .complete {
             followUps.run { [titler, chat = reply.job.chatID] in await titler.titleIfNeeded(chat) }
@@ -92,7 +100,14 @@ final class ReplyRunner: Sendable {
     /// tools (the chat's, ``ToolBox``), calls them one after another, relays each call and result,
     /// and asks it again with the results — up to `TOOL_MAX_STEPS` rounds, or until the user's
     /// quota is spent; then once more with `tool_choice: none`, and that answer ends the reply.
-    private func stream(_ reply: RunningReply, started: ContinuousClock.Instant) async -> ReplyOutcome {
+    private func startTrace(of job: ReplyJob) -> ModelCallTrace {
+        guard telemetry != nil else { return .off }
+        let route = catalog.route(job.model)
+        return ModelCallTrace.start(telemetry, model: job.model, providerModel: route?.model ?? job.model, provider: route?.settings,
+                                    conversation: job.chatID)
+    }
+
+    private func stream(_ reply: RunningReply, started: ContinuousClock.Instant, trace: ModelCallTrace) async -> ReplyOutcome {
         let job = reply.job
         do {
             guard let route = catalog.route(job.model) else {
@@ -103,11 +118,12 @@ final class ReplyRunner: Sendable {
             var request = prepared.model
             let toolBox = job.tools.isEmpty || !catalog.capabilities(of: job.model).contains(.tools) ? nil : tools.toolBox(for: job.tools, user: job.userID)
             if let toolBox, !toolBox.isEmpty { request.tools = toolBox.modelTools }
-            let firstToken = FirstTokenClock(started: started, metrics: metrics)
+            trace.asked(request)
+            let firstToken = FirstTokenClock(started: started, metrics: metrics, trace: trace)
             var steps = 0
             while true {
                 let calls = NIOLockedValueBox<[ModelToolCall]>([])
-                let completion = try await route.provider.streamReply(request) { [bus] event in
+                let completion = try await route.provider.streamReply(request, onRetry: trace.retrying) { [bus] event in
                     switch event {
                     case .text(let piece):
                         let now = ContinuousClock.now
@@ -128,7 +144,7 @@ final class ReplyRunner: Sendable {
                 let called = calls.withLockedValue { $0 }
                 guard let toolBox, !toolBox.isEmpty, !called.isEmpty, request.toolChoice == .auto else { return .complete(completion) }
                 let output = reply.roundOutput
-                let results = try await callTools(called, of: reply, in: toolBox)
+                let results = try await callTools(called, of: reply, in: toolBox, trace: trace)
                 request.messages.append(ModelMessage(role: .assistant, content: output.text, toolCalls: called,
                                                      reasoning: output.reasoning, reasoningSignature: output.signature))
                 request.messages.append(ModelMessage(role: .user, content: "", toolResults: results))
@@ -145,6 +161,7 @@ final class ReplyRunner: Sendable {
             }
         } catch {
             let outcome = ReplyOutcome(error, stopReason: reply.stopReason)
+            if case .failed = outcome { trace.failed(error) }
             switch outcome {
             case .failed(let message) where !(error is ProviderError) && !(error is CancellationError):
                 logger.error("reply failed", metadata: ["chat": "\(job.chatID)", "error": "\(String(reflecting: error))", "reason": "\(message)"])
@@ -268,11 +285,13 @@ final class ReplyRunner: Sendable {
 private final class FirstTokenClock: Sendable {
     private let started: ContinuousClock.Instant
     private let metrics: AppMetrics
+    private let trace: ModelCallTrace
     private let seen = NIOLockedValueBox(false)
 
-    init(started: ContinuousClock.Instant, metrics: AppMetrics) {
+    init(started: ContinuousClock.Instant, metrics: AppMetrics, trace: ModelCallTrace) {
         self.started = started
         self.metrics = metrics
+        self.trace = trace
     }
 
     func arrived(at instant: ContinuousClock.Instant) {
@@ -281,6 +300,8 @@ private final class FirstTokenClock: Sendable {
             return !seen
         }
         guard first else { return }
-        metrics.firstTokenArrived(after: started.duration(to: instant))
+        let elapsed = started.duration(to: instant)
+        metrics.firstTokenArrived(after: elapsed)
+        trace.firstToken(after: elapsed)
     }
 }
