@@ -96,7 +96,7 @@ def web_client(driver):
     assert reply_text(driver) == partial, "the text stopped growing"
     assert "Stopped." in last_assistant(driver).text
     stored = api("GET", f"/api/chat/{chat_id}/", token())["messages"][-1]
-    assert stored["status"] == "cancelled" and "word29" not in stored["content"], stored
+    assert stored["status"] == "cancelled" and "part399" not in stored["content"], stored
     browser.screenshot(driver, args, "client-stopped")
 
     # Reload in the middle of a reply: the page comes back to the chat and the reply goes on.

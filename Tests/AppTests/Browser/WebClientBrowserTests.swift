@@ -5,6 +5,12 @@ import Testing
 
 @Suite("Web client in a browser")
 struct WebClientBrowserTests {
+    /// The reply a scenario stops: about 25 s long, so that it is still streaming when the click or
+    /// the request to stop it comes, however slow the machine makes the browser (a 2.5 s reply had
+    /// ended first, and the Stop button was hidden, on a loaded CI machine). The scenarios check
+    /// that its last piece was never stored.
+    static let longReply = ["Long"] + (0..<400).map { " part\($0)" }
+
     @Test("sign up, stream a reply, stop one, reload mid-reply, rename, delete, hostile text — in headless Chromium",
           .enabled(if: Browser.available || Browser.required, Comment(rawValue: Browser.unavailableReason ?? "")))
     func webClient() async throws {
@@ -14,6 +20,8 @@ struct WebClientBrowserTests {
             // Every reply: Markdown, then 30 words, a piece every 60 ms (about 2.5 s in all).
             let pieces = ["Here", " is", " **bold**", " and", " `code`", ":\n\n", "- one\n", "- two\n\n"] + (0..<30).map { " word\($0)" }
             emulator.setDefault(.reply(pieces, delay: .milliseconds(60)))
+            // The second reply is the one stopped.
+            emulator.enqueue(.reply(pieces, delay: .milliseconds(60)), .reply(Self.longReply, delay: .milliseconds(60)))
             try await t.withLiveServer { base in
                 try await Browser.scenario("web_client.py", ["--base", base.replacingOccurrences(of: "127.0.0.1", with: "localhost")])
             }
@@ -45,6 +53,8 @@ struct WebClientBrowserTests {
             let emulator = try #require(a.emulator)
             let pieces = ["Here", " is", " **bold**", " and", " `code`", ":\n\n", "- one\n", "- two\n\n"] + (0..<30).map { " word\($0)" }
             emulator.setDefault(.reply(pieces, delay: .milliseconds(60)))
+            // The second reply is the one stopped.
+            emulator.enqueue(.reply(pieces, delay: .milliseconds(60)), .reply(Self.longReply, delay: .milliseconds(60)))
             try await a.withLiveServer { baseA in
                 try await b.withLiveServer { baseB in
                     try await Browser.scenario("web_two_instances.py", [
