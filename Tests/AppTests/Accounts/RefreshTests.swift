@@ -93,7 +93,9 @@ struct RefreshTests {
                     let next = try refreshed.decoded(TokenPairBody.self)
                     #expect(try await t.send(.POST, "/auth/refresh/", json: ["refresh": next.refresh]).status == .unauthorized)
                 } else {
-                    #expect(refreshed.status == .unauthorized)
+                    // Refused, or (SQLite's one writer busy past its timeout on a loaded machine) told
+                    // to try again: either way nothing was issued, which the count above proves.
+                    #expect([.unauthorized, .serviceUnavailable].contains(refreshed.status), "\(refreshed.status)")
                 }
             }
         }
