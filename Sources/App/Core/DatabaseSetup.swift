@@ -15,15 +15,16 @@ struct DatabaseClosed: Error, CustomStringConvertible {
 /// Connects Fluent to the database `DATABASE_URL` names.
 public enum DatabaseSetup {
     static func configure(_ app: Application, _ settings: DatabaseSettings) throws {
+        // The drivers keep their connections per event loop: SQLite one on each, PostgreSQL a share of the pool.
+        let loops = max(1, app.eventLoopGroup.makeIterator().reduce(0) { count, _ in count + 1 })
         switch settings.location {
         case .sqliteFile(let path):
-            app.databases.use(.sqlite(.file(path), sqlLogLevel: .trace), as: .sqlite)
+            app.databases.use(SQLiteThreads.own(.sqlite(.file(path), sqlLogLevel: .trace), connections: loops, app), as: .sqlite)
         case .sqliteMemory:
-            app.databases.use(.sqlite(.memory, sqlLogLevel: .trace), as: .sqlite)
+            app.databases.use(SQLiteThreads.own(.sqlite(.memory, sqlLogLevel: .trace), connections: loops, app), as: .sqlite)
         case .postgres(let url):
             var configuration = try SQLPostgresConfiguration(url: url)
             configuration.searchPath = settings.searchPath
-            let loops = max(1, app.eventLoopGroup.makeIterator().reduce(0) { count, _ in count + 1 })
             let perLoop = max(1, (settings.poolSize + loops - 1) / loops)
             app.databases.use(
                 .postgres(configuration: configuration, maxConnectionsPerEventLoop: perLoop,

@@ -3,6 +3,7 @@ import AnthropicEmulator
 import Fluent
 import Foundation
 import NIOConcurrencyHelpers
+import NIOPosix
 import Providers
 import SQLKit
 import Testing
@@ -122,6 +123,7 @@ func withTestApp(
     settings overrides: [String: String] = [:],
     emulated: Bool = false,
     api: UpstreamAPI = .anthropic,
+    blockingThreads: NIOThreadPool? = nil,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
@@ -130,9 +132,9 @@ func withTestApp(
         // cache refuses a second writer at once ("database is locked") instead of making it wait, and
         // a test whose reply saves while a request writes failed now and then.
         if case .sqlite = database, overrides["DATABASE_URL"] == nil {
-            try await database.onFile { file in try await runTestApp(database, overrides.merging(file) { $1 }, emulated, api, body) }
+            try await database.onFile { file in try await runTestApp(database, overrides.merging(file) { $1 }, emulated, api, blockingThreads, body) }
         } else {
-            try await runTestApp(database, overrides, emulated, api, body)
+            try await runTestApp(database, overrides, emulated, api, blockingThreads, body)
         }
     } catch {
         await appSlots.signal()
@@ -146,13 +148,15 @@ private func runTestApp(
     _ overrides: [String: String],
     _ emulated: Bool,
     _ api: UpstreamAPI,
+    _ blockingThreads: NIOThreadPool?,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
     let schema: String? = if case .postgres = database { newTestSchema() } else { nil }
     var instance: TestApp?
     do {
-        let t = try await startInstance(database, overrides, emulator: emulator, api: api, schema: schema, migrate: true)
+        let t = try await startInstance(database, overrides, emulator: emulator, api: api, schema: schema, migrate: true,
+                                        blockingThreads: blockingThreads)
         instance = t
         try await body(t)
     } catch {
@@ -168,10 +172,11 @@ func newTestSchema() -> String {
 }
 
 /// Configures and starts one application (an instance of the server) on `schema` (PostgreSQL) —
-/// creating and migrating it when `migrate` — with the emulator's settings when there is one.
+/// creating and migrating it when `migrate` — with the emulator's settings when there is one, and
+/// `blockingThreads` (which it then owns) as its blocking pool in place of the process's.
 func startInstance(
     _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?, api: UpstreamAPI = .anthropic,
-    schema: String?, migrate: Bool
+    schema: String?, migrate: Bool, blockingThreads: NIOThreadPool? = nil
 ) async throws -> TestApp {
     var environment = TestSettings.environment(database)
     if let emulator { environment.merge(api.settings(for: emulator)) { $1 } }
@@ -180,6 +185,7 @@ func startInstance(
     settings.database.searchPath = schema.map { [$0] }
 
     let app = try await Application.make(.testing)
+    if let blockingThreads { app.threadPool = blockingThreads }
     let clock = TestClock()
     let sleeps = RecordedSleeps()
     let providerClock = ManualClock()
