@@ -75,5 +75,5 @@ func routes(_ app: Application, _ services: AppServices) throws {
                                                             checkTimeout: min(chat.catalog.settings.connectTimeout, .seconds(5))))
     try staff.register(collection: AdminToolsController(tools: chat.tools))
     try staff.register(collection: AdminChatsController(chats: chat.service, rules: chat.rules))
-    try staff.register(collection: AdminMessagesController())
+    try staff.register(collection: AdminMessagesController(clock: services.clock))
 }

@@ -5,6 +5,8 @@ import Vapor
 /// Messages in the admin: search every conversation by content, filter by role and status, look at
 /// one, delete one (not a reply still streaming: stop it first).
 struct AdminMessagesController: RouteCollection {
+    let clock: any WallClock
+
     func boot(routes: any RoutesBuilder) throws {
         let group = routes.grouped("messages")
         group.get(use: list)
@@ -137,7 +139,7 @@ struct AdminMessagesController: RouteCollection {
         try Self.requireNotStreaming(message)
         let chatID = message.$chat.id
         try await req.db.transaction { tx in
-            try await ConversationTree(chatID: chatID, sql: try tx.sql()).remove(message)
+            try await ConversationTree(chatID: chatID, sql: try tx.sql()).remove(message, at: clock.now())
         }
         req.logger.notice("admin deleted message", metadata: [
             "admin": "\(me.email)", "message": "\(message.id?.uuidString ?? "")", "chat": "\(chatID)",

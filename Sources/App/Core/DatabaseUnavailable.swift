@@ -4,8 +4,9 @@ import SQLiteNIO
 import Vapor
 
 /// Database failures that are the database's state rather than the request's fault: it cannot be
-/// reached or is restarting, no connection came free in time, the server is shutting down, or
-/// (SQLite) the file is locked, read-only or its disk full. Each is answered 503 problem+json
+/// reached or is restarting, no connection came free in time, the server is shutting down, it broke
+/// a deadlock or a serialization conflict by rolling the transaction back (PostgreSQL), or (SQLite)
+/// the file is locked, read-only or its disk full. Each is answered 503 problem+json
 /// with `Retry-After` and `"code": "database_unavailable"` — never a 500 — and nothing was stored.
 enum DatabaseUnavailable {
     /// The problem for `error` when it is one of these; nil for every other error.
@@ -49,6 +50,10 @@ enum DatabaseUnavailable {
             guard let state = error.serverInfo?[.sqlState] else { return nil }
             if state.hasPrefix("08") || ["53300", "57P01", "57P02", "57P03"].contains(state) { return unreachable }
             if state == "53100" { return "The database's disk is full; nothing was stored." }
+            // Deadlock detected, serialization failure: the transaction was rolled back; once more may pass.
+            if state == "40P01" || state == "40001" {
+                return "The change met another one at the same moment and was rolled back; nothing was changed. Try again."
+            }
             return nil
         default:
             return nil

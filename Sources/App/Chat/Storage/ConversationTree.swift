@@ -148,9 +148,12 @@ struct ConversationTree {
     }
 
     /// Deletes `message` (an admin's act): what followed it follows its parent now, and the
-    /// versions at both turns are numbered again.
-    func remove(_ message: Message) async throws {
+    /// versions at both turns are numbered again. The chat's row is written (its `updated_at`) before
+    /// any message: every write to a chat locks its row first (a deletion of the chat, as it cascades,
+    /// locks the chat's row and then its messages), so that two never deadlock.
+    func remove(_ message: Message, at now: Date) async throws {
         let id = try message.requireID()
+        try await sql.update(Chat.schema).set("updated_at", to: SQLBind(now)).where("id", .equal, SQLBind(chatID)).run()
         let children = try await sql.select().column("role").from(Message.schema)
             .where("chat_id", .equal, SQLBind(chatID)).where("parent_id", .equal, SQLBind(id))
             .all(decodingColumn: "role", as: String.self)

@@ -95,7 +95,13 @@ struct ReplyStore: Sendable {
     func finish(_ job: ReplyJob, _ ending: Ending, now: Date) async throws -> MessageResponse? {
         // One transaction: the end, its usage and the chat's activity are stored together, by
         // whichever path ends the reply first, or not at all.
-        let won = try await database().transaction { tx in try await storeEnd(job, ending, now: now, on: try tx.sql()) }
+        let won: Bool
+        do {
+            try await database().transaction { tx in try await storeEnd(job, ending, now: now, on: try tx.sql()) }
+            won = true
+        } catch is NoLongerStreaming {
+            won = false
+        }
         guard won else {
             // Ended by another path first, which counted it — or deleted with its chat: counted here.
             guard let stored = try await message(job.messageID) else {
@@ -107,23 +113,28 @@ struct ReplyStore: Sendable {
         return MessageRow.ended(job.announced, ending)
     }
 
-    /// The writes of ``finish(_:_:now:)``; false when the reply was no longer streaming.
-    private func storeEnd(_ job: ReplyJob, _ ending: Ending, now: Date, on db: any SQLDatabase) async throws -> Bool {
-        let won = try await MessageRow.ending(ending, at: now, db.update(Message.schema))
-            .where("id", .equal, SQLBind(job.messageID))
-            .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
-            .returning("id")
-            .all()
-        guard !won.isEmpty else { return false }
-        try await UsageLedger.record(ending.usage, model: job.model, for: .user(job.userID), at: now, on: db)
+    /// The writes of ``finish(_:_:now:)``; throws ``NoLongerStreaming`` (rolling them back) when the
+    /// reply was no longer streaming. The chat's row is written first: every write to a chat locks its
+    /// row before its messages' (a deletion locks the chat, then its messages as it cascades), so two
+    /// of them may wait for each other but never deadlock.
+    private func storeEnd(_ job: ReplyJob, _ ending: Ending, now: Date, on db: any SQLDatabase) async throws {
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
             .set("last_message_at", to: SQLBind(activity))
             .set("activity_at", to: SQLBind(activity))
             .where("id", .equal, SQLBind(job.chatID))
             .run()
-        return true
+        let won = try await MessageRow.ending(ending, at: now, db.update(Message.schema))
+            .where("id", .equal, SQLBind(job.messageID))
+            .where("status", .equal, SQLBind(MessageStatus.streaming.rawValue))
+            .returning("id")
+            .all()
+        guard !won.isEmpty else { throw NoLongerStreaming() }
+        try await UsageLedger.record(ending.usage, model: job.model, for: .user(job.userID), at: now, on: db)
     }
+
+    /// The reply was ended by another path first, or deleted with its chat.
+    private struct NoLongerStreaming: Error {}
 
     /// Saves a streaming reply's text (when `text` is given) and heartbeat; false when the message
     /// is no longer streaming (ended elsewhere, or deleted).

@@ -1,0 +1,127 @@
+import AnthropicEmulator
+@testable import App
+import FluentPostgresDriver
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+import Testing
+
+/// Writes to a chat take its locks in one order — the chat's row, then its messages' — so that
+/// two of them can wait for each other but never deadlock. (PostgreSQL only: SQLite has one writer.)
+@Suite("Lock order")
+struct LockOrderTests {
+    /// Seen in the hour-long soak: `DELETE /api/chat/{id}/` answered 500 with PostgreSQL's
+    /// `deadlock detected`. The deletion locks the chat's row and then, cascading, its messages; the
+    /// end of a reply locked its message and then the chat's row (for its activity).
+    @Test("a chat deleted while its reply is being stored: the deletion locks the chat, then its messages, and the reply's end waits for the chat first")
+    func deletionAndReplyEnd() async throws {
+        guard let url = TestDatabase.postgresURL else { return }
+        try await withTestApp(.postgres(url: url), emulated: true) { t in
+            let emulator = try #require(t.emulator)
+            let schema = try #require(t.settings.database.searchPath?.first)
+            emulator.enqueue(.reply(Script.Reply(["Half", " the rest"], pauseAfter: 1)))
+            let session = try await t.register()
+            let userID = try #require(UUID(uuidString: session.user.id))
+            let chat = try await t.createChat(token: session.access, content: "Go")
+            let chatID = try #require(UUID(uuidString: chat.id))
+            try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
+
+            // A deletion in progress, in the order PostgreSQL takes its locks, a step at a time.
+            try await SideConnection.with(url, schema: schema) { deleter in
+                try await deleter.run("BEGIN")
+                try await deleter.run("SELECT id FROM chats WHERE id = \(chatID) FOR UPDATE")
+                emulator.openGate()
+                try await waitUntil("the reply's end to wait for the chat") { try await deleter.count(Self.blockedByMe) > 0 }
+                // Whatever the reply's end holds while it waits, the deletion needs next: none of the
+                // chat's messages may be locked by it (NOWAIT: an error at once where it would wait).
+                do {
+                    try await deleter.run("SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT")
+                } catch {
+                    Issue.record("the reply's end holds a message of the chat while it waits: \(String(reflecting: error))")
+                    throw error
+                }
+                try await deleter.run("DELETE FROM chats WHERE id = \(chatID)")
+                try await deleter.run("COMMIT")
+
+                // The reply's end then finds its message gone and counts its usage for the user all the same.
+                try await waitUntil("the reply's usage to be counted") {
+                    try await deleter.count("SELECT replies AS n FROM usage_daily WHERE user_id = \(userID)") == 1
+                }
+            }
+            #expect(try await t.send(.GET, "/api/chat/\(chat.id)/", token: session.access).status == .notFound)
+        }
+    }
+
+    /// Locks other sessions are waiting for, held by this one.
+    static let blockedByMe: PostgresQuery = "SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+
+    @Test("a deadlock PostgreSQL breaks is the database's state, not the request's fault: 503 database_unavailable, worth trying again")
+    func deadlockIsTransient() async throws {
+        guard let url = TestDatabase.postgresURL else { return }
+        try await SideConnection.with(url, schema: "public") { first in
+            try await SideConnection.with(url, schema: "public") { second in
+                let keys = (Int64.random(in: 1...Int64.max / 2), Int64.random(in: 1...Int64.max / 2))
+                try await first.run("BEGIN")
+                try await second.run("BEGIN")
+                try await first.run("SELECT pg_advisory_xact_lock(\(keys.0))")
+                try await second.run("SELECT pg_advisory_xact_lock(\(keys.1))")
+                async let firstWaits: Void = first.run("SELECT pg_advisory_xact_lock(\(keys.1))")
+                try await waitUntil("the first to wait for the second") { try await second.count(Self.blockedByMe) > 0 }
+                let secondError: (any Error)?
+                do {
+                    try await second.run("SELECT pg_advisory_xact_lock(\(keys.0))")
+                    secondError = nil
+                } catch {
+                    secondError = error
+                }
+                let firstError: (any Error)?
+                do {
+                    try await firstWaits
+                    firstError = nil
+                } catch {
+                    firstError = error
+                }
+                let broken = try #require(firstError ?? secondError, "PostgreSQL broke the deadlock")
+                #expect((firstError == nil) != (secondError == nil), "one transaction was chosen")
+                let problem = try #require(DatabaseUnavailable.problem(for: broken), "\(String(reflecting: broken))")
+                #expect(problem.status == .serviceUnavailable && problem.code == "database_unavailable")
+                #expect(DatabaseUnavailable.matches(broken))
+            }
+        }
+    }
+}
+
+/// A PostgreSQL connection of the test's own, outside the application's pool, on `schema`.
+struct SideConnection {
+    let connection: PostgresConnection
+
+    /// Runs `body` with a connection that is closed when it ends, however it ends.
+    static func with<T>(_ url: String, schema: String, _ body: (SideConnection) async throws -> T) async throws -> T {
+        let configuration = try SQLPostgresConfiguration(url: url).coreConfiguration
+        let connection = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration,
+                                                              id: 98, logger: Logger(label: "side-connection"))
+        let side = SideConnection(connection: connection)
+        do {
+            try await side.run("SELECT set_config('search_path', \(schema), false)")
+            let result = try await body(side)
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    func run(_ query: PostgresQuery) async throws {
+        _ = try await connection.query(query, logger: connection.logger).collect()
+    }
+
+    /// The first row's `n`, or 0 without rows.
+    func count(_ query: PostgresQuery) async throws -> Int {
+        for try await row in try await connection.query(query, logger: connection.logger) {
+            return try row.decode(Int.self)
+        }
+        return 0
+    }
+}
