@@ -19,19 +19,44 @@ struct ModelCallTrace: Sendable {
         self.tracer = tracer
     }
 
+    /// Where a call goes: a configured provider, the offline stand-in, or nowhere (no provider
+    /// offers the model: the call fails before it is made).
+    enum Upstream {
+        case provider(ModelSettings.Provider)
+        case offline
+        case unknown
+
+        /// The upstream of a ``ModelCatalog`` route; `.unknown` without one.
+        init(_ route: (provider: any ModelProvider, settings: ModelSettings.Provider?, model: String)?) {
+            guard let route else {
+                self = .unknown
+                return
+            }
+            self = route.settings.map(Upstream.provider) ?? .offline
+        }
+
+        var name: String {
+            switch self {
+            case .provider(let settings): settings.name
+            case .offline: "offline"
+            case .unknown: "unknown"
+            }
+        }
+    }
+
     /// Starts the span of a call of `model` (its id here: the provider's own name for it is
-    /// `providerModel`) on `provider` (nil: the offline stand-in).
-    static func start(_ telemetry: Telemetry?, model: String, providerModel: String, provider: ModelSettings.Provider?,
+    /// `providerModel`) to `upstream`.
+    static func start(_ telemetry: Telemetry?, model: String, providerModel: String, upstream: Upstream,
                       conversation: UUID? = nil) -> ModelCallTrace {
         guard let tracer = telemetry?.tracer else { return .off }
         let span = tracer.startAnySpan("chat \(providerModel)", context: Telemetry.currentContext, ofKind: .client)
         span.updateAttributes { attributes in
             attributes["gen_ai.operation.name"] = "chat"
-            attributes["gen_ai.provider.name"] = provider?.name ?? "offline"
+            attributes["gen_ai.provider.name"] = upstream.name
             attributes["gen_ai.request.model"] = providerModel
             attributes["chat_server.model"] = model
             if let conversation { attributes["gen_ai.conversation.id"] = conversation.uuidString.lowercased() }
-            if let provider, let url = URL(string: provider.baseURL), let host = url.host {
+            if case .provider(let provider) = upstream, let url = URL(string: provider.baseURL), let host = url.host {
                 attributes["server.address"] = host
                 attributes["server.port"] = url.port ?? (url.scheme?.lowercased() == "https" ? 443 : 80)
             }

@@ -195,6 +195,15 @@ struct TracingTests {
         }
     }
 
+    @Test("a call names its provider; the offline stand-in is `offline`, a model no provider offers (the call fails unmade) `unknown`")
+    func upstreamNames() throws {
+        let provider = try #require(try Settings(environment: TestSettings.environment(.sqlite).merging(
+            ["ANTHROPIC_API_KEY": "k"]) { $1 }).models.providers.first)
+        #expect(ModelCallTrace.Upstream.provider(provider).name == provider.name)
+        #expect(ModelCallTrace.Upstream.offline.name == "offline")
+        #expect(ModelCallTrace.Upstream(nil).name == "unknown")
+    }
+
     @Test("tracing off: no collector named, no telemetry, no span made")
     func off() async throws {
         try await withTestApp(.sqlite, emulated: true) { t in

@@ -100,13 +100,6 @@ final class ReplyRunner: Sendable {
     /// tools (the chat's, ``ToolBox``), calls them one after another, relays each call and result,
     /// and asks it again with the results — up to `TOOL_MAX_STEPS` rounds, or until the user's
     /// quota is spent; then once more with `tool_choice: none`, and that answer ends the reply.
-    private func startTrace(of job: ReplyJob) -> ModelCallTrace {
-        guard telemetry != nil else { return .off }
-        let route = catalog.route(job.model)
-        return ModelCallTrace.start(telemetry, model: job.model, providerModel: route?.model ?? job.model, provider: route?.settings,
-                                    conversation: job.chatID)
-    }
-
     private func stream(_ reply: RunningReply, started: ContinuousClock.Instant, trace: ModelCallTrace) async -> ReplyOutcome {
         let job = reply.job
         do {
@@ -278,30 +271,5 @@ final class ReplyRunner: Sendable {
             }
             group.cancelAll()
         }
-    }
-}
-
-/// Measures the time to a reply's first token, once.
-private final class FirstTokenClock: Sendable {
-    private let started: ContinuousClock.Instant
-    private let metrics: AppMetrics
-    private let trace: ModelCallTrace
-    private let seen = NIOLockedValueBox(false)
-
-    init(started: ContinuousClock.Instant, metrics: AppMetrics, trace: ModelCallTrace) {
-        self.started = started
-        self.metrics = metrics
-        self.trace = trace
-    }
-
-    func arrived(at instant: ContinuousClock.Instant) {
-        let first = seen.withLockedValue { seen in
-            defer { seen = true }
-            return !seen
-        }
-        guard first else { return }
-        let elapsed = started.duration(to: instant)
-        metrics.firstTokenArrived(after: elapsed)
-        trace.firstToken(after: elapsed)
     }
 }
