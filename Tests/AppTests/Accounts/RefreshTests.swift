@@ -93,9 +93,8 @@ struct RefreshTests {
                     let next = try refreshed.decoded(TokenPairBody.self)
                     #expect(try await t.send(.POST, "/auth/refresh/", json: ["refresh": next.refresh]).status == .unauthorized)
                 } else {
-                    // Refused, or (SQLite's one writer busy past its timeout on a loaded machine) told
-                    // to try again: either way nothing was issued, which the count above proves.
-                    #expect([.unauthorized, .serviceUnavailable].contains(refreshed.status), "\(refreshed.status)")
+                    // (A 503 seen here on a loaded run was SQLite starved of threads: DatabaseThreadsTests.)
+                    #expect(refreshed.status == .unauthorized, "\(refreshed.status)")
                 }
             }
         }
