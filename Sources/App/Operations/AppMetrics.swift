@@ -13,6 +13,7 @@ final class AppMetrics: Sendable {
     private let relayLatency: DurationHistogram
     private let tokensIn: Counter
     private let tokensOut: Counter
+    private let streamsBehind: Counter
 
     static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
@@ -33,6 +34,9 @@ final class AppMetrics: Sendable {
                                         labels: [("direction", "in")])
         tokensOut = registry.makeCounter(descriptor: .init(metricName: "chat_tokens_total", unitName: "", helpText: "Tokens reported by the model provider."),
                                          labels: [("direction", "out")])
+        streamsBehind = registry.makeCounter(descriptor: .init(
+            metricName: "chat_streams_behind_total", unitName: "",
+            helpText: "Event streams ended because their reader fell SSE_MAX_PENDING_EVENTS events behind (it resumes by id)."))
     }
 
     /// The Prometheus text exposition of every metric.
@@ -47,6 +51,7 @@ final class AppMetrics: Sendable {
 
     func streamOpened() { streamsOpen.increment() }
     func streamClosed() { streamsOpen.decrement() }
+    func streamFellBehind() { streamsBehind.increment() }
     func replyStarted() { repliesInFlight.increment() }
 
     func replyEnded(status: String, inputTokens: Int, outputTokens: Int) {

@@ -106,7 +106,11 @@ struct BusLimitTests {
         // The database goes away: what is sent meanwhile queues, up to five, the oldest dropped.
         proxy.drop(refuse: true)
         // (Distinct: PostgreSQL delivers identical notifications of one transaction once.)
-        for _ in 0..<12 { sender.notify(channel, BusNotification.unfollowed(chat: UUID())) }
+        // The sender takes the first and keeps trying it; the rest wait (had it taken a batch of
+        // five at once, a sixth would have had to wait beside them: a count that hung on timing).
+        sender.notify(channel, BusNotification.unfollowed(chat: UUID()))
+        try await waitUntil("the sender to take it") { sender.inFlightCount == 1 }
+        for _ in 1..<12 { sender.notify(channel, BusNotification.unfollowed(chat: UUID())) }
         try await waitUntil("drops") { drops.withLockedValue { $0.count } >= 7 }
         #expect(drops.withLockedValue { $0 }.allSatisfy { $0 == "queue_full" })
         proxy.restore()

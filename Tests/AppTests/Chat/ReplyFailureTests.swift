@@ -129,7 +129,7 @@ struct ReplyFailureTests {
         }
     }
 
-    @Test("a reader too slow for the stream is disconnected, and resumes by id without loss", arguments: UpstreamAPI.allCases)
+    @Test("a reader too slow for the stream is disconnected, told so in a last comment and counted, and resumes by id without loss", arguments: UpstreamAPI.allCases)
     func slowReader(_ api: UpstreamAPI) async throws {
         try await withTestApp(.sqlite, settings: ["SSE_MAX_PENDING_EVENTS": "8"], emulated: true, api: api) { t in
             let emulator = try #require(t.emulator)
@@ -149,7 +149,13 @@ struct ReplyFailureTests {
                 let reply = try await t.waitForReply(turn.assistant.id, chat: chat.id, token: session.access, timeout: .seconds(30))
                 #expect(reply["status"] as? String == "complete", "the reply does not wait for the reader")
                 try await waitUntil("the slow reader to be let go") { bus.openStreamCount == 0 }
+                // Read at last, its stream says why it ended (a comment, which EventSource ignores).
+                stalled.readFromNow()
+                try await stalled.waitForEnd(timeout: .seconds(30))
+                #expect(stalled.lastComment?.hasPrefix(": behind:") == true, "\(stalled.lastComment ?? "no comment")")
                 stalled.close()
+                let metrics = try await t.send(.GET, "/metrics", from: "127.0.0.1").body.string
+                #expect(metrics.contains("chat_streams_behind_total 1"))
 
                 let resumed = try await EventStreamClient.open(base, path, token: session.access, lastEventID: "2-\(chunks[0].utf8.count)")
                 let events = try await resumed.waitForDone(turn.assistant.id)

@@ -10,8 +10,7 @@ struct DatabaseThreadsTests {
     /// they ran on the process's shared blocking pool (as many threads as cores), with password hashes
     /// and file reads: waiting writers could take every thread while the holder of the lock waited for
     /// one to commit, until their five seconds ran out; and every query queued behind each hash.
-    @Test("SQLite's queries never wait for the shared blocking pool: with its every thread taken, chats are still read and written",
-          .timeLimit(.minutes(2)))
+    @Test("SQLite's queries never wait for the shared blocking pool: with its every thread taken, chats are still read and written")
     func ownThreads() async throws {
         let shared = NIOThreadPool(numberOfThreads: 1)
         shared.start()

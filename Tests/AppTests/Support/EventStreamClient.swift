@@ -14,12 +14,14 @@ final class EventStreamClient: Sendable {
     private struct State {
         var events: [Event] = []
         var comments = 0
+        var lastComment: String?
         var ended = false
         var failure: String?
     }
 
     private let state = NIOLockedValueBox(State())
     private let reader = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let unread = NIOLockedValueBox<HTTPClientResponse.Body?>(nil)
     let status: HTTPResponseStatus
     let headers: HTTPHeaders
 
@@ -37,7 +39,7 @@ final class EventStreamClient: Sendable {
         if let lastEventID { request.headers.add(name: "Last-Event-ID", value: lastEventID) }
         let response = try await client.execute(request, timeout: .seconds(10))
         let client = EventStreamClient(status: response.status, headers: response.headers)
-        if readBody { client.startReading(response.body) }
+        if readBody { client.startReading(response.body) } else { client.unread.withLockedValue { $0 = response.body } }
         return client
     }
 
@@ -59,12 +61,13 @@ final class EventStreamClient: Sendable {
             do {
                 for try await chunk in body {
                     let text = String(buffer: chunk)
-                    let comments = text.components(separatedBy: "\n").filter { $0.hasPrefix(":") }.count
+                    let comments = text.components(separatedBy: "\n").filter { $0.hasPrefix(":") }
                     var parsed: [Event] = []
                     parser.feed(Array(chunk.readableBytesView)) { parsed.append($0) }
                     state.withLockedValue {
                         $0.events.append(contentsOf: parsed)
-                        $0.comments += comments
+                        $0.comments += comments.count
+                        if let last = comments.last { $0.lastComment = last }
                     }
                 }
                 state.withLockedValue { $0.ended = true }
@@ -78,7 +81,15 @@ final class EventStreamClient: Sendable {
         reader.withLockedValue { $0 = task }
     }
 
+    /// Starts reading a stream opened with `readBody: false`.
+    func readFromNow() {
+        guard let body = unread.withLockedValue({ body in defer { body = nil }; return body }) else { return }
+        startReading(body)
+    }
+
     var events: [Event] { state.withLockedValue { $0.events } }
+    /// The last comment line the stream carried (a keep-alive, or why it ended).
+    var lastComment: String? { state.withLockedValue { $0.lastComment } }
     var keepAliveCount: Int { state.withLockedValue { $0.comments } }
     var hasEnded: Bool { state.withLockedValue { $0.ended } }
 

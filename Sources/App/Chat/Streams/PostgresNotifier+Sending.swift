@@ -42,6 +42,8 @@ extension PostgresNotifier {
 
     /// Notifications queued and not yet sent (tests wait for it to drain).
     var queuedCount: Int { sending.withLockedValue { $0.queue.count } }
+    /// Of those, the ones in the batch being sent (tests wait for the sender to take one).
+    var inFlightCount: Int { sending.withLockedValue { $0.inFlight } }
 
     /// The most text joined pieces hold (half the limit: escaping may double it).
     static let maxJoinedBytes = BusNotification.maxTextBytes / 2

@@ -5,6 +5,9 @@ import Vapor
 /// Encodes the contract's SSE events, each written straight into a buffer (``JSONWritable``).
 enum ServerSentEventEncoder {
     static let keepAlive = ByteBuffer(string: ": keep-alive\n\n")
+    /// The last words to a reader too far behind, before the stream closes: a comment (EventSource
+    /// ignores it and reconnects with the last event id it had), so that it is told from a drop.
+    static let fellBehind = ByteBuffer(string: ": behind: the stream ends here; resume from the last event id\n\n")
     /// Sent first: how soon EventSource clients should reconnect after a drop.
     static let preamble = ByteBuffer(string: "retry: 2000\n\n")
 

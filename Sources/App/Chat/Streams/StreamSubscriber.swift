@@ -35,7 +35,7 @@ enum StreamFrame: Sendable {
 /// frames keep their publish order whichever thread sent them. Everything else is touched only on
 /// the event loop. Frames that arrive before the response starts wait until the replay is written.
 /// A reader with `maxPendingEvents` events written but not yet taken by the network is too slow:
-/// its stream ends, and it resumes by event id.
+/// its stream ends, with a `: behind` comment last, and it resumes by event id.
 final class StreamSubscriber: Sendable {
     let id: Int
     let chat: UUID
@@ -175,7 +175,7 @@ final class StreamSubscriber: Sendable {
                 return finish(nil)
             }
         }
-        if state.value.waiting.count > maxPendingEvents { finish(nil) }
+        if state.value.waiting.count > maxPendingEvents { fallBehind() }
     }
 
     /// Appends what `frames` add to the stream; stops at the first that ends it.
@@ -247,7 +247,7 @@ final class StreamSubscriber: Sendable {
     private func write(_ bytes: ByteBuffer, events: Int, relays: [ContinuousClock.Instant]) {
         guard let writer = state.value.writer, !state.value.ended else { return }
         guard state.value.pendingEvents + events <= maxPendingEvents else {
-            finish(nil)
+            fallBehind()
             return
         }
         state.value.pendingEvents += events
@@ -260,6 +260,14 @@ final class StreamSubscriber: Sendable {
             }
         }
         writer.write(.buffer(bytes), promise: promise)
+    }
+
+    /// The reader is `maxPendingEvents` events behind: its stream ends, saying so in a comment.
+    private func fallBehind() {
+        guard !state.value.ended else { return }
+        metrics.streamFellBehind()
+        state.value.writer?.write(.buffer(ServerSentEventEncoder.fellBehind), promise: nil)
+        finish(nil)
     }
 
     /// Ends the response (an `error` event first when given a problem), once, and tells the hub.
