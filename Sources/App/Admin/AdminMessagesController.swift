@@ -139,7 +139,7 @@ struct AdminMessagesController: RouteCollection {
         try Self.requireNotStreaming(message)
         let chatID = message.$chat.id
         try await req.db.transaction { tx in
-            try await ConversationTree(chatID: chatID, sql: try tx.sql()).remove(message, at: clock.now())
+            try await ConversationTree(chatID: chatID, sql: try tx.sql()).remove(message, at: clock.now().atDatabasePrecision)
         }
         req.logger.notice("admin deleted message", metadata: [
             "admin": "\(me.email)", "message": "\(message.id?.uuidString ?? "")", "chat": "\(chatID)",

@@ -34,7 +34,7 @@ struct ChatFeature: Sendable {
         let hub = ChatStreamHub(maxPendingEvents: settings.chat.maxPendingEvents, maxStreamsPerUser: settings.protection.maxStreamsPerUser,
                                 clock: dependencies.clock, metrics: metrics)
         let attachments = Attachments(files: files, catalog: catalog)
-        let store = ReplyStore(database: DatabaseSetup.access(app), attachments: attachments)
+        let store = ReplyStore(database: DatabaseSetup.access(app), attachments: attachments, kind: settings.database.kind)
         bus = ChatBus(hub: hub, replies: replies, store: store,
                       transport: try Self.transport(settings, clock: dependencies.clock, metrics: metrics, app: app), logger: app.logger)
         lists = ChatLists(clock: dependencies.clock)

@@ -1,4 +1,5 @@
 import Fluent
+import Foundation
 import SQLKit
 
 /// The two databases this server runs on, told apart once — from `DATABASE_URL` at start-up — and
@@ -28,5 +29,18 @@ extension Database {
         case .postgres: try await sql().raw("SELECT pg_advisory_xact_lock(hashtextextended(\(bind: key), 0))").run()
         case .sqlite: try await sql().raw("UPDATE _fluent_migrations SET batch = batch WHERE 1 = 0").run()
         }
+    }
+}
+
+extension SQLDatabase {
+    /// Keeps account `userID` from being deleted until the transaction ends, and waits while it is
+    /// being deleted: first in a transaction that writes the user's chats or messages, so that it
+    /// takes its locks in the order an account's deletion does (the account's row, then its chats'
+    /// rows, then their messages'), and the two wait for each other instead of deadlocking.
+    /// PostgreSQL: `FOR KEY SHARE`, which no other writer of the account waits for. SQLite, with one
+    /// writer at a time, needs nothing.
+    func holdAccount(_ userID: UUID, on kind: DatabaseKind) async throws {
+        guard kind == .postgres else { return }
+        try await raw("SELECT 1 FROM users WHERE id = \(bind: userID) FOR KEY SHARE").run()
     }
 }

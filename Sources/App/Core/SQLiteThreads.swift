@@ -1,3 +1,4 @@
+import Dispatch
 import Fluent
 import NIOPosix
 import Vapor
@@ -21,14 +22,21 @@ struct SQLiteThreads: DatabaseConfiguration {
         base.makeDriver(for: Databases(threadPool: threads, on: databases.eventLoopGroup))
     }
 
-    /// `base` on a pool of its own, a thread for each of its `connections`, that stops after the application's databases have closed (values in
-    /// its storage are shut down after its lifecycle handlers, Fluent's among them).
+    /// `base` on a pool of its own, a thread for each of its `connections`. The pool stops a while
+    /// after the application has shut down (values in its storage go after its lifecycle handlers,
+    /// Fluent's among them): Fluent closes idle connections at once, but one still leased by work
+    /// that outlived the shutdown is closed when it comes back, and closing runs on these threads.
     static func own(_ base: DatabaseConfigurationFactory, connections: Int, _ app: Application) -> DatabaseConfigurationFactory {
         let threads = NIOThreadPool(numberOfThreads: connections)
         threads.start()
-        app.storage.set(Key.self, to: threads) { try $0.syncShutdownGracefully() }
+        app.storage.set(Key.self, to: threads) { threads in
+            DispatchQueue.global().asyncAfter(deadline: .now() + closingGrace) { threads.shutdownGracefully { _ in } }
+        }
         return DatabaseConfigurationFactory { SQLiteThreads(base: base.make(), threads: threads) }
     }
+
+    /// Longer than any query takes (SQLite waits at most `busy_timeout`, 5 s, for its lock).
+    static let closingGrace: DispatchTimeInterval = .seconds(30)
 
     private struct Key: StorageKey {
         typealias Value = NIOThreadPool

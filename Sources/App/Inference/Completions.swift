@@ -57,8 +57,17 @@ struct Completions: Sendable {
                             logger: req.logger, trace: trace)
         metrics.replyStarted()
         let provider = route.provider
+        let firstToken = FirstTokenClock(started: .now, metrics: metrics, trace: trace)
         let upstream: @Sendable () -> Task<ModelCompletion, any Error> = {
-            Task { try await provider.streamReply(request, onRetry: trace.retrying) { run.receive($0) } }
+            Task {
+                try await provider.streamReply(request, onRetry: trace.retrying) { event in
+                    switch event {
+                    case .text, .reasoning: firstToken.arrived(at: .now)
+                    case .reasoningSignature, .usage, .toolCall: break
+                    }
+                    run.receive(event)
+                }
+            }
         }
         guard spec.stream else {
             let outcome = await run.run(upstream())

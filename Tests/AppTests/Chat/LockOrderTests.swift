@@ -7,8 +7,9 @@ import NIOPosix
 import PostgresNIO
 import Testing
 
-/// Writes to a chat take its locks in one order — the chat's row, then its messages' — so that
-/// two of them can wait for each other but never deadlock. (PostgreSQL only: SQLite has one writer.)
+/// Writes to a chat take their locks in the order deletions do — the account's row, the chat's, then
+/// its messages' — so that two of them can wait for each other but never deadlock. (PostgreSQL only:
+/// SQLite has one writer at a time.)
 @Suite("Lock order")
 struct LockOrderTests {
     /// Seen in the hour-long soak: `DELETE /api/chat/{id}/` answered 500 with PostgreSQL's
@@ -18,14 +19,8 @@ struct LockOrderTests {
     func deletionAndReplyEnd() async throws {
         guard let url = TestDatabase.postgresURL else { return }
         try await withTestApp(.postgres(url: url), emulated: true) { t in
-            let emulator = try #require(t.emulator)
-            let schema = try #require(t.settings.database.searchPath?.first)
-            emulator.enqueue(.reply(Script.Reply(["Half", " the rest"], pauseAfter: 1)))
-            let session = try await t.register()
-            let userID = try #require(UUID(uuidString: session.user.id))
-            let chat = try await t.createChat(token: session.access, content: "Go")
-            let chatID = try #require(UUID(uuidString: chat.id))
-            try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
+            let (emulator, schema, paused) = try await Self.pausedReply(t)
+            let (userID, chatID) = (paused.userID, paused.chatID)
 
             // A deletion in progress, in the order PostgreSQL takes its locks, a step at a time.
             try await SideConnection.with(url, schema: schema) { deleter in
@@ -49,8 +44,59 @@ struct LockOrderTests {
                     try await deleter.count("SELECT replies AS n FROM usage_daily WHERE user_id = \(userID)") == 1
                 }
             }
-            #expect(try await t.send(.GET, "/api/chat/\(chat.id)/", token: session.access).status == .notFound)
+            #expect(try await t.send(.GET, "/api/chat/\(chatID.lowercased)/", token: paused.access).status == .notFound)
         }
+    }
+
+    /// Found in review: the end of a reply locked its chat, then its message, then (adding a day's
+    /// first usage row for the user) the account's row; an account's deletion locks the account and
+    /// then, cascading, its chats and their messages.
+    @Test("an account deleted while its reply is being stored: the reply's end waits for the account first, holding nothing")
+    func accountDeletionAndReplyEnd() async throws {
+        guard let url = TestDatabase.postgresURL else { return }
+        try await withTestApp(.postgres(url: url), emulated: true) { t in
+            let (emulator, schema, paused) = try await Self.pausedReply(t)
+            let (userID, chatID) = (paused.userID, paused.chatID)
+
+            try await SideConnection.with(url, schema: schema) { deleter in
+                try await deleter.run("BEGIN")
+                try await deleter.run("SELECT id FROM users WHERE id = \(userID) FOR UPDATE")
+                emulator.openGate()
+                try await waitUntil("the reply's end to wait for the account") { try await deleter.count(Self.blockedByMe) > 0 }
+                do {
+                    try await deleter.run("SELECT id FROM chats WHERE user_id = \(userID) FOR UPDATE NOWAIT")
+                    try await deleter.run("SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT")
+                } catch {
+                    Issue.record("the reply's end holds the chat or a message while it waits: \(String(reflecting: error))")
+                    throw error
+                }
+                try await deleter.run("DELETE FROM users WHERE id = \(userID)")
+                try await deleter.run("COMMIT")
+
+                // Its usage is kept without the account.
+                try await waitUntil("the reply's usage to be counted") {
+                    try await deleter.count("SELECT CAST(COALESCE(SUM(replies), 0) AS BIGINT) AS n FROM usage_daily WHERE user_id IS NULL") == 1
+                }
+            }
+        }
+    }
+
+    /// A user's new chat whose reply the emulator holds after its first piece, on PostgreSQL.
+    static func pausedReply(_ t: TestApp) async throws -> (AnthropicEmulator, schema: String, PausedChat) {
+        let emulator = try #require(t.emulator)
+        let schema = try #require(t.settings.database.searchPath?.first)
+        emulator.enqueue(.reply(Script.Reply(["Half", " the rest"], pauseAfter: 1)))
+        let session = try await t.register()
+        let chat = try await t.createChat(token: session.access, content: "Go")
+        try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
+        return (emulator, schema, PausedChat(access: session.access, userID: try #require(UUID(uuidString: session.user.id)),
+                                              chatID: try #require(UUID(uuidString: chat.id))))
+    }
+
+    struct PausedChat {
+        let access: String
+        let userID: UUID
+        let chatID: UUID
     }
 
     /// Locks other sessions are waiting for, held by this one.

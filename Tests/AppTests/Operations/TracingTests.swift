@@ -152,7 +152,7 @@ struct TracingTests {
         await collector.shutdown()
     }
 
-    @Test("a /v1/chat/completions request is a span with its model call inside")
+    @Test("a /v1/chat/completions request is a span with its model call inside, its first token an event of it")
     func completions() async throws {
         try await withTracedApp { t, collector in
             let emulator = try #require(t.emulator)
@@ -168,6 +168,8 @@ struct TracingTests {
             #expect(call.attributes["gen_ai.usage.input_tokens"] == "7")
             #expect(call.attributes["gen_ai.usage.output_tokens"] != nil)
             #expect(call.attributes["gen_ai.conversation.id"] == nil, "no chat")
+            let first = try #require(call.events.first { $0.name == "gen_ai.first_token" })
+            #expect(Double(first.attributes["gen_ai.response.time_to_first_token"] ?? "") ?? -1 >= 0)
         }
     }
 

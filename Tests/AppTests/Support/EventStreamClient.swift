@@ -58,10 +58,23 @@ final class EventStreamClient: Sendable {
     private func startReading(_ body: HTTPClientResponse.Body) {
         let task = Task { [state] in
             var parser = ServerSentEventParser()
+            // The start of a line a chunk ended in the middle of, kept while it may be a comment
+            // (nil once it cannot: a data line may run to megabytes).
+            var unfinished: String? = ""
             do {
                 for try await chunk in body {
-                    let text = String(buffer: chunk)
-                    let comments = text.components(separatedBy: "\n").filter { $0.hasPrefix(":") }
+                    var pieces = String(buffer: chunk).components(separatedBy: "\n")
+                    let tail = pieces.removeLast()
+                    var lines: [String] = []
+                    if let first = pieces.first {
+                        if let unfinished { lines.append(unfinished + first) }
+                        lines.append(contentsOf: pieces.dropFirst())
+                        unfinished = tail
+                    } else {
+                        unfinished = unfinished.map { $0 + tail }
+                    }
+                    if let start = unfinished, !start.isEmpty, !start.hasPrefix(":") || start.utf8.count > 1024 { unfinished = nil }
+                    let comments = lines.filter { $0.hasPrefix(":") }
                     var parsed: [Event] = []
                     parser.feed(Array(chunk.readableBytesView)) { parsed.append($0) }
                     state.withLockedValue {

@@ -10,6 +10,7 @@ import Vapor
 struct ReplyStore: Sendable {
     let database: DatabaseAccess
     let attachments: Attachments
+    let kind: DatabaseKind
 
     struct Ending {
         var status: MessageStatus
@@ -114,10 +115,11 @@ struct ReplyStore: Sendable {
     }
 
     /// The writes of ``finish(_:_:now:)``; throws ``NoLongerStreaming`` (rolling them back) when the
-    /// reply was no longer streaming. The chat's row is written first: every write to a chat locks its
-    /// row before its messages' (a deletion locks the chat, then its messages as it cascades), so two
-    /// of them may wait for each other but never deadlock.
+    /// reply was no longer streaming. They lock in the order deletions do — the account, then the
+    /// chat's row, then its message (the usage it adds needs the account too) — so that a reply's end
+    /// and a deletion of its chat or account wait for each other but never deadlock.
     private func storeEnd(_ job: ReplyJob, _ ending: Ending, now: Date, on db: any SQLDatabase) async throws {
+        try await db.holdAccount(job.userID, on: kind)
         let activity = now.atDatabasePrecision
         try await db.update(Chat.schema)
             .set("last_message_at", to: SQLBind(activity))
