@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Providers
 import Tracing
 
@@ -137,5 +138,31 @@ struct ToolTrace: Sendable {
             span.setStatus(SpanStatus(code: .error))
         }
         span.end()
+    }
+}
+
+/// Measures the time to a model call's first token (a reply's, or a `/v1` completion's), once: into the
+/// metric and the call's span.
+final class FirstTokenClock: Sendable {
+    private let started: ContinuousClock.Instant
+    private let metrics: AppMetrics
+    private let trace: ModelCallTrace
+    private let seen = NIOLockedValueBox(false)
+
+    init(started: ContinuousClock.Instant, metrics: AppMetrics, trace: ModelCallTrace) {
+        self.started = started
+        self.metrics = metrics
+        self.trace = trace
+    }
+
+    func arrived(at instant: ContinuousClock.Instant) {
+        let first = seen.withLockedValue { seen in
+            defer { seen = true }
+            return !seen
+        }
+        guard first else { return }
+        let elapsed = started.duration(to: instant)
+        metrics.firstTokenArrived(after: elapsed)
+        trace.firstToken(after: elapsed)
     }
 }

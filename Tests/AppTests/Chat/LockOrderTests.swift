@@ -15,35 +15,18 @@ struct LockOrderTests {
     /// Seen in the hour-long soak: `DELETE /api/chat/{id}/` answered 500 with PostgreSQL's
     /// `deadlock detected`. The deletion locks the chat's row and then, cascading, its messages; the
     /// end of a reply locked its message and then the chat's row (for its activity).
-    @Test("a chat deleted while its reply is being stored: the deletion locks the chat, then its messages, and the reply's end waits for the chat first")
+    @Test("a chat deleted while its reply is being stored: the deletion locks the chat, then its messages, and the reply's end waits for the chat first",
+          .enabled(if: TestDatabase.postgresURL != nil))
     func deletionAndReplyEnd() async throws {
-        guard let url = TestDatabase.postgresURL else { return }
+        let url = try #require(TestDatabase.postgresURL)
         try await withTestApp(.postgres(url: url), emulated: true) { t in
-            let (emulator, schema, paused) = try await Self.pausedReply(t)
+            let paused = try await Self.pausedReply(t)
             let (userID, chatID) = (paused.userID, paused.chatID)
-
-            // A deletion in progress, in the order PostgreSQL takes its locks, a step at a time.
-            try await SideConnection.with(url, schema: schema) { deleter in
-                try await deleter.run("BEGIN")
-                try await deleter.run("SELECT id FROM chats WHERE id = \(chatID) FOR UPDATE")
-                emulator.openGate()
-                try await waitUntil("the reply's end to wait for the chat") { try await deleter.count(Self.blockedByMe) > 0 }
-                // Whatever the reply's end holds while it waits, the deletion needs next: none of the
-                // chat's messages may be locked by it (NOWAIT: an error at once where it would wait).
-                do {
-                    try await deleter.run("SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT")
-                } catch {
-                    Issue.record("the reply's end holds a message of the chat while it waits: \(String(reflecting: error))")
-                    throw error
-                }
-                try await deleter.run("DELETE FROM chats WHERE id = \(chatID)")
-                try await deleter.run("COMMIT")
-
-                // The reply's end then finds its message gone and counts its usage for the user all the same.
-                try await waitUntil("the reply's usage to be counted") {
-                    try await deleter.count("SELECT replies AS n FROM usage_daily WHERE user_id = \(userID)") == 1
-                }
-            }
+            try await Self.deleteInSteps(url, paused, locking: "SELECT id FROM chats WHERE id = \(chatID) FOR UPDATE",
+                                         then: ["SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT"],
+                                         deleting: "DELETE FROM chats WHERE id = \(chatID)",
+                                         // Its message gone, the reply's end counts its usage for the user all the same.
+                                         counted: "SELECT replies AS n FROM usage_daily WHERE user_id = \(userID)")
             #expect(try await t.send(.GET, "/api/chat/\(chatID.lowercased)/", token: paused.access).status == .notFound)
         }
     }
@@ -51,49 +34,62 @@ struct LockOrderTests {
     /// Found in review: the end of a reply locked its chat, then its message, then (adding a day's
     /// first usage row for the user) the account's row; an account's deletion locks the account and
     /// then, cascading, its chats and their messages.
-    @Test("an account deleted while its reply is being stored: the reply's end waits for the account first, holding nothing")
+    @Test("an account deleted while its reply is being stored: the reply's end waits for the account first, holding nothing",
+          .enabled(if: TestDatabase.postgresURL != nil))
     func accountDeletionAndReplyEnd() async throws {
-        guard let url = TestDatabase.postgresURL else { return }
+        let url = try #require(TestDatabase.postgresURL)
         try await withTestApp(.postgres(url: url), emulated: true) { t in
-            let (emulator, schema, paused) = try await Self.pausedReply(t)
+            let paused = try await Self.pausedReply(t)
             let (userID, chatID) = (paused.userID, paused.chatID)
+            try await Self.deleteInSteps(url, paused, locking: "SELECT id FROM users WHERE id = \(userID) FOR UPDATE",
+                                         then: ["SELECT id FROM chats WHERE user_id = \(userID) FOR UPDATE NOWAIT",
+                                                "SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT"],
+                                         deleting: "DELETE FROM users WHERE id = \(userID)",
+                                         // Its usage is kept without the account.
+                                         counted: "SELECT CAST(COALESCE(SUM(replies), 0) AS BIGINT) AS n FROM usage_daily WHERE user_id IS NULL")
+        }
+    }
 
-            try await SideConnection.with(url, schema: schema) { deleter in
-                try await deleter.run("BEGIN")
-                try await deleter.run("SELECT id FROM users WHERE id = \(userID) FOR UPDATE")
-                emulator.openGate()
-                try await waitUntil("the reply's end to wait for the account") { try await deleter.count(Self.blockedByMe) > 0 }
+    /// A deletion in progress, a step at a time, on a connection of its own: it takes its first lock
+    /// (`locking`), lets the paused reply end and waits until the reply's end is blocked on it, then
+    /// asks for its next locks with `NOWAIT` — an error at once where the reply's end holds one while
+    /// it waits — deletes, commits, and waits until `counted` answers 1.
+    static func deleteInSteps(_ url: String, _ paused: PausedChat, locking first: PostgresQuery, then rest: [PostgresQuery],
+                              deleting delete: PostgresQuery, counted: PostgresQuery) async throws {
+        try await SideConnection.with(url, schema: paused.schema) { deleter in
+            try await deleter.run("BEGIN")
+            try await deleter.run(first)
+            paused.emulator.openGate()
+            try await waitUntil("the reply's end to wait for the deletion") { try await deleter.count(Self.blockedByMe) > 0 }
+            for query in rest {
                 do {
-                    try await deleter.run("SELECT id FROM chats WHERE user_id = \(userID) FOR UPDATE NOWAIT")
-                    try await deleter.run("SELECT id FROM messages WHERE chat_id = \(chatID) FOR UPDATE NOWAIT")
+                    try await deleter.run(query)
                 } catch {
-                    Issue.record("the reply's end holds the chat or a message while it waits: \(String(reflecting: error))")
+                    Issue.record("the reply's end holds a lock the deletion needs (\(query.sql)): \(String(reflecting: error))")
                     throw error
                 }
-                try await deleter.run("DELETE FROM users WHERE id = \(userID)")
-                try await deleter.run("COMMIT")
-
-                // Its usage is kept without the account.
-                try await waitUntil("the reply's usage to be counted") {
-                    try await deleter.count("SELECT CAST(COALESCE(SUM(replies), 0) AS BIGINT) AS n FROM usage_daily WHERE user_id IS NULL") == 1
-                }
             }
+            try await deleter.run(delete)
+            try await deleter.run("COMMIT")
+            try await waitUntil("the reply's usage to be counted") { try await deleter.count(counted) == 1 }
         }
     }
 
     /// A user's new chat whose reply the emulator holds after its first piece, on PostgreSQL.
-    static func pausedReply(_ t: TestApp) async throws -> (AnthropicEmulator, schema: String, PausedChat) {
+    static func pausedReply(_ t: TestApp) async throws -> PausedChat {
         let emulator = try #require(t.emulator)
         let schema = try #require(t.settings.database.searchPath?.first)
         emulator.enqueue(.reply(Script.Reply(["Half", " the rest"], pauseAfter: 1)))
         let session = try await t.register()
         let chat = try await t.createChat(token: session.access, content: "Go")
         try await waitUntil("the reply to pause") { emulator.pausedCount > 0 }
-        return (emulator, schema, PausedChat(access: session.access, userID: try #require(UUID(uuidString: session.user.id)),
-                                              chatID: try #require(UUID(uuidString: chat.id))))
+        return PausedChat(emulator: emulator, schema: schema, access: session.access,
+                          userID: try #require(UUID(uuidString: session.user.id)), chatID: try #require(UUID(uuidString: chat.id)))
     }
 
     struct PausedChat {
+        let emulator: AnthropicEmulator
+        let schema: String
         let access: String
         let userID: UUID
         let chatID: UUID
@@ -102,9 +98,10 @@ struct LockOrderTests {
     /// Locks other sessions are waiting for, held by this one.
     static let blockedByMe: PostgresQuery = "SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
 
-    @Test("a deadlock PostgreSQL breaks is the database's state, not the request's fault: 503 database_unavailable, worth trying again")
+    @Test("a deadlock PostgreSQL breaks is the database's state, not the request's fault: 503 database_unavailable, worth trying again",
+          .enabled(if: TestDatabase.postgresURL != nil))
     func deadlockIsTransient() async throws {
-        guard let url = TestDatabase.postgresURL else { return }
+        let url = try #require(TestDatabase.postgresURL)
         try await SideConnection.with(url, schema: "public") { first in
             try await SideConnection.with(url, schema: "public") { second in
                 let keys = (Int64.random(in: 1...Int64.max / 2), Int64.random(in: 1...Int64.max / 2))
