@@ -180,13 +180,15 @@ extension ModelProvider {
         try await streamReply(request, onEvent: onEvent)
     }
 
-    /// The whole text of a short reply to `request` (a title, say).
-    public func text(of request: ModelRequest) async throws -> String {
+    /// The whole text of a short reply to `request` (a title, say), and how it finished.
+    public func text(of request: ModelRequest,
+                     onRetry: @escaping @Sendable (_ retry: Int, _ error: ProviderError, _ wait: Duration) -> Void = { _, _, _ in })
+        async throws -> (text: String, completion: ModelCompletion) {
         let text = CollectedText()
-        _ = try await streamReply(request) { event in
+        let completion = try await streamReply(request, onRetry: onRetry) { event in
             if case .text(let piece) = event { text.append(piece) }
         }
-        return text.value
+        return (text.value, completion)
     }
 }
 

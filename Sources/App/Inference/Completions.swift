@@ -51,7 +51,7 @@ struct Completions: Sendable {
         let chunks = CompletionChunks(model: spec.model, created: clock.now(), includeUsage: spec.includeUsage)
         let run = CompletionRun(chunks: chunks, promptEstimate: estimate, streamingOn: spec.stream ? req.eventLoop : nil,
                                 keepAlive: keepAlive)
-        let trace = ModelCallTrace.start(telemetry, model: spec.model, providerModel: route.model, upstream: .init(route))
+        let trace = ModelCallTrace.start(telemetry, model: spec.model, providerModel: route.model, upstream: .init(route), purpose: .completion)
         trace.asked(request)
         let ending = Ending(usage: usage, metrics: metrics, reservation: reservation, model: spec.model, userID: userID, db: req.db,
                             logger: req.logger, trace: trace)

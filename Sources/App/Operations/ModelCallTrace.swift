@@ -28,7 +28,7 @@ struct ModelCallTrace: Sendable {
         case unknown
 
         /// The upstream of a ``ModelCatalog`` route; `.unknown` without one.
-        init(_ route: (provider: any ModelProvider, settings: ModelSettings.Provider?, model: String)?) {
+        init(_ route: ModelCatalog.Route?) {
             guard let route else {
                 self = .unknown
                 return
@@ -45,10 +45,15 @@ struct ModelCallTrace: Sendable {
         }
     }
 
+    /// What a call is for: a chat's reply, a chat's title, or a `/v1` caller's completion.
+    enum Purpose: String {
+        case reply, title, completion
+    }
+
     /// Starts the span of a call of `model` (its id here: the provider's own name for it is
     /// `providerModel`) to `upstream`.
     static func start(_ telemetry: Telemetry?, model: String, providerModel: String, upstream: Upstream,
-                      conversation: UUID? = nil) -> ModelCallTrace {
+                      purpose: Purpose, conversation: UUID? = nil) -> ModelCallTrace {
         guard let tracer = telemetry?.tracer else { return .off }
         let span = tracer.startAnySpan("chat \(providerModel)", context: Telemetry.currentContext, ofKind: .client)
         span.updateAttributes { attributes in
@@ -56,6 +61,7 @@ struct ModelCallTrace: Sendable {
             attributes["gen_ai.provider.name"] = upstream.name
             attributes["gen_ai.request.model"] = providerModel
             attributes["chat_server.model"] = model
+            attributes["chat_server.purpose"] = purpose.rawValue
             if let conversation { attributes["gen_ai.conversation.id"] = conversation.uuidString.lowercased() }
             if case .provider(let provider) = upstream, let url = URL(string: provider.baseURL), let host = url.host {
                 attributes["server.address"] = host

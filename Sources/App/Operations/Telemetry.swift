@@ -83,7 +83,8 @@ struct RequestTracingMiddleware: AsyncMiddleware {
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         var context = Telemetry.currentContext
-        tracer.extract(request.headers, into: &context, using: HeaderExtractor())
+        let carrier = TraceContextHeaders(request.headers)
+        if carrier.traceparent != nil { tracer.extract(carrier, into: &context, using: TraceContextHeaders.Extractor()) }
         let route = request.route.map { "/" + $0.path.map(\.description).joined(separator: "/") }
         let span = tracer.startAnySpan(route.map { "\(request.method.rawValue) \($0)" } ?? request.method.rawValue, context: context,
                                        ofKind: .server)
@@ -111,8 +112,52 @@ struct RequestTracingMiddleware: AsyncMiddleware {
     }
 }
 
-private struct HeaderExtractor: Extractor {
-    func extract(key: String, from headers: HTTPHeaders) -> String? {
-        headers.first(name: key)
+/// The W3C trace context of a request: its `traceparent` and `tracestate` headers, and nothing
+/// else of it. The propagator is handed only these (it logs the whole carrier when it refuses a
+/// value: the request's headers would put its bearer token and cookies in the log), and only a
+/// `traceparent` of the shape version 00 gives it — 55 characters of lowercase hex and dashes, a
+/// trace id and a parent id not all zeros — so that a malformed one starts a trace of its own
+/// without a line logged per request.
+struct TraceContextHeaders: Sendable, CustomStringConvertible {
+    let traceparent: String?
+    let tracestate: String?
+
+    /// The most `tracestate` kept (what W3C requires a vendor to pass on); a longer one is left out.
+    static let maxStateBytes = 512
+
+    init(_ headers: HTTPHeaders) {
+        traceparent = headers.first(name: "traceparent").flatMap { Self.isWellFormed(parent: $0) ? $0 : nil }
+        tracestate = traceparent == nil ? nil : headers.first(name: "tracestate").flatMap { state in
+            state.utf8.count <= Self.maxStateBytes && state.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F } ? state : nil
+        }
+    }
+
+    /// `00-{32 hex}-{16 hex}-{2 hex}`, the ids not all zeros.
+    static func isWellFormed(parent value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        guard bytes.count == 55, bytes[0] == UInt8(ascii: "0"), bytes[1] == UInt8(ascii: "0") else { return false }
+        for (index, byte) in bytes.enumerated() {
+            if index == 2 || index == 35 || index == 52 {
+                guard byte == UInt8(ascii: "-") else { return false }
+            } else {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) else {
+                    return false
+                }
+            }
+        }
+        let allZeros = { (range: Range<Int>) in bytes[range].allSatisfy { $0 == UInt8(ascii: "0") } }
+        return !allZeros(3..<35) && !allZeros(36..<52)
+    }
+
+    var description: String { "traceparent: \(traceparent ?? "-"); tracestate: \(tracestate ?? "-")" }
+
+    struct Extractor: Tracing.Extractor {
+        func extract(key: String, from carrier: TraceContextHeaders) -> String? {
+            switch key.lowercased() {
+            case "traceparent": carrier.traceparent
+            case "tracestate": carrier.tracestate
+            default: nil
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 @testable import App
 import AnthropicEmulator
 import Foundation
+import Logging
 import Providers
 import Testing
 import VaporTesting
@@ -8,11 +9,11 @@ import VaporTesting
 @Suite("Traces (OpenTelemetry)")
 struct TracingTests {
     /// Runs `body` with a collector and an application that sends it its traces.
-    private func withTracedApp(_ database: TestDatabase = .sqlite, settings: [String: String] = [:],
+    private func withTracedApp(_ database: TestDatabase = .sqlite, settings: [String: String] = [:], logger: Logger? = nil,
                                _ body: (TestApp, OTLPCollector) async throws -> Void) async throws {
         let collector = try await OTLPCollector.start()
         do {
-            try await withTestApp(database, settings: collector.settings().merging(settings) { $1 }, emulated: true) { t in
+            try await withTestApp(database, settings: collector.settings().merging(settings) { $1 }, emulated: true, logger: logger) { t in
                 try await body(t, collector)
             }
         } catch {
@@ -71,9 +72,11 @@ struct TracingTests {
         }
     }
 
-    @Test("a caller's traceparent continues its trace; a malformed or oversized one starts a new trace and the request is served")
+    @Test("a caller's traceparent continues its trace; a malformed or oversized one starts a new trace, the request is served, and nothing of it (nor the token beside it) is logged")
     func traceparent() async throws {
-        try await withTracedApp { t, collector in
+        let logs = LogTests.CapturedLines()
+        let logger = Logger(label: "chat-server") { label in JSONLogHandler(label: label, level: .debug, write: logs.write) }
+        try await withTracedApp(logger: logger) { t, collector in
             let session = try await t.register()
             let trace = "4bf92f3577b34da6a3ce929d0e0e4736", parent = "00f067aa0ba902b7"
             let continued = try await t.send(.GET, "/api/chat/", token: session.access, headers: ["traceparent": "00-\(trace)-\(parent)-01"])
@@ -93,7 +96,39 @@ struct TracingTests {
             let fresh = collector.spans.filter { $0.name == "GET /api/chat" && $0.traceID != trace }
             #expect(fresh.count >= hostile.count)
             #expect(fresh.allSatisfy { $0.parentSpanID.isEmpty && $0.traceID.count == 32 }, "each a new trace of its own")
+
+            // Headers beside a traceparent stay out of the propagator's hands, and out of the log.
+            let cookie = "session=" + UUID().uuidString
+            let state = "vendor=" + String(repeating: "s", count: 600)
+            for header in hostile + ["00-\(trace)-\(parent)-01"] {
+                let response = try await t.send(.GET, "/api/chat/", token: session.access,
+                                                headers: ["traceparent": header, "tracestate": state, "Cookie": cookie])
+                #expect(response.status == .ok)
+            }
+            for line in logs.all {
+                #expect(!line.contains(session.access) && !line.contains(cookie), "a credential in the log: \(line.prefix(200))")
+                #expect(!line.contains("aaaaaaaaaa") && !line.contains("ssssssssss"), "a hostile header in the log: \(line.prefix(200))")
+            }
+            #expect(!logs.all.contains { $0.contains("traceparent") }, "a refused traceparent is not logged")
         }
+    }
+
+    @Test("only a version-00 traceparent of the right shape, with ids not all zeros, reaches the propagator; a tracestate only beside it, printable and within 512 bytes")
+    func traceContextHeaders() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        #expect(TraceContextHeaders.isWellFormed(parent: good))
+        for bad in ["", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", good.uppercased(), "01" + good.dropFirst(2), good + "-",
+                    "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                    "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+                    "00-4bf92f3577b34da6a3ce929d0e0e47ä-00f067aa0ba902b7-01"] {
+            #expect(!TraceContextHeaders.isWellFormed(parent: bad), "\(bad)")
+        }
+        let kept = TraceContextHeaders(HTTPHeaders([("traceparent", good), ("tracestate", "a=1"), ("Authorization", "Bearer secret")]))
+        #expect(kept.traceparent == good && kept.tracestate == "a=1")
+        #expect(!kept.description.contains("secret"))
+        #expect(TraceContextHeaders(HTTPHeaders([("traceparent", good), ("tracestate", String(repeating: "x", count: 513))])).tracestate == nil)
+        #expect(TraceContextHeaders(HTTPHeaders([("traceparent", good), ("tracestate", "a=\u{1}")])).tracestate == nil)
+        #expect(TraceContextHeaders(HTTPHeaders([("tracestate", "a=1")])).tracestate == nil, "no state without a parent")
     }
 
     @Test("retries are events of the reply's span; a failed reply's span says why, as an error")
@@ -168,8 +203,43 @@ struct TracingTests {
             #expect(call.attributes["gen_ai.usage.input_tokens"] == "7")
             #expect(call.attributes["gen_ai.usage.output_tokens"] != nil)
             #expect(call.attributes["gen_ai.conversation.id"] == nil, "no chat")
+            #expect(call.attributes["chat_server.purpose"] == "completion")
             let first = try #require(call.events.first { $0.name == "gen_ai.first_token" })
             #expect(Double(first.attributes["gen_ai.response.time_to_first_token"] ?? "") ?? -1 >= 0)
+        }
+    }
+
+    @Test("a chat's title is a model call of its own (purpose `title`) in the trace of the request whose reply it names, the title left out; one that fails for good is an error")
+    func titles() async throws {
+        try await withTracedApp(settings: ["TITLE_MODEL": "claude-haiku-5"]) { t, collector in
+            let emulator = try #require(t.emulator)
+            emulator.enqueueTitle(.reply(Script.Reply(["Lisbon", " in May"], inputTokens: 31)))
+            let session = try await t.register()
+            let chat = try await t.createChat(token: session.access, content: "Help me plan a trip")
+            try await waitUntil("the title") { try await t.chat(chat.id, token: session.access)["title"] as? String == "Lisbon in May" }
+            let title = try await span(collector, named: "chat claude-haiku-5")
+            let reply = try await span(collector, named: "chat claude-sonnet-5-5")
+            let request = try await span(collector, named: "POST /api/chat")
+            #expect(title.kind == 3 && title.attributes["gen_ai.operation.name"] == "chat")
+            #expect(title.attributes["chat_server.purpose"] == "title" && reply.attributes["chat_server.purpose"] == "reply")
+            #expect(title.traceID == request.traceID && title.parentSpanID == request.spanID, "the request that started the reply")
+            #expect(title.attributes["gen_ai.conversation.id"] == chat.id)
+            #expect(title.attributes["gen_ai.request.model"] == "claude-haiku-5")
+            #expect(title.attributes["gen_ai.usage.input_tokens"] == "31")
+            #expect(title.attributes["chat_server.reply.status"] == "complete" && title.statusCode != 2)
+            let sent = collector.posts.map { String(decoding: $0.body, as: UTF8.self) }.joined()
+            #expect(!sent.contains("Lisbon") && !sent.contains("plan a trip"), "no question, no title")
+
+            // Refused on every try: the span ends as an error, with the retries as its events.
+            let tries = RetryPolicy().maxRetries + 1
+            for _ in 0..<tries { emulator.enqueueTitle(.error(status: 529, type: "overloaded_error", message: "Overloaded")) }
+            let unnamed = try await t.createChat(token: session.access, content: "Name me")
+            try await waitUntil("the failed title's span") { collector.spans.filter { $0.name == "chat claude-haiku-5" }.count == 2 }
+            let failed = try #require(collector.spans.last { $0.name == "chat claude-haiku-5" })
+            #expect(failed.attributes["gen_ai.conversation.id"] == unnamed.id)
+            #expect(failed.statusCode == 2 && failed.attributes["chat_server.reply.status"] == "failed")
+            #expect(failed.attributes["error.type"] == "overloaded")
+            #expect(failed.events.filter { $0.name == "retry" }.count == tries - 1)
         }
     }
 

@@ -2,6 +2,7 @@ import AnthropicEmulator
 @testable import App
 import Fluent
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 import Providers
@@ -124,6 +125,7 @@ func withTestApp(
     emulated: Bool = false,
     api: UpstreamAPI = .anthropic,
     blockingThreads: NIOThreadPool? = nil,
+    logger: Logger? = nil,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     await appSlots.wait()
@@ -132,9 +134,9 @@ func withTestApp(
         // cache refuses a second writer at once ("database is locked") instead of making it wait, and
         // a test whose reply saves while a request writes failed now and then.
         if case .sqlite = database, overrides["DATABASE_URL"] == nil {
-            try await database.onFile { file in try await runTestApp(database, overrides.merging(file) { $1 }, emulated, api, blockingThreads, body) }
+            try await database.onFile { file in try await runTestApp(database, overrides.merging(file) { $1 }, emulated, api, blockingThreads, logger, body) }
         } else {
-            try await runTestApp(database, overrides, emulated, api, blockingThreads, body)
+            try await runTestApp(database, overrides, emulated, api, blockingThreads, logger, body)
         }
     } catch {
         await appSlots.signal()
@@ -149,6 +151,7 @@ private func runTestApp(
     _ emulated: Bool,
     _ api: UpstreamAPI,
     _ blockingThreads: NIOThreadPool?,
+    _ logger: Logger?,
     _ body: (TestApp) async throws -> Void
 ) async throws {
     let emulator = emulated ? try await AnthropicEmulator.start() : nil
@@ -156,7 +159,7 @@ private func runTestApp(
     var instance: TestApp?
     do {
         let t = try await startInstance(database, overrides, emulator: emulator, api: api, schema: schema, migrate: true,
-                                        blockingThreads: blockingThreads)
+                                        blockingThreads: blockingThreads, logger: logger)
         instance = t
         try await body(t)
     } catch {
@@ -173,10 +176,11 @@ func newTestSchema() -> String {
 
 /// Configures and starts one application (an instance of the server) on `schema` (PostgreSQL) —
 /// creating and migrating it when `migrate` — with the emulator's settings when there is one, and
-/// `blockingThreads` (which it then owns) as its blocking pool in place of the process's.
+/// `blockingThreads` (which it then owns) as its blocking pool in place of the process's, and
+/// `logger` as its logger from the start (what configuring it logs included).
 func startInstance(
     _ database: TestDatabase, _ overrides: [String: String], emulator: AnthropicEmulator?, api: UpstreamAPI = .anthropic,
-    schema: String?, migrate: Bool, blockingThreads: NIOThreadPool? = nil
+    schema: String?, migrate: Bool, blockingThreads: NIOThreadPool? = nil, logger: Logger? = nil
 ) async throws -> TestApp {
     var environment = TestSettings.environment(database)
     if let emulator { environment.merge(api.settings(for: emulator)) { $1 } }
@@ -186,6 +190,7 @@ func startInstance(
 
     let app = try await Application.make(.testing)
     if let blockingThreads { app.threadPool = blockingThreads }
+    if let logger { app.logger = logger }
     let clock = TestClock()
     let sleeps = RecordedSleeps()
     let providerClock = ManualClock()

@@ -48,8 +48,12 @@ final class ModelCatalog: Sendable {
         }))
     }
 
+    /// Where a model's calls go: its provider (its settings; nil for the offline stand-in) and the
+    /// model's own name there.
+    typealias Route = (provider: any ModelProvider, settings: ModelSettings.Provider?, model: String)
+
     /// The provider serving `id`, and the model's own name there; nil when no provider offers it now.
-    func route(_ id: String) -> (provider: any ModelProvider, settings: ModelSettings.Provider?, model: String)? {
+    func route(_ id: String) -> Route? {
         if let offline { return id == OfflineProvider.modelID ? (offline, nil, id) : nil }
         let known = standing.withLockedValue { $0 }
         for provider in providers {

@@ -16,6 +16,8 @@ struct ChatTitler: Sendable {
     let lists: ChatLists
     let database: DatabaseAccess
     let logger: Logger
+    /// Where each title's model call is traced (a `chat {model}` span, purpose `title`); nil: off.
+    let telemetry: Telemetry?
 
     /// Names `chatID` if it still waits for a title; the new title, or nil.
     @discardableResult
@@ -37,8 +39,8 @@ struct ChatTitler: Sendable {
             if catalog.isOffline {
                 made = ChatTitling.firstWords(of: asked)
             } else if let route = catalog.route(model) {
-                made = ChatTitling.clean(try await route.provider.text(of: ChatTitling.request(question: asked,
-                                                                                                answer: answer.content, model: route.model)))
+                let request = ChatTitling.request(question: asked, answer: answer.content, model: route.model)
+                made = ChatTitling.clean(try await ask(request, route: route, model: model, chatID: chatID))
             } else {
                 return nil
             }
@@ -57,6 +59,22 @@ struct ChatTitler: Sendable {
         } catch {
             logger.warning("could not title a chat", metadata: ["chat": "\(chatID)", "error": "\(String(reflecting: error))"])
             return nil
+        }
+    }
+
+    /// Asks the model of `route` for a title, in a span of its own.
+    private func ask(_ request: ModelRequest, route: ModelCatalog.Route, model: String, chatID: UUID) async throws -> String {
+        let trace = ModelCallTrace.start(telemetry, model: model, providerModel: route.model, upstream: .init(route), purpose: .title,
+                                         conversation: chatID)
+        trace.asked(request)
+        do {
+            let answer = try await route.provider.text(of: request, onRetry: trace.retrying)
+            trace.end(status: "complete", stopReason: answer.completion.stopReason, usage: answer.completion.usage)
+            return answer.text
+        } catch {
+            trace.failed(error)
+            trace.end(status: error is CancellationError ? "cancelled" : "failed", stopReason: nil, usage: nil)
+            throw error
         }
     }
 }

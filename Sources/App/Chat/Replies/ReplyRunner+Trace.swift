@@ -4,7 +4,7 @@ extension ReplyRunner {
     func startTrace(of job: ReplyJob) -> ModelCallTrace {
         guard telemetry != nil else { return .off }
         let route = catalog.route(job.model)
-        return ModelCallTrace.start(telemetry, model: job.model, providerModel: route?.model ?? job.model, upstream: .init(route),
+        return ModelCallTrace.start(telemetry, model: job.model, providerModel: route?.model ?? job.model, upstream: .init(route), purpose: .reply,
                                     conversation: job.chatID)
     }
 }

@@ -44,7 +44,7 @@ final class ReplyRunner: Sendable {
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
-        titler = ChatTitler(catalog: catalog, bus: bus, lists: lists, database: store.database, logger: logger)
+        titler = ChatTitler(catalog: catalog, bus: bus, lists: lists, database: store.database, logger: logger, telemetry: telemetry)
     }
 
     var isDraining: Bool { replies.isDraining }
