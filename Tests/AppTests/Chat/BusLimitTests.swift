@@ -129,4 +129,81 @@ struct BusLimitTests {
         await listener.shutdown()
         await proxy.shutdown()
     }
+
+    /// A notifier of `channel` for these tests, through `proxy` when given.
+    private func notifier(_ name: String, channel: String, through proxy: TCPProxy? = nil, timing: PostgresNotifier.Timing = .init(),
+                          received: NIOLockedValueBox<[String]>? = nil, reconnects: NIOLockedValueBox<Int>? = nil) throws -> PostgresNotifier {
+        let url = try #require(TestDatabase.postgresURL)
+        var components = try #require(URLComponents(string: url))
+        if let proxy { components.port = proxy.port }
+        let address = try #require(components.string)
+        return PostgresNotifier(
+            configuration: try SQLPostgresConfiguration(url: address).coreConfiguration,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton, instance: name, logger: Logger(label: "test"), controlChannel: channel,
+            handler: { _, payload in received?.withLockedValue { $0.append(payload) } },
+            onReconnect: { reconnects?.withLockedValue { $0 += 1 } }, onDrop: { _ in }, timing: timing
+        )
+    }
+
+    private func proxyToDatabase() async throws -> TCPProxy {
+        let url = try #require(TestDatabase.postgresURL)
+        let components = try #require(URLComponents(string: url))
+        return try await TCPProxy.start(to: components.host ?? "127.0.0.1", port: components.port ?? 5432)
+    }
+
+    private static func newChannel() -> String {
+        "test_bus_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+    }
+
+    @Test("a sending connection the network cut without a word is given up after its limit, and the batch goes again on a new one")
+    func stalledSender() async throws {
+        let proxy = try await proxyToDatabase()
+        let channel = Self.newChannel()
+        let received = NIOLockedValueBox<[String]>([])
+        let sender = try notifier("sender", channel: channel, through: proxy, timing: .init(answerWithin: .seconds(2), probeEvery: .seconds(3600)))
+        let listener = try notifier("listener", channel: channel, received: received)
+        await listener.start(listeningTo: [channel])
+        await sender.start(listeningTo: [])
+        sender.notify(channel, BusNotification.following(chat: UUID()))
+        try await waitUntil("the first notification") { received.withLockedValue { $0.count } == 1 }
+
+        // The packets stop; nothing closes: the statement would wait for an answer for good.
+        proxy.stall()
+        let chat = UUID()
+        sender.notify(channel, BusNotification.unfollowed(chat: chat))
+        let expected = BusNotification.unfollowed(chat: chat).payload(from: "sender")
+        try await waitUntil("the notification sent on the stalled connection", timeout: .seconds(30)) {
+            received.withLockedValue { $0.contains(expected) }
+        }
+        #expect(sender.queuedCount == 0)
+        await sender.shutdown()
+        await listener.shutdown()
+        await proxy.shutdown()
+    }
+
+    @Test("a listening connection the network cut without a word is found by its probe: the listener connects again, says so, and hears what comes next")
+    func stalledListener() async throws {
+        let proxy = try await proxyToDatabase()
+        let channel = Self.newChannel()
+        let received = NIOLockedValueBox<[String]>([])
+        let reconnects = NIOLockedValueBox(0)
+        let listener = try notifier("listener", channel: channel, through: proxy,
+                                    timing: .init(answerWithin: .seconds(2), probeEvery: .milliseconds(200)), received: received, reconnects: reconnects)
+        let sender = try notifier("sender", channel: channel)
+        await listener.start(listeningTo: [channel])
+        await sender.start(listeningTo: [])
+        sender.notify(channel, BusNotification.following(chat: UUID()))
+        try await waitUntil("the first notification") { received.withLockedValue { $0.count } == 1 }
+
+        let before = reconnects.withLockedValue { $0 }
+        proxy.stall()
+        try await waitUntil("the listener to connect again", timeout: .seconds(30)) { reconnects.withLockedValue { $0 } > before }
+        let chat = UUID()
+        sender.notify(channel, BusNotification.unfollowed(chat: chat))
+        let expected = BusNotification.unfollowed(chat: chat).payload(from: "sender")
+        try await waitUntil("the next notification", timeout: .seconds(30)) { received.withLockedValue { $0.contains(expected) } }
+        await sender.shutdown()
+        await listener.shutdown()
+        await proxy.shutdown()
+    }
 }

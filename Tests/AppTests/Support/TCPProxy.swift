@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A TCP proxy on loopback in front of a server (PostgreSQL): it can cut every connection through
 /// it at once, and refuse new ones until told to let them through again — a network failure, or a
-/// database that went away, on demand.
+/// database that went away, on demand — or stall them: a network cut no packet reports, where
+/// what is sent is lost and nothing closes.
 final class TCPProxy: Sendable {
     let port: Int
     private let server: any Channel
@@ -15,6 +16,8 @@ final class TCPProxy: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var refusing = false
+        /// One flag per connection through, set when it is stalled.
+        var links: [NIOLockedValueBox<Bool>] = []
     }
 
     static func start(to host: String, port targetPort: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> TCPProxy {
@@ -28,9 +31,11 @@ final class TCPProxy: Sendable {
                 return ClientBootstrap(group: inbound.eventLoop)
                     .connect(host: host, port: targetPort)
                     .flatMap { outbound in
+                        let stalled = NIOLockedValueBox(false)
                         proxy.track(inbound, outbound)
-                        return inbound.pipeline.addHandler(Relay(peer: outbound)).flatMap {
-                            outbound.pipeline.addHandler(Relay(peer: inbound))
+                        proxy.state.withLockedValue { $0.links.append(stalled) }
+                        return inbound.pipeline.addHandler(Relay(peer: outbound, stalled: stalled)).flatMap {
+                            outbound.pipeline.addHandler(Relay(peer: inbound, stalled: stalled))
                         }
                     }
             }
@@ -67,6 +72,16 @@ final class TCPProxy: Sendable {
         channels.forEach { $0.close(promise: nil) }
     }
 
+    /// Stalls every connection through the proxy now: from here on what either side sends is lost,
+    /// and neither is closed. New connections go through.
+    func stall() {
+        let links = state.withLockedValue { state in
+            defer { state.links = [] }
+            return state.links
+        }
+        links.forEach { $0.withLockedValue { $0 = true } }
+    }
+
     /// Lets new connections through again.
     func restore() {
         state.withLockedValue { $0.refusing = false }
@@ -81,10 +96,15 @@ final class TCPProxy: Sendable {
     private final class Relay: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         private let peer: any Channel
+        private let stalled: NIOLockedValueBox<Bool>
 
-        init(peer: any Channel) { self.peer = peer }
+        init(peer: any Channel, stalled: NIOLockedValueBox<Bool>) {
+            self.peer = peer
+            self.stalled = stalled
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !stalled.withLockedValue({ $0 }) else { return }
             peer.writeAndFlush(unwrapInboundIn(data), promise: nil)
         }
 

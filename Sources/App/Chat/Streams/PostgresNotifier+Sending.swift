@@ -130,7 +130,9 @@ extension PostgresNotifier {
         }
         // The rows are read to the end: an error raised while the statement runs (a refused
         // notification) arrives with them, not with the statement's start.
-        for try await _ in try await connection.query(query, logger: logger) {}
+        try await connection.closing(after: timing.answerWithin) {
+            for try await _ in try await connection.query(query, logger: logger) {}
+        }
     }
 
     private func dropRefused(_ item: (channel: String, payload: String), _ error: any Error) {

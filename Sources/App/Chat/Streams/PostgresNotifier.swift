@@ -12,6 +12,12 @@ import PostgresNIO
 /// Notifications go out in order, in batches: while one `SELECT pg_notify(…), pg_notify(…)` is on
 /// the wire, the next ones gather (a reply's pieces of text joining into one), so a burst costs
 /// one round trip, not one per event.
+///
+/// A connection the network cut without a word (no packet ever closes it) would otherwise hang
+/// the sender's statement, or leave the listener listening to nothing, for good: every statement
+/// on either connection is given ``Timing/answerWithin`` before its connection is closed (and the
+/// batch sent again on a new one: a notification may then arrive twice, which every receiver
+/// takes as once), and the listener is asked a `SELECT 1` every ``Timing/probeEvery``.
 final class PostgresNotifier: Sendable {
     typealias Handler = @Sendable (_ channel: String, _ payload: String) -> Void
 
@@ -26,6 +32,15 @@ final class PostgresNotifier: Sendable {
     let onDrop: @Sendable (String) -> Void
     /// Where ``BusNotification/resync`` goes: the channel every instance listens to.
     let controlChannel: String
+
+    /// How long the database has to answer, and how often the listener is checked.
+    struct Timing: Sendable {
+        /// A statement not answered by then (its connection silently cut) closes its connection.
+        var answerWithin: Duration = .seconds(10)
+        /// How often the listening connection is asked a `SELECT 1`.
+        var probeEvery: Duration = .seconds(30)
+    }
+    let timing: Timing
 
     private struct Listening {
         var connection: PostgresConnection?
@@ -59,8 +74,9 @@ final class PostgresNotifier: Sendable {
 
     init(configuration: PostgresConnection.Configuration, eventLoopGroup: any EventLoopGroup, instance: String, logger: Logger,
          controlChannel: String, handler: @escaping Handler, onReconnect: @escaping @Sendable () -> Void,
-         onDrop: @escaping @Sendable (String) -> Void, maxQueue: Int = defaultMaxQueue) {
+         onDrop: @escaping @Sendable (String) -> Void, maxQueue: Int = defaultMaxQueue, timing: Timing = Timing()) {
         self.configuration = configuration
+        self.timing = timing
         self.maxQueue = maxQueue
         self.controlChannel = controlChannel
         self.onDrop = onDrop
@@ -79,7 +95,8 @@ final class PostgresNotifier: Sendable {
         }
         await connectListener()
         let sender = Task { await self.runSender() }
-        tasks.withLockedValue { $0.append(sender) }
+        let probe = Task { await self.probeListener() }
+        tasks.withLockedValue { $0.append(contentsOf: [sender, probe]) }
     }
 
     // MARK: Listening
@@ -97,7 +114,7 @@ final class PostgresNotifier: Sendable {
         addListener(channel, on: connection)
         do {
             // Statements run in order on a connection: once this answers, the LISTEN before it took effect.
-            try await connection.query("SELECT 1", logger: logger)
+            try await answered(on: connection)
             return true
         } catch {
             return false
@@ -136,8 +153,8 @@ final class PostgresNotifier: Sendable {
                     return (Array(state.channels.keys), state.everConnected)
                 }
                 channels.forEach { addListener($0, on: connection) }
-                try await connection.query("SELECT 1", logger: logger)
                 connection.closeFuture.whenComplete { [self] _ in listenerClosed(connection) }
+                try await answered(on: connection)
                 if reconnected {
                     logger.notice("event bus: listening again after the database connection came back")
                     onReconnect()
@@ -167,6 +184,26 @@ final class PostgresNotifier: Sendable {
     /// Whether the listener is connected now.
     var isListening: Bool { listening.withLockedValue { $0.connection != nil } }
 
+    /// Asks the listening connection a `SELECT 1` every ``Timing/probeEvery``; one that does not
+    /// answer in time is closed, and the listener connects again and says so (``onReconnect``).
+    private func probeListener() async {
+        while !listening.withLockedValue({ $0.isShutDown }) {
+            do { try await Task.sleep(for: timing.probeEvery) } catch { return }
+            guard let connection = listening.withLockedValue({ $0.connection }) else { continue }
+            do {
+                try await answered(on: connection)
+            } catch {
+                logger.warning("event bus: the listening connection did not answer; reconnecting", metadata: ["error": "\(error)"])
+                try? await connection.close()
+            }
+        }
+    }
+
+    /// A `SELECT 1` answered on `connection` (every statement before it too), within ``Timing/answerWithin``.
+    private func answered(on connection: PostgresConnection) async throws {
+        try await connection.closing(after: timing.answerWithin) { try await connection.query("SELECT 1", logger: logger) }
+    }
+
     // MARK: Shutdown
 
     /// Sends what is queued (for a short while at most), then closes both connections.
@@ -187,5 +224,16 @@ final class PostgresNotifier: Sendable {
         try? await listener?.close()
         try? await sender?.close()
         for task in tasks.withLockedValue({ $0 }) { task.cancel() }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body`, closing this connection if it has not finished within `limit` — which fails
+    /// whatever waits on it: a peer the network cut without a word never answers, nor closes.
+    @discardableResult
+    func closing<T>(after limit: Duration, _ body: () async throws -> T) async throws -> T {
+        let timer = eventLoop.scheduleTask(in: TimeAmount(limit)) { [self] in _ = close() as EventLoopFuture<Void> }
+        defer { timer.cancel() }
+        return try await body()
     }
 }
