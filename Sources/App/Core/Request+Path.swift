@@ -7,9 +7,10 @@ extension HTTPHeaders {
     /// request's CPU with a JWT of 300 bytes, and it is read on every one.
     var bearerToken: String? {
         guard let value = first(name: .authorization) else { return nil }
-        // The runs of bytes between spaces: exactly two.
+        // The runs of bytes between spaces: exactly two (kept without an array: this runs per request).
         let bytes = value.utf8
-        var runs: [Swift.Range<String.Index>] = []
+        var scheme: Swift.Range<String.Index>?
+        var token: Swift.Range<String.Index>?
         var index = bytes.startIndex
         while index != bytes.endIndex {
             guard bytes[index] != UInt8(ascii: " ") else {
@@ -18,12 +19,12 @@ extension HTTPHeaders {
             }
             let start = index
             while index != bytes.endIndex, bytes[index] != UInt8(ascii: " ") { index = bytes.index(after: index) }
-            guard runs.count < 2 else { return nil }
-            runs.append(start..<index)
+            guard token == nil else { return nil }
+            if scheme == nil { scheme = start..<index } else { token = start..<index }
         }
-        guard runs.count == 2, bytes[runs[0]].count == 6,
-              zip(bytes[runs[0]], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
-        return String(value[runs[1]])
+        guard let scheme, let token, bytes[scheme].count == 6,
+              zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+        return String(value[token])
     }
 }
 

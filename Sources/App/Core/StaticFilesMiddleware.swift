@@ -22,6 +22,12 @@ struct StaticFilesMiddleware: AsyncMiddleware {
 
     /// The file a path names, when it is one of ours.
     func file(for path: String) -> String? {
+        // Most requests are the API's: when the first segment, as it stands, names no entry, nothing
+        // is decoded, split or looked up on disk.
+        if path != "/", !path.utf8.contains(UInt8(ascii: "%")), let first = path.split(separator: "/", maxSplits: 1).first,
+           !entries.contains(String(first)) {
+            return nil
+        }
         guard let decoded = path.removingPercentEncoding else { return nil }
         let segments = decoded == "/" ? ["index.html"] : decoded.split(separator: "/").map(String.init)
         guard let first = segments.first, entries.contains(first),

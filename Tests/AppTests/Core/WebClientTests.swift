@@ -74,6 +74,28 @@ struct StaticFilesTests {
         }
     }
 
+    @Test("a path is resolved as by decoding it whole, whether or not its first segment is looked at first", arguments: [
+        "/", "", "/app/main.js", "//app/main.js", "/app", "/app/", "/%61pp/main.js", "/app%2Fmain.js", "/api/chat/", "/index.html",
+        "/index.html/", "/admin/", "/app/../Package.swift", "/app/%2e%2e/Package.swift", "/.hidden", "/app/.hidden", "/%", "/%zz/app",
+        "/app/main.js?x=1", "/APP/main.js", "/app\\main.js", "///", "/app/missing.js",
+    ])
+    func sameResolution(_ path: String) throws {
+        let middleware = StaticFilesMiddleware(directory: DirectoryConfiguration.detect().publicDirectory)
+        try #require(middleware.entries.contains("app"), "the web client's files are found")
+        // The resolution before the shortcut: decode, split, check every segment, look on disk.
+        func decodedWhole(_ path: String) -> String? {
+            guard let decoded = path.removingPercentEncoding else { return nil }
+            let segments = decoded == "/" ? ["index.html"] : decoded.split(separator: "/").map(String.init)
+            guard let first = segments.first, middleware.entries.contains(first),
+                  !segments.contains(where: { $0.hasPrefix(".") || $0.contains("\\") }) else { return nil }
+            let absolute = middleware.directory + segments.joined(separator: "/")
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), !isDirectory.boolValue else { return nil }
+            return absolute
+        }
+        #expect(middleware.file(for: path) == decodedWhole(path))
+    }
+
     @Test("static files do not count against the rate limits (a page load fetches many)")
     func notRateLimited() async throws {
         try await withTestApp(.sqlite, settings: ["RATE_LIMIT_ANONYMOUS": "1/minute"]) { t in
