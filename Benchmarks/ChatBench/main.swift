@@ -157,6 +157,8 @@ struct Deployment {
             "RATE_LIMIT_ENABLED": "false", "MAX_STREAMS_PER_USER": "100000",
         ]
         if options.otel { environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = source.baseURL }
+        // NIO's own variables (NIO_SINGLETON_GROUP_LOOP_COUNT, …) reach the server, to compare.
+        for (key, value) in ProcessInfo.processInfo.environment where key.hasPrefix("NIO_") { environment[key] = value }
         var schema: String?
         if let postgres = options.postgres {
             let name = "chat_bench_\(ProcessInfo.processInfo.processIdentifier)"
