@@ -116,8 +116,8 @@ struct RequestTracingMiddleware: AsyncMiddleware {
 /// else of it. The propagator is handed only these (it logs the whole carrier when it refuses a
 /// value: the request's headers would put its bearer token and cookies in the log), and only a
 /// `traceparent` of the shape version 00 gives it — 55 characters of lowercase hex and dashes, a
-/// trace id and a parent id not all zeros — so that a malformed one starts a trace of its own
-/// without a line logged per request.
+/// trace id and a parent id not all zeros — and a `tracestate` it reads, so that a malformed one
+/// starts a trace of its own (or drops the state) without a line logged per request.
 struct TraceContextHeaders: Sendable, CustomStringConvertible {
     let traceparent: String?
     let tracestate: String?
@@ -128,8 +128,44 @@ struct TraceContextHeaders: Sendable, CustomStringConvertible {
     init(_ headers: HTTPHeaders) {
         traceparent = headers.first(name: "traceparent").flatMap { Self.isWellFormed(parent: $0) ? $0 : nil }
         tracestate = traceparent == nil ? nil : headers.first(name: "tracestate").flatMap { state in
-            state.utf8.count <= Self.maxStateBytes && state.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F } ? state : nil
+            state.utf8.count <= Self.maxStateBytes && Self.isWellFormed(state: state) ? state : nil
         }
+    }
+
+    /// A `tracestate` the propagator reads without complaint (a refused one is logged, and costs
+    /// the valid `traceparent` beside it): `vendor=value` or `tenant@system=value` members, vendors
+    /// of `a-z 0-9 _ - * /` (at most 265, a tenant 241, a system 14), values of printable ASCII
+    /// without commas (at most 265), members split by a comma and any spaces after it.
+    static func isWellFormed(state value: String) -> Bool {
+        enum Part { case vendor, system, value }
+        var part = Part.vendor
+        var length = 0
+        var bytes = value.utf8[...]
+        while let byte = bytes.popFirst() {
+            switch (part, byte) {
+            case (.vendor, UInt8(ascii: "a")...UInt8(ascii: "z")), (.vendor, UInt8(ascii: "0")...UInt8(ascii: "9")),
+                 (.system, UInt8(ascii: "a")...UInt8(ascii: "z")), (.system, UInt8(ascii: "0")...UInt8(ascii: "9")):
+                length += 1
+            case (.vendor, UInt8(ascii: "_")), (.vendor, UInt8(ascii: "-")), (.vendor, UInt8(ascii: "*")), (.vendor, UInt8(ascii: "/")),
+                 (.system, UInt8(ascii: "_")), (.system, UInt8(ascii: "-")), (.system, UInt8(ascii: "*")), (.system, UInt8(ascii: "/")):
+                length += 1
+            case (.vendor, UInt8(ascii: "@")):
+                guard length <= 241 else { return false }
+                (part, length) = (.system, 0)
+            case (.vendor, UInt8(ascii: "=")), (.system, UInt8(ascii: "=")):
+                guard length <= (part == .vendor ? 265 : 14) else { return false }
+                (part, length) = (.value, 0)
+            case (.value, UInt8(ascii: ",")):
+                while bytes.first == UInt8(ascii: " ") { bytes.removeFirst() }
+                (part, length) = (.vendor, 0)
+            case (.value, 0x20...0x7E):
+                guard length < 265 else { return false }
+                length += 1
+            default:
+                return false
+            }
+        }
+        return true
     }
 
     /// `00-{32 hex}-{16 hex}-{2 hex}`, the ids not all zeros.

@@ -104,7 +104,7 @@ struct BusLimitTests {
         try await waitUntil("the sender to be done with it") { sender.queuedCount == 0 }
 
         // The database goes away: what is sent meanwhile queues, up to five, the oldest dropped.
-        proxy.drop(refuse: true)
+        await proxy.drop(refuse: true)
         // (Distinct: PostgreSQL delivers identical notifications of one transaction once.)
         // The sender takes the first and keeps trying it; the rest wait (had it taken a batch of
         // five at once, a sixth would have had to wait beside them: a count that hung on timing).

@@ -198,7 +198,7 @@ struct ScaleOutTests {
                 try await early.waitFor("two pieces") { $0.replyText(turn.assistant.id) == chunks.prefix(2).joined() }
 
                 // The second instance loses its listener, and cannot get it back for now.
-                proxy.drop(refuse: true)
+                await proxy.drop(refuse: true)
                 try await waitUntil("the listener to be down") { !busB.isListening }
                 // A stream opens meanwhile, and the reply goes on and ends unheard.
                 let late = try await EventStreamClient.open(baseB, path, token: session.access)
@@ -278,7 +278,7 @@ struct ScaleOutTests {
             let second = try await a.register()
             #expect(try await b.send(.GET, "/auth/me/", token: second.access).status == .ok)
             let busB = try #require(try b.transport)
-            proxy.drop(refuse: true)
+            await proxy.drop(refuse: true)
             try await waitUntil("the listener to be down") { !busB.isListening }
             try await deactivate(second)
             proxy.restore()

@@ -30,7 +30,7 @@ struct OutageTests {
                     let turn = try await t.sendMessage("go", chat: chat.id, token: session.access)
                     try await stream.waitFor("two pieces") { $0.replyText(turn.assistant.id) == chunks.prefix(2).joined() }
 
-                    proxy.drop(refuse: true)
+                    await proxy.drop(refuse: true)
                     let listed = try await t.send(.GET, "/api/chat/", token: session.access)
                     #expect(listed.status == .serviceUnavailable)
                     let problem = try listed.problem()

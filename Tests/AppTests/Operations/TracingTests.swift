@@ -105,6 +105,20 @@ struct TracingTests {
                                                 headers: ["traceparent": header, "tracestate": state, "Cookie": cookie])
                 #expect(response.status == .ok)
             }
+
+            // A tracestate the propagator would refuse — logging it, and dropping the valid parent
+            // beside it — is left out: the caller's trace goes on, and nothing is logged.
+            let states = ["foo", "A=1", "a=1 ,b=2", "a=1\tb=2", "a@b@c=1", "t@" + String(repeating: "s", count: 15) + "=1",
+                          "a=" + String(repeating: "v", count: 266), "a=1,  b=2", "k@sys=v,x=y=z", ",a=1"]
+            for (number, state) in states.enumerated() {
+                let traceID = String(repeating: String(number), count: 31) + "a"
+                let response = try await t.send(.GET, "/api/chat/", token: session.access,
+                                                headers: ["traceparent": "00-\(traceID)-\(parent)-01", "tracestate": state])
+                #expect(response.status == .ok)
+                try await waitUntil("the trace continued with the state '\(state.prefix(20))'") {
+                    collector.spans.contains { $0.traceID == traceID && $0.parentSpanID == parent }
+                }
+            }
             for line in logs.all {
                 #expect(!line.contains(session.access) && !line.contains(cookie), "a credential in the log: \(line.prefix(200))")
                 #expect(!line.contains("aaaaaaaaaa") && !line.contains("ssssssssss"), "a hostile header in the log: \(line.prefix(200))")
@@ -113,7 +127,7 @@ struct TracingTests {
         }
     }
 
-    @Test("only a version-00 traceparent of the right shape, with ids not all zeros, reaches the propagator; a tracestate only beside it, printable and within 512 bytes")
+    @Test("only a version-00 traceparent of the right shape, with ids not all zeros, reaches the propagator; a tracestate only beside it, as the propagator reads it, within 512 bytes")
     func traceContextHeaders() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         #expect(TraceContextHeaders.isWellFormed(parent: good))
@@ -129,6 +143,13 @@ struct TracingTests {
         #expect(TraceContextHeaders(HTTPHeaders([("traceparent", good), ("tracestate", String(repeating: "x", count: 513))])).tracestate == nil)
         #expect(TraceContextHeaders(HTTPHeaders([("traceparent", good), ("tracestate", "a=\u{1}")])).tracestate == nil)
         #expect(TraceContextHeaders(HTTPHeaders([("tracestate", "a=1")])).tracestate == nil, "no state without a parent")
+        for state in ["a=1", "a=1,b=2", "a=1,  b=2", "a=1 ,b=2", "k@sys=v", "a-b_c*d/e=x y", "a=", "", "a=b=c", "a=" + String(repeating: "v", count: 265)] {
+            #expect(TraceContextHeaders.isWellFormed(state: state), "\(state)")
+        }
+        for state in ["A=1", ",a=1", "a=1\tb", "a@b@c=1", "t@" + String(repeating: "s", count: 15) + "=1", "a=" + String(repeating: "v", count: 266),
+                      "a=é", "a=1\r\nb=2", String(repeating: "k", count: 266) + "=1", String(repeating: "t", count: 242) + "@s=1"] {
+            #expect(!TraceContextHeaders.isWellFormed(state: state), "\(state)")
+        }
     }
 
     @Test("retries are events of the reply's span; a failed reply's span says why, as an error")

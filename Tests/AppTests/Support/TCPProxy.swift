@@ -62,14 +62,16 @@ final class TCPProxy: Sendable {
         }
     }
 
-    /// Closes every connection through the proxy; with `refuse`, new ones too until ``restore()``.
-    func drop(refuse: Bool = false) {
+    /// Closes every connection through the proxy, and returns once they are closed (nothing sent
+    /// after it can still slip through one); with `refuse`, new ones too until ``restore()``.
+    func drop(refuse: Bool = false) async {
         let channels = state.withLockedValue { state in
             state.refusing = refuse
             defer { state.channels = [:] }
             return Array(state.channels.values)
         }
-        channels.forEach { $0.close(promise: nil) }
+        for channel in channels { try? await channel.close() }
+        for channel in channels { try? await channel.closeFuture.get() }
     }
 
     /// Stalls every connection through the proxy now: from here on what either side sends is lost,
@@ -88,7 +90,7 @@ final class TCPProxy: Sendable {
     }
 
     func shutdown() async {
-        drop(refuse: true)
+        await drop(refuse: true)
         try? await server.close()
     }
 

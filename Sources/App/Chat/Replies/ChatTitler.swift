@@ -71,9 +71,12 @@ struct ChatTitler: Sendable {
             let answer = try await route.provider.text(of: request, onRetry: trace.retrying)
             trace.end(status: "complete", stopReason: answer.completion.stopReason, usage: answer.completion.usage)
             return answer.text
+        } catch is CancellationError {
+            trace.end(status: "cancelled", stopReason: nil, usage: nil)
+            throw CancellationError()
         } catch {
             trace.failed(error)
-            trace.end(status: error is CancellationError ? "cancelled" : "failed", stopReason: nil, usage: nil)
+            trace.end(status: "failed", stopReason: nil, usage: nil)
             throw error
         }
     }

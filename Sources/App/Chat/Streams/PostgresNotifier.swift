@@ -143,24 +143,40 @@ final class PostgresNotifier: Sendable {
     private func connectListener() async {
         var wait = Duration.milliseconds(100)
         while !listening.withLockedValue({ $0.isShutDown }) {
+            var made: PostgresConnection?
             do {
                 let connection = try await PostgresConnection.connect(
                     on: eventLoopGroup.any(), configuration: configuration, id: 1, logger: logger
                 ).get()
-                let (channels, reconnected) = listening.withLockedValue { state in
+                made = connection
+                let channels = listening.withLockedValue { state in
                     state.connection = connection
-                    defer { state.everConnected = true }
-                    return (Array(state.channels.keys), state.everConnected)
+                    return Array(state.channels.keys)
                 }
                 channels.forEach { addListener($0, on: connection) }
-                connection.closeFuture.whenComplete { [self] _ in listenerClosed(connection) }
                 try await answered(on: connection)
+                let reconnected = listening.withLockedValue { state in
+                    defer { state.everConnected = true }
+                    return state.everConnected
+                }
+                // Watched once it listens (a connection closed meanwhile is seen at once): until
+                // then a failure is this loop's to retry, not a second loop's.
+                connection.closeFuture.whenComplete { [self] _ in listenerClosed(connection) }
                 if reconnected {
                     logger.notice("event bus: listening again after the database connection came back")
                     onReconnect()
                 }
                 return
             } catch {
+                if let made {
+                    // Nothing is left listening on a connection this loop gave up on.
+                    listening.withLockedValue { state in
+                        guard state.connection === made else { return }
+                        state.connection = nil
+                        for channel in state.channels.keys { state.channels[channel] = .some(nil) }
+                    }
+                    try? await made.close()
+                }
                 logger.warning("event bus: cannot listen to the database yet", metadata: ["error": "\(error)", "retry_in": "\(wait)"])
                 try? await Task.sleep(for: wait)
                 wait = min(wait * 2, .seconds(5))
