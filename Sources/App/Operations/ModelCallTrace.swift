@@ -161,13 +161,14 @@ final class FirstTokenClock: Sendable {
         self.trace = trace
     }
 
-    func arrived(at instant: ContinuousClock.Instant) {
+    /// A token arrived at `instant` (read only for the first).
+    func arrived(at instant: @autoclosure () -> ContinuousClock.Instant) {
         let first = seen.withLockedValue { seen in
             defer { seen = true }
             return !seen
         }
         guard first else { return }
-        let elapsed = started.duration(to: instant)
+        let elapsed = started.duration(to: instant())
         metrics.firstTokenArrived(after: elapsed)
         trace.firstToken(after: elapsed)
     }

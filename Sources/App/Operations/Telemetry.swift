@@ -138,31 +138,34 @@ struct TraceContextHeaders: Sendable, CustomStringConvertible {
     /// without commas (at most 265), members split by a comma and any spaces after it.
     static func isWellFormed(state value: String) -> Bool {
         enum Part { case vendor, system, value }
+        func isKeyByte(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || "_-*/".utf8.contains(byte)
+        }
         var part = Part.vendor
         var length = 0
         var bytes = value.utf8[...]
         while let byte = bytes.popFirst() {
-            switch (part, byte) {
-            case (.vendor, UInt8(ascii: "a")...UInt8(ascii: "z")), (.vendor, UInt8(ascii: "0")...UInt8(ascii: "9")),
-                 (.system, UInt8(ascii: "a")...UInt8(ascii: "z")), (.system, UInt8(ascii: "0")...UInt8(ascii: "9")):
-                length += 1
-            case (.vendor, UInt8(ascii: "_")), (.vendor, UInt8(ascii: "-")), (.vendor, UInt8(ascii: "*")), (.vendor, UInt8(ascii: "/")),
-                 (.system, UInt8(ascii: "_")), (.system, UInt8(ascii: "-")), (.system, UInt8(ascii: "*")), (.system, UInt8(ascii: "/")):
-                length += 1
-            case (.vendor, UInt8(ascii: "@")):
-                guard length <= 241 else { return false }
-                (part, length) = (.system, 0)
-            case (.vendor, UInt8(ascii: "=")), (.system, UInt8(ascii: "=")):
-                guard length <= (part == .vendor ? 265 : 14) else { return false }
-                (part, length) = (.value, 0)
-            case (.value, UInt8(ascii: ",")):
-                while bytes.first == UInt8(ascii: " ") { bytes.removeFirst() }
-                (part, length) = (.vendor, 0)
-            case (.value, 0x20...0x7E):
-                guard length < 265 else { return false }
-                length += 1
-            default:
-                return false
+            switch part {
+            case .vendor, .system:
+                if isKeyByte(byte) {
+                    length += 1
+                } else if byte == UInt8(ascii: "@"), part == .vendor, length <= 241 {
+                    (part, length) = (.system, 0)
+                } else if byte == UInt8(ascii: "="), length <= (part == .vendor ? 265 : 14) {
+                    (part, length) = (.value, 0)
+                } else {
+                    return false
+                }
+            case .value:
+                if byte == UInt8(ascii: ",") {
+                    while bytes.first == UInt8(ascii: " ") { bytes.removeFirst() }
+                    (part, length) = (.vendor, 0)
+                } else if (0x20...0x7E).contains(byte), length < 265 {
+                    length += 1
+                } else {
+                    return false
+                }
             }
         }
         return true
